@@ -1,0 +1,3 @@
+from .softmax_heatmap import SoftmaxHeatmap
+
+__all__ = ['SoftmaxHeatmap']

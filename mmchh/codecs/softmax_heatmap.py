@@ -1,0 +1,177 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from mmpose.codecs.base import BaseKeypointCodec
+from mmpose.registry import KEYPOINT_CODECS
+from torch import Tensor
+
+from mmchh.evaluation.functional import expected_radial_error, heatmap_mode
+
+
+@KEYPOINT_CODECS.register_module()
+class SoftmaxHeatmap(BaseKeypointCodec):
+    """One-hot heatmap targets for 2D-softmax landmark classification.
+
+    The training target of each landmark is the single heatmap pixel that
+    holds it (the paper's Eq. 2). Instead of a dense one-hot map (19 x 800 x
+    640 floats = 39 MB per image), the codec emits the flat index of that
+    pixel: O(K) integers per instance, consumed by
+    :class:`~mmchh.models.losses.SoftmaxNLLLoss`.
+
+    Rounding convention (used by both encode and decode): heatmap pixel
+    ``(i, j)`` is centred at input-space point ``(i * sx, j * sy)`` with
+    ``(sx, sy) = input_size / heatmap_size``, the same convention as
+    MMPose's ``MSRAHeatmap``. A keypoint ``(x, y)`` is assigned to pixel
+    ``floor(x / sx + 0.5), floor(y / sy + 0.5)``: rounding to the nearest
+    centre, with exact half-way points going up. A keypoint on a pixel centre
+    therefore round-trips exactly.
+
+    Decoding picks the mode of each probability map (first maximum in
+    row-major order), its probability as the score, and optionally the
+    Expected Radial Error of the map in input-image pixels.
+
+    Note:
+        - instance number: N
+        - keypoint number: K
+        - heatmap size: [W, H]
+
+    Args:
+        input_size (tuple): Input image size in [w, h].
+        heatmap_size (tuple): Heatmap size in [W, H]. May be smaller than the
+            input (e.g. 1/4); coordinates and ERE are scaled accordingly.
+        ere_threshold (float): Fraction of the mode's probability below which
+            pixels are ignored by ERE (the paper's 5 %). Defaults to 0.05.
+
+    Encoded:
+        - heatmap_indices (np.ndarray): Flat target index ``j * W + i`` in
+          shape (N, K), int64. 0 where the keypoint does not count.
+        - keypoint_weights (np.ndarray): Shape (N, K), float32: the
+          visibility, set to 0 for keypoints outside the heatmap or with
+          non-finite coordinates (an index is never wrapped or clipped into
+          the map).
+    """
+
+    label_mapping_table = dict(
+        heatmap_indices='heatmap_indices', keypoint_weights='keypoint_weights')
+
+    def __init__(self,
+                 input_size: Tuple[int, int],
+                 heatmap_size: Tuple[int, int],
+                 ere_threshold: float = 0.05) -> None:
+        super().__init__()
+        self.input_size = tuple(int(v) for v in input_size)
+        self.heatmap_size = tuple(int(v) for v in heatmap_size)
+        if len(self.input_size) != 2 or len(self.heatmap_size) != 2 or min(
+                self.input_size + self.heatmap_size) <= 0:
+            raise ValueError('SoftmaxHeatmap: input_size and heatmap_size '
+                             'must be positive (w, h) pairs; got '
+                             f'{input_size} and {heatmap_size}')
+        if not 0 <= ere_threshold < 1:
+            raise ValueError('SoftmaxHeatmap: ere_threshold must be in [0, 1);'
+                             f' got {ere_threshold}')
+        self.ere_threshold = ere_threshold
+        self.scale_factor = (np.array(self.input_size, dtype=np.float32) /
+                             np.array(self.heatmap_size, dtype=np.float32))
+
+    def encode(self,
+               keypoints: np.ndarray,
+               keypoints_visible: Optional[np.ndarray] = None) -> dict:
+        """Encodes keypoints into flat heatmap indices and weights.
+
+        Args:
+            keypoints (np.ndarray): Keypoint coordinates in input space, in
+                shape (N, K, D), D >= 2 (only x and y are used).
+            keypoints_visible (np.ndarray): Visibility in shape (N, K).
+                Defaults to all visible.
+
+        Returns:
+            dict: ``heatmap_indices`` (N, K) int64 and ``keypoint_weights``
+            (N, K) float32.
+        """
+        keypoints = np.asarray(keypoints)
+        if keypoints.ndim != 3 or keypoints.shape[-1] < 2:
+            raise ValueError('SoftmaxHeatmap.encode expects keypoints of '
+                             'shape (N, K, D>=2); got '
+                             f'{keypoints.shape}')
+        n, k = keypoints.shape[:2]
+        if keypoints_visible is None:
+            keypoints_visible = np.ones((n, k), dtype=np.float32)
+        weights = np.asarray(keypoints_visible, dtype=np.float32).reshape(
+            n, k).copy()
+
+        w, h = self.heatmap_size
+        xy = keypoints[..., :2].astype(np.float64) / self.scale_factor
+        finite = np.isfinite(xy).all(axis=-1)
+        cell = np.floor(np.where(finite[..., None], xy, -1.0) + 0.5)
+        inside = finite & (cell[..., 0] >= 0) & (cell[..., 0] < w) & (
+            cell[..., 1] >= 0) & (cell[..., 1] < h)
+        weights[~inside] = 0.0
+        index = np.where(inside, cell[..., 1] * w + cell[..., 0], 0)
+        return dict(
+            heatmap_indices=index.astype(np.int64), keypoint_weights=weights)
+
+    def decode_tensors(self, probs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Decodes a batch of probability maps on their device.
+
+        Args:
+            probs (Tensor): Probability maps in shape (B, K, H, W).
+
+        Returns:
+            tuple:
+            - keypoints (Tensor): Modes in input space, shape (B, K, 2).
+            - scores (Tensor): Probability at the mode, shape (B, K).
+            - ere (Tensor): Expected Radial Error in input pixels, (B, K).
+        """
+        if probs.ndim != 4 or tuple(probs.shape[-2:]) != (
+                self.heatmap_size[1], self.heatmap_size[0]):
+            raise ValueError('SoftmaxHeatmap: expected maps of shape (B, K, '
+                             f'{self.heatmap_size[1]}, {self.heatmap_size[0]})'
+                             f'; got {tuple(probs.shape)}')
+        scale = torch.as_tensor(
+            self.scale_factor, dtype=torch.float32, device=probs.device)
+        coords, scores = heatmap_mode(probs)
+        ere = expected_radial_error(
+            probs, threshold=self.ere_threshold, pixel_size=scale)
+        return coords * scale, scores, ere
+
+    def batch_decode(
+        self,
+        batch_heatmaps: Tensor,
+        return_ere: bool = False
+    ) -> Union[Tuple[List[np.ndarray], List[np.ndarray]], Tuple[
+            List[np.ndarray], List[np.ndarray], List[np.ndarray]]]:
+        """Decodes a batch in torch, on the maps' device.
+
+        Only the O(B * K) results are copied to the host.
+
+        Args:
+            batch_heatmaps (Tensor): Probability maps in shape (B, K, H, W).
+            return_ere (bool): Also return each map's ERE. Off by default so
+                the return value matches MMPose's ``(keypoints, scores)``.
+
+        Returns:
+            tuple: Lists (one entry per sample) of keypoints (1, K, 2),
+            scores (1, K) and, with ``return_ere``, ERE (1, K) in input
+            pixels, as numpy arrays.
+        """
+        keypoints, scores, ere = self.decode_tensors(batch_heatmaps)
+        out = tuple(
+            list(t[:, None].float().cpu().numpy())
+            for t in (keypoints, scores, ere))
+        return out if return_ere else out[:2]
+
+    def decode(self, encoded: np.ndarray, return_ere: bool = False):
+        """Decodes the probability maps of one instance.
+
+        Args:
+            encoded (np.ndarray): Probability maps in shape (K, H, W).
+            return_ere (bool): Also return the ERE of each map.
+
+        Returns:
+            tuple: keypoints (1, K, 2), scores (1, K) and, with
+            ``return_ere``, ERE (1, K) in input pixels.
+        """
+        probs = torch.from_numpy(np.ascontiguousarray(encoded))[None]
+        return tuple(t[0] for t in self.batch_decode(probs, return_ere))

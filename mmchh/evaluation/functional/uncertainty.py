@@ -1,0 +1,185 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""The uncertainty math of contour-hugging heatmaps, in one place.
+
+Every other part of mmchh (codec, head, loss, metrics, hooks, API and tools)
+calls these pure functions instead of re-deriving the formulas, so that a
+number reported anywhere means the same thing everywhere.
+
+Conventions:
+    * A heatmap is indexed ``[..., y, x]`` (rows, then columns), as in MMPose.
+    * The flat pixel index of ``(x, y)`` in a map of width ``W`` is
+      ``y * W + x``.
+    * Distances are measured between pixel centres, in heatmap pixels times
+      ``pixel_size`` (so callers can ask for input-image pixels or mm).
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+PixelSize = Union[float, Sequence[float], Tensor]
+
+
+def softmax_2d(logits: Tensor, temperature: Optional[Tensor] = None) -> Tensor:
+    """Normalises each map over all its pixels (the paper's Eq. 1 and 3).
+
+    Args:
+        logits (Tensor): Logit maps in shape (..., K, H, W).
+        temperature (Tensor, optional): One positive temperature per map, in
+            shape (K,). ``None`` means T = 1.
+
+    Returns:
+        Tensor: Probability maps, same shape as ``logits``; each (H, W) map
+        sums to 1. Computed in float32 at least, for stability under AMP.
+
+    Note:
+        Subtracting the per-map maximum (done by ``torch.softmax``) keeps the
+        exponentials finite for logits of any magnitude.
+    """
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    x = logits.to(dtype)
+    if temperature is not None:
+        x = x / temperature.to(device=x.device, dtype=dtype)[:, None, None]
+    flat = x.flatten(-2)
+    return torch.softmax(flat, dim=-1).view_as(x)
+
+
+def log_softmax_2d(logits: Tensor,
+                   temperature: Optional[Tensor] = None) -> Tensor:
+    """Log of :func:`softmax_2d`, computed stably (same args and shapes)."""
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    x = logits.to(dtype)
+    if temperature is not None:
+        x = x / temperature.to(device=x.device, dtype=dtype)[:, None, None]
+    return torch.log_softmax(x.flatten(-2), dim=-1).view_as(x)
+
+
+def nll_at_index(logits: Tensor,
+                 index: Tensor,
+                 temperature: Optional[Tensor] = None) -> Tensor:
+    """Negative log-likelihood of the target pixel under the 2D softmax.
+
+    ``-log softmax(logits / T)[index] = logsumexp(logits / T) - logits[index] / T``,
+    computed without building a one-hot map.
+
+    Args:
+        logits (Tensor): Logit maps in shape (B, K, H, W).
+        index (Tensor): Flat target pixel index per map, in shape (B, K),
+            integer, each in ``[0, H*W)``.
+        temperature (Tensor, optional): Temperatures in shape (K,).
+
+    Returns:
+        Tensor: NLL per map in shape (B, K), float32 (float64 for float64
+        logits).
+    """
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    flat = logits.to(dtype).flatten(-2)
+    if temperature is not None:
+        flat = flat / temperature.to(device=flat.device, dtype=dtype)[:, None]
+    index = index.to(device=flat.device, dtype=torch.long)
+    target_logit = flat.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    return torch.logsumexp(flat, dim=-1) - target_logit
+
+
+def heatmap_mode(heatmaps: Tensor) -> Tuple[Tensor, Tensor]:
+    """Locates the hottest pixel of each map.
+
+    Args:
+        heatmaps (Tensor): Maps in shape (..., H, W).
+
+    Returns:
+        tuple:
+        - coords (Tensor): ``(x, y)`` of the mode in heatmap pixels, in shape
+          (..., 2), float32.
+        - values (Tensor): The map value at the mode, in shape (...).
+
+    Note:
+        Ties resolve to the first pixel in row-major order (``argmax``).
+    """
+    w = heatmaps.shape[-1]
+    values, index = heatmaps.flatten(-2).max(dim=-1)
+    coords = torch.stack((index % w, torch.div(index, w, rounding_mode='floor')),
+                         dim=-1).to(torch.float32)
+    return coords, values
+
+
+def _per_map_pixel_size(pixel_size: PixelSize, lead: torch.Size,
+                        dtype: torch.dtype, device) -> Tensor:
+    """(N, 2) pixel sizes (sx, sy), one row per flattened map."""
+    size = torch.as_tensor(pixel_size, dtype=dtype, device=device)
+    if size.ndim == 0:
+        size = size.expand(2)
+    if size.shape[-1] != 2:
+        raise ValueError('pixel_size must be a scalar or end in a dimension '
+                         f'of 2 (sx, sy); got shape {tuple(size.shape)}')
+    try:
+        return size.expand(*lead, 2).reshape(-1, 2)
+    except RuntimeError as e:
+        raise ValueError(f'pixel_size of shape {tuple(size.shape)} does not '
+                         f'broadcast to the maps\' leading shape '
+                         f'{tuple(lead)} + (2,)') from e
+
+
+def expected_radial_error(probs: Tensor,
+                          threshold: float = 0.05,
+                          pixel_size: PixelSize = 1.0,
+                          chunk_size: int = 64) -> Tensor:
+    """Expected Radial Error of each probability map (the paper's Eq. 4).
+
+    For each map: divide by its maximum, set values below ``threshold`` (5 %
+    of the maximum by default) to 0, renormalise to sum 1, and return the
+    expected Euclidean distance of a pixel drawn from that distribution to
+    the mode pixel.
+
+    Args:
+        probs (Tensor): Probability (or any non-negative) maps in shape
+            (..., H, W).
+        threshold (float): Values strictly below ``threshold * max`` are
+            dropped. 0 keeps every pixel (the un-thresholded Eq. 4).
+        pixel_size (float | sequence | Tensor): Size of one heatmap pixel as
+            ``s`` or ``(sx, sy)``, or a tensor of shape (..., 2) matching the
+            leading dimensions of ``probs`` (e.g. per-image mm/pixel). The
+            result is in these units (heatmap pixels by default).
+        chunk_size (int): Maps processed at once; bounds the temporary
+            memory to ``chunk_size * H * W`` elements.
+
+    Returns:
+        Tensor: ERE in shape (...), in the dtype of ``probs`` (at least
+        float32).
+
+    Note:
+        The mode is the first maximum in row-major order, the same pixel as
+        :func:`heatmap_mode` and every decoder uses. A map whose maximum is 0
+        (no mass at all) has ERE 0.
+    """
+    if not 0 <= threshold < 1:
+        raise ValueError(f'threshold must be in [0, 1); got {threshold}')
+    dtype = torch.promote_types(probs.dtype, torch.float32)
+    lead, (h, w) = probs.shape[:-2], probs.shape[-2:]
+    maps = probs.reshape(-1, h, w)
+    n = maps.shape[0]
+
+    size = _per_map_pixel_size(pixel_size, lead, dtype, probs.device)
+
+    xs = torch.arange(w, device=probs.device, dtype=dtype)
+    ys = torch.arange(h, device=probs.device, dtype=dtype)
+    out = torch.empty(n, device=probs.device, dtype=dtype)
+    for start in range(0, n, chunk_size):
+        chunk = maps[start:start + chunk_size].to(dtype)
+        coords, peak = heatmap_mode(chunk)
+        kept = torch.where(chunk >= (threshold * peak)[:, None, None], chunk,
+                           torch.zeros((), device=chunk.device, dtype=dtype))
+        mass = kept.sum(dim=(-2, -1))
+        csx = size[start:start + chunk_size, 0, None, None]
+        csy = size[start:start + chunk_size, 1, None, None]
+        dx2 = ((xs[None, None, :] - coords[:, 0, None, None].to(dtype)) *
+               csx).square()
+        dy2 = ((ys[None, :, None] - coords[:, 1, None, None].to(dtype)) *
+               csy).square()
+        # (dx2 + dy2) broadcasts to (chunk, H, W): one temporary per chunk
+        dist = (dx2 + dy2).sqrt_()
+        weighted = (kept * dist).sum(dim=(-2, -1))
+        out[start:start + chunk_size] = torch.where(
+            mass > 0, weighted / mass.clamp_min(torch.finfo(dtype).tiny),
+            torch.zeros((), device=chunk.device, dtype=dtype))
+    return out.reshape(lead)

@@ -1,0 +1,3 @@
+from .softmax_heatmap_head import SoftmaxHeatmapHead
+
+__all__ = ['SoftmaxHeatmapHead']

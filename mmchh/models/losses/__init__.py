@@ -1,0 +1,3 @@
+from .softmax_nll_loss import SoftmaxNLLLoss
+
+__all__ = ['SoftmaxNLLLoss']

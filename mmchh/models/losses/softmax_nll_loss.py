@@ -1,0 +1,62 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+import torch
+from mmpose.registry import MODELS
+from torch import Tensor, nn
+
+from mmchh.evaluation.functional import nll_at_index
+
+
+@MODELS.register_module()
+class SoftmaxNLLLoss(nn.Module):
+    """Negative log-likelihood of the target pixel under a 2D softmax.
+
+    Each landmark's logit map is a categorical distribution over all its
+    pixels (the paper's Eq. 1); the target is the one pixel that holds the
+    landmark (Eq. 2), given as a flat index, so no dense one-hot map is ever
+    built. Per landmark the loss is ``logsumexp(logits) - logits[target]``.
+
+    Args:
+        use_target_weight (bool): Multiply each landmark's loss by its
+            ``keypoint_weights`` entry and average over the landmarks that
+            count (weight sum). When False, every landmark counts once.
+            Defaults to True; invisible and out-of-heatmap landmarks carry
+            weight 0 from the codec, so keep it on.
+        loss_weight (float): Scale of the returned loss. Defaults to 1.0.
+
+    Note:
+        - output: (B, K, H, W) logits
+        - target: (B, K) integer flat pixel indices ``y * W + x``
+        - target_weights: (B, K)
+
+        The loss is computed in float32 with autocast disabled, so it is the
+        same under AMP; the logsumexp form is finite for logits of any
+        magnitude.
+    """
+
+    def __init__(self, use_target_weight: bool = True,
+                 loss_weight: float = 1.0):
+        super().__init__()
+        self.use_target_weight = use_target_weight
+        self.loss_weight = loss_weight
+
+    def forward(self, output: Tensor, target: Tensor,
+                target_weights: Tensor = None) -> Tensor:
+        if output.ndim != 4:
+            raise ValueError('SoftmaxNLLLoss expects logits of shape '
+                             f'(B, K, H, W); got {tuple(output.shape)}')
+        b, k, h, w = output.shape
+        if target.shape != (b, k):
+            raise ValueError('SoftmaxNLLLoss expects flat target indices of '
+                             f'shape {(b, k)}; got {tuple(target.shape)}. '
+                             'Use the SoftmaxHeatmap codec to encode them.')
+        with torch.autocast(device_type=output.device.type, enabled=False):
+            nll = nll_at_index(output, target.clamp(0, h * w - 1))
+            if self.use_target_weight and target_weights is not None:
+                weights = target_weights.to(nll.dtype).reshape(b, k)
+            else:
+                weights = torch.ones_like(nll)
+            # with no countable landmark the numerator is an exact 0 (with a
+            # graph, so DDP sees every parameter); clamping the denominator
+            # instead of branching avoids a device-to-host sync
+            loss = (nll * weights).sum() / weights.sum().clamp_min(1e-12)
+        return loss * self.loss_weight

@@ -1,0 +1,159 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Run-time fixes for the pinned MMPose stack, applied once by ``import mmchh``.
+
+1. ``mmcv.ops`` placeholder: with ``mmcv-lite`` (no compiled ops; PyPI has
+   no full-mmcv wheels for our torch) ``import mmpose.models`` fails because
+   a few heads import ``mmcv.ops`` at module level. When ``mmcv.ops`` cannot
+   be imported, we register a placeholder module whose every attribute is a
+   class that raises :class:`MissingMMCVOpsError` when instantiated or
+   called. Nothing that does not use a compiled op is affected; with a full
+   mmcv nothing changes.
+2. Safe checkpoint loading: torch >= 2.6 loads with ``weights_only=True``.
+   MMEngine checkpoints carry numpy arrays/scalars (dataset metainfo, message
+   hub), ``HistoryBuffer`` objects and ``collections`` types. We allow-list
+   exactly those with ``torch.serialization.add_safe_globals``; any other
+   pickled object (e.g. one whose ``__reduce__`` runs a command) is still
+   refused by torch. ``weights_only`` is never turned off.
+"""
+import collections
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+
+MMCV_OPS_HINT = (
+    'mmcv is installed without its compiled ops (mmcv-lite, or an mmcv built '
+    'without MMCV_WITH_OPS). To get them, build mmcv 2.1.0 from source in '
+    'this environment: `pip download --no-deps --no-binary :all: '
+    'mmcv==2.1.0`, unpack it, change -std=c++17 to -std=c++20 in its '
+    'setup.py, then `MMCV_WITH_OPS=1 MAX_JOBS=2 pip install '
+    '--no-build-isolation ./mmcv-2.1.0` (about 12 minutes on 2 cores). '
+    'See docs/faq.md.')
+
+
+class MissingMMCVOpsError(RuntimeError):
+    """Raised when a compiled mmcv op is used but mmcv has no compiled ops."""
+
+
+class _MissingOpMeta(type):
+    """Metaclass so that calling a placeholder (as a class or a function)
+    raises, while importing, subclassing and isinstance checks still work."""
+
+    def __call__(cls, *args, **kwargs):
+        raise MissingMMCVOpsError(f'{cls.__qualname__} needs compiled mmcv '
+                                  f'ops, which are missing. {MMCV_OPS_HINT}')
+
+
+class _MissingOpsModule(types.ModuleType):
+    """Stand-in for ``mmcv.ops`` (or one of its submodules)."""
+
+    def __init__(self, name: str):
+        super().__init__(name, 'Placeholder installed by mmchh: compiled mmcv '
+                         'ops are missing. ' + MMCV_OPS_HINT)
+        self.__path__ = []  # a package, so submodule imports reach the finder
+        self.__mmchh_placeholder__ = True
+
+    def __getattr__(self, attr: str):
+        if attr.startswith('__'):
+            raise AttributeError(attr)
+        placeholder = _MissingOpMeta(attr, (), {
+            '__module__': self.__name__,
+            '__qualname__': f'{self.__name__}.{attr}'
+        })
+        setattr(self, attr, placeholder)
+        return placeholder
+
+
+class _MissingOpsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves ``mmcv.ops.<anything>`` as placeholder modules."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.startswith('mmcv.ops.'):
+            return importlib.machinery.ModuleSpec(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return _MissingOpsModule(spec.name)
+
+    def exec_module(self, module):
+        pass
+
+
+def mmcv_ops_available() -> bool:
+    """True when the real, compiled ``mmcv.ops`` imports."""
+    module = sys.modules.get('mmcv.ops')
+    if module is not None:
+        return not getattr(module, '__mmchh_placeholder__', False)
+    try:
+        importlib.import_module('mmcv.ops')
+        return True
+    except ImportError:
+        # a failed package import can leave its already-imported submodules
+        for name in [n for n in sys.modules if n.startswith('mmcv.ops.')]:
+            del sys.modules[name]
+        return False
+
+
+def install_mmcv_ops_placeholder() -> bool:
+    """Installs the ``mmcv.ops`` placeholder if the real ops are missing.
+
+    Returns:
+        bool: True if the placeholder is (now) in place.
+    """
+    if mmcv_ops_available():
+        return False
+    import mmcv
+    placeholder = _MissingOpsModule('mmcv.ops')
+    sys.modules['mmcv.ops'] = placeholder
+    mmcv.ops = placeholder
+    if not any(isinstance(f, _MissingOpsFinder) for f in sys.meta_path):
+        sys.meta_path.append(_MissingOpsFinder())
+    return True
+
+
+def checkpoint_safe_globals() -> list:
+    """The non-tensor types that MMEngine/MMPose checkpoints contain.
+
+    Found with ``torch.serialization.get_unsafe_globals_in_checkpoint`` on
+    checkpoints written by a real MMEngine ``Runner`` (``meta.dataset_meta``
+    holds numpy arrays, ``message_hub`` holds ``HistoryBuffer`` objects and
+    numpy scalars, ``param_schedulers`` hold ``Counter`` milestones).
+    """
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    try:  # numpy >= 1.25 exposes the dtype classes here
+        from numpy import dtypes as np_dtypes
+        dtype_classes = [
+            getattr(np_dtypes, n) for n in dir(np_dtypes)
+            if n.endswith('DType') and n != 'StringDType'
+            and isinstance(getattr(np_dtypes, n), type)
+        ]
+    except ImportError:  # pragma: no cover - older numpy
+        dtype_classes = []
+    if int(np.__version__.split('.')[0]) >= 2:
+        from numpy._core import multiarray
+    else:
+        from numpy.core import multiarray
+    return [
+        multiarray._reconstruct,
+        multiarray.scalar,
+        np.ndarray,
+        np.dtype,
+        *dtype_classes,
+        collections.Counter,
+        collections.defaultdict,
+        HistoryBuffer,
+    ]
+
+
+def allow_checkpoint_globals() -> None:
+    """Allow-lists :func:`checkpoint_safe_globals` for ``torch.load``."""
+    import torch
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())
+
+
+def apply_compat() -> None:
+    """Applies both fixes; safe to call more than once."""
+    install_mmcv_ops_placeholder()
+    allow_checkpoint_globals()
