@@ -158,7 +158,7 @@ class SoftmaxHeatmap(BaseKeypointCodec):
         """
         keypoints, scores, ere = self.decode_tensors(batch_heatmaps)
         out = tuple(
-            list(t[:, None].float().cpu().numpy())
+            list(t[:, None].detach().float().cpu().numpy())
             for t in (keypoints, scores, ere))
         return out if return_ere else out[:2]
 

@@ -112,29 +112,64 @@ def install_mmcv_ops_placeholder() -> bool:
     return True
 
 
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` restricted to a ``HistoryBuffer``'s statistics methods.
+
+    MMEngine pickles ``HistoryBuffer``'s statistics methods as functions,
+    i.e. ``getattr(HistoryBuffer, 'mean')``. Allowing the real ``builtins.getattr``
+    would hand a checkpoint any attribute of any allowed object (for example
+    ``ndarray.tofile``); this stand-in serves only that one pattern.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    # the built-in statistics are registered lazily by the first instance,
+    # so they may not be in the registry yet when a checkpoint loads
+    allowed = {'min', 'max', 'current', 'mean'}
+    allowed.update(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
+        return getattr(obj, name)
+    import pickle
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r:.80}, {name!r:.80}); '
+        'mmchh only allows HistoryBuffer statistics methods')
+
+
+def _bytes_from_data(*args):
+    """``bytes`` restricted to copying data (numpy pickles call ``bytes()``).
+
+    The real ``bytes(n)`` would let a checkpoint allocate n bytes at will.
+    """
+    if len(args) == 0 or (len(args) == 2 and isinstance(args[0], str)
+                          and isinstance(args[1], str)) or (
+                              len(args) == 1
+                              and isinstance(args[0], (bytes, bytearray))):
+        return bytes(*args)
+    import pickle
+    raise pickle.UnpicklingError(
+        'checkpoint calls bytes() with arguments mmchh does not allow: '
+        f'{tuple(type(a).__name__ for a in args)}')
+
+
 def checkpoint_safe_globals() -> list:
-    """The non-tensor types that MMEngine/MMPose checkpoints contain.
+    """The non-tensor globals that MMEngine/MMPose checkpoints contain.
 
     Found with ``torch.serialization.get_unsafe_globals_in_checkpoint`` on
-    checkpoints written by a real MMEngine ``Runner`` (``meta.dataset_meta``
-    holds numpy arrays, ``message_hub`` holds ``HistoryBuffer`` objects and
-    numpy scalars, ``param_schedulers`` hold ``Counter`` milestones).
+    checkpoints written by a real MMEngine ``Runner``: ``meta.dataset_meta``
+    holds numpy arrays, ``message_hub`` holds ``HistoryBuffer`` objects (with
+    bound methods pickled through ``getattr``) and numpy scalars,
+    ``param_schedulers`` hold ``Counter`` milestones. ``getattr`` and
+    ``bytes`` are served by restricted stand-ins, never the builtins.
     """
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
-    try:  # numpy >= 1.25 exposes the dtype classes here
-        from numpy import dtypes as np_dtypes
-        dtype_classes = [
-            getattr(np_dtypes, n) for n in dir(np_dtypes)
-            if n.endswith('DType') and n != 'StringDType'
-            and isinstance(getattr(np_dtypes, n), type)
-        ]
-    except ImportError:  # pragma: no cover - older numpy
-        dtype_classes = []
     if int(np.__version__.split('.')[0]) >= 2:
         from numpy._core import multiarray
     else:
         from numpy.core import multiarray
+    from numpy import dtypes as np_dtypes
+    dtype_classes = [
+        getattr(np_dtypes, n) for n in dir(np_dtypes)
+        if n.endswith('DType') and isinstance(getattr(np_dtypes, n), type)
+    ]
     return [
         multiarray._reconstruct,
         multiarray.scalar,
@@ -144,6 +179,8 @@ def checkpoint_safe_globals() -> list:
         collections.Counter,
         collections.defaultdict,
         HistoryBuffer,
+        (_history_buffer_getattr, 'builtins.getattr'),
+        (_bytes_from_data, 'builtins.bytes'),
     ]
 
 

@@ -129,7 +129,7 @@ class SoftmaxHeatmapHead(HeatmapHead):
             probs = self.probabilities(self.forward(feats))
 
         keypoints, scores, ere = self.decoder.decode_tensors(probs)
-        keypoints, scores, ere = (t[:, None].float().cpu().numpy()
+        keypoints, scores, ere = (t[:, None].detach().float().cpu().numpy()
                                   for t in (keypoints, scores, ere))
         preds = [
             InstanceData(

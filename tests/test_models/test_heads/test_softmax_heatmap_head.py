@@ -1,0 +1,156 @@
+import numpy as np
+import pytest
+import torch
+from mmengine.runner import load_checkpoint, save_checkpoint
+from mmengine.structures import InstanceData
+from mmpose.registry import MODELS
+from mmpose.structures import PoseDataSample
+
+import mmchh  # noqa: F401
+from mmchh.evaluation.functional import expected_radial_error, softmax_2d
+
+CODEC = dict(type='SoftmaxHeatmap', input_size=(32, 24),
+             heatmap_size=(16, 12))
+
+
+def build_head(**kwargs):
+    cfg = dict(
+        type='SoftmaxHeatmapHead',
+        in_channels=8,
+        out_channels=3,
+        deconv_out_channels=(8, ),
+        deconv_kernel_sizes=(4, ),
+        decoder=CODEC)
+    cfg.update(kwargs)
+    head = MODELS.build(cfg)
+    head.init_weights()
+    return head.eval()
+
+
+def feats(seed=0, batch=2):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch, 8, 6, 8, generator=g), )
+
+
+def samples(batch=2, flip_indices=(0, 2, 1)):
+    out = []
+    for _ in range(batch):
+        s = PoseDataSample(metainfo=dict(flip_indices=list(flip_indices)))
+        s.gt_instance_labels = InstanceData(
+            heatmap_indices=torch.tensor([[0, 5, 191]]),
+            keypoint_weights=torch.tensor([[1.0, 1.0, 0.0]]))
+        out.append(s)
+    return out
+
+
+def test_forward_and_predict_shapes():
+    head = build_head()
+    x = feats()
+    logits = head(x)
+    assert logits.shape == (2, 3, 12, 16)
+    preds, fields = head.predict(x, samples(), dict(output_heatmaps=True))
+    assert len(preds) == 2
+    for p, f in zip(preds, fields):
+        assert p.keypoints.shape == (1, 3, 2)
+        assert p.keypoint_scores.shape == (1, 3)
+        assert p.keypoint_ere.shape == (1, 3)
+        assert f.heatmaps.shape == (3, 12, 16)
+        torch.testing.assert_close(f.heatmaps.sum((-2, -1)), torch.ones(3))
+    # the scores are the probability at the mode, ERE in input pixels (x2)
+    probs = softmax_2d(logits)
+    np.testing.assert_allclose(
+        preds[0].keypoint_scores[0],
+        probs[0].flatten(-2).max(-1).values.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        preds[0].keypoint_ere[0],
+        expected_radial_error(probs[0], pixel_size=2.0).detach().numpy(),
+        rtol=1e-5)
+
+
+def test_temperature_positive_and_validated():
+    head = build_head()
+    torch.testing.assert_close(head.temperature, torch.ones(3))
+    head.set_temperature(torch.tensor([0.5, 2.0, 3.0]))
+    torch.testing.assert_close(head.temperature, torch.tensor([0.5, 2, 3.]))
+    for bad in (0.0, -1.0, float('nan')):
+        with pytest.raises(ValueError, match='temperatures'):
+            head.set_temperature(bad)
+    # a buffer: not a parameter the training optimizer would update
+    assert 'log_temperature' not in dict(head.named_parameters())
+
+
+def test_temperature_survives_checkpoint(tmp_path):
+    head = build_head()
+    head.set_temperature(torch.tensor([0.25, 1.5, 4.0]))
+    path = str(tmp_path / 'head.pth')
+    save_checkpoint(head.state_dict(), path)
+    fresh = build_head()
+    load_checkpoint(fresh, path, map_location='cpu', strict=True)
+    torch.testing.assert_close(fresh.temperature, head.temperature)
+    # and it changes the predictions exactly as on the original
+    a = head.predict(feats(), samples())
+    b = fresh.predict(feats(), samples())
+    head.load_state_dict(fresh.state_dict())
+    np.testing.assert_allclose(a[0].keypoint_scores, b[0].keypoint_scores)
+
+
+def test_temperature_moves_scores_and_ere_not_mode():
+    head = build_head()
+    # controlled network output: logits falling with the distance from a
+    # per-landmark centre plus noise, so flatter maps must spread further
+    g = torch.Generator().manual_seed(3)
+    ys, xs = torch.meshgrid(torch.arange(12.), torch.arange(16.),
+                            indexing='ij')
+    centres = [(3, 4), (10, 2), (8, 8)]
+    logits = torch.stack([
+        -((xs - cx)**2 + (ys - cy)**2).sqrt() for cx, cy in centres
+    ])[None].repeat(2, 1, 1, 1) + 0.05 * torch.randn(2, 3, 12, 16,
+                                                    generator=g)
+    head.forward = lambda feats: logits
+    results = {}
+    for t in (0.5, 1.0, 2.0):
+        head.set_temperature(t)
+        results[t] = head.predict(feats(), samples())
+    for i in range(2):
+        for t in (0.5, 2.0):
+            np.testing.assert_array_equal(results[t][i].keypoints,
+                                          results[1.0][i].keypoints)
+        np.testing.assert_array_equal(results[1.0][i].keypoints[0] / 2,
+                                      np.array(centres, dtype=np.float32))
+        s = [results[t][i].keypoint_scores for t in (0.5, 1.0, 2.0)]
+        e = [results[t][i].keypoint_ere for t in (0.5, 1.0, 2.0)]
+        # hotter (larger T) -> flatter maps: lower mode probability, more ERE
+        assert (s[0] > s[1]).all() and (s[1] > s[2]).all()
+        assert (e[0] < e[1]).all() and (e[1] < e[2]).all()
+
+
+def test_flip_test_averages_probabilities():
+    head = build_head()
+    x, x_flip = feats(1), feats(2)
+    preds, fields = head.predict([x, x_flip], samples(),
+                                 dict(flip_test=True, output_heatmaps=True))
+    p = softmax_2d(head(x))
+    p_flip = softmax_2d(head(x_flip)).flip(-1)[:, [0, 2, 1]]
+    torch.testing.assert_close(fields[0].heatmaps, ((p + p_flip) / 2)[0])
+    torch.testing.assert_close(fields[0].heatmaps.sum((-2, -1)),
+                               torch.ones(3))
+
+
+def test_loss_and_device_side_accuracy():
+    head = build_head()
+    x = feats()
+    losses = head.loss(x, samples())
+    assert set(losses) == {'loss_kpt', 'acc_pose'}
+    assert losses['loss_kpt'].requires_grad
+    # mean NLL over the counted landmarks (0 and 1) of both samples
+    log_p = torch.log_softmax(head(x).flatten(-2), -1)
+    expected = -(log_p[:, 0, 0] + log_p[:, 1, 5]).sum() / 4
+    torch.testing.assert_close(losses['loss_kpt'], expected)
+    # constant maps: every mode is pixel 0, so landmark 0 (target 0) hits,
+    # landmark 1 (target 5) misses, landmark 2 has weight 0 and is ignored
+    with torch.no_grad():
+        head.final_layer.weight.zero_()
+        head.final_layer.bias.zero_()
+    assert head.loss(x, samples())['acc_pose'].item() == pytest.approx(0.5)
+    assert 'acc_pose' not in head.loss(x, samples(),
+                                       dict(compute_acc=False))
