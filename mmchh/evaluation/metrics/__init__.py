@@ -1,0 +1,3 @@
+from .cephalometric_metric import CephalometricMetric, radial_errors_mm
+
+__all__ = ['CephalometricMetric', 'radial_errors_mm']
