@@ -48,3 +48,61 @@ def trained_tiny(tmp_path_factory):
         losses=recorder.losses,
         val_metrics=recorder.val_metrics,
         checkpoint=checkpoint)
+
+
+def _write_isbi_tree(root, counts=(6, 2, 2), size=(100, 120), nested=True,
+                     crlf=True, labels=True, seed=0):
+    """Writes a fixture in the exact ISBI 2015 release layout.
+
+    Images are dark BMPs with a bright 9x9 block centred on each senior
+    landmark; both annotators' points are integers inside the image.
+
+    Returns:
+        dict: stem -> dict(split folder, senior (19, 2), junior (19, 2),
+        labels list) for every image written.
+    """
+    import os
+
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    w, h = size
+    ann_parent = osp.join(root, 'AnnotationsByMD') if nested else root
+    for a in ('400_senior', '400_junior'):
+        os.makedirs(osp.join(ann_parent, a), exist_ok=True)
+    truth = {}
+    number = 0
+    for folder, count in zip(('TrainingData', 'Test1Data', 'Test2Data'),
+                             counts):
+        os.makedirs(osp.join(root, 'RawImage', folder), exist_ok=True)
+        for _ in range(count):
+            number += 1
+            stem = f'{number:03d}'
+            senior = np.stack([rng.integers(6, w - 6, 19),
+                               rng.integers(6, h - 6, 19)], axis=1)
+            junior = np.clip(senior + rng.integers(-3, 4, (19, 2)), 0,
+                             [w - 1, h - 1])
+            img = np.full((h, w), 10, np.uint8)
+            for x, y in senior:
+                img[y - 4:y + 5, x - 4:x + 5] = 250
+            cv2.imwrite(osp.join(root, 'RawImage', folder, f'{stem}.bmp'),
+                        img)
+            label_values = rng.integers(1, 4, 8).tolist()
+            eol = '\r\n' if crlf else '\n'
+            for a, pts in (('400_senior', senior), ('400_junior', junior)):
+                lines = [f'{x},{y}  ' for x, y in pts]
+                if labels:
+                    lines += [str(v) for v in label_values]
+                with open(osp.join(ann_parent, a, f'{stem}.txt'), 'w',
+                          newline='') as f:
+                    f.write(eol.join(lines) + eol)
+            truth[stem] = dict(
+                folder=folder, senior=senior, junior=junior,
+                labels=label_values)
+    return truth
+
+
+@pytest.fixture
+def isbi_tree():
+    """Factory fixture: ``isbi_tree(root, **kwargs)`` writes an ISBI tree."""
+    return _write_isbi_tree

@@ -1,0 +1,58 @@
+import math
+
+import numpy as np
+import pytest
+
+from mmchh.evaluation.metrics import CephalometricMetric
+
+
+def sample(pred, gt, spacing, visible=None):
+    pred = np.asarray(pred, np.float32)[None]
+    gt = np.asarray(gt, np.float32)[None]
+    vis = np.ones(gt.shape[:2]) if visible is None else np.asarray(
+        visible)[None]
+    return dict(
+        pred_instances=dict(keypoints=pred),
+        gt_instances=dict(keypoints=gt, keypoints_visible=vis),
+        spacing=np.asarray(spacing))
+
+
+def test_hand_computed_two_spacings():
+    metric = CephalometricMetric(per_landmark=True)
+    metric.dataset_meta = dict(keypoint_id2name={0: 'a', 1: 'b', 2: 'c'})
+    gt = [[0, 0], [10, 10], [5, 5]]
+    # image 1, 0.1 mm/px: errors 30 px -> 3 mm, 5 px -> 0.5 mm, 20 px -> 2 mm
+    p1 = [[30, 0], [13, 14], [5, 25]]
+    # image 2, (0.2, 0.5) mm/px: (10, 0) -> 2 mm, (0, 3) -> 1.5 mm,
+    # (3, 4) -> sqrt(0.36 + 4) mm
+    p2 = [[10, 0], [10, 13], [8, 9]]
+    metric.process({}, [sample(p1, gt, [0.1, 0.1]),
+                        sample(p2, gt, [0.2, 0.5])])
+    res = metric.evaluate(2)
+    errors = np.array([3.0, 0.5, 2.0, 2.0, 1.5, math.sqrt(0.36 + 4)])
+    assert res['ceph/MRE'] == pytest.approx(errors.mean())
+    assert res['ceph/MRE_std'] == pytest.approx(errors.std())
+    assert res['ceph/num_landmarks'] == 6
+    # strict "<": the two errors of exactly 2 mm do not count at 2 mm
+    assert res['ceph/SDR_2mm'] == pytest.approx(100 * 2 / 6)
+    assert res['ceph/SDR_2.5mm'] == pytest.approx(100 * 5 / 6)
+    assert res['ceph/SDR_3mm'] == pytest.approx(100 * 5 / 6)
+    assert res['ceph/SDR_4mm'] == pytest.approx(100.0)
+    assert res['ceph/MRE/a'] == pytest.approx(2.5)
+    assert res['ceph/MRE/c'] == pytest.approx((2 + math.sqrt(4.36)) / 2)
+    assert res['ceph/SDR_2mm/b'] == pytest.approx(100.0)
+
+
+def test_invisible_landmarks_do_not_count_and_missing_spacing_fails():
+    metric = CephalometricMetric(per_landmark=False)
+    metric.process({}, [sample([[1, 0], [100, 0]], [[0, 0], [0, 0]], 1.0,
+                               visible=[1, 0])])
+    res = metric.evaluate(1)
+    assert res['ceph/MRE'] == 1.0 and res['ceph/num_landmarks'] == 1
+    bad = sample([[1, 0]], [[0, 0]], 1.0)
+    del bad['spacing']
+    with pytest.raises(KeyError, match='spacing'):
+        CephalometricMetric().process({}, [bad])
+    fallback = CephalometricMetric(spacing=0.5, per_landmark=False)
+    fallback.process({}, [bad])
+    assert fallback.evaluate(1)['ceph/MRE'] == 0.5
