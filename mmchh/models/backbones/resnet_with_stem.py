@@ -1,0 +1,53 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+from typing import Tuple
+
+from mmpose.models.backbones import ResNet
+from mmpose.registry import MODELS
+from torch import Tensor
+
+
+@MODELS.register_module()
+class ResNetWithStem(ResNet):
+    """MMPose's ResNet that also returns its stride-2 stem feature.
+
+    A U-Net decoder needs a skip at every scale; MMPose's ``ResNet`` only
+    exposes the four stages (stride 4 to 32). This subclass returns the stem
+    output (after conv1 + BN + ReLU, before the max-pool) first, then the
+    stages in ``out_indices``. Layers and parameter names are MMPose's (and
+    torchvision's), so ``init_cfg=dict(type='Pretrained',
+    checkpoint='torchvision://resnet34')`` loads ImageNet weights.
+
+    Args:
+        depth (int): 18, 34, 50, 101 or 152.
+        out_indices (Sequence[int]): Stages to return after the stem.
+            Defaults to all four.
+        **kwargs: Other arguments of :class:`mmpose.models.ResNet`.
+
+    Note:
+        - input: (B, C, H, W) with H and W divisible by 32, so that every
+          decoder upsampling step meets its skip exactly
+        - outputs: (stem (B, stem_channels, H/2, W/2), then the stages at
+          H/4 ... H/32)
+    """
+
+    def __init__(self, depth: int, out_indices=(0, 1, 2, 3), **kwargs):
+        super().__init__(depth=depth, out_indices=out_indices, **kwargs)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        h, w = x.shape[-2:]
+        if h % 32 or w % 32:
+            raise ValueError(
+                f'{type(self).__name__}: input size {w}x{h} (WxH) must be '
+                'divisible by 32 for the U-Net skips to align; pick an '
+                'input_size such as 640x800 or 160x192')
+        if self.deep_stem:
+            x = self.stem(x)
+        else:
+            x = self.relu(self.norm1(self.conv1(x)))
+        outs = [x]
+        x = self.maxpool(x)
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

@@ -1,0 +1,3 @@
+from .unet_decoder import UNetDecoder
+
+__all__ = ['UNetDecoder']
