@@ -106,3 +106,19 @@ def _write_isbi_tree(root, counts=(6, 2, 2), size=(100, 120), nested=True,
 def isbi_tree():
     """Factory fixture: ``isbi_tree(root, **kwargs)`` writes an ISBI tree."""
     return _write_isbi_tree
+
+
+@pytest.fixture(scope='session')
+def ceph_coco_small(tmp_path_factory):
+    """An ISBI-format fixture converted (resized to 64x96) once per session.
+
+    Returns:
+        str: the converted folder (train/val/calib/test1/test2 JSON).
+    """
+    from mmchh.datasets.isbi_converter import convert_isbi
+    root = str(tmp_path_factory.mktemp('isbi_small'))
+    out = str(tmp_path_factory.mktemp('isbi_small_coco'))
+    _write_isbi_tree(root, counts=(8, 3, 2), size=(100, 120))
+    convert_isbi(root, out, num_val=2, num_calib=2, resize=(64, 96),
+                 progress=False)
+    return out

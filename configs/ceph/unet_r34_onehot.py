@@ -1,0 +1,110 @@
+# The paper's recipe (McCouat & Voiculescu, CVPR 2022): ResNet-34 U-Net,
+# 2D-softmax heatmaps at input resolution trained with NLL on one-hot
+# targets, ISBI 2015 cephalograms resized to 640x800.
+#
+# Data (see docs/isbi.md):
+#   python tools/convert_isbi.py /path/to/ISBI2015 data/isbi2015_coco \
+#       --resize 640 800
+# Train / test:
+#   python tools/train.py configs/ceph/unet_r34_onehot.py
+#   python tools/test.py configs/ceph/unet_r34_onehot.py \
+#       work_dirs/unet_r34_onehot/best_ceph_MRE_epoch_*.pth
+# Offline (no ImageNet weights):
+#   --cfg-options model.backbone.init_cfg=None
+_base_ = [
+    '../_base_/default_runtime.py', '../_base_/datasets/isbi2015_ceph.py'
+]
+
+input_size = (640, 800)  # (w, h): divisible by 32 for the U-Net skips
+num_keypoints = 19
+
+# 15 epochs, Adam 1e-3, lr x 0.1 at epochs 4, 6 and 8
+train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=1)
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
+param_scheduler = [
+    dict(type='MultiStepLR', by_epoch=True, milestones=[4, 6, 8], gamma=0.1)
+]
+auto_scale_lr = dict(base_batch_size=4)
+
+default_hooks = dict(
+    checkpoint=dict(save_best='ceph/MRE', rule='less', max_keep_ckpts=1))
+
+codec = dict(
+    type='SoftmaxHeatmap', input_size=input_size, heatmap_size=input_size)
+
+model = dict(
+    type='TopdownPoseEstimator',
+    # grey X-rays are loaded as 3 identical channels for the ImageNet stem
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(
+        type='ResNetWithStem',
+        depth=34,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet34')),
+    neck=dict(
+        type='UNetDecoder',
+        in_channels=(64, 64, 128, 256, 512),
+        decoder_channels=(256, 128, 64, 32, 32)),
+    head=dict(
+        type='SoftmaxHeatmapHead',
+        in_channels=32,
+        out_channels=num_keypoints,
+        deconv_out_channels=None,
+        final_layer=dict(kernel_size=3, padding=1),
+        loss=dict(type='SoftmaxNLLLoss'),
+        decoder=codec),
+    # lateral cephalograms have no left/right pairs: no flip test
+    test_cfg=dict(flip_test=False))
+
+# the paper's augmentation: translate +-10 px, scale 0.95-1.05, rotate
+# +-3 deg, intensity x0.5-1.0 and gamma, elastic deformation; no flip
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.0),
+    dict(
+        type='UniformRandomBBoxTransform',
+        shift_factor=(10 / 640, 10 / 800),
+        scale_factor=(0.95, 1.05),
+        rotate_factor=3.0),
+    dict(type='TopdownAffine', input_size=input_size),
+    dict(type='RandomIntensityGamma'),
+    dict(type='ElasticDeformation', reference_size=(640, 800)),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.0),
+    dict(type='TopdownAffine', input_size=input_size),
+    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+]
+
+dataset = dict(
+    type={{_base_.dataset_type}},
+    data_root={{_base_.data_root}},
+    data_mode='topdown',
+    data_prefix=dict(img=''))
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(dataset, ann_file='train.json', pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        dataset, ann_file='val.json', test_mode=True,
+        pipeline=val_pipeline))
+test_dataloader = dict(
+    val_dataloader,
+    dataset=dict(
+        dataset, ann_file='test1.json', test_mode=True,
+        pipeline=val_pipeline))

@@ -1,0 +1,159 @@
+"""tools/train.py and tools/test.py on the real ceph config, shrunk with
+--cfg-options only, single-process and on 2 CPU processes (gloo)."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs', 'ceph', 'unet_r34_onehot.py')
+SIZE = (64, 96)  # (w, h), divisible by 32
+
+
+def small_options(data_root, epochs=1):
+    """--cfg-options that shrink the paper's config to a CPU-sized run."""
+    w, h = SIZE
+    size = f'({w},{h})'
+    return [
+        f'data_root={data_root}',
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        f'train_dataloader.dataset.pipeline.3.input_size={size}',
+        f'train_dataloader.dataset.pipeline.6.encoder.input_size={size}',
+        f'train_dataloader.dataset.pipeline.6.encoder.heatmap_size={size}',
+        f'val_dataloader.dataset.pipeline.2.input_size={size}',
+        f'test_dataloader.dataset.pipeline.2.input_size={size}',
+        f'model.head.decoder.input_size={size}',
+        f'model.head.decoder.heatmap_size={size}',
+        'model.backbone.init_cfg=None',
+        f'train_cfg.max_epochs={epochs}',
+        'train_dataloader.batch_size=2',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False',
+        'randomness.seed=0',
+        'default_hooks.logger.interval=1',
+    ]
+
+
+def run(args, **kwargs):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(args, capture_output=True, text=True, env=env,
+                          cwd=REPO, **kwargs)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def scalars(work_dir):
+    """The per-iteration training losses logged by MMEngine."""
+    runs = sorted(d for d in os.listdir(work_dir)
+                  if osp.isdir(osp.join(work_dir, d)))
+    path = osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')
+    with open(path) as f:
+        rows = [json.loads(line) for line in f]
+    return [r['loss'] for r in rows if 'loss' in r]
+
+
+@pytest.fixture(scope='module')
+def trained_ceph(ceph_coco_small, tmp_path_factory):
+    """tools/train.py on the paper's config, shrunk by --cfg-options."""
+    work = str(tmp_path_factory.mktemp('ceph_train'))
+    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+         '--cfg-options', *small_options(ceph_coco_small, epochs=2)])
+    ckpt = osp.join(work, 'epoch_2.pth')
+    assert osp.isfile(ckpt)
+    best = [f for f in os.listdir(work) if f.startswith('best_ceph_MRE')]
+    assert len(best) == 1, os.listdir(work)
+    return dict(work=work, checkpoint=ckpt, data=ceph_coco_small)
+
+
+def test_train_then_test_with_dump(trained_ceph, tmp_path):
+    losses = scalars(trained_ceph['work'])
+    assert len(losses) >= 4 and all(l == l for l in losses)
+    out, dump = str(tmp_path / 'metrics.json'), str(tmp_path / 'preds.pkl')
+    proc = run([
+        sys.executable, 'tools/test.py', CONFIG, trained_ceph['checkpoint'],
+        '--work-dir', str(tmp_path / 'w'), '--out', out, '--dump', dump,
+        '--cfg-options', *small_options(trained_ceph['data'])
+    ])
+    metrics = json.load(open(out))
+    assert {'ceph/MRE', 'ceph/SDR_2mm', 'ceph/SDR_4mm'} <= set(metrics)
+    assert metrics['ceph/num_landmarks'] == 3 * 19
+    import pickle
+    with open(dump, 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 3
+    inst = preds[0]['pred_instances']
+    assert inst['keypoints'].shape == (1, 19, 2)
+    assert inst['keypoint_ere'].shape == (1, 19)
+    assert 'heatmaps' not in str(preds[0].get('pred_fields', ''))
+    assert 'MRE' in proc.stdout + proc.stderr
+
+
+def test_resume_continues_from_last_checkpoint(trained_ceph, tmp_path):
+    import shutil
+    work = str(tmp_path / 'resume')
+    shutil.copytree(trained_ceph['work'], work)
+    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+         '--resume', '--cfg-options',
+         *small_options(trained_ceph['data'], epochs=3)])
+    assert osp.isfile(osp.join(work, 'epoch_3.pth'))
+
+
+def test_missing_checkpoint_and_amp_without_gpu_fail_clearly(
+        trained_ceph, tmp_path):
+    bad = subprocess.run([
+        sys.executable, 'tools/test.py', CONFIG,
+        str(tmp_path / 'nope.pth')
+    ], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode != 0 and 'does not exist' in bad.stderr
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is present')
+    amp = subprocess.run([
+        sys.executable, 'tools/train.py', CONFIG, '--amp', '--work-dir',
+        str(tmp_path / 'amp'), '--cfg-options',
+        *small_options(trained_ceph['data'])
+    ], capture_output=True, text=True, cwd=REPO)
+    assert amp.returncode != 0 and '--amp needs a CUDA GPU' in amp.stderr
+
+
+def test_two_process_training_and_testing_on_cpu(trained_ceph, tmp_path):
+    """torchrun with 2 gloo processes: trains, and tests the single-process
+    checkpoint to the same metrics as one process."""
+    env = dict(os.environ, PYTHON=sys.executable, PORT='29561',
+               OMP_NUM_THREADS='1')
+    work = str(tmp_path / 'dist')
+    opts = small_options(trained_ceph['data'], epochs=1)
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work,
+         '--cfg-options', *opts], capture_output=True, text=True, env=env,
+        cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    run_dir = [d for d in os.listdir(work) if osp.isdir(osp.join(work, d))]
+    log = open(osp.join(work, run_dir[0], run_dir[0] + '.log')).read()
+    assert "backend='gloo'" in log and 'Distributed training: True' in log
+    single, double = str(tmp_path / 'm1.json'), str(tmp_path / 'm2.json')
+    run([sys.executable, 'tools/test.py', CONFIG, trained_ceph['checkpoint'],
+         '--work-dir', str(tmp_path / 't1'), '--out', single,
+         '--cfg-options', *opts])
+    env['PORT'] = '29562'
+    proc = subprocess.run([
+        'bash', 'tools/dist_test.sh', CONFIG, trained_ceph['checkpoint'], '2',
+        '--work-dir', str(tmp_path / 't2'), '--out', double,
+        '--cfg-options', *opts
+    ], capture_output=True, text=True, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m1, m2 = json.load(open(single)), json.load(open(double))
+    assert set(m1) == set(m2)
+    for k in m1:
+        assert m2[k] == pytest.approx(m1[k], rel=1e-6, abs=1e-9), k

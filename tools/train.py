@@ -1,0 +1,64 @@
+"""Train a model with MMEngine's Runner (MMPose's tools/train.py conventions).
+
+Examples:
+    python tools/train.py configs/ceph/unet_r34_onehot.py
+    python tools/train.py CONFIG --work-dir work_dirs/run1 --amp
+    python tools/train.py CONFIG --resume            # latest checkpoint
+    bash tools/dist_train.sh CONFIG 4                # 4 processes
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Train a pose model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the latest checkpoint in the work dir, or from the '
+        'given checkpoint')
+    parser.add_argument('--amp', action='store_true',
+                        help='enable automatic mixed precision (GPU)')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='skip validation during training')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, key=value (e.g. '
+        'train_cfg.max_epochs=2)')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import mmchh  # noqa: F401  (compat fixes and registration)
+    from mmengine.runner import Runner
+
+    from mmchh.utils.run_config import (enable_amp, init_cpu_distributed,
+                                        load_run_config)
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
+                          args.launcher)
+    if args.amp:
+        enable_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+        cfg.default_hooks.checkpoint.pop('save_best', None)
+    init_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
