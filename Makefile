@@ -12,10 +12,10 @@ $(STAMP): requirements/install.sh requirements/runtime.txt requirements/tests.tx
 	bash requirements/install.sh $(VENV)
 
 demo: $(STAMP)
-	$(PYTHON) tools/demo.py --work-dir work_dirs/demo
+	$(PYTHON) tools/demo.py --data-dir data --work-dir work_dirs/demo
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q tests
 
 clean-demo:
-	rm -rf work_dirs/demo
+	rm -rf work_dirs/demo data/synthetic_ceph data/synthetic_ceph_coco

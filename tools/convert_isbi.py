@@ -32,8 +32,9 @@ def parse_args(argv=None):
         '--resize', type=int, nargs=2, metavar=('W', 'H'),
         help='write copies padded right/bottom to aspect W/H and resized to '
         'W x H (the paper: 640 800)')
-    parser.add_argument('--spacing', type=float, default=0.1,
-                        help='mm per pixel of the original images')
+    parser.add_argument('--spacing', type=float, nargs='+', default=[0.1],
+                        metavar='MM', help='mm per pixel of the original '
+                        'images: one value, or x and y (default 0.1)')
     parser.add_argument('--skip-bad', action='store_true',
                         help='skip bad images with a warning instead of '
                         'stopping')
@@ -54,7 +55,8 @@ def main(argv=None):
             num_calib=args.num_calib,
             split_seed=args.split_seed,
             resize=tuple(args.resize) if args.resize else None,
-            spacing=args.spacing,
+            spacing=args.spacing[0] if len(args.spacing) == 1 else
+            tuple(args.spacing),
             skip_bad=args.skip_bad)
     except ConversionError as e:
         sys.exit(f'convert_isbi: error: {e}\n(use --skip-bad to skip bad '

@@ -1,39 +1,112 @@
-"""End-to-end demo on generated data: write a dataset, train, test.
+"""The main job end to end on the embedded synthetic ISBI-format set.
 
-Usage: python tools/demo.py [--work-dir DIR] [--epochs N]
+Stages: synthetic data -> convert to COCO (resized) -> train the demo config
+-> test the best checkpoint on Test1 -> compare with the trivial baseline
+(each landmark at its mean training position) -> say where everything is.
+
+Usage:
+    python tools/demo.py [--data-dir data] [--work-dir work_dirs/demo]
+        [--cfg-options ...]
 """
 import argparse
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(REPO, 'configs', 'ceph',
+                  'unet_r34_onehot_synthetic_demo.py')
 
-def parse_args():
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--data-dir', default='data',
+                        help='where the synthetic set and its COCO files go')
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--epochs', type=int, default=8)
-    return parser.parse_args()
+    parser.add_argument('--config', default=CONFIG)
+    parser.add_argument('--num-train', type=int, default=24)
+    parser.add_argument('--num-test1', type=int, default=8)
+    parser.add_argument('--num-test2', type=int, default=4)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the demo config')
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
-    from mmengine.config import Config
+def stage(n, text):
+    print(f'\n===== demo [{n}/5] {text} =====', flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.time()
+    import mmchh  # noqa: F401
     from mmengine.runner import Runner
 
-    from mmchh.testing import tiny_runner_cfg
+    from mmchh.datasets.isbi_converter import convert_isbi
+    from mmchh.datasets.synthetic_ceph import make_synthetic_ceph
+    from mmchh.evaluation.mean_position_baseline import \
+        mean_position_baseline
+    from mmchh.utils.run_config import load_run_config
 
-    work_dir = osp.abspath(args.work_dir)
-    cfg = Config(
-        tiny_runner_cfg(
-            osp.join(work_dir, 'data'), work_dir, max_epochs=args.epochs))
-    cfg.log_level = 'INFO'
+    raw = osp.join(args.data_dir, 'synthetic_ceph')
+    coco = osp.join(args.data_dir, 'synthetic_ceph_coco')
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir)
+    input_size = tuple(cfg.model.head.decoder.input_size)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = coco
+
+    stage(1, f'synthetic ISBI-format set -> {raw}')
+    made = make_synthetic_ceph(
+        raw,
+        num_train=args.num_train,
+        num_test1=args.num_test1,
+        num_test2=args.num_test2)
+
+    stage(2, f'convert to COCO keypoints, resized to {input_size} -> {coco}')
+    summary = convert_isbi(
+        raw,
+        coco,
+        num_val=4,
+        num_calib=4,
+        resize=input_size,
+        spacing=tuple(made['spacing_mm']))
+    print(summary.format(), flush=True)
+
+    stage(3, f'train {osp.relpath(args.config, REPO)} '
+          f'({cfg.train_cfg.max_epochs} epochs) -> {cfg.work_dir}')
     runner = Runner.from_cfg(cfg)
     runner.train()
-    cfg.load_from = osp.join(work_dir, f'epoch_{args.epochs}.pth')
+    ckpt_hook = next(h for h in runner.hooks
+                     if type(h).__name__ == 'CheckpointHook')
+    best = getattr(ckpt_hook, 'best_ckpt_path', None) or osp.join(
+        cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+
+    stage(4, f'test {osp.basename(best)} on Test1')
+    cfg.load_from = best
     metrics = Runner.from_cfg(cfg).test()
-    print(f'demo: trained {args.epochs} epochs; test metrics {metrics}; '
-          f'checkpoint {cfg.load_from}')
+
+    stage(5, 'compare with the mean-position baseline')
+    baseline = mean_position_baseline(
+        osp.join(coco, 'train.json'), osp.join(coco, 'test1.json'))
+    rows = [('MRE (mm)', 'MRE'), ('SDR 2 mm (%)', 'SDR_2mm'),
+            ('SDR 4 mm (%)', 'SDR_4mm')]
+    print(f'{"":14s}{"model":>10s}{"baseline":>10s}')
+    for label, key in rows:
+        print(f'{label:14s}{metrics["ceph/" + key]:10.2f}'
+              f'{baseline[key]:10.2f}')
+    verdict = 'beats' if metrics['ceph/MRE'] < baseline['MRE'] else \
+        'does NOT beat'
+    print(f'\nThe model {verdict} the baseline '
+          f'(MRE {metrics["ceph/MRE"]:.2f} vs {baseline["MRE"]:.2f} mm).')
+    print(f'Data:        {raw} (raw), {coco} (COCO)')
+    print(f'Checkpoint:  {best}')
+    print(f'Logs:        {cfg.work_dir}')
+    print(f'Total time:  {time.time() - start:.0f} s')
+    if metrics['ceph/MRE'] >= baseline['MRE']:
+        sys.exit(1)
 
 
 if __name__ == '__main__':

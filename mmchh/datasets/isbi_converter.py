@@ -33,7 +33,7 @@ import os
 import os.path as osp
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -252,7 +252,7 @@ def convert_isbi(root: str,
                  num_calib: int = 15,
                  split_seed: int = 0,
                  resize: Optional[Tuple[int, int]] = None,
-                 spacing: float = ISBI_SPACING_MM,
+                 spacing: Union[float, Sequence[float]] = ISBI_SPACING_MM,
                  skip_bad: bool = False,
                  progress: bool = True) -> ConversionSummary:
     """Converts an ISBI 2015 release (see the module docstring).
@@ -266,7 +266,8 @@ def convert_isbi(root: str,
         num_calib (int): Training images held out for temperature scaling.
         split_seed (int): Seed of the held-out selection.
         resize (tuple, optional): (W, H): write padded, resized PNG copies.
-        spacing (float): mm per pixel of the original images.
+        spacing (float | tuple): mm per pixel of the original images, one
+            value or (x, y).
         skip_bad (bool): Skip bad images with a warning instead of stopping.
         progress (bool): Print progress while resizing.
 
@@ -275,8 +276,13 @@ def convert_isbi(root: str,
     """
     if not osp.isdir(root):
         raise ConversionError(f'{root}: not a folder')
-    if spacing <= 0:
-        raise ValueError(f'spacing must be > 0 mm/pixel; got {spacing}')
+    spacing_xy = np.broadcast_to(np.asarray(spacing, np.float64),
+                                 (2, )).copy() if np.ndim(spacing) <= 1 and (
+                                     np.size(spacing) in (1, 2)) else None
+    if spacing_xy is None or not (np.isfinite(spacing_xy).all()
+                                  and (spacing_xy > 0).all()):
+        raise ValueError('spacing must be one or two positive mm/pixel '
+                         f'values; got {spacing}')
     annotator_dirs = find_annotator_dirs(root)
     annotators = list(annotator_dirs)
     if gt not in ('mean', *annotators):
@@ -365,7 +371,7 @@ def convert_isbi(root: str,
             points = {a: ann.points for a, ann in rec['anns'].items()}
             file_name = osp.relpath(osp.abspath(rec['path']),
                                     osp.abspath(out_dir))
-            img_spacing = [spacing, spacing]
+            img_spacing = spacing_xy.tolist()
             image = dict(
                 id=image_id,
                 file_name=file_name,
@@ -383,7 +389,7 @@ def convert_isbi(root: str,
                     a: (p + 0.5) * np.array([sx, sy]) - 0.5
                     for a, p in points.items()
                 }
-                img_spacing = [spacing / sx, spacing / sy]
+                img_spacing = [spacing_xy[0] / sx, spacing_xy[1] / sy]
                 image.update(
                     file_name=file_name,
                     width=resize[0],
@@ -428,7 +434,7 @@ def convert_isbi(root: str,
             date_created=datetime.datetime.now().isoformat(timespec='seconds'),
             ground_truth=gt,
             annotators=annotators,
-            spacing_mm=spacing,
+            spacing_mm=spacing_xy.tolist(),
             split=split,
             split_seed=split_seed,
             num_val=num_val,

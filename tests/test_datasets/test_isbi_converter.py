@@ -259,3 +259,16 @@ def test_cli(tmp_path, isbi_tree):
     ], capture_output=True, text=True)
     assert skip.returncode == 0 and 'skipped 1' in skip.stdout
     assert 'warning: skipping' in skip.stderr
+
+
+def test_anisotropic_spacing_and_bad_spacing(tmp_path, isbi_tree):
+    root = str(tmp_path / 'isbi')
+    isbi_tree(root)
+    out = str(tmp_path / 'o')
+    convert_isbi(root, out, num_val=1, num_calib=1, spacing=(0.5, 0.25),
+                 resize=(40, 50))
+    img = load(out, 'test1')['images'][0]
+    assert img['spacing'] == pytest.approx([0.5 / 0.4, 0.25 / 0.4])
+    for bad in (0, -1, (0.1, 0.2, 0.3), float('nan')):
+        with pytest.raises(ValueError, match='spacing'):
+            convert_isbi(root, str(tmp_path / 'x'), spacing=bad)

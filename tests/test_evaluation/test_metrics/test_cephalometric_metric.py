@@ -56,3 +56,33 @@ def test_invisible_landmarks_do_not_count_and_missing_spacing_fails():
     fallback = CephalometricMetric(spacing=0.5, per_landmark=False)
     fallback.process({}, [bad])
     assert fallback.evaluate(1)['ceph/MRE'] == 0.5
+
+
+def test_mean_position_baseline_hand_computed(tmp_path):
+    import json
+
+    from mmchh.evaluation.mean_position_baseline import mean_position_baseline
+
+    def write(name, pts, spacing):
+        data = dict(
+            images=[
+                dict(id=i + 1, spacing=s) for i, s in enumerate(spacing)
+            ],
+            annotations=[
+                dict(id=i + 1, image_id=i + 1,
+                     keypoints=sum([[x, y, 2] for x, y in p], []))
+                for i, p in enumerate(pts)
+            ])
+        path = str(tmp_path / name)
+        json.dump(data, open(path, 'w'))
+        return path
+
+    # means: landmark 0 at (2, 0), landmark 1 at (0, 4)
+    train = write('train.json', [[[0, 0], [0, 2]], [[4, 0], [0, 6]]],
+                  [[1, 1], [1, 1]])
+    # test errors: (3 px * 0.5, 0) and (0, 1 px * 2) -> 1.5 mm and 2 mm
+    test = write('test.json', [[[5, 0], [0, 5]]], [[0.5, 2.0]])
+    res = mean_position_baseline(train, test)
+    assert res['MRE'] == pytest.approx(1.75)
+    assert res['SDR_2mm'] == pytest.approx(50.0)
+    assert res['SDR_2.5mm'] == pytest.approx(100.0)

@@ -1,0 +1,44 @@
+# The paper's baseline (its Fig. 4a): the same ResNet-34 U-Net and data, but
+# MMPose's Gaussian heatmap targets regressed with MSE, for side-by-side
+# comparison with unet_r34_onehot.py. Its scores are heatmap values, not
+# probabilities: there is no temperature and no ERE.
+#   python tools/train.py configs/ceph/unet_r34_gaussian.py
+_base_ = ['./unet_r34_onehot.py']
+
+input_size = (640, 800)
+# sigma 2 px at 640x800 is about 0.6 mm on ISBI
+codec = dict(
+    type='MSRAHeatmap',
+    input_size=input_size,
+    heatmap_size=input_size,
+    sigma=2)
+
+model = dict(
+    head=dict(
+        _delete_=True,
+        type='HeatmapHead',
+        in_channels=32,
+        out_channels=19,
+        deconv_out_channels=None,
+        final_layer=dict(kernel_size=3, padding=1),
+        loss=dict(type='KeypointMSELoss', use_target_weight=True),
+        decoder=codec),
+    # HeatmapHead's training accuracy copies full-resolution maps to the
+    # CPU every iteration; skip it
+    train_cfg=dict(compute_acc=False))
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.0),
+    dict(
+        type='UniformRandomBBoxTransform',
+        shift_factor=(10 / 640, 10 / 800),
+        scale_factor=(0.95, 1.05),
+        rotate_factor=3.0),
+    dict(type='TopdownAffine', input_size=input_size),
+    dict(type='RandomIntensityGamma'),
+    dict(type='ElasticDeformation', reference_size=(640, 800)),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -1,0 +1,117 @@
+"""Every ceph config builds, and training is reproducible under a seed."""
+import copy
+import glob
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.registry import init_default_scope
+from mmpose.registry import MODELS
+
+import mmchh  # noqa: F401
+from mmchh.utils.run_config import load_run_config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'ceph', '*.py')))
+
+
+def test_the_expected_configs_exist():
+    names = {osp.basename(c) for c in CONFIGS}
+    assert {'unet_r34_onehot.py', 'unet_r34_gaussian.py'} <= names
+    assert any('demo' in n for n in names)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_config_builds_model_and_pipelines(path):
+    init_default_scope('mmpose')
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmpose'
+    assert cfg.custom_imports['imports'] == ['mmchh']
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.init_cfg = None
+    model = MODELS.build(model_cfg)
+    assert model.head.out_channels == 19
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        Compose(cfg[loader].dataset.pipeline)
+        assert cfg[loader].dataset.type == 'CephalometricDataset'
+        # the paths convert_isbi.py writes by default
+        assert cfg[loader].dataset.data_prefix == dict(img='')
+    assert cfg.train_dataloader.dataset.ann_file == 'train.json'
+    assert cfg.val_dataloader.dataset.ann_file == 'val.json'
+    assert cfg.test_dataloader.dataset.ann_file == 'test1.json'
+    codec = cfg.model.head.decoder
+    affine = [t for t in cfg.train_dataloader.dataset.pipeline
+              if t['type'] == 'TopdownAffine'][0]
+    assert tuple(affine['input_size']) == tuple(codec.input_size)
+    assert cfg.default_hooks.checkpoint.save_best == 'ceph/MRE'
+
+
+def test_paper_recipe():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'ceph',
+                                   'unet_r34_onehot.py'))
+    assert tuple(cfg.model.head.decoder.input_size) == (640, 800)
+    assert tuple(cfg.model.head.decoder.heatmap_size) == (640, 800)
+    assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=1e-3)
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.train_cfg.max_epochs == 15
+    assert cfg.param_scheduler[0].milestones == [4, 6, 8]
+    assert cfg.model.backbone.init_cfg.checkpoint == 'torchvision://resnet34'
+    types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    assert 'RandomFlip' not in types
+    assert {'UniformRandomBBoxTransform', 'RandomIntensityGamma',
+            'ElasticDeformation'} <= set(types)
+
+
+def _train_losses(cfg_path, data_root, work_dir):
+    from mmengine.runner import Runner
+    w, h = 64, 96
+    size = (w, h)
+    cfg = load_run_config(
+        cfg_path, {
+            'train_dataloader.dataset.data_root': data_root,
+            'val_dataloader.dataset.data_root': data_root,
+            'test_dataloader.dataset.data_root': data_root,
+            'train_dataloader.dataset.pipeline.3.input_size': size,
+            'train_dataloader.dataset.pipeline.6.encoder.input_size': size,
+            'train_dataloader.dataset.pipeline.6.encoder.heatmap_size': size,
+            'val_dataloader.dataset.pipeline.2.input_size': size,
+            'test_dataloader.dataset.pipeline.2.input_size': size,
+            'model.head.decoder.input_size': size,
+            'model.head.decoder.heatmap_size': size,
+            'model.backbone.init_cfg': None,
+            'train_cfg.max_epochs': 2,
+            'train_cfg.val_interval': 2,
+            'train_dataloader.batch_size': 2,
+            'train_dataloader.num_workers': 0,
+            'train_dataloader.persistent_workers': False,
+            'val_dataloader.num_workers': 0,
+            'val_dataloader.persistent_workers': False,
+            'default_hooks.logger.interval': 1,
+            'randomness': dict(seed=7, deterministic=True),
+            # a visualizer of its own, so the run logs into its own work dir
+            'visualizer.name': f'vis_{osp.basename(work_dir)}',
+        }, work_dir)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    run = [d for d in os.listdir(work_dir) if osp.isdir(osp.join(
+        work_dir, d))][0]
+    with open(osp.join(work_dir, run, 'vis_data', 'scalars.json')) as f:
+        rows = [json.loads(line) for line in f]
+    losses = [r['loss'] for r in rows if 'loss' in r]
+    metrics = [r for r in rows if 'ceph/MRE' in r]
+    return losses, metrics
+
+
+def test_demo_config_training_is_reproducible(ceph_coco_small, tmp_path):
+    path = [c for c in CONFIGS if 'demo' in osp.basename(c)][0]
+    a = _train_losses(path, ceph_coco_small, str(tmp_path / 'a'))
+    b = _train_losses(path, ceph_coco_small, str(tmp_path / 'b'))
+    assert len(a[0]) == 4 and np.isfinite(a[0]).all()  # 2 epochs x 2 iters
+    assert a[0] == b[0]
+    assert a[1] and [m['ceph/MRE'] for m in a[1]] == [
+        m['ceph/MRE'] for m in b[1]
+    ]
