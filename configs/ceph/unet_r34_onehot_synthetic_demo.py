@@ -3,9 +3,10 @@
 # augmentation as unet_r34_onehot.py, shrunk for 2 CPU cores: 128x160
 # input (heatmaps at input resolution), no ImageNet weights, more epochs on
 # fewer images.
-#   python tools/make_synthetic_ceph.py data/synthetic_ceph
+#   python tools/make_synthetic_ceph.py data/synthetic_ceph --num-train 24 \
+#       --num-test1 8
 #   python tools/convert_isbi.py data/synthetic_ceph data/synthetic_ceph_coco \
-#       --num-val 4 --num-calib 4 --resize 128 160 --spacing 0.6047
+#       --num-val 4 --num-calib 4 --resize 128 160 --spacing 0.6047 0.6
 #   python tools/train.py configs/ceph/unet_r34_onehot_synthetic_demo.py
 _base_ = ['./unet_r34_onehot.py']
 

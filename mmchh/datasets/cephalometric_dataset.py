@@ -18,10 +18,12 @@ MISSING_DATA_HINT = (
     'Create it with tools/convert_isbi.py: for the ISBI 2015 release\n'
     '    python tools/convert_isbi.py /path/to/ISBI2015 data/isbi2015_coco '
     '--resize 640 800\n'
-    'or, for the embedded synthetic set,\n'
-    '    python tools/make_synthetic_ceph.py data/synthetic_ceph\n'
+    'or, for the embedded synthetic set (what `make demo` does),\n'
+    '    python tools/make_synthetic_ceph.py data/synthetic_ceph '
+    '--num-train 24 --num-test1 8\n'
     '    python tools/convert_isbi.py data/synthetic_ceph '
-    'data/synthetic_ceph_coco --num-val 2 --num-calib 2\n'
+    'data/synthetic_ceph_coco --num-val 4 --num-calib 4 --resize 128 160 '
+    '--spacing 0.6047 0.6\n'
     '(or point data_root / ann_file at your converted data with '
     '--cfg-options).')
 
