@@ -10,7 +10,7 @@ from .utils.compat import apply_compat
 
 apply_compat()
 
-from . import codecs, datasets, evaluation, models  # noqa: E402,F401
+from . import codecs, datasets, engine, evaluation, models  # noqa: E402,F401
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

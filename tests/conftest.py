@@ -122,3 +122,41 @@ def ceph_coco_small(tmp_path_factory):
     convert_isbi(root, out, num_val=2, num_calib=2, resize=(64, 96),
                  progress=False)
     return out
+
+
+SMALL_SIZE = (64, 96)  # (w, h), divisible by 32
+
+
+def small_ceph_options(data_root, epochs=1, size=SMALL_SIZE):
+    """cfg-options that shrink configs/ceph/*onehot*.py to a CPU-sized run
+    on the ``ceph_coco_small`` data (no separate code path: the same
+    config, overridden the way a user would)."""
+    opts = {
+        'train_cfg.max_epochs': epochs,
+        'train_cfg.val_interval': 1,
+        'model.head.decoder.input_size': size,
+        'model.head.decoder.heatmap_size': size,
+        'model.backbone.init_cfg': None,
+        'train_dataloader.dataset.pipeline.3.input_size': size,
+        'train_dataloader.dataset.pipeline.6.encoder.input_size': size,
+        'train_dataloader.dataset.pipeline.6.encoder.heatmap_size': size,
+        'train_dataloader.batch_size': 2,
+        'randomness.seed': 0,
+        'default_hooks.logger.interval': 1,
+    }
+    for loader in ('train', 'val', 'test', 'calib'):
+        opts[f'{loader}_dataloader.dataset.data_root'] = data_root
+        opts[f'{loader}_dataloader.num_workers'] = 0
+        opts[f'{loader}_dataloader.persistent_workers'] = False
+        if loader != 'train':
+            opts[f'{loader}_dataloader.dataset.pipeline.2.input_size'] = size
+    return opts
+
+
+def as_cli_options(opts):
+    """The same overrides as ``--cfg-options`` strings."""
+    def fmt(v):
+        if isinstance(v, tuple):
+            return '(' + ','.join(str(x) for x in v) + ')'
+        return str(v)
+    return [f'{k}={fmt(v)}' for k, v in opts.items()]

@@ -9,6 +9,7 @@ Usage:
         [--cfg-options ...]
 """
 import argparse
+import json
 import os.path as osp
 import sys
 import time
@@ -84,11 +85,43 @@ def main(argv=None):
     best = getattr(ckpt_hook, 'best_ckpt_path', None) or osp.join(
         cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
 
+    calibrated = osp.join(cfg.work_dir, 'calibrated.pth')
+    if osp.isfile(calibrated):
+        best = calibrated
     stage(4, f'test {osp.basename(best)} on Test1')
     cfg.load_from = best
+    for evaluator in cfg.test_evaluator:
+        if evaluator['type'] == 'UncertaintyMetric':
+            evaluator['out_dir'] = cfg.work_dir
     metrics = Runner.from_cfg(cfg).test()
 
-    stage(5, 'compare with the mean-position baseline')
+    stage(5, 'calibration, flagging and the mean-position baseline')
+    report_path = osp.join(cfg.work_dir, 'calibration.json')
+    if osp.isfile(report_path):
+        with open(report_path) as f:
+            report = json.load(f)
+        c = report['calib']
+        print(f'Temperature scaling on the calibration split '
+              f'({c["num_landmarks"]} landmarks):')
+        print(f'  NLL {c["NLL_before"]:.3f} -> {c["NLL_after"]:.3f}   '
+              f'ECE {c["ECE_before"]:.4f} -> {c["ECE_after"]:.4f}')
+        if 'flagging' in report:
+            print(f'  flag landmarks with ERE > '
+                  f'{report["flagging"]["threshold_mm"]:.2f} mm')
+    if 'unc/good/count' in metrics:
+        print('\nTest1, split by the ERE flag (the paper\'s Table 2):')
+        print(f'{"":11s}{"count":>7s}{"MRE":>7s}' +
+              ''.join(f'{"SDR " + t:>10s}'
+                      for t in ('2mm', '2.5mm', '3mm', '4mm')))
+        for row in ('overall', 'good', 'erroneous'):
+            vals = [metrics[f'unc/{row}/{k}'] for k in (
+                'count', 'MRE', 'SDR_2mm', 'SDR_2.5mm', 'SDR_3mm',
+                'SDR_4mm')]
+            print(f'{row:11s}{vals[0]:7.0f}{vals[1]:7.2f}' +
+                  ''.join(f'{v:10.1f}' for v in vals[2:]))
+        print(f'NLL {metrics["unc/NLL"]:.3f}, ECE {metrics["unc/ECE"]:.4f}, '
+              f'ERE-error Pearson {metrics["unc/pearson"]:.2f}, '
+              f'AUC {metrics["unc/AUC"]:.2f}\n')
     baseline = mean_position_baseline(
         osp.join(coco, 'train.json'), osp.join(coco, 'test1.json'))
     rows = [('MRE (mm)', 'MRE'), ('SDR 2 mm (%)', 'SDR_2mm'),
@@ -103,6 +136,9 @@ def main(argv=None):
           f'(MRE {metrics["ceph/MRE"]:.2f} vs {baseline["MRE"]:.2f} mm).')
     print(f'Data:        {raw} (raw), {coco} (COCO)')
     print(f'Checkpoint:  {best}')
+    print(f'Plots, JSON: {cfg.work_dir}/*_reliability*.png, '
+          '*_ere_vs_error.png, *_roc.png, calibration.json, '
+          'unc_uncertainty.json')
     print(f'Logs:        {cfg.work_dir}')
     print(f'Total time:  {time.time() - start:.0f} s')
     if metrics['ceph/MRE'] >= baseline['MRE']:

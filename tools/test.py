@@ -48,6 +48,13 @@ def main(argv=None):
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
     cfg.load_from = args.checkpoint
+    # the uncertainty metric's plots and JSON go to the work dir
+    evaluators = cfg.test_evaluator if isinstance(
+        cfg.test_evaluator, (list, tuple)) else [cfg.test_evaluator]
+    for evaluator in evaluators:
+        if evaluator.get('type') == 'UncertaintyMetric' and not evaluator.get(
+                'out_dir'):
+            evaluator['out_dir'] = cfg.work_dir
     if args.dump:
         if not args.dump.endswith(('.pkl', '.pickle')):
             sys.exit('test.py: --dump must end with .pkl or .pickle')

@@ -42,3 +42,8 @@ train_pipeline = [
     dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+# Gaussian heatmaps are not distributions: no temperature scaling, no ERE
+custom_hooks = [dict(type='SyncBuffersHook')]
+val_evaluator = [dict(type='CephalometricMetric')]
+test_evaluator = val_evaluator

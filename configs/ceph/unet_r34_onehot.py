@@ -108,3 +108,19 @@ test_dataloader = dict(
     dataset=dict(
         dataset, ann_file='test1.json', test_mode=True,
         pipeline=val_pipeline))
+# temperature scaling after training, on the held-out calibration split
+# (never a test split): calibrated.pth, calibration.json and the
+# before/after reliability diagram land in the work dir
+calib_dataloader = dict(
+    val_dataloader,
+    dataset=dict(
+        dataset, ann_file='calib.json', test_mode=True,
+        pipeline=val_pipeline))
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(
+        type='TemperatureScalingHook',
+        calib_dataloader='calib_dataloader',
+        erroneous_mm=2.0,
+        target_tpr=0.5),
+]

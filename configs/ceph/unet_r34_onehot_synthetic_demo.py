@@ -55,3 +55,6 @@ val_dataloader = dict(
 test_dataloader = dict(
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=val_pipeline))
+calib_dataloader = dict(
+    num_workers=1,
+    dataset=dict(data_root=data_root, pipeline=val_pipeline))

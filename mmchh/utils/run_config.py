@@ -92,3 +92,11 @@ def enable_amp(cfg: Config) -> None:
                            'OptimWrapper; set AMP in the config instead')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def temperature_hook_config(cfg: Config) -> dict:
+    """The config's ``TemperatureScalingHook`` entry, or an empty dict."""
+    for hook in cfg.get('custom_hooks', []) or []:
+        if hook.get('type') == 'TemperatureScalingHook':
+            return dict(hook)
+    return {}

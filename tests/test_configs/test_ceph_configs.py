@@ -67,34 +67,16 @@ def test_paper_recipe():
 
 
 def _train_losses(cfg_path, data_root, work_dir):
+    from conftest import small_ceph_options
     from mmengine.runner import Runner
-    w, h = 64, 96
-    size = (w, h)
-    cfg = load_run_config(
-        cfg_path, {
-            'train_dataloader.dataset.data_root': data_root,
-            'val_dataloader.dataset.data_root': data_root,
-            'test_dataloader.dataset.data_root': data_root,
-            'train_dataloader.dataset.pipeline.3.input_size': size,
-            'train_dataloader.dataset.pipeline.6.encoder.input_size': size,
-            'train_dataloader.dataset.pipeline.6.encoder.heatmap_size': size,
-            'val_dataloader.dataset.pipeline.2.input_size': size,
-            'test_dataloader.dataset.pipeline.2.input_size': size,
-            'model.head.decoder.input_size': size,
-            'model.head.decoder.heatmap_size': size,
-            'model.backbone.init_cfg': None,
-            'train_cfg.max_epochs': 2,
-            'train_cfg.val_interval': 2,
-            'train_dataloader.batch_size': 2,
-            'train_dataloader.num_workers': 0,
-            'train_dataloader.persistent_workers': False,
-            'val_dataloader.num_workers': 0,
-            'val_dataloader.persistent_workers': False,
-            'default_hooks.logger.interval': 1,
-            'randomness': dict(seed=7, deterministic=True),
-            # a visualizer of its own, so the run logs into its own work dir
-            'visualizer.name': f'vis_{osp.basename(work_dir)}',
-        }, work_dir)
+    opts = small_ceph_options(data_root, epochs=2)
+    opts.update({
+        'train_cfg.val_interval': 2,
+        'randomness': dict(seed=7, deterministic=True),
+        # a visualizer of its own, so the run logs into its own work dir
+        'visualizer.name': f'vis_{osp.basename(work_dir)}',
+    })
+    cfg = load_run_config(cfg_path, opts, work_dir)
     runner = Runner.from_cfg(cfg)
     runner.train()
     run = [d for d in os.listdir(work_dir) if osp.isdir(osp.join(

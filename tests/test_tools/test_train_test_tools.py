@@ -11,37 +11,12 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'ceph', 'unet_r34_onehot.py')
-SIZE = (64, 96)  # (w, h), divisible by 32
 
 
 def small_options(data_root, epochs=1):
     """--cfg-options that shrink the paper's config to a CPU-sized run."""
-    w, h = SIZE
-    size = f'({w},{h})'
-    return [
-        f'data_root={data_root}',
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-        f'train_dataloader.dataset.pipeline.3.input_size={size}',
-        f'train_dataloader.dataset.pipeline.6.encoder.input_size={size}',
-        f'train_dataloader.dataset.pipeline.6.encoder.heatmap_size={size}',
-        f'val_dataloader.dataset.pipeline.2.input_size={size}',
-        f'test_dataloader.dataset.pipeline.2.input_size={size}',
-        f'model.head.decoder.input_size={size}',
-        f'model.head.decoder.heatmap_size={size}',
-        'model.backbone.init_cfg=None',
-        f'train_cfg.max_epochs={epochs}',
-        'train_dataloader.batch_size=2',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False',
-        'randomness.seed=0',
-        'default_hooks.logger.interval=1',
-    ]
+    from conftest import as_cli_options, small_ceph_options
+    return as_cli_options(small_ceph_options(data_root, epochs))
 
 
 def run(args, **kwargs):

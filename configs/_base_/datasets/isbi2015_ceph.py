@@ -12,7 +12,13 @@ ceph_meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'ori_shape',
                   'flip', 'flip_direction', 'flip_indices', 'dataset_name',
                   'spacing', 'annotator_keypoints')
 
-# MRE/SDR in mm with the challenge's thresholds
-ceph_evaluator = dict(type='CephalometricMetric')
+# MRE/SDR in mm with the challenge's thresholds, and how honest the
+# uncertainty is: ERE, NLL, ECE, ERE-error correlation, ROC AUC of ERE and,
+# once calibrated, the Good/Erroneous table (tools/test.py writes the plots
+# and a JSON into the work dir)
+ceph_evaluator = [
+    dict(type='CephalometricMetric'),
+    dict(type='UncertaintyMetric', erroneous_mm=2.0)
+]
 val_evaluator = ceph_evaluator
 test_evaluator = ceph_evaluator

@@ -1,6 +1,7 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.structures import InstanceData, PixelData
 from mmpose.models.heads import HeatmapHead
@@ -10,7 +11,8 @@ from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 from torch import Tensor
 
-from mmchh.evaluation.functional import softmax_2d
+from mmchh.evaluation.functional import (expected_radial_error, nll_at_index,
+                                         softmax_2d)
 
 OptIntSeq = Optional[Sequence[int]]
 
@@ -37,6 +39,15 @@ class SoftmaxHeatmapHead(HeatmapHead):
     mixture). Averaging log-probabilities instead would be a normalised
     product of the two distributions, which is sharper than either and so
     over-confident with temperatures fitted without flipping.
+
+    When the data samples carry ground truth (validation and test), predict
+    also returns per-landmark calibration scalars computed on the device:
+    ``keypoint_nll`` (NLL of the ground-truth pixel) and
+    ``keypoint_mode_hit`` (the mode is the ground-truth pixel); with a
+    ``spacing`` meta key, ``keypoint_ere_mm`` (ERE in mm of the original
+    image) and, once a flagging threshold is set (``flag_threshold``, mm,
+    a buffer like the temperatures), ``keypoint_flagged`` = ERE > threshold.
+    Only O(K) numbers per image ever leave the device.
 
     Args:
         in_channels, out_channels, deconv_out_channels, deconv_kernel_sizes,
@@ -77,6 +88,25 @@ class SoftmaxHeatmapHead(HeatmapHead):
             decoder=decoder,
             init_cfg=init_cfg)
         self.register_buffer('log_temperature', torch.zeros(out_channels))
+        # ERE threshold (mm) above which a landmark is flagged; NaN = unset
+        self.register_buffer('flag_threshold', torch.tensor(float('nan')))
+
+    def _load_state_dict_pre_hook(self, state_dict, prefix, local_meta, *args,
+                                  **kwargs):
+        """Also accepts state dicts without calibration buffers (e.g. from
+        a ``HeatmapHead`` or an uncalibrated export): T = 1, no threshold."""
+        super()._load_state_dict_pre_hook(state_dict, prefix, local_meta,
+                                          *args, **kwargs)
+        for name in ('log_temperature', 'flag_threshold'):
+            if prefix + name not in state_dict:
+                state_dict[prefix + name] = getattr(self, name).detach(
+                ).clone().fill_(0.0 if name == 'log_temperature' else
+                                float('nan'))
+
+    @property
+    def is_calibrated(self) -> bool:
+        """Whether any temperature differs from 1."""
+        return bool((self.log_temperature != 0).any())
 
     @property
     def temperature(self) -> Tensor:
@@ -92,6 +122,75 @@ class SoftmaxHeatmapHead(HeatmapHead):
             raise ValueError(f'temperatures must be finite and > 0; got {t}')
         with torch.no_grad():
             self.log_temperature.copy_(t.log())
+
+    def set_flag_threshold(self, threshold_mm: float) -> None:
+        """Sets the ERE threshold (mm) above which landmarks are flagged."""
+        value = float(threshold_mm)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f'flag threshold must be a finite ERE >= 0 mm; '
+                             f'got {threshold_mm}')
+        with torch.no_grad():
+            self.flag_threshold.fill_(value)
+
+    def gt_targets(self, batch_data_samples: OptSampleList,
+                   device=None) -> Optional[Tuple[Tensor, Tensor]]:
+        """Ground-truth heatmap indices of samples that carry ground truth.
+
+        Maps ``gt_instances.keypoints`` (original image) into the model
+        input with the sample's ``input_center/scale/size`` -- the exact
+        inverse of ``TopdownPoseEstimator.add_pred_to_datasample`` for an
+        unrotated test pipeline -- and encodes them with the codec.
+
+        Returns:
+            tuple | None: (indices (B, K) long, weights (B, K) float), or
+            None when any sample lacks ground-truth keypoints.
+        """
+        if not batch_data_samples:
+            return None
+        indices, weights = [], []
+        for sample in batch_data_samples:
+            gt = sample.get('gt_instances', None)
+            meta = sample.metainfo
+            if gt is None or 'keypoints' not in gt or not {
+                    'input_center', 'input_scale', 'input_size'
+            } <= set(meta):
+                return None
+            kpts = np.asarray(gt.keypoints, dtype=np.float64)[:1, :, :2]
+            visible = np.asarray(
+                gt.get('keypoints_visible', np.ones(kpts.shape[:2])),
+                dtype=np.float32)[:1]
+            center = np.asarray(meta['input_center'], dtype=np.float64)
+            scale = np.asarray(meta['input_scale'], dtype=np.float64)
+            size = np.asarray(meta['input_size'], dtype=np.float64)
+            kpts_in = (kpts - center + 0.5 * scale) / scale * size
+            enc = self.decoder.encode(kpts_in, visible)
+            indices.append(enc['heatmap_indices'][0])
+            weights.append(enc['keypoint_weights'][0])
+        return (torch.as_tensor(np.stack(indices), device=device),
+                torch.as_tensor(np.stack(weights), device=device))
+
+    def heatmap_pixel_mm(self, batch_data_samples: OptSampleList,
+                         device=None) -> Optional[Tensor]:
+        """(B, 1, 2) mm per heatmap pixel (x, y) of each sample, or None.
+
+        heatmap pixel -> input pixel (codec scale) -> original pixel
+        (``input_scale / input_size``) -> mm (``spacing``).
+        """
+        if not batch_data_samples:
+            return None
+        sizes = []
+        for sample in batch_data_samples:
+            meta = sample.metainfo
+            if not {'spacing', 'input_scale', 'input_size'} <= set(meta):
+                return None
+            sizes.append(
+                np.asarray(self.decoder.scale_factor, np.float64) *
+                np.asarray(meta['input_scale'], np.float64) /
+                np.asarray(meta['input_size'], np.float64) *
+                np.broadcast_to(np.asarray(meta['spacing'], np.float64),
+                                (2, )))
+        return torch.as_tensor(
+            np.stack(sizes)[:, None, :], dtype=torch.float32, device=device)
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Temperature-scaled 2D softmax of (B, K, H, W) logits."""
@@ -118,7 +217,8 @@ class SoftmaxHeatmapHead(HeatmapHead):
         if test_cfg.get('flip_test', False):
             assert isinstance(feats, list) and len(feats) == 2
             flip_indices = batch_data_samples[0].metainfo['flip_indices']
-            probs = self.probabilities(self.forward(feats[0]))
+            logits = self.forward(feats[0])
+            probs = self.probabilities(logits)
             probs_flip = flip_heatmaps(
                 self.probabilities(self.forward(feats[1])),
                 flip_mode='heatmap',
@@ -126,16 +226,45 @@ class SoftmaxHeatmapHead(HeatmapHead):
                 shift_heatmap=test_cfg.get('shift_heatmap', False))
             probs = (probs + probs_flip) * 0.5
         else:
-            probs = self.probabilities(self.forward(feats))
+            logits = self.forward(feats)
+            probs = self.probabilities(logits)
 
         keypoints, scores, ere = self.decoder.decode_tensors(probs)
-        keypoints, scores, ere = (t[:, None].detach().float().cpu().numpy()
-                                  for t in (keypoints, scores, ere))
+        fields = dict(
+            keypoints=keypoints, keypoint_scores=scores, keypoint_ere=ere)
+
+        pixel_mm = self.heatmap_pixel_mm(batch_data_samples, probs.device)
+        if pixel_mm is not None:
+            ere_mm = expected_radial_error(
+                probs,
+                threshold=self.decoder.ere_threshold,
+                pixel_size=pixel_mm)
+            fields['keypoint_ere_mm'] = ere_mm
+            if torch.isfinite(self.flag_threshold):
+                fields['keypoint_flagged'] = ere_mm > self.flag_threshold
+        targets = self.gt_targets(batch_data_samples, probs.device)
+        if targets is not None:
+            index, weight = targets
+            if test_cfg.get('flip_test', False):
+                # the NLL of the combined (mixture) distribution
+                nll = -probs.flatten(-2).gather(
+                    -1, index[..., None])[..., 0].clamp_min(
+                        torch.finfo(probs.dtype).tiny).log()
+            else:
+                nll = nll_at_index(logits, index, self.temperature)
+            fields['keypoint_nll'] = nll
+            fields['keypoint_mode_hit'] = probs.flatten(-2).argmax(-1) == index
+            fields['keypoint_target_weight'] = weight
+
+        host = {
+            k: v[:, None].detach().cpu().numpy()
+            for k, v in fields.items()
+        }
+        host['keypoints'] = host['keypoints'].astype(np.float32)
         preds = [
-            InstanceData(
-                keypoints=keypoints[i],
-                keypoint_scores=scores[i],
-                keypoint_ere=ere[i]) for i in range(len(keypoints))
+            InstanceData(**{k: v[i]
+                            for k, v in host.items()})
+            for i in range(len(probs))
         ]
         if test_cfg.get('output_heatmaps', False):
             return preds, [PixelData(heatmaps=p) for p in probs.detach()]

@@ -154,3 +154,73 @@ def test_loss_and_device_side_accuracy():
     assert head.loss(x, samples())['acc_pose'].item() == pytest.approx(0.5)
     assert 'acc_pose' not in head.loss(x, samples(),
                                        dict(compute_acc=False))
+
+
+def samples_with_gt(batch=2, spacing=(0.1, 0.2)):
+    """Samples as the test pipeline makes them: gt in original-image
+    coordinates, an input crop of the original, and a spacing."""
+    out = []
+    rng = np.random.default_rng(0)
+    for _ in range(batch):
+        s = PoseDataSample(
+            metainfo=dict(
+                input_center=np.array([40.0, 30.0]),
+                input_scale=np.array([64.0, 48.0]),  # original px shown
+                input_size=(32, 24),
+                spacing=np.array(spacing)))
+        # integer heatmap cells -> original coordinates (4 original px per
+        # heatmap px: 2 from the codec, 2 from input_scale / input_size)
+        cells = np.stack([rng.integers(0, 16, 3), rng.integers(0, 12, 3)], 1)
+        kpts = cells * 4.0 + np.array([40.0 - 32, 30.0 - 24])
+        s.gt_instances = InstanceData(
+            keypoints=kpts[None].astype(np.float32),
+            keypoints_visible=np.ones((1, 3), np.float32))
+        s.set_field(cells, 'cells', field_type='metainfo')
+        out.append(s)
+    return out
+
+
+def test_predict_calibration_scalars_against_references():
+    head = build_head()
+    head.set_temperature(torch.tensor([0.7, 1.0, 1.6]))
+    x = feats(5)
+    ss = samples_with_gt()
+    preds = head.predict(x, ss)
+    logits = head(x).detach().double()
+    t = head.temperature.double()
+    for i, (p, s) in enumerate(zip(preds, ss)):
+        cells = s.metainfo['cells']
+        index = cells[:, 1] * 16 + cells[:, 0]
+        np.testing.assert_array_equal(p.keypoint_target_weight[0], 1)
+        for k in range(3):
+            z = logits[i, k].reshape(-1) / t[k]
+            ref_nll = float(torch.logsumexp(z, 0) - z[index[k]])
+            assert p.keypoint_nll[0, k] == pytest.approx(ref_nll, rel=1e-5)
+            assert p.keypoint_mode_hit[0, k] == (int(z.argmax()) == index[k])
+        # ERE in mm: heatmap px -> 4 original px -> (0.1, 0.2) mm
+        probs = softmax_2d(logits[i:i + 1].float(), head.temperature)
+        ref = expected_radial_error(probs[0], pixel_size=(0.4, 0.8))
+        np.testing.assert_allclose(p.keypoint_ere_mm[0], ref.numpy(),
+                                   rtol=1e-5)
+        assert 'keypoint_flagged' not in p
+    head.set_flag_threshold(float(np.median(preds[0].keypoint_ere_mm)))
+    flagged = head.predict(x, ss)[0]
+    np.testing.assert_array_equal(
+        flagged.keypoint_flagged[0],
+        flagged.keypoint_ere_mm[0] > head.flag_threshold.item())
+    with pytest.raises(ValueError, match='flag threshold'):
+        head.set_flag_threshold(-1)
+
+
+def test_uncalibrated_state_dict_loads_with_unit_temperature():
+    head = build_head()
+    state = {
+        k: v
+        for k, v in head.state_dict().items()
+        if k not in ('log_temperature', 'flag_threshold')
+    }
+    fresh = build_head()
+    fresh.set_temperature(3.0)
+    fresh.load_state_dict(state, strict=True)
+    torch.testing.assert_close(fresh.temperature, torch.ones(3))
+    assert torch.isnan(fresh.flag_threshold) and not fresh.is_calibrated

@@ -60,12 +60,12 @@ def test_same_logits_as_smp_unet(depth):
     theirs = reference.state_dict()
     mine = ours.state_dict()
     mapped = {smp_to_ours_key(k): v for k, v in theirs.items()}
-    assert set(mapped) == set(mine) - {'head.log_temperature'}
+    calibration = {'head.log_temperature', 'head.flag_threshold'}
+    assert set(mapped) == set(mine) - calibration
     for k, v in mapped.items():
         assert mine[k].shape == v.shape, k
-    missing = ours.load_state_dict(mapped, strict=False)
-    assert missing.missing_keys == ['head.log_temperature']
-    assert not missing.unexpected_keys
+    # strict: the head fills in T = 1 and no threshold for a plain state
+    ours.load_state_dict(mapped, strict=True)
     x = torch.randn(2, 3, 96, 64)
     with torch.no_grad():
         expected = reference(x)

@@ -1,0 +1,294 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Temperature scaling and the flagging threshold of a trained model.
+
+One implementation behind both ``TemperatureScalingHook`` (after training)
+and ``tools/calibrate.py`` (an existing checkpoint):
+
+1. With the network in eval mode and every weight frozen, stream the
+   calibration split through it; keep per map only a compact logit summary
+   (:func:`summarize_logits`, about 16 KB per map instead of 2 MB at
+   640x800), never the dense logits.
+2. Fit one temperature per landmark by minimising the NLL of the
+   ground-truth pixel (L-BFGS on log T). The mode never moves.
+3. With the calibrated temperatures, predict the calibration split again and
+   choose the ERE threshold whose TPR for "erroneous" (radial error >
+   ``erroneous_mm``) reaches ``target_tpr``; store it in the head.
+4. Save the calibrated checkpoint and a JSON / PNG report with NLL and ECE
+   before and after.
+"""
+import copy
+import json
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from mmengine.dist import (broadcast, collect_results, get_world_size,
+                           is_main_process)
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from mmchh.evaluation.functional.calibration import (
+    LogitSummary, expected_calibration_error, fit_temperatures,
+    nll_from_summary, reliability_diagram_png, summarize_logits,
+    threshold_at_tpr)
+from mmchh.evaluation.metrics.cephalometric_metric import radial_errors_mm
+
+
+class CalibrationError(ValueError):
+    """The calibration split cannot be used (missing, empty, no targets)."""
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def _build_loader(runner, dataloader):
+    if dataloader is None:
+        raise CalibrationError(
+            'temperature scaling needs a calibration dataloader (e.g. '
+            '`calib_dataloader` in the config, on the "calib" split written '
+            'by tools/convert_isbi.py); never calibrate on the test split')
+    if isinstance(dataloader, dict):
+        dataloader = copy.deepcopy(dataloader)
+        # an empty split must reach the check below, not fail inside
+        # MMEngine's serialisation (the split is small: nothing to share)
+        dataloader['dataset']['serialize_data'] = False
+        try:
+            dataloader = runner.build_dataloader(
+                dataloader, seed=runner.seed, diff_rank_seed=False)
+        except FileNotFoundError as e:
+            raise CalibrationError(
+                f'cannot load the calibration split: {e}') from e
+    if len(dataloader.dataset) == 0:
+        raise CalibrationError(
+            'the calibration split is empty: '
+            f'{getattr(dataloader.dataset, "ann_file", "")}; hold out images '
+            'with tools/convert_isbi.py --num-calib N')
+    return dataloader
+
+
+def _stream_summaries(model, loader, num_bins):
+    """Logit summaries and target weights of this rank's shard."""
+    head = model.head
+    summaries, weights = [], []
+    with torch.no_grad():
+        for data in loader:
+            data = model.data_preprocessor(data, False)
+            samples = data['data_samples']
+            logits = head.forward(model.extract_feat(data['inputs']))
+            targets = head.gt_targets(samples, logits.device)
+            if targets is None:
+                raise CalibrationError(
+                    'calibration samples need ground-truth keypoints and '
+                    'input_center/input_scale/input_size meta keys')
+            index, weight = targets
+            summaries.append(summarize_logits(logits, index, num_bins).to(
+                'cpu'))
+            weights.append(weight.cpu())
+    return summaries, weights
+
+
+def _predict_errors(model, loader):
+    """ERE (mm) and radial error (mm) of every counted landmark."""
+    ere, errors = [], []
+    with torch.no_grad():
+        for data in loader:
+            for sample in model.test_step(data):
+                pred, gt = sample.pred_instances, sample.gt_instances
+                if 'keypoint_ere_mm' not in pred:
+                    raise CalibrationError(
+                        'flag threshold needs ERE in mm: list "spacing" in '
+                        'PackPoseInputs(meta_keys=...)')
+                err = radial_errors_mm(
+                    np.asarray(pred.keypoints)[0],
+                    np.asarray(gt.keypoints)[0, :, :2],
+                    np.asarray(sample.metainfo['spacing']).reshape(-1))
+                counted = np.asarray(pred.keypoint_target_weight)[0] > 0
+                ere.append(np.asarray(pred.keypoint_ere_mm)[0][counted])
+                errors.append(err[counted])
+    return ere, errors
+
+
+def _mode_confidence(summary: LogitSummary, temperature: torch.Tensor):
+    """Probability at the mode and mode == target, from the summary."""
+    t = temperature.double()
+    nll = nll_from_summary(summary, t)  # lse(z/T) - z_target/T
+    log_conf = (summary.max_logit.double() -
+                summary.target_logit.double()) / t - nll
+    hit = summary.target_logit >= summary.max_logit
+    return log_conf.exp(), hit, nll
+
+
+def calibrate_model(runner,
+                    dataloader,
+                    erroneous_mm: float = 2.0,
+                    target_tpr: float = 0.5,
+                    num_bins: int = 2048,
+                    out_dir: Optional[str] = None,
+                    checkpoint_name: Optional[str] = 'calibrated.pth'
+                    ) -> Dict:
+    """Fits temperatures and the flag threshold of ``runner.model``.
+
+    Args:
+        runner (Runner): A runner whose model has a ``SoftmaxHeatmapHead``
+            (weights already loaded).
+        dataloader (dict | DataLoader): The calibration split (never the
+            test split).
+        erroneous_mm (float): Radial error defining "erroneous".
+        target_tpr (float): TPR the ERE threshold must reach on the
+            calibration split. 0 or None skips the threshold.
+        num_bins (int): Histogram bins of the logit summaries.
+        out_dir (str, optional): Where the report goes (default: the
+            runner's work dir).
+        checkpoint_name (str, optional): File name of the calibrated
+            checkpoint in ``out_dir``; None to skip saving.
+
+    Returns:
+        dict: the report (also written as ``calibration.json``).
+    """
+    model = _unwrap(runner.model)
+    head = model.head
+    if not hasattr(head, 'set_temperature'):
+        raise CalibrationError(
+            f'{type(head).__name__} has no temperatures; temperature '
+            'scaling needs SoftmaxHeatmapHead')
+    out_dir = out_dir or runner.work_dir
+    loader = _build_loader(runner, dataloader)
+    was_training = model.training
+    model.eval()
+    # frozen: nothing may change but T (BN statistics included)
+    requires_grad = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        print_log(
+            f'calibration: streaming {len(loader.dataset)} images of the '
+            'calibration split', logger='current')
+        summaries, weights = _stream_summaries(model, loader, num_bins)
+        summaries = collect_results(summaries, len(loader), device='cpu')
+        weights = collect_results(weights, len(loader), device='cpu')
+        temperature = torch.ones_like(head.temperature).cpu()
+        report = {}
+        if is_main_process():
+            summary = LogitSummary.cat(summaries)
+            weight = torch.cat(weights).float()
+            if not bool((weight > 0).any()):
+                raise CalibrationError(
+                    'no landmark of the calibration split lies inside the '
+                    'heatmap; nothing to fit')
+            before_t = head.temperature.detach().cpu()
+            temperature = fit_temperatures(summary, weight, init=before_t)
+            names = getattr(loader.dataset, 'metainfo',
+                            {}).get('keypoint_id2name', {})
+            report = _report(summary, weight, before_t, temperature, names,
+                             out_dir)
+        if get_world_size() > 1:
+            temperature = temperature.to(head.log_temperature.device)
+            broadcast(temperature, src=0)
+        head.set_temperature(temperature.to(head.log_temperature.device))
+
+        if target_tpr:
+            ere, errors = _predict_errors(model, loader)
+            ere = collect_results(ere, len(loader), device='cpu')
+            errors = collect_results(errors, len(loader), device='cpu')
+            threshold = torch.zeros(1, device=head.flag_threshold.device)
+            if is_main_process():
+                ere, errors = np.concatenate(ere), np.concatenate(errors)
+                erroneous = errors > erroneous_mm
+                if erroneous.any():
+                    threshold[0] = threshold_at_tpr(ere, erroneous,
+                                                    target_tpr)
+                else:
+                    # nothing to flag on the calibration split: flag only
+                    # what is less certain than everything seen there
+                    threshold[0] = float(ere.max())
+                    print_log(
+                        'calibration: no erroneous landmark (> '
+                        f'{erroneous_mm} mm) on the calibration split; '
+                        'threshold set to its largest ERE',
+                        logger='current', level=30)
+                report['flagging'] = dict(
+                    erroneous_mm=erroneous_mm,
+                    target_tpr=target_tpr,
+                    threshold_mm=float(threshold[0]),
+                    tpr=float((ere[erroneous] > float(threshold[0])).mean())
+                    if erroneous.any() else float('nan'),
+                    fpr=float((ere[~erroneous] > float(threshold[0])).mean())
+                    if (~erroneous).any() else float('nan'),
+                    num_landmarks=int(len(ere)),
+                    num_erroneous=int(erroneous.sum()))
+            if get_world_size() > 1:
+                broadcast(threshold, src=0)
+            head.set_flag_threshold(float(threshold[0]))
+    finally:
+        for p, flag in zip(model.parameters(), requires_grad):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+    if is_main_process():
+        if checkpoint_name:
+            runner.save_checkpoint(
+                out_dir,
+                checkpoint_name,
+                save_optimizer=False,
+                save_param_scheduler=False)
+            report['checkpoint'] = osp.join(out_dir, checkpoint_name)
+        _write_json(osp.join(out_dir, 'calibration.json'), report)
+        c = report['calib']
+        print_log(
+            f'calibration: NLL {c["NLL_before"]:.4f} -> '
+            f'{c["NLL_after"]:.4f}, ECE {c["ECE_before"]:.4f} -> '
+            f'{c["ECE_after"]:.4f} on {c["num_landmarks"]} landmarks; '
+            f'T in [{min(report["temperature"].values()):.3f}, '
+            f'{max(report["temperature"].values()):.3f}]' +
+            (f'; flag ERE > {report["flagging"]["threshold_mm"]:.3f} mm'
+             if 'flagging' in report else ''),
+            logger='current')
+    return report
+
+
+def _report(summary, weight, before_t, after_t, names, out_dir) -> Dict:
+    """NLL and ECE before/after on the calibration split, plus a diagram."""
+    mask = (weight > 0).numpy()
+    out = {}
+    for tag, t in (('before', before_t), ('after', after_t)):
+        conf, hit, nll = _mode_confidence(summary, t)
+        conf, hit, nll = conf.numpy()[mask], hit.numpy()[mask], \
+            nll.numpy()[mask]
+        out[tag] = dict(
+            nll=float(nll.mean()),
+            reliability=expected_calibration_error(conf, hit, 10, 'max'),
+            reliability_unit=expected_calibration_error(
+                conf, hit, 10, 'unit'))
+    os.makedirs(out_dir, exist_ok=True)
+    reliability_diagram_png(
+        osp.join(out_dir, 'calib_reliability_before_after.png'),
+        out['before']['reliability'],
+        out['after']['reliability'],
+        title='calibration split: before / after temperature scaling')
+    return dict(
+        temperature={
+            names.get(k, str(k)): float(v)
+            for k, v in enumerate(after_t.tolist())
+        },
+        calib=dict(
+            num_images=int(summary.target_logit.shape[0]),
+            num_landmarks=int(mask.sum()),
+            NLL_before=out['before']['nll'],
+            NLL_after=out['after']['nll'],
+            ECE_before=out['before']['reliability']['ece'],
+            ECE_after=out['after']['reliability']['ece'],
+            ECE_unit_before=out['before']['reliability_unit']['ece'],
+            ECE_unit_after=out['after']['reliability_unit']['ece'],
+            reliability_before=out['before']['reliability'],
+            reliability_after=out['after']['reliability']))
+
+
+def _write_json(path: str, obj) -> None:
+    from mmchh.evaluation.metrics.uncertainty_metric import _jsonable
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(_jsonable(obj), f, indent=1)
+    os.replace(tmp, path)

@@ -1,0 +1,3 @@
+from .temperature_scaling_hook import TemperatureScalingHook
+
+__all__ = ['TemperatureScalingHook']

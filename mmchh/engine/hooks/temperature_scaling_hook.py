@@ -1,0 +1,78 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+import os.path as osp
+from typing import Union
+
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmpose.registry import HOOKS
+
+from ..calibration import calibrate_model
+
+
+@HOOKS.register_module()
+class TemperatureScalingHook(Hook):
+    """Calibrates the model after training (temperature scaling + flagging).
+
+    After the last epoch -- which in MMEngine is after the last validation
+    and checkpoint -- the hook:
+
+    1. loads the best checkpoint when ``CheckpointHook(save_best=...)`` kept
+       one (otherwise keeps the final weights);
+    2. fits one temperature per landmark on ``calib_dataloader`` with the
+       network in eval mode and every weight frozen, and the ERE flagging
+       threshold at ``target_tpr`` (see :mod:`mmchh.engine.calibration`);
+    3. saves ``calibrated.pth`` in the work dir with the report
+       (``calibration.json``, ``calib_reliability_before_after.png``),
+       logging NLL and ECE before and after;
+    4. re-runs validation, so the last logged metrics are the calibrated
+       ones.
+
+    Args:
+        calib_dataloader (str | dict): Dataloader config of the calibration
+            split (same pipeline as validation; never the test split), or
+            the name of a top-level config entry holding it. Defaults to
+            ``'calib_dataloader'``.
+        erroneous_mm (float): Radial error defining "erroneous" for the
+            flagging threshold. Defaults to 2.0.
+        target_tpr (float): TPR the threshold reaches on the calibration
+            split. Defaults to 0.5.
+        use_best (bool): Calibrate the best checkpoint rather than the last
+            weights. Defaults to True.
+        revalidate (bool): Re-run validation afterwards. Defaults to True.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self,
+                 calib_dataloader: Union[str, dict] = 'calib_dataloader',
+                 erroneous_mm: float = 2.0,
+                 target_tpr: float = 0.5,
+                 use_best: bool = True,
+                 revalidate: bool = True) -> None:
+        self.calib_dataloader = calib_dataloader
+        self.erroneous_mm = erroneous_mm
+        self.target_tpr = target_tpr
+        self.use_best = use_best
+        self.revalidate = revalidate
+
+    def after_train(self, runner) -> None:
+        if self.use_best:
+            best = None
+            for hook in runner.hooks:
+                best = getattr(hook, 'best_ckpt_path', None) or best
+            if best and osp.isfile(best):
+                print_log(f'calibration: loading the best checkpoint {best}',
+                          logger='current')
+                runner.load_checkpoint(best, map_location='cpu')
+        loader = self.calib_dataloader
+        if isinstance(loader, str):
+            loader = runner.cfg.get(loader)
+        calibrate_model(
+            runner,
+            loader,
+            erroneous_mm=self.erroneous_mm,
+            target_tpr=self.target_tpr)
+        if self.revalidate and runner.val_loop is not None:
+            print_log('calibration: validating the calibrated model',
+                      logger='current')
+            runner.val_loop.run()

@@ -1,0 +1,201 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+import json
+import os
+import os.path as osp
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger, print_log
+from mmpose.registry import METRICS
+
+from ..functional.calibration import (binned_correlation,
+                                      expected_calibration_error,
+                                      ere_vs_error_png, good_erroneous_table,
+                                      pearson_spearman, reliability_diagram_png,
+                                      roc_auc, roc_png)
+from .cephalometric_metric import radial_errors_mm
+
+
+@METRICS.register_module()
+class UncertaintyMetric(BaseMetric):
+    """How honest the heatmaps are: ERE, calibration and flagging.
+
+    Fed per-landmark scalars that ``SoftmaxHeatmapHead.predict`` computes on
+    the device (``keypoint_ere_mm``, ``keypoint_scores``, ``keypoint_nll``,
+    ``keypoint_mode_hit``, optionally ``keypoint_flagged``); no heatmap ever
+    reaches the metric or crosses processes. Reported (prefix ``unc``):
+
+    - ``MERE``: mean Expected Radial Error (mm);
+    - ``pearson`` / ``spearman``: correlation of ERE with the radial error
+      over landmarks, and ``pearson_binned`` / ``spearman_binned`` over the
+      paper's bins of ``corr_bin_size`` landmarks sorted by ERE;
+    - ``NLL``: mean negative log-likelihood of the ground-truth pixel;
+    - ``ECE`` (the paper's bins: equal widths up to the largest confidence)
+      and ``ECE_unit`` (equal widths on [0, 1]). Confidence = probability at
+      the mode; correct = the mode is the ground-truth heatmap pixel (the
+      pixel the codec assigns to the ground truth, same rounding);
+    - ``AUC``: ROC AUC of ERE for "erroneous" = radial error >
+      ``erroneous_mm``;
+    - with flags (a threshold set by calibration), the paper's Table 2:
+      ``{overall,good,erroneous}/{count,MRE,SDR_2mm,...}``, Good = not
+      flagged.
+
+    With ``out_dir``, also writes ``<prefix>_uncertainty.json`` (every
+    number, the bins and the ROC) and three PNGs: the reliability diagram,
+    ERE vs radial error (scatter and binned) and the ROC curve.
+
+    Args:
+        erroneous_mm (float): Radial error (mm) above which a prediction is
+            erroneous. Defaults to 2.0 (the paper's text).
+        num_bins (int): Reliability bins. Defaults to 10.
+        corr_bin_size (int): Landmarks per bin of the binned correlation.
+            Defaults to 36 (the paper).
+        sdr_thresholds (sequence): SDR thresholds (mm) of the table.
+        out_dir (str, optional): Where to write the JSON and plots.
+        collect_device (str): 'cpu' or 'gpu'.
+        prefix (str, optional): Defaults to ``'unc'``.
+
+    Note:
+        Needs the ``spacing`` meta key and ground truth in the samples (as
+        for ``CephalometricMetric``).
+    """
+
+    default_prefix: Optional[str] = 'unc'
+
+    def __init__(self,
+                 erroneous_mm: float = 2.0,
+                 num_bins: int = 10,
+                 corr_bin_size: int = 36,
+                 sdr_thresholds: Sequence[float] = (2.0, 2.5, 3.0, 4.0),
+                 out_dir: Optional[str] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.erroneous_mm = float(erroneous_mm)
+        self.num_bins = int(num_bins)
+        self.corr_bin_size = int(corr_bin_size)
+        self.sdr_thresholds = tuple(float(t) for t in sdr_thresholds)
+        self.out_dir = out_dir
+        #: arrays of the last evaluation (used by the calibration hook)
+        self.last_arrays: Dict[str, np.ndarray] = {}
+        self.last_details: Dict = {}
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            pred = sample['pred_instances']
+            where = sample.get('img_path', sample.get('img_id'))
+            missing = [
+                k for k in ('keypoint_ere_mm', 'keypoint_nll',
+                            'keypoint_mode_hit') if k not in pred
+            ]
+            if missing or 'spacing' not in sample:
+                raise KeyError(
+                    f'UncertaintyMetric: sample {where} lacks '
+                    f'{missing or ["spacing"]}; use SoftmaxHeatmapHead and '
+                    'list "spacing" in PackPoseInputs(meta_keys=...)')
+            gt = sample['gt_instances']
+            errors = radial_errors_mm(
+                np.asarray(pred['keypoints'])[0, :, :2],
+                np.asarray(gt['keypoints'])[0, :, :2],
+                np.asarray(sample['spacing'], np.float64).reshape(-1))
+            visible = np.asarray(
+                gt.get('keypoints_visible',
+                       np.ones(errors.shape))).reshape(-1) > 0
+            result = dict(
+                error=errors,
+                ere=np.asarray(pred['keypoint_ere_mm'], np.float64)[0],
+                confidence=np.asarray(pred['keypoint_scores'],
+                                      np.float64)[0],
+                nll=np.asarray(pred['keypoint_nll'], np.float64)[0],
+                hit=np.asarray(pred['keypoint_mode_hit'], bool)[0],
+                counted=visible & (np.asarray(
+                    pred['keypoint_target_weight'])[0] > 0))
+            if 'keypoint_flagged' in pred:
+                result['flagged'] = np.asarray(pred['keypoint_flagged'],
+                                               bool)[0]
+            self.results.append(result)
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        cat = {
+            k: np.concatenate([r[k] for r in results])
+            for k in results[0] if all(k in r for r in results)
+        }
+        mask = cat['counted']
+        error, ere = cat['error'][mask], cat['ere'][mask]
+        conf, hit, nll = (cat['confidence'][mask], cat['hit'][mask],
+                          cat['nll'][mask])
+        erroneous = error > self.erroneous_mm
+        self.last_arrays = dict(error=error, ere=ere, confidence=conf,
+                                hit=hit, nll=nll)
+
+        metrics = dict(MERE=float(ere.mean()), NLL=float(nll.mean()))
+        metrics['pearson'], metrics['spearman'] = pearson_spearman(ere, error)
+        binned = binned_correlation(ere, error, self.corr_bin_size)
+        metrics['pearson_binned'] = binned['pearson']
+        metrics['spearman_binned'] = binned['spearman']
+        ece = expected_calibration_error(conf, hit, self.num_bins, 'max')
+        ece_unit = expected_calibration_error(conf, hit, self.num_bins,
+                                              'unit')
+        metrics['ECE'], metrics['ECE_unit'] = ece['ece'], ece_unit['ece']
+        metrics['erroneous_fraction'] = float(erroneous.mean() * 100)
+        try:
+            roc = roc_auc(ere, erroneous)
+            metrics['AUC'] = roc['auc']
+        except ValueError as e:
+            roc = None
+            metrics['AUC'] = float('nan')
+            print_log(f'UncertaintyMetric: no ROC ({e})', logger='current')
+        table = None
+        if 'flagged' in cat:
+            table = good_erroneous_table(
+                error, ere, threshold=None, flagged=cat['flagged'][mask],
+                sdr_thresholds=self.sdr_thresholds)
+            for row, values in table.items():
+                for key, value in values.items():
+                    metrics[f'{row}/{key}'] = value
+        metrics = {k: float(v) for k, v in metrics.items()}
+
+        self.last_details = dict(
+            metrics=metrics,
+            erroneous_mm=self.erroneous_mm,
+            reliability=ece,
+            reliability_unit=ece_unit,
+            binned_correlation=binned,
+            roc=roc,
+            table=table)
+        if self.out_dir:
+            self._write_outputs()
+        MMLogger.get_current_instance().info(
+            f'{self.prefix}: MERE {metrics["MERE"]:.3f} mm, NLL '
+            f'{metrics["NLL"]:.3f}, ECE {metrics["ECE"]:.4f}, AUC '
+            f'{metrics["AUC"]:.3f} ({mask.sum()} landmarks)')
+        return metrics
+
+    def _write_outputs(self) -> None:
+        os.makedirs(self.out_dir, exist_ok=True)
+        base = osp.join(self.out_dir, self.prefix or 'uncertainty')
+        d, a = self.last_details, self.last_arrays
+        reliability_diagram_png(f'{base}_reliability.png', d['reliability'],
+                                title=f'{self.prefix}: reliability')
+        ere_vs_error_png(f'{base}_ere_vs_error.png', a['ere'], a['error'],
+                         d['binned_correlation'])
+        if d['roc'] is not None:
+            roc_png(f'{base}_roc.png', d['roc'])
+        tmp = f'{base}_uncertainty.json.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(_jsonable(d), f, indent=1)
+        os.replace(tmp, f'{base}_uncertainty.json')
+
+
+def _jsonable(obj):
+    """Numpy arrays and scalars to lists and floats (NaN stays NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    return obj

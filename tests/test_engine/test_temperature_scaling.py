@@ -1,0 +1,130 @@
+"""Temperature scaling after training: the hook, the tool and their report,
+on a real Runner with the demo config shrunk by cfg-options."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import as_cli_options, small_ceph_options
+from mmengine.runner import Runner
+
+import mmchh  # noqa: F401
+from mmchh.engine import CalibrationError, calibrate_model
+from mmchh.utils.run_config import load_run_config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs', 'ceph',
+                  'unet_r34_onehot_synthetic_demo.py')
+
+
+def build_runner(data_root, work_dir, epochs=2, **extra):
+    opts = small_ceph_options(data_root, epochs)
+    opts['visualizer.name'] = f'vis_{osp.basename(work_dir)}'
+    opts.update(extra)
+    return Runner.from_cfg(load_run_config(CONFIG, opts, work_dir))
+
+
+@pytest.fixture(scope='module')
+def calibrated_run(ceph_coco_small, tmp_path_factory):
+    """Trains 2 epochs; the config's TemperatureScalingHook calibrates."""
+    work = str(tmp_path_factory.mktemp('calib_run'))
+    runner = build_runner(ceph_coco_small, work)
+    runner.train()
+    return dict(runner=runner, work=work, data=ceph_coco_small)
+
+
+def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
+    work = calibrated_run['work']
+    ckpt = osp.join(work, 'calibrated.pth')
+    assert osp.isfile(ckpt)
+    assert osp.isfile(osp.join(work, 'calib_reliability_before_after.png'))
+    report = json.load(open(osp.join(work, 'calibration.json')))
+    calib = report['calib']
+    assert calib['num_images'] == 2 and calib['num_landmarks'] == 38
+    # the fit minimises exactly this NLL, starting from T = 1
+    assert calib['NLL_after'] <= calib['NLL_before'] + 1e-6
+    assert set(report['temperature']) >= {'sella', 'articulare'}
+    state = torch.load(ckpt, map_location='cpu')['state_dict']
+    t = state['head.log_temperature'].exp()
+    assert (t > 0).all() and not torch.allclose(t, torch.ones(19))
+    assert torch.isfinite(state['head.flag_threshold'])
+    assert report['flagging']['threshold_mm'] == pytest.approx(
+        float(state['head.flag_threshold']))
+    head = calibrated_run['runner'].model.head
+    torch.testing.assert_close(head.temperature, t)
+
+
+def test_revalidation_logs_calibrated_uncertainty_metrics(calibrated_run):
+    work = calibrated_run['work']
+    run = [d for d in os.listdir(work) if osp.isdir(osp.join(work, d))][0]
+    rows = [
+        json.loads(line)
+        for line in open(osp.join(work, run, 'vis_data', 'scalars.json'))
+    ]
+    vals = [r for r in rows if 'unc/NLL' in r]
+    # epoch 1, epoch 2, then the calibrated re-validation
+    assert len(vals) == 3
+    assert 'unc/good/count' in vals[-1] and 'unc/good/count' not in vals[0]
+    assert vals[-1]['ceph/MRE'] == pytest.approx(vals[-2]['ceph/MRE'])
+
+
+def test_calibration_freezes_everything_but_temperature(
+        calibrated_run, tmp_path):
+    runner = calibrated_run['runner']
+    model = runner.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()  # calibration must switch to eval itself
+    calibrate_model(runner, runner.cfg.calib_dataloader,
+                    out_dir=str(tmp_path), checkpoint_name=None)
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    # refitting from the calibrated T gives (nearly) the same T; nothing
+    # else -- BN running statistics included -- may move
+    assert set(changed) <= {'head.log_temperature', 'head.flag_threshold'}
+    assert model.training  # restored
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_missing_or_empty_calibration_split_fails_clearly(
+        calibrated_run, tmp_path):
+    runner = calibrated_run['runner']
+    with pytest.raises(CalibrationError, match='calibration dataloader'):
+        calibrate_model(runner, None, out_dir=str(tmp_path))
+    empty = osp.join(str(tmp_path), 'empty.json')
+    data = json.load(open(osp.join(calibrated_run['data'], 'calib.json')))
+    data['images'], data['annotations'] = [], []
+    json.dump(data, open(empty, 'w'))
+    loader = dict(runner.cfg.calib_dataloader)
+    loader['dataset'] = dict(loader['dataset'], ann_file=empty)
+    with pytest.raises(CalibrationError, match='calibration split is empty'):
+        calibrate_model(runner, loader, out_dir=str(tmp_path))
+
+
+def test_calibrate_tool_on_an_existing_checkpoint(calibrated_run, tmp_path):
+    ckpt = [
+        f for f in os.listdir(calibrated_run['work'])
+        if f.startswith('epoch_')
+    ][0]
+    opts = small_ceph_options(calibrated_run['data'])
+    proc = subprocess.run([
+        sys.executable, 'tools/calibrate.py', CONFIG,
+        osp.join(calibrated_run['work'], ckpt), '--work-dir',
+        str(tmp_path), '--cfg-options', *as_cli_options(opts)
+    ], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert osp.isfile(osp.join(str(tmp_path), 'calibrated.pth'))
+    report = json.load(open(osp.join(str(tmp_path), 'calibration.json')))
+    assert report['calib']['NLL_after'] <= report['calib']['NLL_before']
+    assert 'NLL' in proc.stdout + proc.stderr
+    bad = subprocess.run([
+        sys.executable, 'tools/calibrate.py', CONFIG,
+        osp.join(calibrated_run['work'], ckpt), '--work-dir',
+        str(tmp_path / 'b'), '--cfg-options', *as_cli_options(opts),
+        'calib_dataloader.dataset.ann_file=' +
+        osp.join(calibrated_run['data'], 'missing.json')
+    ], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode != 0 and 'missing.json' in bad.stderr

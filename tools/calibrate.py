@@ -1,0 +1,87 @@
+"""Temperature-scale an existing checkpoint and set its flagging threshold.
+
+Fits one temperature per landmark on the config's calibration split (never
+the test split) with every weight frozen, chooses the ERE threshold that
+flags `--target-tpr` of the erroneous landmarks there, saves the calibrated
+checkpoint with a report (calibration.json, a before/after reliability
+diagram), then validates the calibrated model.
+
+Example:
+    python tools/calibrate.py configs/ceph/unet_r34_onehot.py \
+        work_dirs/unet_r34_onehot/best_ceph_MRE_epoch_9.pth
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint to calibrate')
+    parser.add_argument('--work-dir', help='where the calibrated checkpoint '
+                        'and the report go')
+    parser.add_argument('--out', default='calibrated.pth',
+                        help='file name of the calibrated checkpoint')
+    parser.add_argument('--erroneous-mm', type=float, default=None,
+                        help='radial error that counts as erroneous '
+                        '(default: the config hook\'s, else 2.0)')
+    parser.add_argument('--target-tpr', type=float, default=None,
+                        help='TPR of the flagging threshold on the '
+                        'calibration split (default: the hook\'s, else 0.5)')
+    parser.add_argument('--no-validate', action='store_true')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, key=value')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import mmchh  # noqa: F401
+    from mmengine.runner import Runner
+
+    from mmchh.engine import CalibrationError, calibrate_model
+    from mmchh.utils.run_config import (init_cpu_distributed, load_run_config,
+                                        temperature_hook_config)
+    if not osp.isfile(args.checkpoint):
+        sys.exit(f'calibrate.py: checkpoint {args.checkpoint} does not exist')
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
+                          args.launcher)
+    hook = temperature_hook_config(cfg)
+    calib = hook.get('calib_dataloader', 'calib_dataloader')
+    if isinstance(calib, str):
+        calib = cfg.get(calib)
+    erroneous_mm = args.erroneous_mm or hook.get('erroneous_mm', 2.0)
+    target_tpr = args.target_tpr if args.target_tpr is not None else \
+        hook.get('target_tpr', 0.5)
+    # the hook must not calibrate a second time inside runner.val()
+    cfg.custom_hooks = [
+        h for h in cfg.get('custom_hooks', [])
+        if h.get('type') != 'TemperatureScalingHook'
+    ]
+    # validation here is a report, not model selection: no best checkpoint
+    if cfg.get('default_hooks', {}).get('checkpoint'):
+        cfg.default_hooks.checkpoint.save_best = None
+    cfg.load_from = args.checkpoint
+    init_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.load_or_resume()
+    try:
+        calibrate_model(runner, calib, erroneous_mm=erroneous_mm,
+                        target_tpr=target_tpr, checkpoint_name=args.out)
+    except CalibrationError as e:
+        sys.exit(f'calibrate.py: {e}')
+    if not args.no_validate and cfg.get('val_dataloader'):
+        runner.val()
+
+
+if __name__ == '__main__':
+    main()
