@@ -56,7 +56,8 @@ def main(argv=None):
     coco = osp.join(args.data_dir, 'synthetic_ceph_coco')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir)
     input_size = tuple(cfg.model.head.decoder.input_size)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                   'calib_dataloader'):
         cfg[loader].dataset.data_root = coco
 
     stage(1, f'synthetic ISBI-format set -> {raw}')

@@ -229,12 +229,9 @@ def calibrate_model(runner,
 
     if is_main_process():
         if checkpoint_name:
-            runner.save_checkpoint(
-                out_dir,
-                checkpoint_name,
-                save_optimizer=False,
-                save_param_scheduler=False)
-            report['checkpoint'] = osp.join(out_dir, checkpoint_name)
+            path = osp.join(out_dir, checkpoint_name)
+            _save_calibrated(model, loader, runner, path, report)
+            report['checkpoint'] = path
         _write_json(osp.join(out_dir, 'calibration.json'), report)
         c = report['calib']
         print_log(
@@ -284,6 +281,30 @@ def _report(summary, weight, before_t, after_t, names, out_dir) -> Dict:
             ECE_unit_after=out['after']['reliability_unit']['ece'],
             reliability_before=out['before']['reliability'],
             reliability_after=out['after']['reliability']))
+
+
+def _save_calibrated(model, loader, runner, path: str, report: Dict):
+    """Weights + metainfo + the calibration summary, without building the
+    training dataloader (``Runner.save_checkpoint`` would, for its meta)."""
+    import time
+
+    import mmengine
+    from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
+                                            weights_to_cpu)
+    meta = dict(
+        mmengine_version=mmengine.__version__,
+        time=time.strftime('%Y%m%d_%H%M%S', time.localtime()),
+        # from the message hub: runner.epoch would build the train loop
+        epoch=runner.message_hub.get_info('epoch'),
+        iter=runner.message_hub.get_info('iter'),
+        cfg=runner.cfg.pretty_text,
+        dataset_meta=getattr(loader.dataset, 'metainfo', None),
+        calibration=dict(
+            temperature=report.get('temperature'),
+            flagging=report.get('flagging')))
+    save_checkpoint(
+        dict(meta=meta, state_dict=weights_to_cpu(get_state_dict(model))),
+        path)
 
 
 def _write_json(path: str, obj) -> None:
