@@ -14,6 +14,8 @@ import os.path as osp
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -34,6 +36,35 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the demo config')
     return parser.parse_args(argv)
+
+
+def run_test(cfg, checkpoint, out_dir):
+    """Tests ``checkpoint``; the uncertainty plots/JSON go to ``out_dir``."""
+    from mmengine.runner import Runner
+    cfg = cfg.copy()
+    cfg.load_from = checkpoint
+    for evaluator in cfg.test_evaluator:
+        if evaluator['type'] == 'UncertaintyMetric':
+            evaluator['out_dir'] = out_dir
+    cfg.visualizer = dict(cfg.visualizer, name=f'vis_{osp.basename(out_dir)}')
+    return Runner.from_cfg(cfg).test()
+
+
+def write_before_after_diagram(work_dir):
+    """Test1 reliability before and after calibration, side by side."""
+    from mmchh.evaluation.functional.calibration import \
+        reliability_diagram_png
+    with open(osp.join(work_dir, 'uncalibrated', 'unc_uncertainty.json')) as f:
+        before = json.load(f)['reliability']
+    with open(osp.join(work_dir, 'unc_uncertainty.json')) as f:
+        after = json.load(f)['reliability']
+    reliability_diagram_png(
+        osp.join(work_dir, 'test1_reliability_before_after.png'),
+        {k: np.asarray(v, dtype=float) if isinstance(v, list) else v
+         for k, v in before.items()},
+        {k: np.asarray(v, dtype=float) if isinstance(v, list) else v
+         for k, v in after.items()},
+        title='Test1: before / after temperature scaling')
 
 
 def stage(n, text):
@@ -87,14 +118,19 @@ def main(argv=None):
         cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
 
     calibrated = osp.join(cfg.work_dir, 'calibrated.pth')
+    metrics_before = None
     if osp.isfile(calibrated):
+        # the same split before calibration, for the before/after numbers
+        stage(4, f'test {osp.basename(best)} (uncalibrated) and '
+              'calibrated.pth on Test1')
+        metrics_before = run_test(cfg, best,
+                                  osp.join(cfg.work_dir, 'uncalibrated'))
         best = calibrated
-    stage(4, f'test {osp.basename(best)} on Test1')
-    cfg.load_from = best
-    for evaluator in cfg.test_evaluator:
-        if evaluator['type'] == 'UncertaintyMetric':
-            evaluator['out_dir'] = cfg.work_dir
-    metrics = Runner.from_cfg(cfg).test()
+    else:
+        stage(4, f'test {osp.basename(best)} on Test1')
+    metrics = run_test(cfg, best, cfg.work_dir)
+    if metrics_before is not None:
+        write_before_after_diagram(cfg.work_dir)
 
     stage(5, 'calibration, flagging and the mean-position baseline')
     report_path = osp.join(cfg.work_dir, 'calibration.json')
@@ -120,9 +156,13 @@ def main(argv=None):
                 'SDR_4mm')]
             print(f'{row:11s}{vals[0]:7.0f}{vals[1]:7.2f}' +
                   ''.join(f'{v:10.1f}' for v in vals[2:]))
-        print(f'NLL {metrics["unc/NLL"]:.3f}, ECE {metrics["unc/ECE"]:.4f}, '
-              f'ERE-error Pearson {metrics["unc/pearson"]:.2f}, '
-              f'AUC {metrics["unc/AUC"]:.2f}\n')
+        if metrics_before is not None:
+            print(f'Test1 NLL {metrics_before["unc/NLL"]:.3f} -> '
+                  f'{metrics["unc/NLL"]:.3f}, ECE '
+                  f'{metrics_before["unc/ECE"]:.4f} -> '
+                  f'{metrics["unc/ECE"]:.4f} (before -> after calibration)')
+        print(f'ERE-error Pearson {metrics["unc/pearson"]:.2f}, '
+              f'AUC of ERE for errors > 2 mm {metrics["unc/AUC"]:.2f}\n')
     baseline = mean_position_baseline(
         osp.join(coco, 'train.json'), osp.join(coco, 'test1.json'))
     rows = [('MRE (mm)', 'MRE'), ('SDR 2 mm (%)', 'SDR_2mm'),
@@ -137,9 +177,9 @@ def main(argv=None):
           f'(MRE {metrics["ceph/MRE"]:.2f} vs {baseline["MRE"]:.2f} mm).')
     print(f'Data:        {raw} (raw), {coco} (COCO)')
     print(f'Checkpoint:  {best}')
-    print(f'Plots, JSON: {cfg.work_dir}/*_reliability*.png, '
-          '*_ere_vs_error.png, *_roc.png, calibration.json, '
-          'unc_uncertainty.json')
+    print(f'Plots, JSON: {cfg.work_dir}/test1_reliability_before_after.png, '
+          'calib_reliability_before_after.png, unc_ere_vs_error.png, '
+          'unc_roc.png, calibration.json, unc_uncertainty.json')
     print(f'Logs:        {cfg.work_dir}')
     print(f'Total time:  {time.time() - start:.0f} s')
     if metrics['ceph/MRE'] >= baseline['MRE']:

@@ -6,7 +6,7 @@ and ``tools/calibrate.py`` (an existing checkpoint):
 
 1. With the network in eval mode and every weight frozen, stream the
    calibration split through it; keep per map only a compact logit summary
-   (:func:`summarize_logits`, about 16 KB per map instead of 2 MB at
+   (:func:`summarize_logits`, about 33 KB per map instead of 2 MB at
    640x800), never the dense logits.
 2. Fit one temperature per landmark by minimising the NLL of the
    ground-truth pixel (L-BFGS on log T). The mode never moves.

@@ -61,6 +61,11 @@ def test_train_then_test_with_dump(trained_ceph, tmp_path):
     ])
     metrics = json.load(open(out))
     assert {'ceph/MRE', 'ceph/SDR_2mm', 'ceph/SDR_4mm'} <= set(metrics)
+    # the uncertainty metrics come with their plots and JSON
+    assert {'unc/MERE', 'unc/NLL', 'unc/ECE', 'unc/AUC'} <= set(metrics)
+    for name in ('unc_reliability.png', 'unc_ere_vs_error.png',
+                 'unc_uncertainty.json'):
+        assert osp.isfile(osp.join(str(tmp_path / 'w'), name)), name
     assert metrics['ceph/num_landmarks'] == 3 * 19
     import pickle
     with open(dump, 'rb') as f:
