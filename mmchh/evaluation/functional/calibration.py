@@ -883,7 +883,11 @@ def _reliability_panel(ax, rel: dict, name: str, top: float) -> None:
         ax.text(c, max(a, f) + 0.01 * top, str(int(n)), ha='center',
                 va='bottom', fontsize=7, color='dimgrey', zorder=5)
     ax.set_xlim(0, top)
-    ax.set_ylim(0, max([top] + list(acc) + list(conf)) * 1.1)
+    # only ever raise the limit: panels may share the y axis, and the last
+    # one drawn must not cut off the bars (and counts) of the first
+    needed = max([top] + list(acc) + list(conf)) * 1.1
+    ax.set_ylim(0, max(needed, ax.get_ylim()[1] if ax.get_ylim()[1] > 1e-9
+                       and ax.has_data() else 0.0))
     ax.set_xlabel('confidence (probability at the mode)')
     ax.set_ylabel('accuracy (mode == ground-truth pixel)')
     label = f'ECE = {rel["ece"]:.4f}'
