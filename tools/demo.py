@@ -171,6 +171,14 @@ def main(argv=None):
     for label, key in rows:
         print(f'{label:14s}{metrics["ceph/" + key]:10.2f}'
               f'{baseline[key]:10.2f}')
+    results = dict(
+        test1=metrics,
+        test1_uncalibrated=metrics_before,
+        calibration=report if osp.isfile(report_path) else None,
+        mean_position_baseline=baseline,
+        checkpoint=best)
+    with open(osp.join(cfg.work_dir, 'demo_results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
     verdict = 'beats' if metrics['ceph/MRE'] < baseline['MRE'] else \
         'does NOT beat'
     print(f'\nThe model {verdict} the baseline '
@@ -179,7 +187,7 @@ def main(argv=None):
     print(f'Checkpoint:  {best}')
     print(f'Plots, JSON: {cfg.work_dir}/test1_reliability_before_after.png, '
           'calib_reliability_before_after.png, unc_ere_vs_error.png, '
-          'unc_roc.png, calibration.json, unc_uncertainty.json')
+          'unc_roc.png; every number in demo_results.json')
     print(f'Logs:        {cfg.work_dir}')
     print(f'Total time:  {time.time() - start:.0f} s')
     if metrics['ceph/MRE'] >= baseline['MRE']:

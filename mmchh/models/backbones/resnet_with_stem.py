@@ -33,6 +33,22 @@ class ResNetWithStem(ResNet):
     def __init__(self, depth: int, out_indices=(0, 1, 2, 3), **kwargs):
         super().__init__(depth=depth, out_indices=out_indices, **kwargs)
 
+    def init_weights(self) -> None:
+        """Initialises weights; explains what to do when the pretrained
+        checkpoint cannot be fetched (e.g. on a machine without internet)."""
+        try:
+            super().init_weights()
+        except OSError as e:  # URLError, missing file, ...
+            source = (self.init_cfg or {}).get('checkpoint') if isinstance(
+                self.init_cfg, dict) else None
+            raise RuntimeError(
+                f'{type(self).__name__}: could not load the pretrained '
+                f'weights {source!r} ({e}). Offline, either train without '
+                'them: --cfg-options model.backbone.init_cfg=None, or copy '
+                'the checkpoint file into $TORCH_HOME/hub/checkpoints/ '
+                '(default ~/.cache/torch/hub/checkpoints/) on a machine '
+                'that can download it.') from e
+
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         h, w = x.shape[-2:]
         if h % 32 or w % 32:
