@@ -10,7 +10,8 @@ from .utils.compat import apply_compat
 
 apply_compat()
 
-from . import codecs, datasets, engine, evaluation, models  # noqa: E402,F401
+from . import (apis, codecs, datasets, engine,  # noqa: E402,F401
+               evaluation, models)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

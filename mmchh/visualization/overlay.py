@@ -1,0 +1,180 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Overlays of predicted landmarks with their probability contours.
+
+MMPose's ``PoseLocalVisualizer`` draws keypoints and skeletons but not the
+contours of a probability map, which is what shows a clinician *where* the
+model hesitates; so this is a plain OpenCV drawing.
+"""
+import os
+import os.path as osp
+import tempfile
+from typing import Sequence, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = ['draw_overlay', 'CONTOUR_LEVELS']
+
+#: Contour levels, as fractions of each map's maximum.
+CONTOUR_LEVELS = (0.05, 0.25, 0.5)
+
+# BGR
+_OK = (60, 200, 60)
+_FLAGGED = (0, 100, 255)  # orange-red: "check this one"
+_UNKNOWN = (230, 200, 40)  # no threshold / no spacing: cannot say
+
+
+def _landmark_colour(flagged) -> Tuple[int, int, int]:
+    if flagged is None:
+        return _UNKNOWN
+    return _FLAGGED if flagged else _OK
+
+
+def _contours_image(result, k: int, levels: Sequence[float]):
+    """Contours (list of (N, 2) float arrays, image pixels) of map k."""
+    prob = np.asarray(result.heatmaps[k], dtype=np.float32)
+    peak = float(prob.max())
+    out = []
+    if not peak > 0:
+        return out
+    for level in levels:
+        mask = (prob >= level * peak).astype(np.uint8)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        for c in contours:
+            pts = c[:, 0, :].astype(np.float64)
+            out.append((level, result.heatmap_to_image(pts)))
+    return out
+
+
+def _atomic_png(img: np.ndarray, out_path: str) -> None:
+    out_dir = osp.dirname(osp.abspath(out_path))
+    os.makedirs(out_dir, exist_ok=True)
+    ok, buf = cv2.imencode('.png', img)
+    if not ok:
+        raise RuntimeError(f'could not encode {out_path} as PNG')
+    # a reader never sees a half-written PNG: write a temp file in the same
+    # folder (same file system) and rename it over the target
+    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.png', dir=out_dir)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(buf.tobytes())
+        os.replace(tmp, out_path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def draw_overlay(image_gray_uint8: np.ndarray,
+                 result,
+                 out_path: str,
+                 levels: Sequence[float] = CONTOUR_LEVELS,
+                 show_names: bool = False) -> np.ndarray:
+    """Draws landmarks, probability contours and ERE on an X-ray.
+
+    Each landmark gets its probability contours at ``levels`` of its map's
+    maximum (thin to thick), a cross at the predicted point and a label
+    ``index: ERE`` (mm with spacing, else image pixels; labels that would
+    overlap are moved down). Flagged landmarks are
+    orange-red, unflagged ones green, and landmarks that cannot be judged
+    (no threshold or no spacing) cyan.
+
+    Args:
+        image_gray_uint8 (np.ndarray): (H, W) uint8 image the result was
+            predicted on (e.g. from :func:`mmchh.apis.load_xray`).
+        result (LandmarkResult): From ``predict_landmarks``; contours need
+            ``return_heatmaps=True`` (without heatmaps only points and text
+            are drawn).
+        out_path (str): PNG to write (atomically: temp name + rename).
+        levels (Sequence[float]): Contour levels as fractions of the max.
+        show_names (bool): Also write each landmark's name.
+
+    Returns:
+        np.ndarray: The (H', W', 3) BGR overlay that was written.
+
+    Note:
+        Contour points found in heatmap space are mapped to image pixels
+        with the mapping MMPose uses for keypoints:
+        ``x_img = x_in / input_w * scale_w + center_x - scale_w / 2``.
+        Small images are upscaled (nearest) to >= 768 px on the long side
+        so the text stays readable; coordinates are scaled accordingly.
+    """
+    img = np.asarray(image_gray_uint8)
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    h, w = img.shape[:2]
+    # draw at a readable size: small inputs are magnified
+    zoom = max(1.0, 768.0 / max(h, w))
+    canvas = cv2.resize(img, (int(round(w * zoom)), int(round(h * zoom))),
+                        interpolation=cv2.INTER_NEAREST)
+    canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
+    long_side = max(canvas.shape[:2])
+    font_scale = max(0.4, long_side / 1600.0)
+    thick = max(1, int(round(long_side / 800.0)))
+    # sub-pixel drawing: cv2 takes fixed-point coordinates with `shift`
+    shift = 4
+    mult = float(1 << shift)
+
+    def fixed(pts):
+        return np.round((np.asarray(pts) * zoom + 0.5 * (zoom - 1)) *
+                        mult).astype(np.int32)
+
+    have_maps = getattr(result, 'heatmaps', None) is not None
+    labels = []
+    for lm in result.landmarks:
+        colour = _landmark_colour(lm.get('flagged'))
+        if have_maps:
+            for level, pts in _contours_image(result, lm['index'], levels):
+                width = thick + sorted(levels).index(level) // 2
+                cv2.polylines(canvas, [fixed(pts).reshape(-1, 1, 2)], True,
+                              colour, width, cv2.LINE_AA, shift)
+        cx, cy = fixed([lm['x'], lm['y']])
+        arm = int(6 * thick * mult)
+        cv2.line(canvas, (cx - arm, cy), (cx + arm, cy), colour, thick,
+                 cv2.LINE_AA, shift)
+        cv2.line(canvas, (cx, cy - arm), (cx, cy + arm), colour, thick,
+                 cv2.LINE_AA, shift)
+        if lm.get('ere_mm') is not None:
+            text = f"{lm['index']}: {lm['ere_mm']:.1f} mm"
+        else:
+            text = f"{lm['index']}: {lm['ere_px']:.1f} px"
+        if show_names:
+            text = f"{lm['name']} {text}"
+        labels.append((text, int(cx / mult), int(cy / mult), colour))
+
+    # text last, on top of every contour; labels that would overlap an
+    # earlier one move down a line, so clustered landmarks stay readable
+    placed = []
+    for text, x, y, colour in labels:
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
+                                         font_scale, thick)
+        lx, ly = x + 6 * thick, y - 4 * thick
+        lx = min(max(0, lx), max(0, canvas.shape[1] - tw - 2))
+        for _ in range(len(labels)):
+            box = (lx, ly - th, lx + tw, ly + base)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3]
+                       and b[1] < box[3] for b in placed):
+                break
+            ly += th + base + 2
+        placed.append((lx, ly - th, lx + tw, ly + base))
+        # dark outline under the text keeps it legible on bright bone
+        cv2.putText(canvas, text, (lx, ly), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(canvas, text, (lx, ly), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, colour, thick, cv2.LINE_AA)
+
+    legend = ('label = index: ERE   orange: ERE > threshold   green: ok'
+              if result.flag_threshold_mm is not None and any(
+                  lm.get('flagged') is not None for lm in result.landmarks)
+              else 'no flag threshold / spacing: cyan')
+    if not result.calibrated:
+        legend += '   UNCALIBRATED'
+    cv2.putText(canvas, legend, (8, canvas.shape[0] - 10),
+                cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thick + 2,
+                cv2.LINE_AA)
+    cv2.putText(canvas, legend, (8, canvas.shape[0] - 10),
+                cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), thick,
+                cv2.LINE_AA)
+    _atomic_png(canvas, out_path)
+    return canvas
