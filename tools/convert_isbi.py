@@ -22,11 +22,12 @@ def parse_args(argv=None):
         '--gt', default='mean', choices=['mean', 'senior', 'junior'],
         help='training ground truth (default: mean of the annotators, as in '
         'the paper)')
-    parser.add_argument('--num-val', type=int, default=15,
-                        help='training images held out for validation')
-    parser.add_argument('--num-calib', type=int, default=15,
+    parser.add_argument('--num-val', type=int, default=None,
+                        help='training images held out for validation '
+                        '(default: 10 %% of them, at least 1, at most 15)')
+    parser.add_argument('--num-calib', type=int, default=None,
                         help='training images held out for temperature '
-                        'scaling')
+                        'scaling (default: as --num-val)')
     parser.add_argument('--split-seed', type=int, default=0)
     parser.add_argument(
         '--resize', type=int, nargs=2, metavar=('W', 'H'),
@@ -61,6 +62,8 @@ def main(argv=None):
     except ConversionError as e:
         sys.exit(f'convert_isbi: error: {e}\n(use --skip-bad to skip bad '
                  'images instead)')
+    except ValueError as e:
+        sys.exit(f'convert_isbi: error: {e}')
     print(summary.format())
 
 

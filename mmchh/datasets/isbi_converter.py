@@ -190,13 +190,28 @@ def _stem_files(folder: str, extensions: Sequence[str]) -> Dict[str, str]:
     return out
 
 
-def hold_out_splits(stems: Sequence[str], num_val: int, num_calib: int,
+def default_hold_out(num_train: int) -> int:
+    """Images held out per split (val, calib) when not given: 10 % of the
+    training images, at least 1 and at most 15 (15 of ISBI's 150, the
+    paper-sized split)."""
+    return int(min(15, max(1, round(0.1 * num_train))))
+
+
+def hold_out_splits(stems: Sequence[str], num_val: Optional[int],
+                    num_calib: Optional[int],
                     seed: int) -> Dict[str, List[str]]:
-    """Splits training stems into train / val / calib by a fixed seed."""
+    """Splits training stems into train / val / calib by a fixed seed.
+
+    ``None`` for a count means :func:`default_hold_out`.
+    """
+    if num_val is None:
+        num_val = default_hold_out(len(stems))
+    if num_calib is None:
+        num_calib = default_hold_out(len(stems))
     if num_val < 0 or num_calib < 0:
         raise ValueError('num_val and num_calib must be >= 0')
     if num_val + num_calib >= len(stems):
-        raise ConversionError(
+        raise ValueError(
             f'cannot hold out {num_val} val + {num_calib} calib images of '
             f'{len(stems)} training images; lower --num-val/--num-calib')
     order = np.random.default_rng(seed).permutation(len(stems))
@@ -248,8 +263,8 @@ def _keypoints_field(points: np.ndarray) -> List[float]:
 def convert_isbi(root: str,
                  out_dir: str,
                  gt: str = 'mean',
-                 num_val: int = 15,
-                 num_calib: int = 15,
+                 num_val: Optional[int] = None,
+                 num_calib: Optional[int] = None,
                  split_seed: int = 0,
                  resize: Optional[Tuple[int, int]] = None,
                  spacing: Union[float, Sequence[float]] = ISBI_SPACING_MM,
@@ -262,8 +277,10 @@ def convert_isbi(root: str,
         out_dir (str): Where the JSON files (and resized images) go.
         gt (str): Training ground truth: ``'mean'`` of the annotators (as in
             the paper), ``'senior'`` or ``'junior'``.
-        num_val (int): Training images held out for validation.
-        num_calib (int): Training images held out for temperature scaling.
+        num_val (int, optional): Training images held out for validation;
+            None: 10 % of them, at least 1, at most 15.
+        num_calib (int, optional): Training images held out for temperature
+            scaling; None: as ``num_val``.
         split_seed (int): Seed of the held-out selection.
         resize (tuple, optional): (W, H): write padded, resized PNG copies.
         spacing (float | tuple): mm per pixel of the original images, one
@@ -352,6 +369,7 @@ def convert_isbi(root: str,
         raise ConversionError(f'{root}: no usable training images')
     held = hold_out_splits([r['stem'] for r in records['train']], num_val,
                            num_calib, split_seed)
+    num_val, num_calib = len(held['val']), len(held['calib'])
     by_stem = {r['stem']: r for r in records['train']}
     for split in ('train', 'val', 'calib'):
         records[split] = [by_stem[s] for s in held[split]]

@@ -225,7 +225,7 @@ def test_parse_annotation_file_details(tmp_path):
 def test_missing_gt_annotator_and_too_many_held_out(tmp_path, isbi_tree):
     root = str(tmp_path / 'isbi')
     isbi_tree(root)
-    with pytest.raises(ConversionError, match='cannot hold out'):
+    with pytest.raises(ValueError, match='cannot hold out'):
         convert_isbi(root, str(tmp_path / 'o'), num_val=3, num_calib=3)
     import shutil
     shutil.rmtree(osp.join(root, 'AnnotationsByMD', '400_junior'))
@@ -272,3 +272,22 @@ def test_anisotropic_spacing_and_bad_spacing(tmp_path, isbi_tree):
     for bad in (0, -1, (0.1, 0.2, 0.3), float('nan')):
         with pytest.raises(ValueError, match='spacing'):
             convert_isbi(root, str(tmp_path / 'x'), spacing=bad)
+
+
+def test_default_hold_out_fits_small_and_isbi_sized_sets(tmp_path, isbi_tree):
+    from mmchh.datasets.isbi_converter import (default_hold_out,
+                                               hold_out_splits)
+    assert [default_hold_out(n) for n in (3, 10, 60, 150, 400)] == [
+        1, 1, 6, 15, 15
+    ]
+    stems = [f'{i:03d}' for i in range(150)]
+    split = hold_out_splits(stems, None, None, 0)
+    assert (len(split['val']), len(split['calib']),
+            len(split['train'])) == (15, 15, 120)
+    root = str(tmp_path / 'isbi')
+    isbi_tree(root)  # 6 training images
+    summary = convert_isbi(root, str(tmp_path / 'o'))
+    assert summary.images_per_split['val'] == 1
+    assert summary.images_per_split['calib'] == 1
+    info = load(str(tmp_path / 'o'), 'train')['info']
+    assert (info['num_val'], info['num_calib']) == (1, 1)
