@@ -41,11 +41,10 @@ def parse_args(argv=None):
 def run_test(cfg, checkpoint, out_dir):
     """Tests ``checkpoint``; the uncertainty plots/JSON go to ``out_dir``."""
     from mmengine.runner import Runner
+    from mmchh.utils.run_config import set_uncertainty_out_dir
     cfg = cfg.copy()
     cfg.load_from = checkpoint
-    for evaluator in cfg.test_evaluator:
-        if evaluator['type'] == 'UncertaintyMetric':
-            evaluator['out_dir'] = out_dir
+    set_uncertainty_out_dir(cfg, out_dir, overwrite=True)
     cfg.visualizer = dict(cfg.visualizer, name=f'vis_{osp.basename(out_dir)}')
     return Runner.from_cfg(cfg).test()
 

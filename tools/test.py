@@ -42,19 +42,15 @@ def main(argv=None):
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
-    from mmchh.utils.run_config import init_cpu_distributed, load_run_config
+    from mmchh.utils.run_config import (init_cpu_distributed, load_run_config,
+                                        set_uncertainty_out_dir)
     if not osp.isfile(args.checkpoint):
         sys.exit(f'test.py: checkpoint {args.checkpoint} does not exist')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
     cfg.load_from = args.checkpoint
     # the uncertainty metric's plots and JSON go to the work dir
-    evaluators = cfg.test_evaluator if isinstance(
-        cfg.test_evaluator, (list, tuple)) else [cfg.test_evaluator]
-    for evaluator in evaluators:
-        if evaluator.get('type') == 'UncertaintyMetric' and not evaluator.get(
-                'out_dir'):
-            evaluator['out_dir'] = cfg.work_dir
+    set_uncertainty_out_dir(cfg, cfg.work_dir)
     if args.dump:
         if not args.dump.endswith(('.pkl', '.pickle')):
             sys.exit('test.py: --dump must end with .pkl or .pickle')

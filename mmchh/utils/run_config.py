@@ -100,3 +100,16 @@ def temperature_hook_config(cfg: Config) -> dict:
         if hook.get('type') == 'TemperatureScalingHook':
             return dict(hook)
     return {}
+
+
+def set_uncertainty_out_dir(cfg: Config, out_dir: str,
+                            overwrite: bool = False) -> None:
+    """Points every ``UncertaintyMetric`` of the test evaluator at
+    ``out_dir`` (its plots and JSON), keeping a configured one unless
+    ``overwrite``."""
+    evaluators = cfg.test_evaluator if isinstance(
+        cfg.test_evaluator, (list, tuple)) else [cfg.test_evaluator]
+    for evaluator in evaluators:
+        if evaluator.get('type') == 'UncertaintyMetric' and (
+                overwrite or not evaluator.get('out_dir')):
+            evaluator['out_dir'] = out_dir
