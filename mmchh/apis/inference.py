@@ -28,6 +28,7 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
+from mmchh.evaluation.functional import heatmap_to_input
 
 ImageInput = Union[str, Path, np.ndarray]
 SpacingInput = Union[None, float, Sequence[float]]
@@ -295,10 +296,12 @@ class LandmarkResult:
             heatmap space, only with ``return_heatmaps=True``.
 
     Note:
-        Heatmap pixel (u, v) → image pixel:
-        ``x = u * heatmap_scale[0] / input_size[0] * input_scale[0]
-        + input_center[0] - input_scale[0] / 2`` (same for y), the mapping
-        MMPose applies to keypoints; see :meth:`heatmap_to_image`.
+        Heatmap pixel (u, v) → image pixel: its model-input centre
+        ``x_in = (u + 0.5) * heatmap_scale[0] - 0.5`` (the codec's grid,
+        :func:`~mmchh.evaluation.functional.heatmap_to_input`), then
+        ``x = x_in / input_size[0] * input_scale[0] + input_center[0] -
+        input_scale[0] / 2`` (same for y), the mapping MMPose applies to
+        keypoints; see :meth:`heatmap_to_image`.
     """
     path: Optional[str]
     image_size: Tuple[int, int]
@@ -314,8 +317,7 @@ class LandmarkResult:
 
     def heatmap_to_image(self, xy: np.ndarray) -> np.ndarray:
         """Maps (..., 2) heatmap-pixel coordinates to image pixels."""
-        xy = np.asarray(xy, dtype=np.float64)
-        xy_in = xy * np.asarray(self.heatmap_scale, np.float64)
+        xy_in = heatmap_to_input(xy, self.heatmap_scale)
         scale = np.asarray(self.input_scale, np.float64)
         return (xy_in / np.asarray(self.input_size, np.float64) * scale +
                 np.asarray(self.input_center, np.float64) - 0.5 * scale)

@@ -7,7 +7,9 @@ from mmpose.codecs.base import BaseKeypointCodec
 from mmpose.registry import KEYPOINT_CODECS
 from torch import Tensor
 
-from mmchh.evaluation.functional import expected_radial_error, heatmap_mode
+from mmchh.evaluation.functional import (expected_radial_error, heatmap_cell,
+                                         heatmap_mode, heatmap_to_input,
+                                         refine_subpixel)
 
 
 @KEYPOINT_CODECS.register_module()
@@ -20,17 +22,26 @@ class SoftmaxHeatmap(BaseKeypointCodec):
     pixel: O(K) integers per instance, consumed by
     :class:`~mmchh.models.losses.SoftmaxNLLLoss`.
 
-    Rounding convention (used by both encode and decode): heatmap pixel
-    ``(i, j)`` is centred at input-space point ``(i * sx, j * sy)`` with
-    ``(sx, sy) = input_size / heatmap_size``, the same convention as
-    MMPose's ``MSRAHeatmap``. A keypoint ``(x, y)`` is assigned to pixel
-    ``floor(x / sx + 0.5), floor(y / sy + 0.5)``: rounding to the nearest
-    centre, with exact half-way points going up. A keypoint on a pixel centre
-    therefore round-trips exactly.
+    Grid convention (shared by encode, decode, the head and the API; see
+    :mod:`mmchh.evaluation.functional.heatmap_grid`): with ``(sx, sy) =
+    input_size / heatmap_size``, heatmap pixel ``u`` is the block of input
+    pixels ``[u * sx - 0.5, (u + 1) * sx - 0.5)``, centred at
+    ``(u + 0.5) * sx - 0.5``. A keypoint ``x`` is assigned to pixel
+    ``floor((x + 0.5) / sx)``, so every point of the input image has a
+    pixel (none is lost at the borders at low resolution) and a pixel
+    decodes to its centre. At full resolution this is rounding to the
+    nearest pixel, half-way points going up. (MMPose's ``MSRAHeatmap``
+    centres pixel ``u`` at ``u * sx`` instead, which loses keypoints within
+    ``sx / 2`` of the right/bottom border and needs ``shift_heatmap`` for
+    flip test.)
 
     Decoding picks the mode of each probability map (first maximum in
     row-major order), its probability as the score, and optionally the
-    Expected Radial Error of the map in input-image pixels.
+    Expected Radial Error of the map in input-image pixels. With
+    ``subpixel_radius=r`` the reported position is the probability-weighted
+    mean of the ``(2r+1) x (2r+1)`` window around the mode (useful when
+    heatmaps are smaller than the input); scores, ERE and every probability
+    stay those of the unrefined maps.
 
     Note:
         - instance number: N
@@ -43,6 +54,9 @@ class SoftmaxHeatmap(BaseKeypointCodec):
             input (e.g. 1/4); coordinates and ERE are scaled accordingly.
         ere_threshold (float): Fraction of the mode's probability below which
             pixels are ignored by ERE (the paper's 5 %). Defaults to 0.05.
+        subpixel_radius (int): 0 (default) reports the mode pixel's centre;
+            r >= 1 reports the probability-weighted mean position in the
+            ``(2r+1)^2`` window around the mode.
 
     Encoded:
         - heatmap_indices (np.ndarray): Flat target index ``j * W + i`` in
@@ -59,7 +73,8 @@ class SoftmaxHeatmap(BaseKeypointCodec):
     def __init__(self,
                  input_size: Tuple[int, int],
                  heatmap_size: Tuple[int, int],
-                 ere_threshold: float = 0.05) -> None:
+                 ere_threshold: float = 0.05,
+                 subpixel_radius: int = 0) -> None:
         super().__init__()
         self.input_size = tuple(int(v) for v in input_size)
         self.heatmap_size = tuple(int(v) for v in heatmap_size)
@@ -72,6 +87,10 @@ class SoftmaxHeatmap(BaseKeypointCodec):
             raise ValueError('SoftmaxHeatmap: ere_threshold must be in [0, 1);'
                              f' got {ere_threshold}')
         self.ere_threshold = ere_threshold
+        if int(subpixel_radius) != subpixel_radius or subpixel_radius < 0:
+            raise ValueError('SoftmaxHeatmap: subpixel_radius must be an '
+                             f'integer >= 0; got {subpixel_radius}')
+        self.subpixel_radius = int(subpixel_radius)
         self.scale_factor = (np.array(self.input_size, dtype=np.float32) /
                              np.array(self.heatmap_size, dtype=np.float32))
 
@@ -102,9 +121,10 @@ class SoftmaxHeatmap(BaseKeypointCodec):
             n, k).copy()
 
         w, h = self.heatmap_size
-        xy = keypoints[..., :2].astype(np.float64) / self.scale_factor
+        xy = keypoints[..., :2].astype(np.float64)
         finite = np.isfinite(xy).all(axis=-1)
-        cell = np.floor(np.where(finite[..., None], xy, -1.0) + 0.5)
+        cell = heatmap_cell(
+            np.where(finite[..., None], xy, -1e9), self.scale_factor)
         inside = finite & (cell[..., 0] >= 0) & (cell[..., 0] < w) & (
             cell[..., 1] >= 0) & (cell[..., 1] < h)
         weights[~inside] = 0.0
@@ -120,7 +140,9 @@ class SoftmaxHeatmap(BaseKeypointCodec):
 
         Returns:
             tuple:
-            - keypoints (Tensor): Modes in input space, shape (B, K, 2).
+            - keypoints (Tensor): Mode pixel centres (or, with
+              ``subpixel_radius``, the refined positions) in input space,
+              shape (B, K, 2).
             - scores (Tensor): Probability at the mode, shape (B, K).
             - ere (Tensor): Expected Radial Error in input pixels, (B, K).
         """
@@ -134,7 +156,9 @@ class SoftmaxHeatmap(BaseKeypointCodec):
         coords, scores = heatmap_mode(probs)
         ere = expected_radial_error(
             probs, threshold=self.ere_threshold, pixel_size=scale)
-        return coords * scale, scores, ere
+        if self.subpixel_radius:
+            coords = refine_subpixel(probs, coords, self.subpixel_radius)
+        return heatmap_to_input(coords.float(), scale), scores, ere
 
     def batch_decode(
         self,

@@ -25,7 +25,8 @@ def test_round_trip_on_pixel_centres(input_size, heatmap_size):
         rng.integers(0, heatmap_size[0], (2, 7)),
         rng.integers(0, heatmap_size[1], (2, 7))
     ], axis=-1)
-    keypoints = cells * codec.scale_factor
+    # pixel centres: (u + 0.5) * s - 0.5, written out by hand
+    keypoints = (cells + 0.5) * codec.scale_factor - 0.5
     encoded = codec.encode(keypoints, np.ones((2, 7)))
     assert encoded['heatmap_indices'].dtype == np.int64
     assert encoded['heatmap_indices'].shape == (2, 7)
@@ -52,12 +53,14 @@ def test_rounding_at_pixel_borders():
     assert w[3] == 0  # -0.51 rounds to -1: outside
     assert (col[4], w[4]) == (9, 1)
     assert w[5] == 0  # 9.5 rounds to 10 = W: outside
-    # low resolution: scale 4, pixel j covers [4j - 2, 4j + 2)
+    # low resolution: scale 4, pixel j covers the input pixels 4j .. 4j+3,
+    # i.e. [4j - 0.5, 4j + 3.5)
     low = SoftmaxHeatmap(input_size=(40, 32), heatmap_size=(10, 8))
-    enc = low.encode(np.array([[[5.99, 0], [6.0, 0], [-2.0, 0],
-                                [-2.01, 0]]]))
-    assert (enc['heatmap_indices'][0] % 10).tolist()[:3] == [1, 2, 0]
-    assert enc['keypoint_weights'][0].tolist() == [1, 1, 1, 0]
+    enc = low.encode(np.array([[[3.49, 0], [3.5, 0], [-0.5, 0], [-0.51, 0],
+                                [39.49, 31.49], [39.5, 0], [0, 31.5]]]))
+    assert (enc['heatmap_indices'][0] % 10).tolist()[:3] == [0, 1, 0]
+    assert enc['heatmap_indices'][0][4] == 7 * 10 + 9
+    assert enc['keypoint_weights'][0].tolist() == [1, 1, 1, 0, 1, 0, 0]
 
 
 def test_weights_invisible_and_out_of_bounds_never_wrap():
@@ -99,9 +102,102 @@ def test_batch_decode_equals_decode_and_ere_in_input_pixels():
         # mode and its probability, checked the obvious way
         flat = probs[i].reshape(4, -1).numpy()
         arg = flat.argmax(-1)
-        np.testing.assert_array_equal(k[0, :, 0], (arg % 12) * 4)
-        np.testing.assert_array_equal(k[0, :, 1], (arg // 12) * 4)
+        np.testing.assert_array_equal(k[0, :, 0], (arg % 12) * 4 + 1.5)
+        np.testing.assert_array_equal(k[0, :, 1], (arg // 12) * 4 + 1.5)
         np.testing.assert_array_equal(s[0], flat.max(-1))
     # MMPose's two-value interface by default
     assert len(codec.batch_decode(probs)) == 2
     assert len(codec.decode(probs[0].numpy())) == 2
+
+
+@pytest.mark.parametrize('input_size,heatmap_size',
+                         [((192, 256), (48, 64)), ((40, 30), (40, 30)),
+                          ((100, 60), (30, 20))])
+def test_every_point_of_the_input_has_a_pixel_and_decodes_unbiased(
+        input_size, heatmap_size):
+    """Low resolution: every point of the image is kept, the decode of its
+    pixel is within half a pixel per axis and unbiased on average."""
+    codec = SoftmaxHeatmap(input_size=input_size, heatmap_size=heatmap_size)
+    rng = np.random.default_rng(1)
+    w_in, h_in = input_size
+    pts = np.stack([rng.uniform(-0.5, w_in - 0.5 - 1e-9, 20000),
+                    rng.uniform(-0.5, h_in - 0.5 - 1e-9, 20000)], -1)
+    enc = codec.encode(pts[None])
+    assert (enc['keypoint_weights'] == 1).all()
+    idx = enc['heatmap_indices'][0]
+    w, h = heatmap_size
+    sx, sy = w_in / w, h_in / h
+    # slow and obvious: the pixel u whose input block [u*s-0.5, (u+1)*s-0.5)
+    # holds the point, decoded to the block's middle
+    u_ref = np.array([int(np.floor((x + 0.5) / sx)) for x in pts[:, 0]])
+    v_ref = np.array([int(np.floor((y + 0.5) / sy)) for y in pts[:, 1]])
+    np.testing.assert_array_equal(idx, v_ref * w + u_ref)
+    centre = np.stack([u_ref * sx + (sx - 1) / 2, v_ref * sy + (sy - 1) / 2],
+                      -1)
+    one_hot = torch.zeros(1, len(idx), h * w)
+    one_hot[0, torch.arange(len(idx)), torch.as_tensor(idx)] = 1
+    kpts, _, _ = codec.decode_tensors(one_hot.view(1, -1, h, w))
+    np.testing.assert_allclose(kpts[0].numpy(), centre, atol=1e-4)
+    err = kpts[0].numpy().astype(np.float64) - pts
+    assert (np.abs(err) <= np.array([sx, sy]) / 2 + 1e-4).all()
+    np.testing.assert_allclose(err.mean(0), 0, atol=0.03 * max(sx, sy))
+
+
+def test_horizontal_flip_maps_pixels_exactly():
+    """A mirrored input point lands in the mirrored heatmap pixel, so flip
+    test needs no shift."""
+    codec = SoftmaxHeatmap(input_size=(192, 256), heatmap_size=(48, 64))
+    rng = np.random.default_rng(2)
+    pts = np.stack([rng.uniform(-0.5, 191.49, 500),
+                    rng.uniform(-0.5, 255.49, 500)], -1)
+    mirrored = pts.copy()
+    mirrored[:, 0] = 191 - pts[:, 0]  # input pixel x <-> W_in - 1 - x
+    a = codec.encode(pts[None])['heatmap_indices'][0]
+    b = codec.encode(mirrored[None])['heatmap_indices'][0]
+    # off exact block borders the mirror of pixel u is pixel 47 - u
+    on_border = np.isclose(((pts[:, 0] + 0.5) / 4) % 1, 0)
+    np.testing.assert_array_equal((a // 48)[~on_border], (b // 48)[~on_border])
+    np.testing.assert_array_equal((a % 48)[~on_border],
+                                  47 - (b % 48)[~on_border])
+
+
+def test_subpixel_decode_changes_only_positions():
+    codec = SoftmaxHeatmap(input_size=(48, 40), heatmap_size=(12, 10))
+    sub = SoftmaxHeatmap(input_size=(48, 40), heatmap_size=(12, 10),
+                         subpixel_radius=1)
+    g = torch.Generator().manual_seed(3)
+    probs = softmax_2d(torch.randn(2, 5, 10, 12, generator=g) * 3)
+    k0, s0, e0 = codec.decode_tensors(probs)
+    k1, s1, e1 = sub.decode_tensors(probs)
+    assert torch.equal(s0, s1) and torch.equal(e0, e1)
+    # slow reference: weighted mean of the 3x3 window (clipped at borders)
+    p = probs.double().numpy()
+    for b in range(2):
+        for j in range(5):
+            m = p[b, j]
+            y0, x0 = np.unravel_index(m.argmax(), m.shape)
+            num, den = np.zeros(2), 0.0
+            for y in range(y0 - 1, y0 + 2):
+                for x in range(x0 - 1, x0 + 2):
+                    if 0 <= x < 12 and 0 <= y < 10:
+                        num += m[y, x] * np.array([x, y])
+                        den += m[y, x]
+            ref = (num / den + 0.5) * 4 - 0.5
+            np.testing.assert_allclose(k1[b, j].numpy(), ref, atol=1e-4)
+    with pytest.raises(ValueError, match='subpixel_radius'):
+        SoftmaxHeatmap(input_size=(8, 8), heatmap_size=(8, 8),
+                       subpixel_radius=-1)
+
+
+def test_subpixel_decode_hand_computed():
+    """Two neighbouring pixels with 3/4 and 1/4 of the mass: the refined
+    position is a quarter pixel from the mode towards the other one."""
+    codec = SoftmaxHeatmap(input_size=(16, 16), heatmap_size=(4, 4),
+                           subpixel_radius=1)
+    probs = torch.zeros(1, 1, 4, 4)
+    probs[0, 0, 1, 2] = 0.75
+    probs[0, 0, 1, 3] = 0.25
+    k, s, _ = codec.decode_tensors(probs)
+    # heatmap x = 2.25 -> input (2.25 + 0.5) * 4 - 0.5 = 10.5; y = 1 -> 5.5
+    np.testing.assert_allclose(k[0, 0].numpy(), [10.5, 5.5])
+    assert float(s[0, 0]) == 0.75

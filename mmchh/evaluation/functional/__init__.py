@@ -3,13 +3,16 @@ from .calibration import (LogitSummary, binned_correlation,
                           good_erroneous_table, nll_from_summary,
                           pearson_spearman, roc_auc, summarize_logits,
                           threshold_at_tpr)
+from .heatmap_grid import (heatmap_cell, heatmap_to_input, input_to_heatmap,
+                           refine_subpixel)
 from .uncertainty import (expected_radial_error, heatmap_mode, log_softmax_2d,
                           nll_at_index, softmax_2d)
 
 __all__ = [
     'LogitSummary', 'binned_correlation', 'expected_calibration_error',
     'expected_radial_error', 'fit_temperatures', 'good_erroneous_table',
-    'heatmap_mode', 'log_softmax_2d', 'nll_at_index', 'nll_from_summary',
+    'heatmap_cell', 'heatmap_mode', 'heatmap_to_input', 'input_to_heatmap',
+    'refine_subpixel', 'log_softmax_2d', 'nll_at_index', 'nll_from_summary',
     'pearson_spearman', 'roc_auc', 'softmax_2d', 'summarize_logits',
     'threshold_at_tpr'
 ]

@@ -1,4 +1,5 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -15,6 +16,19 @@ from mmchh.evaluation.functional import (expected_radial_error, nll_at_index,
                                          softmax_2d)
 
 OptIntSeq = Optional[Sequence[int]]
+
+_SHIFT_WARNED = []
+
+
+def _warn_shift_heatmap_once() -> None:
+    if not _SHIFT_WARNED:
+        _SHIFT_WARNED.append(True)
+        warnings.warn(
+            'SoftmaxHeatmapHead ignores test_cfg.shift_heatmap=True: the '
+            'SoftmaxHeatmap grid mirrors exactly under a horizontal flip, so '
+            'shifting the flipped maps by one pixel (a fix for MSRAHeatmap\'s '
+            'grid) would misplace them. Set shift_heatmap=False to silence '
+            'this.', stacklevel=3)
 
 
 @MODELS.register_module()
@@ -35,7 +49,9 @@ class SoftmaxHeatmapHead(HeatmapHead):
 
     Flip test (``test_cfg=dict(flip_test=True)``, off by default, only for
     data with a meaningful ``flip_indices``): each pass is temperature-scaled
-    and softmaxed separately, then the two probability maps are averaged (a
+    and softmaxed separately, the flipped maps are flipped back (exactly, no
+    ``shift_heatmap``: the codec's grid mirrors pixel ``u`` onto
+    ``W - 1 - u``) and the two probability maps are averaged (a
     mixture). Averaging log-probabilities instead would be a normalised
     product of the two distributions, which is sharper than either and so
     over-confident with temperatures fitted without flipping.
@@ -219,11 +235,15 @@ class SoftmaxHeatmapHead(HeatmapHead):
             flip_indices = batch_data_samples[0].metainfo['flip_indices']
             logits = self.forward(feats[0])
             probs = self.probabilities(logits)
+            if test_cfg.get('shift_heatmap', False):
+                _warn_shift_heatmap_once()
+            # SoftmaxHeatmap's pixels mirror exactly (pixel u <-> W-1-u), so
+            # the flipped maps are flipped back without a shift
             probs_flip = flip_heatmaps(
                 self.probabilities(self.forward(feats[1])),
                 flip_mode='heatmap',
                 flip_indices=flip_indices,
-                shift_heatmap=test_cfg.get('shift_heatmap', False))
+                shift_heatmap=False)
             probs = (probs + probs_flip) * 0.5
         else:
             logits = self.forward(feats)

@@ -115,8 +115,10 @@ def test_temperature_moves_scores_and_ere_not_mode():
         for t in (0.5, 2.0):
             np.testing.assert_array_equal(results[t][i].keypoints,
                                           results[1.0][i].keypoints)
-        np.testing.assert_array_equal(results[1.0][i].keypoints[0] / 2,
-                                      np.array(centres, dtype=np.float32))
+        # input pixel (x + 0.5) / 2 - 0.5 is heatmap pixel x (scale 2)
+        np.testing.assert_array_equal(
+            (results[1.0][i].keypoints[0] + 0.5) / 2 - 0.5,
+            np.array(centres, dtype=np.float32))
         s = [results[t][i].keypoint_scores for t in (0.5, 1.0, 2.0)]
         e = [results[t][i].keypoint_ere for t in (0.5, 1.0, 2.0)]
         # hotter (larger T) -> flatter maps: lower mode probability, more ERE
@@ -134,6 +136,14 @@ def test_flip_test_averages_probabilities():
     torch.testing.assert_close(fields[0].heatmaps, ((p + p_flip) / 2)[0])
     torch.testing.assert_close(fields[0].heatmaps.sum((-2, -1)),
                                torch.ones(3))
+    # MMPose's stock test_cfg asks for shift_heatmap: ignored, with a warning
+    import mmchh.models.heads.softmax_heatmap_head as mod
+    mod._SHIFT_WARNED.clear()
+    with pytest.warns(UserWarning, match='shift_heatmap'):
+        _, shifted = head.predict(
+            [x, x_flip], samples(),
+            dict(flip_test=True, shift_heatmap=True, output_heatmaps=True))
+    torch.testing.assert_close(shifted[0].heatmaps, fields[0].heatmaps)
 
 
 def test_loss_and_device_side_accuracy():
