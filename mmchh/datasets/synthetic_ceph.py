@@ -204,87 +204,27 @@ def _tooth(tip, apex, max_half_width, crown_frac=0.4, steps=16):
     return np.concatenate([one, other[::-1][:-1]])
 
 
-def _angle_at(vertex, a, b):
-    """Angle a-vertex-b in degrees."""
-    u, w = _unit(a - vertex), _unit(b - vertex)
-    return math.degrees(math.acos(float(np.clip(u @ w, -1.0, 1.0))))
-
-
-def _line_angle(p0, p1, q0, q1):
-    """Acute angle between lines p0p1 and q0q1, in degrees."""
-    u, w = _unit(p1 - p0), _unit(q1 - q0)
-    return math.degrees(math.acos(float(np.clip(abs(u @ w), 0.0, 1.0))))
-
-
-def _lean(p_top, p_bottom, fh_dir):
-    """Forward lean (degrees) of the line top->bottom from the FH normal."""
-    d = p_bottom - p_top
-    fwd, down = d @ fh_dir, d @ _perp(fh_dir)
-    return math.degrees(math.atan2(fwd, down))
-
-
 # --------------------------------------------------------------------------
 # classification labels
 # --------------------------------------------------------------------------
-def _classify(value, low, high, below, above):
-    """1 inside [low, high], else the class for below / above."""
-    if value < low:
-        return below
-    if value > high:
-        return above
-    return 1
-
-
 def _ceph_labels(lm):
     """The 8 ISBI classification labels from landmark positions.
 
-    Ranges follow the challenge's definitions (Wang et al., 2016); ODI and
-    APDI use simple sign conventions, good enough for a synthetic set.
+    The challenge's definitions and thresholds live in one place,
+    :mod:`mmchh.evaluation.functional.cephalometric` (sources cited
+    there); the synthetic label lines come from the same functions that
+    classify predictions.
 
     Args:
-        lm (np.ndarray): (19, 2) landmarks in full-size pixels.
+        lm (np.ndarray): (19, 2) landmarks in full-size pixels
+            (``ISBI_SPACING_MM`` mm per pixel).
 
     Returns:
         tuple[int]: labels in the order of ``CEPH_LABEL_NAMES``.
     """
-    g = {name: lm[i] for name, i in _IDX.items()}
-    s, n, a, b = g['sella'], g['nasion'], g['subspinale'], g['supramentale']
-    po, orb = g['porion'], g['orbitale']
-    go, me, pog = g['gonion'], g['menton'], g['pogonion']
-    ans, pns = g['anterior_nasal_spine'], g['posterior_nasal_spine']
-    fh = _unit(orb - po)
-    sna, snb = _angle_at(n, s, a), _angle_at(n, s, b)
-    # negative ANB: B ahead of A (skeletal class III)
-    anb = sna - snb
-    # Palatal plane vs FH, positive when the anterior end tips down.
-    pp_fh = math.degrees(
-        math.atan2(float(np.cross(fh, _unit(ans - pns))), float(fh @ _unit(
-            ans - pns))))
-    odi = _line_angle(a, b, go, me) + pp_fh
-    facial = 90.0 + _lean(n, pog, fh)
-    apdi = facial + (_lean(a, b, fh) - _lean(n, pog, fh)) + pp_fh
-    fhi = float(np.linalg.norm(go - s) / np.linalg.norm(me - n))
-    fma = _line_angle(po, orb, go, me)
-    mw = float((g['upper_incisal_incision'] - g['lower_incisal_incision'])
-               @ fh) * ISBI_SPACING_MM
-    if mw < 0:
-        mw_label = 3  # anterior crossbite
-    elif mw < 2.0:
-        mw_label = 2  # edge to edge
-    elif mw <= 4.5:
-        mw_label = 1
-    else:
-        mw_label = 4  # large overjet
-    labels = (
-        _classify(anb, 3.2, 5.7, 3, 2),
-        _classify(snb, 74.6, 78.7, 2, 3),
-        _classify(sna, 79.4, 83.2, 3, 2),
-        _classify(odi, 68.4, 80.5, 3, 2),
-        _classify(apdi, 77.6, 85.2, 2, 3),
-        _classify(fhi, 0.65, 0.75, 3, 2),
-        _classify(fma, 26.8, 31.4, 3, 2),
-        mw_label,
-    )
+    from mmchh.evaluation.functional.cephalometric import \
+        ceph_labels_tuple
+    labels = ceph_labels_tuple(lm, ISBI_SPACING_MM)
     assert len(labels) == len(CEPH_LABEL_NAMES)
     return labels
 

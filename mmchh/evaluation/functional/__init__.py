@@ -3,12 +3,26 @@ from .calibration import (LogitSummary, binned_correlation,
                           good_erroneous_table, nll_from_summary,
                           pearson_spearman, roc_auc, summarize_logits,
                           threshold_at_tpr)
+from .cephalometric import (CEPH_CLASS_NAMES, CEPH_MEASUREMENT_NAMES,
+                            CEPH_MEASUREMENT_UNITS, CEPH_THRESHOLDS,
+                            ceph_labels_tuple, ceph_measurements,
+                            classify_ceph, classify_ceph_measurements,
+                            num_ceph_classes)
 from .heatmap_grid import (heatmap_cell, heatmap_to_input, input_to_heatmap,
                            refine_subpixel)
+from .measurement_uncertainty import (interval_coverage,
+                                      sample_ceph_measurements,
+                                      sample_heatmap_positions,
+                                      summarize_measurement_samples)
 from .uncertainty import (expected_radial_error, heatmap_mode, log_softmax_2d,
                           nll_at_index, softmax_2d)
 
 __all__ = [
+    'CEPH_CLASS_NAMES', 'CEPH_MEASUREMENT_NAMES', 'CEPH_MEASUREMENT_UNITS',
+    'CEPH_THRESHOLDS', 'ceph_labels_tuple', 'ceph_measurements',
+    'classify_ceph', 'classify_ceph_measurements', 'interval_coverage',
+    'num_ceph_classes', 'sample_ceph_measurements',
+    'sample_heatmap_positions', 'summarize_measurement_samples',
     'LogitSummary', 'binned_correlation', 'expected_calibration_error',
     'expected_radial_error', 'fit_temperatures', 'good_erroneous_table',
     'heatmap_cell', 'heatmap_mode', 'heatmap_to_input', 'input_to_heatmap',
