@@ -32,6 +32,12 @@ default_hooks = dict(
 codec = dict(
     type='SoftmaxHeatmap', input_size=input_size, heatmap_size=input_size)
 
+# the encoder: stem (stride 2) + the four ResNet stages (strides 4..32)
+backbone = dict(
+    type='ResNetWithStem',
+    depth=34,
+    init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet34'))
+
 model = dict(
     type='TopdownPoseEstimator',
     # grey X-rays are loaded as 3 identical channels for the ImageNet stem
@@ -40,14 +46,11 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True),
-    backbone=dict(
-        type='ResNetWithStem',
-        depth=34,
-        init_cfg=dict(type='Pretrained',
-                      checkpoint='torchvision://resnet34')),
+    backbone=backbone,
+    # channels and strides are read from the backbone config
     neck=dict(
         type='UNetDecoder',
-        in_channels=(64, 64, 128, 256, 512),
+        backbone=backbone,
         decoder_channels=(256, 128, 64, 32, 32)),
     head=dict(
         type='SoftmaxHeatmapHead',

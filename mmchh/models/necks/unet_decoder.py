@@ -1,5 +1,6 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-from typing import Sequence, Tuple
+import copy
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,9 +9,43 @@ from mmengine.model import BaseModule
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
+#: input side of the probe that reads a backbone's features (a multiple of
+#: 64 so stride-32 and stride-64 backbones give integer sizes)
+PROBE_SIZE = 128
+
+
+def backbone_feature_info(backbone: dict,
+                          probe_size: int = PROBE_SIZE
+                          ) -> Tuple[List[int], List[int]]:
+    """Channels and strides of every feature a backbone returns.
+
+    Builds the backbone (without its pretrained weights) and runs one
+    zero image of ``probe_size`` squared through it.
+
+    Args:
+        backbone (dict): The backbone's config, as in the model config.
+        probe_size (int): Side of the probe image.
+
+    Returns:
+        tuple: ``channels`` and ``strides`` (input pixels per feature
+        pixel), one entry per returned feature, in the backbone's order.
+    """
+    cfg = copy.deepcopy(dict(backbone))
+    cfg['init_cfg'] = None
+    net = MODELS.build(cfg)
+    net.eval()  # (MMPose's ResNet.train returns None, so no chaining)
+    in_ch = int(cfg.get('in_channels', 3))
+    with torch.no_grad():
+        outs = net(torch.zeros(1, in_ch, probe_size, probe_size))
+    if isinstance(outs, Tensor):
+        outs = (outs, )
+    channels = [int(o.shape[1]) for o in outs]
+    strides = [probe_size // int(o.shape[-1]) for o in outs]
+    return channels, strides
+
 
 class UNetDecoderBlock(nn.Module):
-    """Nearest 2x upsample -> concat skip -> 2 x (conv3x3 + BN + ReLU)."""
+    """Upsample x2 (nearest) -> concat skip -> 2 x (conv3x3 + BN + ReLU)."""
 
     def __init__(self, in_channels: int, skip_channels: int,
                  out_channels: int, norm_cfg: dict):
@@ -30,69 +65,130 @@ class UNetDecoderBlock(nn.Module):
             norm_cfg=norm_cfg,
             act_cfg=dict(type='ReLU'))
 
-    def forward(self, x: Tensor, skip: Tensor = None) -> Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode='nearest')
+    def forward(self, x: Tensor, skip: Optional[Tensor] = None) -> Tensor:
         if skip is not None:
+            # the skip's size, which is 2x for sizes divisible by the stride
+            x = F.interpolate(x, size=skip.shape[-2:], mode='nearest')
             x = torch.cat([x, skip], dim=1)
+        else:
+            x = F.interpolate(x, scale_factor=2.0, mode='nearest')
         return self.conv2(self.conv1(x))
 
 
 @MODELS.register_module()
 class UNetDecoder(BaseModule):
-    """The U-Net decoder of the paper, as an MMPose neck.
+    """The U-Net decoder of the paper, as an MMPose neck, for any backbone.
 
-    Starting from the deepest encoder feature, each block upsamples by 2
-    (nearest), concatenates the encoder feature of that scale, and applies
-    two conv3x3 + BN + ReLU. The last block has no skip and brings the
-    features to the input resolution. With ``ResNetWithStem(depth=34)`` and
-    ``decoder_channels=(256, 128, 64, 32, 32)`` this is the network of
-    ``segmentation_models_pytorch.Unet('resnet34',
-    decoder_channels=(256, 128, 64, 32, 32))`` without its final conv (which
-    is the head's ``final_layer``).
+    Starting from the deepest backbone feature, each block upsamples by 2
+    (nearest), concatenates the backbone feature of that stride if there is
+    one, and applies two conv3x3 + BN + ReLU. Each block halves the stride,
+    so ``len(decoder_channels)`` sets the output resolution: with
+    ``ResNetWithStem(depth=34)`` (strides 2..32) and
+    ``decoder_channels=(256, 128, 64, 32, 32)`` the output is at input
+    resolution and the network is ``segmentation_models_pytorch.Unet(
+    'resnet34', decoder_channels=(256, 128, 64, 32, 32))`` without its final
+    conv (which is the head's ``final_layer``); with three blocks it is at
+    1/4 of the input.
+
+    The backbone's channels and strides are read from the backbone itself
+    (``backbone=`` its config: it is built once without weights and probed
+    with a zero image), so the same neck config serves ResNet-18/34/50,
+    MMPose's ``ResNet`` (strides 4..32, no stem feature), MobileNet and any
+    backbone returning a tuple of features at strides that double.
+    ``in_channels`` (with ``in_strides``) gives them by hand instead.
 
     Args:
-        in_channels (Sequence[int]): Channels of the encoder features,
-            shallowest first, e.g. (64, 64, 128, 256, 512) for ResNet-34.
+        backbone (dict, optional): The model's backbone config; channels and
+            strides are read from it.
+        in_channels (Sequence[int], optional): Channels of the backbone's
+            features, shallowest first, when ``backbone`` is not given.
+        in_strides (Sequence[int], optional): Their strides; defaults to
+            ``2, 4, 8, ...`` (ResNetWithStem's).
         decoder_channels (Sequence[int]): Output channels of each block,
-            deepest first. One block per encoder feature.
+            deepest first.
         norm_cfg (dict): Normalisation layer. Defaults to BN.
         init_cfg (dict, optional): Initialisation config.
 
     Note:
-        - inputs: tuple of len(in_channels) tensors, feature i at stride
-          2^(i+1) of the input
-        - output: a 1-tuple with (B, decoder_channels[-1], H, W)
+        - inputs: tuple of len(in_channels) tensors (B, C_i, H / s_i, W / s_i)
+        - output: a 1-tuple with (B, decoder_channels[-1], H / s_out,
+          W / s_out), ``s_out = max(in_strides) / 2 ** len(decoder_channels)``
+          (``out_stride``)
     """
 
     def __init__(self,
-                 in_channels: Sequence[int] = (64, 64, 128, 256, 512),
+                 in_channels: Optional[Sequence[int]] = None,
                  decoder_channels: Sequence[int] = (256, 128, 64, 32, 32),
+                 backbone: Optional[dict] = None,
+                 in_strides: Optional[Sequence[int]] = None,
                  norm_cfg: dict = dict(type='BN'),
                  init_cfg=dict(
                      type='Kaiming', layer='Conv2d', nonlinearity='relu')):
         super().__init__(init_cfg=init_cfg)
-        if len(in_channels) != len(decoder_channels):
+        if (backbone is None) == (in_channels is None):
             raise ValueError(
-                'UNetDecoder: one decoder block per encoder feature; got '
-                f'{len(in_channels)} in_channels and {len(decoder_channels)}'
-                ' decoder_channels')
-        deep_first = list(in_channels)[::-1]
-        block_in = [deep_first[0]] + list(decoder_channels[:-1])
-        skips = deep_first[1:] + [0]
+                'UNetDecoder: give exactly one of backbone= (the model\'s '
+                'backbone config; its channels are read from it) and '
+                'in_channels=')
+        if backbone is not None:
+            if in_strides is not None:
+                raise ValueError('UNetDecoder: in_strides is read from the '
+                                 'backbone; do not give it with backbone=')
+            in_channels, in_strides = backbone_feature_info(backbone)
+        in_channels = [int(c) for c in in_channels]
+        if in_strides is None:
+            in_strides = [2**(i + 1) for i in range(len(in_channels))]
+        in_strides = [int(s) for s in in_strides]
+        if len(in_strides) != len(in_channels):
+            raise ValueError(
+                f'UNetDecoder: {len(in_channels)} in_channels but '
+                f'{len(in_strides)} in_strides')
+        if in_strides != sorted(set(in_strides)):
+            raise ValueError(
+                'UNetDecoder: backbone features must come shallowest first '
+                f'with distinct strides; got strides {in_strides}')
+        if not decoder_channels:
+            raise ValueError('UNetDecoder: decoder_channels is empty')
+        deepest = in_strides[-1]
+        out_stride = deepest / 2**len(decoder_channels)
+        if out_stride < 1:
+            raise ValueError(
+                f'UNetDecoder: {len(decoder_channels)} blocks upsample the '
+                f'deepest feature (stride {deepest}) beyond the input '
+                f'resolution; use at most {deepest.bit_length() - 1} blocks')
+        by_stride = dict(zip(in_strides, in_channels))
         self.in_channels = tuple(in_channels)
-        self.blocks = nn.ModuleList(
-            UNetDecoderBlock(i, s, o, norm_cfg)
-            for i, s, o in zip(block_in, skips, decoder_channels))
+        self.in_strides = tuple(in_strides)
+        self.out_stride = out_stride
+        # block j works at stride deepest / 2^(j+1); its skip is the feature
+        # of that stride, if the backbone has one
+        self.skip_index: List[Optional[int]] = []
+        blocks, prev = [], in_channels[-1]
+        for j, out in enumerate(decoder_channels):
+            stride = deepest // 2**(j + 1)
+            skip = in_strides.index(stride) if stride in by_stride and (
+                deepest % 2**(j + 1) == 0) else None
+            self.skip_index.append(skip)
+            blocks.append(
+                UNetDecoderBlock(prev, 0 if skip is None else
+                                 in_channels[skip], int(out), norm_cfg))
+            prev = int(out)
+        self.blocks = nn.ModuleList(blocks)
 
     def forward(self, inputs: Tuple[Tensor, ...]) -> Tuple[Tensor]:
         if len(inputs) != len(self.in_channels):
             raise ValueError(
-                f'UNetDecoder: expected {len(self.in_channels)} encoder '
-                f'features (shallowest first), got {len(inputs)}; use '
-                'ResNetWithStem or a backbone returning every scale')
-        features = list(inputs)[::-1]
-        x = features[0]
-        skips = features[1:] + [None]
-        for block, skip in zip(self.blocks, skips):
-            x = block(x, skip)
+                f'UNetDecoder: expected {len(self.in_channels)} backbone '
+                f'features (shallowest first), got {len(inputs)}; build the '
+                'neck with backbone=<the backbone config> so they match')
+        for i, (f, c) in enumerate(zip(inputs, self.in_channels)):
+            if f.shape[1] != c:
+                raise ValueError(
+                    f'UNetDecoder: backbone feature {i} has {f.shape[1]} '
+                    f'channels, the neck was built for {c}; give the neck '
+                    'the same backbone config as the model (backbone=...), '
+                    'also when overriding it with --cfg-options')
+        x = inputs[-1]
+        for block, skip in zip(self.blocks, self.skip_index):
+            x = block(x, None if skip is None else inputs[skip])
         return (x, )

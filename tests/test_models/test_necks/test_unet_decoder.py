@@ -86,5 +86,77 @@ def test_resnet50_encoder_channels_and_size_check():
     assert out[0].shape == (1, 32, 64, 32)
     with pytest.raises(ValueError, match='divisible by 32'):
         model.backbone(torch.randn(1, 3, 60, 32))
-    with pytest.raises(ValueError, match='one decoder block per encoder'):
-        MODELS.build(dict(type='UNetDecoder', in_channels=(1, 2)))
+    with pytest.raises(ValueError, match='exactly one of backbone'):
+        MODELS.build(dict(type='UNetDecoder'))
+    with pytest.raises(ValueError, match='beyond the input'):
+        MODELS.build(
+            dict(
+                type='UNetDecoder',
+                in_channels=(1, 2),
+                decoder_channels=(8, 8, 8)))
+
+
+@pytest.mark.parametrize('backbone,channels,strides', [
+    (dict(type='ResNetWithStem', depth=18), [64, 64, 128, 256, 512],
+     [2, 4, 8, 16, 32]),
+    (dict(type='ResNetWithStem', depth=34), [64, 64, 128, 256, 512],
+     [2, 4, 8, 16, 32]),
+    (dict(type='ResNetWithStem', depth=50), [64, 256, 512, 1024, 2048],
+     [2, 4, 8, 16, 32]),
+    (dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3)),
+     [256, 512, 1024, 2048], [4, 8, 16, 32]),
+    (dict(type='MobileNetV2', out_indices=(1, 2, 4, 7)),
+     [24, 32, 96, 1280], [4, 8, 16, 32]),
+])
+def test_channels_are_read_from_the_backbone(backbone, channels, strides):
+    """The same neck config works on any multi-scale backbone: channels and
+    strides come from the backbone, and the output lands at the expected
+    stride with every matching feature used as a skip."""
+    neck = MODELS.build(
+        dict(type='UNetDecoder', backbone=backbone,
+             decoder_channels=(32, 16, 16)))
+    assert list(neck.in_channels) == channels
+    assert list(neck.in_strides) == strides
+    # three blocks from stride 32: 16, 8, 4 -- each has its skip
+    assert neck.out_stride == 4
+    assert neck.skip_index == [len(strides) - 2, len(strides) - 3,
+                               len(strides) - 4]
+    net = MODELS.build(dict(backbone, init_cfg=None))
+    net.eval()
+    x = torch.randn(1, 3, 96, 64)
+    with torch.no_grad():
+        out = neck(net(x))
+    assert out[0].shape == (1, 16, 24, 16)
+    # a full-resolution decoder on the same backbone
+    full = MODELS.build(
+        dict(type='UNetDecoder', backbone=backbone,
+             decoder_channels=(64, 32, 16, 16, 16)))
+    assert full.out_stride == 1
+    with torch.no_grad():
+        assert full(net(x))[0].shape == (1, 16, 96, 64)
+    # blocks without a matching feature run without a skip
+    assert full.skip_index[-1] is None
+
+
+def test_probed_channels_equal_the_hand_written_ones():
+    by_hand = build_ours(34)
+    probed = MODELS.build(
+        dict(type='UNetDecoder', backbone=dict(type='ResNetWithStem',
+                                               depth=34),
+             decoder_channels=DECODER))
+    assert {k: v.shape for k, v in probed.state_dict().items()} == {
+        k[len('neck.'):]: v.shape
+        for k, v in by_hand.state_dict().items() if k.startswith('neck.')
+    }
+
+
+def test_wrong_feature_count_names_the_fix():
+    neck = MODELS.build(
+        dict(type='UNetDecoder', in_channels=(4, 8),
+             decoder_channels=(8, 8)))
+    with pytest.raises(ValueError, match='backbone=<the backbone config>'):
+        neck((torch.zeros(1, 8, 2, 2), ))
+    with pytest.raises(ValueError, match='shallowest first'):
+        MODELS.build(
+            dict(type='UNetDecoder', in_channels=(4, 8), in_strides=(8, 4),
+                 decoder_channels=(8, )))

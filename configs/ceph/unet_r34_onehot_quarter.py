@@ -1,0 +1,35 @@
+# The paper's recipe with heatmaps at 1/4 of the input (160x200 for a
+# 640x800 input): the U-Net decoder stops after three blocks (stride 32 ->
+# 4), the head maps its 64 channels to 19 logit maps, and the position is
+# refined inside the mode's 3x3 window (subpixel_radius=1). 16x fewer
+# logits per image (2.4 MB instead of 39 MB) and a cheaper decoder; see
+# docs/own_config.md ("Heatmaps smaller than the input") for what the
+# resolution costs in accuracy.
+#   python tools/train.py configs/ceph/unet_r34_onehot_quarter.py
+_base_ = ['./unet_r34_onehot.py']
+
+input_size = (640, 800)
+codec = dict(
+    type='SoftmaxHeatmap',
+    input_size=input_size,
+    heatmap_size=(160, 200),
+    subpixel_radius=1)
+model = dict(
+    neck=dict(decoder_channels=(256, 128, 64)),
+    head=dict(in_channels=64, decoder=codec))
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.0),
+    dict(
+        type='UniformRandomBBoxTransform',
+        shift_factor=(10 / 640, 10 / 800),
+        scale_factor=(0.95, 1.05),
+        rotate_factor=3.0),
+    dict(type='TopdownAffine', input_size=input_size),
+    dict(type='RandomIntensityGamma'),
+    dict(type='ElasticDeformation', reference_size=(640, 800)),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
