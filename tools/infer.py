@@ -1,14 +1,17 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Predict landmarks on an X-ray or on every file of a folder.
 
-Writes DIR/landmarks.json, DIR/landmarks.csv and DIR/overlays/<stem>.png.
+Writes DIR/landmarks.json, DIR/landmarks.csv and DIR/overlays/<stem>.png;
+with --measurements also the eight ISBI 2015 cephalometric measurements
+(ANB, SNB, SNA, ODI, APDI, FHI, FMA, MW) with mean, std, 95 % interval and
+class probabilities, in the JSON and in DIR/measurements.csv.
 Files that cannot be read are reported on stderr and in the JSON, then
 skipped. Exit code 0 if at least one image was predicted, 1 otherwise.
 
 Example:
     python tools/infer.py xrays/ --config configs/ceph/unet_r34_onehot.py \
         --checkpoint work_dirs/unet_r34_onehot/calibrated.pth \
-        --out-dir preds/ --spacing 0.1
+        --out-dir preds/ --spacing 0.1 --measurements
 """
 import argparse
 import os.path as osp
@@ -33,9 +36,19 @@ def parse_args(argv=None):
     parser.add_argument('--no-overlay', action='store_true',
                         help='do not draw overlays')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--measurements', action='store_true',
+                        help='also compute the 8 ISBI 2015 measurements with '
+                        'intervals and class probabilities (19-landmark '
+                        'ISBI models; MW needs --spacing)')
+    parser.add_argument('--num-samples', type=int, default=1000,
+                        help='landmark draws per heatmap for --measurements')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the draws for --measurements')
     args = parser.parse_args(argv)
     if args.spacing is not None and len(args.spacing) > 2:
         parser.error('--spacing takes one value or two (x y)')
+    if args.num_samples < 1:
+        parser.error('--num-samples must be >= 1')
     return args
 
 
@@ -49,6 +62,9 @@ def main(argv=None):
     try:
         model = init_landmark_model(args.config, args.checkpoint,
                                     args.device)
+        if args.measurements:
+            from mmchh.apis.inference import check_measurement_model
+            check_measurement_model(model)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'infer.py: {e}')
     results, errors = infer_files(
@@ -58,7 +74,10 @@ def main(argv=None):
         spacing=args.spacing,
         batch_size=args.batch_size,
         overlay=not args.no_overlay,
-        progress=not args.no_progress)
+        progress=not args.no_progress,
+        measurements=args.measurements,
+        num_samples=args.num_samples,
+        seed=args.seed)
     if not results:
         print(f'infer.py: no image could be predicted '
               f'({len(errors)} file(s) skipped, see '

@@ -20,11 +20,22 @@ import numpy as np
 from .inference import (ImageLoadError, LandmarkResult, load_xray,
                         predict_landmarks)
 
-__all__ = ['list_inputs', 'infer_files', 'CSV_COLUMNS']
+__all__ = [
+    'list_inputs', 'infer_files', 'CSV_COLUMNS', 'MEASUREMENT_CSV_COLUMNS',
+    'measurement_rows'
+]
 
 #: Columns of ``landmarks.csv``, one row per image x landmark.
 CSV_COLUMNS = ('image', 'landmark', 'index', 'x', 'y', 'x_mm', 'y_mm',
                'probability', 'ere_mm', 'ere_px', 'flagged')
+
+#: Columns of ``measurements.csv``, one row per image x measurement;
+#: ``p_class1..4`` are the class probabilities (MW has 4 classes, the
+#: others 3: their ``p_class4`` is empty).
+MEASUREMENT_CSV_COLUMNS = ('image', 'measurement', 'unit', 'value',
+                           'value_class', 'mean', 'std', 'ci95_low',
+                           'ci95_high', 'most_likely_class', 'p_class1',
+                           'p_class2', 'p_class3', 'p_class4', 'num_valid')
 
 
 def list_inputs(input_path: str) -> List[str]:
@@ -70,6 +81,38 @@ def _csv_text(results: Sequence[LandmarkResult]) -> str:
     return buf.getvalue()
 
 
+def measurement_rows(image: Any, measurements: Dict[str, Dict]) -> List[list]:
+    """Rows of :data:`MEASUREMENT_CSV_COLUMNS` for one image (None cells
+    become empty strings)."""
+    def cell(v):
+        return '' if v is None else v
+
+    rows = []
+    for name, m in measurements.items():
+        ci = m.get('ci95') or (None, None)
+        probs = m.get('class_probabilities') or {}
+        rows.append([
+            image, name, m['unit'],
+            cell(m['value']),
+            cell(m['value_class']),
+            cell(m['mean']),
+            cell(m['std']), cell(ci[0]), cell(ci[1]),
+            cell(m['most_likely_class'])
+        ] + [cell(probs.get(str(c))) for c in (1, 2, 3, 4)] +
+                    [m['num_valid']])
+    return rows
+
+
+def _measurement_csv_text(results: Sequence[LandmarkResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator='\n')
+    writer.writerow(MEASUREMENT_CSV_COLUMNS)
+    for r in results:
+        if r.measurements is not None:
+            writer.writerows(measurement_rows(r.path, r.measurements))
+    return buf.getvalue()
+
+
 def _overlay_names(paths: Sequence[str]) -> Dict[str, str]:
     """``<stem>.png`` per image; the full file name where stems collide
     (a.bmp and a.png)."""
@@ -100,13 +143,21 @@ def infer_files(model,
                 batch_size: int = 4,
                 overlay: bool = True,
                 progress: bool = True,
-                err=None) -> Tuple[List[LandmarkResult], List[Dict[str, str]]]:
+                err=None,
+                measurements: bool = False,
+                num_samples: int = 1000,
+                seed: int = 0
+                ) -> Tuple[List[LandmarkResult], List[Dict[str, str]]]:
     """Predicts an image or every file of a folder and writes the outputs.
 
     Writes ``out_dir/landmarks.json`` (``results``, ``errors`` and the
     model's calibration state), ``out_dir/landmarks.csv`` (one row per
     image x landmark, columns :data:`CSV_COLUMNS`) and, with ``overlay``,
-    ``out_dir/overlays/<stem>.png``. All files are written atomically.
+    ``out_dir/overlays/<stem>.png``; with ``measurements`` also the eight
+    ISBI 2015 measurements with their uncertainty, in each result of the
+    JSON and in ``out_dir/measurements.csv`` (one row per image x
+    measurement, columns :data:`MEASUREMENT_CSV_COLUMNS`). All files are
+    written atomically.
 
     Args:
         model: From :func:`~mmchh.apis.init_landmark_model`.
@@ -118,6 +169,12 @@ def infer_files(model,
             one batch at a time).
         progress (bool): Show a progress bar over a folder.
         err: Stream for per-file error lines (default ``sys.stderr``).
+        measurements (bool): Compute the measurements (19-landmark ISBI
+            models only; see :func:`~mmchh.apis.predict_landmarks`).
+        num_samples (int): Draws per landmark for the measurements.
+        seed (int): Seed of the draws: the ``i``-th readable file of the
+            batch that starts at position ``j0`` of the sorted file list
+            draws from ``np.random.default_rng([seed, j0, i])``.
 
     Returns:
         tuple: (results, errors) -- ``errors`` is a list of
@@ -151,7 +208,10 @@ def infer_files(model,
                 greys,
                 spacing=spacing,
                 batch_size=batch_size,
-                return_heatmaps=overlay)
+                return_heatmaps=overlay,
+                measurements=measurements,
+                num_samples=num_samples,
+                seed=(int(seed), start))
             for p, grey, r in zip(good, greys, batch):
                 r.path = p
                 if overlay:
@@ -175,9 +235,18 @@ def infer_files(model,
         calibrated=bool(getattr(head, 'is_calibrated', False)),
         flag_threshold_mm=(float(thr) if thr is not None
                            and bool(np.isfinite(float(thr))) else None),
+        **({} if not measurements else dict(
+            measurement_sampling=dict(
+                num_samples=int(num_samples), seed=int(seed),
+                assumption='landmarks drawn independently from their '
+                'calibrated heatmaps, at heatmap pixel centres'))),
         results=[r.to_dict() for r in results],
         errors=errors)
     _atomic_write_text(osp.join(out_dir, 'landmarks.json'),
                        json.dumps(doc, indent=1))
     _atomic_write_text(osp.join(out_dir, 'landmarks.csv'), _csv_text(results))
+    if measurements:
+        _atomic_write_text(
+            osp.join(out_dir, 'measurements.csv'),
+            _measurement_csv_text(results))
     return results, errors

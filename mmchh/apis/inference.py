@@ -28,14 +28,16 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
-from mmchh.evaluation.functional import heatmap_to_input
+from mmchh.evaluation.functional import (ceph_measurements, heatmap_to_input,
+                                         sample_ceph_measurements,
+                                         summarize_measurement_samples)
 
 ImageInput = Union[str, Path, np.ndarray]
 SpacingInput = Union[None, float, Sequence[float]]
 
 __all__ = [
-    'ImageLoadError', 'LandmarkResult', 'init_landmark_model', 'load_xray',
-    'predict_landmarks'
+    'ImageLoadError', 'LandmarkResult', 'check_measurement_model',
+    'init_landmark_model', 'load_xray', 'predict_landmarks'
 ]
 
 
@@ -294,6 +296,13 @@ class LandmarkResult:
             heatmap pixel (x, y).
         heatmaps (np.ndarray | None): (K, H, W) float32 probability maps in
             heatmap space, only with ``return_heatmaps=True``.
+        measurements (dict | None): With ``measurements=True``: the eight
+            ISBI 2015 measurements (``ANB`` ... ``MW``), each a dict from
+            :func:`~mmchh.evaluation.functional.summarize_measurement_samples`:
+            ``value`` (from the predicted landmarks), ``value_class``,
+            ``mean``, ``std``, ``ci95`` ([lo, hi]), ``most_likely_class``,
+            ``class_probabilities``, ``class_names``, ``unit``,
+            ``num_valid``. MW (mm) is None throughout without spacing.
 
     Note:
         Heatmap pixel (u, v) → image pixel: its model-input centre
@@ -314,6 +323,7 @@ class LandmarkResult:
     input_size: Tuple[int, int] = (1, 1)
     heatmap_scale: Tuple[float, float] = (1.0, 1.0)
     heatmaps: Optional[np.ndarray] = field(default=None, repr=False)
+    measurements: Optional[Dict[str, Dict[str, Any]]] = None
 
     def heatmap_to_image(self, xy: np.ndarray) -> np.ndarray:
         """Maps (..., 2) heatmap-pixel coordinates to image pixels."""
@@ -333,7 +343,10 @@ class LandmarkResult:
             input_center=list(self.input_center),
             input_scale=list(self.input_scale),
             input_size=list(self.input_size),
-            landmarks=[dict(lm) for lm in self.landmarks])
+            landmarks=[dict(lm) for lm in self.landmarks],
+            **({} if self.measurements is None else dict(
+                measurements={k: dict(v)
+                              for k, v in self.measurements.items()})))
 
 
 def _parse_spacing(spacing: SpacingInput) -> Optional[Tuple[float, float]]:
@@ -364,7 +377,11 @@ def predict_landmarks(model: nn.Module,
                       images: Union[ImageInput, Sequence[ImageInput]],
                       spacing: Any = None,
                       batch_size: int = 4,
-                      return_heatmaps: bool = False) -> List[LandmarkResult]:
+                      return_heatmaps: bool = False,
+                      measurements: bool = False,
+                      num_samples: int = 1000,
+                      seed: Union[int, Sequence[int]] = 0
+                      ) -> List[LandmarkResult]:
     """Predicts every landmark of whole images.
 
     Args:
@@ -377,13 +394,27 @@ def predict_landmarks(model: nn.Module,
         batch_size (int): Images per forward pass.
         return_heatmaps (bool): Also return each image's (K, H, W)
             probability maps (memory: K * H * W * 4 bytes per image).
+        measurements (bool): Also compute the eight ISBI 2015 cephalometric
+            measurements with their uncertainty (``result.measurements``):
+            ``num_samples`` landmark positions are drawn from each
+            calibrated heatmap, independently per landmark, and every
+            measurement is computed per draw (see
+            :mod:`mmchh.evaluation.functional.measurement_uncertainty`).
+            Only for 19-landmark models in the ISBI 2015 order. MW is in
+            mm and needs ``spacing``; without it MW is None and the angles
+            assume square pixels (a ``UserWarning`` says so).
+        num_samples (int): Draws per landmark for ``measurements``.
+        seed (int | Sequence[int]): Seed of the draws; image ``i`` of this
+            call draws from ``np.random.default_rng([*seed, i])``, so
+            results do not depend on ``batch_size``.
 
     Returns:
         list[LandmarkResult]: One per image, in input order.
 
     Raises:
         ImageLoadError: If an input cannot be read (nothing is predicted).
-        ValueError: If ``spacing`` is malformed.
+        ValueError: If ``spacing`` is malformed, or ``measurements=True``
+            for a model that does not predict the 19 ISBI 2015 landmarks.
 
     Note:
         With a list of exactly 2 numbers and 2 images, ``spacing`` is read
@@ -396,6 +427,19 @@ def predict_landmarks(model: nn.Module,
     spacings = _per_image_spacing(spacing, len(images))
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1; got {batch_size}')
+    measure = None
+    if measurements:
+        check_measurement_model(model)
+        if int(num_samples) < 1:
+            raise ValueError(f'num_samples must be >= 1; got {num_samples}')
+        seeds = tuple(int(v) for v in np.atleast_1d(seed))
+        measure = dict(num_samples=int(num_samples), seed=seeds)
+        if any(s is None for s in spacings):
+            warnings.warn(
+                'measurements without spacing: MW (mm) is not computed and '
+                'the angles assume square pixels; pass spacing (mm/pixel)',
+                UserWarning,
+                stacklevel=2)
 
     scope = model.cfg.get('default_scope', 'mmpose')
     if scope is not None:
@@ -418,7 +462,7 @@ def predict_landmarks(model: nn.Module,
         float(v) for v in getattr(head.decoder, 'scale_factor', (1.0, 1.0)))
 
     old_test_cfg = dict(model.test_cfg)
-    model.test_cfg['output_heatmaps'] = bool(return_heatmaps)
+    model.test_cfg['output_heatmaps'] = bool(return_heatmaps or measurements)
     try:
         for group in groups:
             for start in range(0, len(group), batch_size):
@@ -444,15 +488,46 @@ def predict_landmarks(model: nn.Module,
                     results[i] = _to_result(sample, paths[i], greys[i].shape,
                                             spacings[i], model, calibrated,
                                             threshold, heatmap_scale,
-                                            return_heatmaps)
+                                            return_heatmaps, measure, i)
     finally:
         model.test_cfg.clear()
         model.test_cfg.update(old_test_cfg)
     return results
 
 
+def check_measurement_model(model: nn.Module) -> None:
+    """Raises a ValueError unless the model predicts the 19 ISBI 2015
+    landmarks in their order (what the measurements need)."""
+    num = int(model.cfg.model.head.out_channels)
+    names = _landmark_names(model, num)
+    if num != len(CEPH_LANDMARK_NAMES) or names != list(CEPH_LANDMARK_NAMES):
+        raise ValueError(
+            'measurements need a model of the 19 ISBI 2015 cephalometric '
+            f'landmarks in their order ({", ".join(CEPH_LANDMARK_NAMES)}); '
+            f'this model predicts {num}: {", ".join(names)}')
+
+
+def _measure(result: 'LandmarkResult', heatmaps: np.ndarray, kpts: np.ndarray,
+             measure: Dict[str, Any], index: int) -> Dict[str, Dict]:
+    """The eight measurements of one image: value from the decoded
+    landmarks, distribution from the heatmaps (image pixels, then mm)."""
+    rng = np.random.default_rng([*measure['seed'], int(index)])
+    samples = sample_ceph_measurements(
+        heatmaps,
+        measure['num_samples'],
+        seed=rng,
+        heatmap_to_image=result.heatmap_to_image,
+        spacing=result.spacing)
+    point = {
+        k: float(v)
+        for k, v in ceph_measurements(kpts, result.spacing).items()
+    }
+    return summarize_measurement_samples(samples, point)
+
+
 def _to_result(sample, path, shape, spacing, model, calibrated, threshold,
-               heatmap_scale, return_heatmaps) -> LandmarkResult:
+               heatmap_scale, return_heatmaps, measure=None,
+               index=0) -> LandmarkResult:
     pred = sample.pred_instances
     meta = sample.metainfo
     kpts = np.asarray(pred.keypoints, np.float64)[0]
@@ -486,13 +561,13 @@ def _to_result(sample, path, shape, spacing, model, calibrated, threshold,
                 ere_mm=None if ere_mm is None else float(ere_mm[k]),
                 flagged=None if flagged is None else bool(flagged[k])))
     heatmaps = None
-    if return_heatmaps and 'pred_fields' in sample:
+    if (return_heatmaps or measure is not None) and 'pred_fields' in sample:
         heatmaps = sample.pred_fields.heatmaps
         if isinstance(heatmaps, torch.Tensor):
             heatmaps = heatmaps.detach().cpu().numpy()
         heatmaps = np.asarray(heatmaps, dtype=np.float32)
     h, w = shape
-    return LandmarkResult(
+    result = LandmarkResult(
         path=path,
         image_size=(int(w), int(h)),
         spacing=spacing,
@@ -504,3 +579,12 @@ def _to_result(sample, path, shape, spacing, model, calibrated, threshold,
         input_size=(int(size[0]), int(size[1])),
         heatmap_scale=heatmap_scale,
         heatmaps=heatmaps)
+    if measure is not None:
+        if heatmaps is None:
+            raise RuntimeError('the head returned no heatmaps; measurements '
+                               'need them (test_cfg.output_heatmaps)')
+        result.measurements = _measure(result, heatmaps, kpts, measure,
+                                       index)
+        if not return_heatmaps:
+            result.heatmaps = None
+    return result
