@@ -127,3 +127,66 @@ def test_heatmap_mode_first_max_row_major():
     coords, values = heatmap_mode(m)
     assert coords.tolist() == [[3.0, 1.0]]
     assert values.tolist() == [5.0]
+
+
+def peaked_maps(shape, seed):
+    """Contour-hugging-like maps: a rotated anisotropic bump per map, so
+    few rows reach 5 % of the peak (the sparse path of the ERE)."""
+    g = torch.Generator().manual_seed(seed)
+    *lead, h, w = shape
+    n = int(np.prod(lead))
+    ys = torch.arange(h, dtype=torch.float64)[:, None]
+    xs = torch.arange(w, dtype=torch.float64)[None]
+    maps = []
+    for _ in range(n):
+        cx, cy = torch.rand(2, generator=g, dtype=torch.float64) * torch.tensor(
+            [w - 1.0, h - 1.0], dtype=torch.float64)
+        a = torch.rand((), generator=g, dtype=torch.float64) * math.pi
+        u = (xs - cx) * torch.cos(a) + (ys - cy) * torch.sin(a)
+        v = -(xs - cx) * torch.sin(a) + (ys - cy) * torch.cos(a)
+        maps.append(-(u / 4.0)**2 / 2 - (v / 1.5)**2 / 2)
+    logits = torch.stack(maps).reshape(shape).float()
+    return softmax_2d(logits)
+
+
+def test_ere_sparse_path_matches_slow_reference():
+    # 240 rows, a bump about 20 rows high: fewer than 1/8 of the rows count
+    probs = peaked_maps((2, 3, 240, 40), seed=6)
+    size = torch.tensor([[0.3, 0.2], [1.0, 2.0]])[:, None, :]
+    ere = expected_radial_error(probs, pixel_size=size, chunk_size=4)
+    for b in range(2):
+        for k in range(3):
+            ref = slow_ere(probs[b, k].numpy(), sx=float(size[b, 0, 0]),
+                           sy=float(size[b, 0, 1]))
+            assert ere[b, k].item() == pytest.approx(ref, rel=1e-5)
+
+
+def test_ere_sparse_and_dense_paths_agree():
+    from mmchh.evaluation.functional import uncertainty
+    probs = peaked_maps((5, 240, 48), seed=7)
+    # ties: an equal second peak earlier in row-major order is the mode
+    probs[0, 10, 40] = probs[0].max()
+    probs[1] = 0  # no mass: ERE 0
+    size = torch.tensor([0.5, 0.25])
+    sparse = expected_radial_error(probs, pixel_size=size)
+    peak = probs.flatten(-2).amax(-1)
+    cut = torch.where(peak > 0, 0.05 * peak, torch.full_like(peak, 1e-45))
+    dense = uncertainty._ere_dense(probs, cut, size.expand(5, 2))
+    torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-6)
+    assert sparse[1].item() == 0
+    assert sparse[0].item() == pytest.approx(
+        slow_ere(probs[0].numpy(), sx=0.5, sy=0.25), rel=1e-5)
+    # half and double precision inputs give the float32 / float64 result
+    assert expected_radial_error(probs.half()).dtype == torch.float32
+    torch.testing.assert_close(
+        expected_radial_error(probs.double()),
+        expected_radial_error(probs).double(), rtol=1e-5, atol=1e-6)
+
+
+def test_ere_nan_map_is_zero():
+    probs = peaked_maps((2, 240, 32), seed=8)
+    probs[0, 3, 3] = float('nan')
+    ere = expected_radial_error(probs)
+    assert ere[0].item() == 0
+    assert ere[1].item() == pytest.approx(slow_ere(probs[1].numpy()),
+                                          rel=1e-5)
