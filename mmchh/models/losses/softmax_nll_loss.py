@@ -6,6 +6,36 @@ from torch import Tensor, nn
 from mmchh.evaluation.functional import nll_at_index
 
 
+class _NLLAtIndex(torch.autograd.Function):
+    """``logsumexp(x) - x[index]`` per map with a fused backward.
+
+    The value is :func:`~mmchh.evaluation.functional.nll_at_index`'s. Its
+    gradient ``softmax(x) - onehot(index)`` (times the incoming gradient) is
+    written into one buffer: ``exp(x - lse)`` in place, then the target
+    pixels are decremented. Autograd's generic backward of ``logsumexp`` and
+    ``gather`` would instead build the softmax term and a dense zero map
+    for the gather, and add them: two more (B, K, H, W) temporaries and
+    three more passes over them, at the moment the network's activations
+    are all still alive (the peak of a training step).
+    """
+
+    @staticmethod
+    def forward(ctx, flat: Tensor, index: Tensor) -> Tensor:
+        lse = torch.logsumexp(flat, dim=-1)
+        nll = lse - flat.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+        ctx.save_for_backward(flat, lse, index)
+        return nll
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        flat, lse, index = ctx.saved_tensors
+        g = torch.sub(flat, lse.unsqueeze(-1)).exp_()
+        g.mul_(grad.unsqueeze(-1))
+        g.scatter_add_(-1, index.unsqueeze(-1), -grad.unsqueeze(-1))
+        return g, None
+
+
 @MODELS.register_module()
 class SoftmaxNLLLoss(nn.Module):
     """Negative log-likelihood of the target pixel under a 2D softmax.
@@ -50,7 +80,14 @@ class SoftmaxNLLLoss(nn.Module):
                              f'shape {(b, k)}; got {tuple(target.shape)}. '
                              'Use the SoftmaxHeatmap codec to encode them.')
         with torch.autocast(device_type=output.device.type, enabled=False):
-            nll = nll_at_index(output, target.clamp(0, h * w - 1))
+            index = target.to(device=output.device,
+                              dtype=torch.long).clamp(0, h * w - 1)
+            if torch.is_grad_enabled() and output.requires_grad:
+                dtype = torch.promote_types(output.dtype, torch.float32)
+                nll = _NLLAtIndex.apply(
+                    output.to(dtype).flatten(-2), index)
+            else:
+                nll = nll_at_index(output, index)
             if self.use_target_weight and target_weights is not None:
                 weights = target_weights.to(nll.dtype).reshape(b, k)
             else:

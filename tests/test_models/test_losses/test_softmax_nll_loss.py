@@ -93,3 +93,29 @@ def test_gradient_is_softmax_minus_onehot():
 def test_rejects_dense_targets():
     with pytest.raises(ValueError, match='SoftmaxHeatmap codec'):
         SoftmaxNLLLoss()(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3))
+
+
+def test_fused_gradient_matches_autograd_and_gradcheck():
+    from mmchh.evaluation.functional import nll_at_index
+    from mmchh.models.losses.softmax_nll_loss import _NLLAtIndex
+    g = torch.Generator().manual_seed(11)
+    logits = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64)
+    index = torch.randint(0, 20, (2, 3), generator=g)
+    weights = torch.rand(2, 3, generator=g, dtype=torch.float64)
+    index[0, 1] = index[0, 2]  # same pixel in two maps
+    loss_fn = SoftmaxNLLLoss()
+    fused = logits.clone().requires_grad_(True)
+    loss_fn(fused, index, weights).backward()
+    plain = logits.clone().requires_grad_(True)
+    ((nll_at_index(plain, index) * weights).sum() / weights.sum()).backward()
+    torch.testing.assert_close(fused.grad, plain.grad, rtol=1e-10,
+                               atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda x: _NLLAtIndex.apply(x.flatten(-2), index),
+        (logits.clone().requires_grad_(True), ))
+    # half-precision logits (AMP) get a half-precision gradient
+    half = logits.half().requires_grad_(True)
+    loss_fn(half, index, weights).backward()
+    assert half.grad.dtype == torch.float16
+    torch.testing.assert_close(half.grad.double(), plain.grad, rtol=1e-2,
+                               atol=1e-3)
