@@ -32,6 +32,10 @@ def parse_args(argv=None):
     parser.add_argument('--target-tpr', type=float, default=None,
                         help='TPR of the flagging threshold on the '
                         'calibration split (default: the hook\'s, else 0.5)')
+    parser.add_argument('--prior-std', type=float, default=None,
+                        help='std of the prior on each landmark\'s log T '
+                        'around the pooled T (default: the hook\'s, else '
+                        '1.0; 0 = plain maximum likelihood as in the paper)')
     parser.add_argument('--no-validate', action='store_true')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -62,6 +66,8 @@ def main(argv=None):
     erroneous_mm = args.erroneous_mm or hook.get('erroneous_mm', 2.0)
     target_tpr = args.target_tpr if args.target_tpr is not None else \
         hook.get('target_tpr', 0.5)
+    prior_std = args.prior_std if args.prior_std is not None else \
+        hook.get('prior_std', 1.0)
     # the hook must not calibrate a second time inside runner.val()
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', [])
@@ -76,7 +82,8 @@ def main(argv=None):
     runner.load_or_resume()
     try:
         calibrate_model(runner, calib, erroneous_mm=erroneous_mm,
-                        target_tpr=target_tpr, checkpoint_name=args.out)
+                        target_tpr=target_tpr, checkpoint_name=args.out,
+                        prior_std=prior_std)
     except CalibrationError as e:
         sys.exit(f'calibrate.py: {e}')
     if not args.no_validate and cfg.get('val_dataloader'):

@@ -127,8 +127,8 @@ def calibrate_model(runner,
                     target_tpr: float = 0.5,
                     num_bins: int = 2048,
                     out_dir: Optional[str] = None,
-                    checkpoint_name: Optional[str] = 'calibrated.pth'
-                    ) -> Dict:
+                    checkpoint_name: Optional[str] = 'calibrated.pth',
+                    prior_std: Optional[float] = 1.0) -> Dict:
     """Fits temperatures and the flag threshold of ``runner.model``.
 
     Args:
@@ -144,6 +144,12 @@ def calibrate_model(runner,
             runner's work dir).
         checkpoint_name (str, optional): File name of the calibrated
             checkpoint in ``out_dir``; None to skip saving.
+        prior_std (float, optional): Std of the Gaussian prior on each
+            landmark's log T, centred at the pooled T (see
+            :func:`~mmchh.evaluation.functional.fit_temperatures`). Default
+            1.0: with a small calibration split a landmark whose every
+            target sits at its mode would otherwise get T -> 0 (certainty).
+            None or 0 = plain maximum likelihood (the paper's).
 
     Returns:
         dict: the report (also written as ``calibration.json``).
@@ -179,11 +185,14 @@ def calibrate_model(runner,
                     'no landmark of the calibration split lies inside the '
                     'heatmap; nothing to fit')
             before_t = head.temperature.detach().cpu()
-            temperature = fit_temperatures(summary, weight, init=before_t)
+            temperature = fit_temperatures(
+                summary, weight, init=before_t,
+                prior_std=prior_std or None)
             names = getattr(loader.dataset, 'metainfo',
                             {}).get('keypoint_id2name', {})
             report = _report(summary, weight, before_t, temperature, names,
                              out_dir)
+            report['prior_std'] = prior_std or None
         if get_world_size() > 1:
             temperature = temperature.to(head.log_temperature.device)
             broadcast(temperature, src=0)

@@ -69,7 +69,10 @@ def test_revalidation_logs_calibrated_uncertainty_metrics(calibrated_run):
     # epoch 1, epoch 2, then the calibrated re-validation
     assert len(vals) == 3
     assert 'unc/good/count' in vals[-1] and 'unc/good/count' not in vals[0]
-    assert vals[-1]['ceph/MRE'] == pytest.approx(vals[-2]['ceph/MRE'])
+    # temperatures never move a mode: the calibrated (best) checkpoint
+    # localises exactly as it did when it was validated
+    best = min(vals[:2], key=lambda r: r['ceph/MRE'])
+    assert vals[-1]['ceph/MRE'] == pytest.approx(best['ceph/MRE'])
 
 
 def test_calibration_freezes_everything_but_temperature(

@@ -1,6 +1,6 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 import os.path as osp
-from typing import Union
+from typing import Optional, Union
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -39,6 +39,10 @@ class TemperatureScalingHook(Hook):
         use_best (bool): Calibrate the best checkpoint rather than the last
             weights. Defaults to True.
         revalidate (bool): Re-run validation afterwards. Defaults to True.
+        prior_std (float, optional): Std of the Gaussian prior on log T
+            around the pooled temperature (MAP fit; keeps landmarks whose
+            every calibration target is at the mode from T -> 0). None or 0
+            for the paper's plain maximum likelihood. Defaults to 1.0.
     """
 
     priority = 'LOW'
@@ -48,12 +52,14 @@ class TemperatureScalingHook(Hook):
                  erroneous_mm: float = 2.0,
                  target_tpr: float = 0.5,
                  use_best: bool = True,
-                 revalidate: bool = True) -> None:
+                 revalidate: bool = True,
+                 prior_std: Optional[float] = 1.0) -> None:
         self.calib_dataloader = calib_dataloader
         self.erroneous_mm = erroneous_mm
         self.target_tpr = target_tpr
         self.use_best = use_best
         self.revalidate = revalidate
+        self.prior_std = prior_std
 
     def after_train(self, runner) -> None:
         if self.use_best:
@@ -71,7 +77,8 @@ class TemperatureScalingHook(Hook):
             runner,
             loader,
             erroneous_mm=self.erroneous_mm,
-            target_tpr=self.target_tpr)
+            target_tpr=self.target_tpr,
+            prior_std=self.prior_std)
         if self.revalidate and runner.val_loop is not None:
             print_log('calibration: validating the calibrated model',
                       logger='current')

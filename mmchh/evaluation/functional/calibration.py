@@ -376,9 +376,14 @@ class _LandmarkObjective:
         return float(loss), float(grad)
 
 
-def _fit_one(objective: _LandmarkObjective, log_t0: float,
-             max_iter: int) -> float:
-    """Minimises ``objective`` over log T with L-BFGS; returns log T."""
+def _fit_one(objective: _LandmarkObjective,
+             log_t0: float,
+             max_iter: int,
+             prior: Optional[Tuple[float, float]] = None) -> float:
+    """Minimises ``objective`` over log T with L-BFGS; returns log T.
+
+    ``prior = (mu, c)`` adds ``c * (log T - mu)^2`` (a Gaussian prior on
+    log T, already divided by the landmark's total weight)."""
     s = torch.tensor([log_t0], dtype=torch.float64, requires_grad=True)
     optim = torch.optim.LBFGS([s],
                               lr=1.0,
@@ -396,8 +401,12 @@ def _fit_one(objective: _LandmarkObjective, log_t0: float,
         loss, dloss_dinv = objective(inv)
         # d/ds of f(1/T) with 1/T = exp(-s); flat outside the clamp
         inside = _LOG_T_MIN <= raw <= _LOG_T_MAX
-        s.grad = torch.tensor([-dloss_dinv * inv if inside else 0.0],
-                              dtype=torch.float64)
+        grad = -dloss_dinv * inv if inside else 0.0
+        if prior is not None:
+            mu, c = prior
+            loss += c * (raw - mu)**2
+            grad += 2.0 * c * (raw - mu)
+        s.grad = torch.tensor([grad], dtype=torch.float64)
         return torch.tensor(loss, dtype=torch.float64)
 
     optim.step(closure)
@@ -424,10 +433,15 @@ def _single_threaded(device: torch.device):
         torch.set_num_threads(before)
 
 
-def _fit_landmark(summary: LogitSummary, weights: Tensor, j: int,
-                  t0: float, max_iter: int) -> float:
+def _fit_landmark(summary: LogitSummary,
+                  weights: Tensor,
+                  j: int,
+                  t0: float,
+                  max_iter: int,
+                  prior: Optional[Tuple[float, float]] = None) -> float:
     """Fitted T of landmark j, starting from ``t0`` (returned as is when the
-    landmark has no weighted sample)."""
+    landmark has no weighted sample). ``prior = (mu, std)``: a Gaussian
+    prior on log T (MAP instead of maximum likelihood)."""
     rows = torch.nonzero(weights[:, j] > 0)[:, 0]
     if rows.numel() == 0:
         return t0
@@ -437,7 +451,7 @@ def _fit_landmark(summary: LogitSummary, weights: Tensor, j: int,
         **{f: getattr(summary, f)[rows, j:j + 1]
            for f in _FIELDS})
     p = {name: t[:, 0].contiguous() for name, t in _prepare(part).items()}
-    if not bool((p['gap'] > 0).any()):
+    if prior is None and not bool((p['gap'] > 0).any()):
         # every target is at its map's maximum: the exact NLL,
         # log sum exp((z - max) / T), only falls as T -> 0, so the optimum is
         # the lower bound (L-BFGS would crawl there through an exponentially
@@ -445,13 +459,48 @@ def _fit_landmark(summary: LogitSummary, weights: Tensor, j: int,
         return _T_MIN
     objective = _LandmarkObjective(p, weights[rows, j])
     log_t0 = min(max(math.log(t0), _LOG_T_MIN), _LOG_T_MAX)
-    return math.exp(_fit_one(objective, log_t0, max_iter))
+    penalty = None
+    if prior is not None:
+        # the objective is the weighted *mean* NLL; the prior belongs to
+        # the weighted *sum*, so it is divided by the total weight
+        mu, std = prior
+        penalty = (mu, 1.0 / (2.0 * std * std * float(weights[rows,
+                                                              j].sum())))
+    return math.exp(_fit_one(objective, log_t0, max_iter, penalty))
+
+
+def fit_shared_temperature(summary: LogitSummary,
+                           weights: Optional[Tensor] = None,
+                           max_iter: int = 100) -> float:
+    """One temperature for every landmark (maximum likelihood, pooled).
+
+    Args:
+        summary (LogitSummary): (B, K) maps' summary.
+        weights (Tensor, optional): (B, K) sample weights.
+        max_iter (int): L-BFGS iterations at most.
+
+    Returns:
+        float: The pooled T (1e-4 if every target is at its mode; 1 if no
+        sample has weight).
+    """
+    b, k = summary.target_logit.shape[:2]
+    if weights is None:
+        weights = torch.ones(b, k)
+    pooled = LogitSummary(
+        **{f: getattr(summary, f).reshape(b * k, 1,
+                                          *getattr(summary, f).shape[2:])
+           for f in _FIELDS})
+    w = weights.detach().to(summary.bin_mean.device,
+                            torch.float64).reshape(b * k, 1)
+    with _single_threaded(summary.bin_mean.device):
+        return _fit_landmark(pooled, w, 0, 1.0, max_iter)
 
 
 def fit_temperatures(summary: LogitSummary,
                      weights: Optional[Tensor] = None,
                      init: Optional[Tensor] = None,
-                     max_iter: int = 100) -> Tensor:
+                     max_iter: int = 100,
+                     prior_std: Optional[float] = None) -> Tensor:
     """Fits one temperature per landmark by minimising the NLL (Sec. 3.3).
 
     For each landmark k, minimises the weighted mean over the B samples of
@@ -471,6 +520,17 @@ def fit_temperatures(summary: LogitSummary,
         init (Tensor, optional): Starting temperatures in shape (K,), > 0.
             Default all 1.
         max_iter (int): L-BFGS iterations per landmark at most. Default 100.
+        prior_std (float, optional): With a value, each landmark's fit is a
+            MAP estimate under a Gaussian prior on ``log T_k`` centred at
+            the pooled temperature of all landmarks
+            (:func:`fit_shared_temperature`; T = 1 if that is degenerate)
+            with this standard deviation: the summed NLL plus
+            ``(log T_k - log T_pooled)^2 / (2 prior_std^2)``. With few
+            calibration images a landmark can have every target at its mode,
+            whose maximum-likelihood T is 0 (certainty, and an unbounded NLL
+            on the next miss); the prior keeps it near the pooled T, and
+            fades as samples accumulate. None (default) is the plain
+            maximum likelihood of the paper.
 
     Returns:
         Tensor: Fitted temperatures in shape (K,), float32, on the CPU, each
@@ -512,11 +572,18 @@ def fit_temperatures(summary: LogitSummary,
             raise ValueError('init temperatures must be finite and > 0')
     if max_iter < 1:
         raise ValueError(f'max_iter must be >= 1; got {max_iter}')
+    prior = None
+    if prior_std is not None:
+        if not (math.isfinite(prior_std) and prior_std > 0):
+            raise ValueError(f'prior_std must be > 0; got {prior_std}')
+        pooled = fit_shared_temperature(summary, weights, max_iter)
+        mu = 0.0 if pooled <= _T_MIN else math.log(pooled)
+        prior = (mu, float(prior_std))
 
     with _single_threaded(device):
         fitted = [
-            _fit_landmark(summary, weights, j, float(init[j]), max_iter)
-            for j in range(k)
+            _fit_landmark(summary, weights, j, float(init[j]), max_iter,
+                          prior) for j in range(k)
         ]
     return torch.tensor(fitted, dtype=torch.float32)
 

@@ -32,10 +32,11 @@ def backbone_feature_info(backbone: dict,
     """
     cfg = copy.deepcopy(dict(backbone))
     cfg['init_cfg'] = None
-    net = MODELS.build(cfg)
-    net.eval()  # (MMPose's ResNet.train returns None, so no chaining)
     in_ch = int(cfg.get('in_channels', 3))
-    with torch.no_grad():
+    # the probe's random init must not shift the seeded model's weights
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        net = MODELS.build(cfg)
+        net.eval()  # (MMPose's ResNet.train returns None: no chaining)
         outs = net(torch.zeros(1, in_ch, probe_size, probe_size))
     if isinstance(outs, Tensor):
         outs = (outs, )

@@ -12,8 +12,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from mmchh.evaluation.functional.calibration import (
     LogitSummary, binned_correlation, ere_vs_error_png,
-    expected_calibration_error, fit_temperatures, good_erroneous_table,
-    nll_from_summary, pearson_spearman, reliability_diagram_png, roc_auc,
+    expected_calibration_error, fit_shared_temperature, fit_temperatures,
+    good_erroneous_table, nll_from_summary, pearson_spearman, reliability_diagram_png, roc_auc,
     roc_png, summarize_logits, threshold_at_tpr)
 from mmchh.evaluation.functional.uncertainty import (heatmap_mode,
                                                      nll_at_index,
@@ -346,6 +346,59 @@ def test_fit_weights_and_landmarks_without_data():
     # every target at its mode: the NLL only falls as T -> 0
     at_mode = summarize_logits(z, z.flatten(-2).argmax(-1), num_bins=64)
     assert torch.allclose(fit_temperatures(at_mode), torch.full((3, ), 1e-4))
+
+
+def test_shared_temperature_recovers_a_common_t():
+    z, g = peak_logits(200, [1.6, 1.6, 1.6], 16, 20, seed=8)
+    index = sample_targets(z, [1.6, 1.6, 1.6], g)
+    s = summarize_logits(z, index, num_bins=256)
+    assert fit_shared_temperature(s) == pytest.approx(1.6, rel=0.05)
+
+
+def test_map_fit_is_a_stationary_point_of_nll_plus_prior():
+    """The MAP fit minimises (summed NLL) + (log T - mu)^2 / (2 std^2), mu
+    the pooled log T -- checked with float64 autograd on dense logits."""
+    temps = [0.6, 2.0]
+    z, g = peak_logits(12, temps, 12, 14, seed=9)
+    index = sample_targets(z, temps, g)
+    s = summarize_logits(z, index, num_bins=4096)
+    std = 0.5
+    fitted = fit_temperatures(s, prior_std=std).double()
+    mu = np.log(fit_shared_temperature(s))
+    for j in range(2):
+        log_t = fitted[j].log().clone().requires_grad_(True)
+        zj = z[:, j].reshape(12, -1) / log_t.exp()
+        nll = (torch.logsumexp(zj, -1) -
+               zj.gather(1, index[:, j:j + 1])[:, 0]).sum()
+        (nll + (log_t - mu)**2 / (2 * std**2)).backward()
+        assert abs(float(log_t.grad)) < 1e-3
+    # pulled from the maximum likelihood towards the pooled T
+    mle = fit_temperatures(s).double()
+    pooled = np.exp(mu)
+    for j in range(2):
+        lo, hi = sorted([float(mle[j]), pooled])
+        assert lo - 1e-6 <= float(fitted[j]) <= hi + 1e-6
+
+
+def test_map_fit_keeps_degenerate_landmarks_finite_and_fades_with_data():
+    temps = [0.8, 0.8, 0.8]
+    z, g = peak_logits(400, temps, 16, 20, seed=10)
+    index = sample_targets(z, temps, g)
+    # landmark 0 of the first 4 images: every target at the mode
+    index[:4, 0] = z[:4, 0].flatten(-2).argmax(-1)
+    few = summarize_logits(z[:4], index[:4], num_bins=256)
+    plain = fit_temperatures(few)
+    assert float(plain[0]) == pytest.approx(1e-4)  # certainty: T -> 0
+    shrunk = fit_temperatures(few, prior_std=1.0)
+    pooled = fit_shared_temperature(few)
+    assert 0.05 * pooled < float(shrunk[0]) <= pooled
+    # with 400 images the prior barely matters
+    many = summarize_logits(z, index, num_bins=256)
+    np.testing.assert_allclose(
+        fit_temperatures(many, prior_std=1.0).numpy(),
+        fit_temperatures(many).numpy(), rtol=0.02)
+    with pytest.raises(ValueError, match='prior_std'):
+        fit_temperatures(few, prior_std=0.0)
 
 
 def test_fit_rejects_bad_input():

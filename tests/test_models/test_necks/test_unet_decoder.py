@@ -160,3 +160,20 @@ def test_wrong_feature_count_names_the_fix():
         MODELS.build(
             dict(type='UNetDecoder', in_channels=(4, 8), in_strides=(8, 4),
                  decoder_channels=(8, )))
+
+
+def test_probing_the_backbone_leaves_the_seeded_init_alone():
+    """A seeded neck gets the same weights whether its channels are probed
+    or written by hand (the probe's own random init is sandboxed)."""
+    torch.manual_seed(3)
+    probed = MODELS.build(
+        dict(type='UNetDecoder', backbone=dict(type='ResNetWithStem',
+                                               depth=18))).state_dict()
+    after_probe = torch.rand(3)
+    torch.manual_seed(3)
+    by_hand = MODELS.build(
+        dict(type='UNetDecoder',
+             in_channels=(64, 64, 128, 256, 512))).state_dict()
+    assert torch.equal(torch.rand(3), after_probe)
+    for k in by_hand:
+        assert torch.equal(probed[k], by_hand[k]), k
