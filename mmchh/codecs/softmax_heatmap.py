@@ -57,8 +57,17 @@ class SoftmaxHeatmap(BaseKeypointCodec):
         subpixel_radius (int): 0 (default) reports the mode pixel's centre;
             r >= 1 reports the probability-weighted mean position in the
             ``(2r+1)^2`` window around the mode.
+        annotator_targets (bool): Encode every annotator's point instead of
+            the ground truth: the target of a landmark is the distribution
+            with mass 1/A on each of its A annotators' pixels (coincident
+            points add up; annotators outside the map are dropped and the
+            rest renormalised). Needs ``AttachAnnotatorKeypoints`` /
+            ``DetachAnnotatorKeypoints`` in the training pipeline. Defaults
+            to False (one-hot on the ground truth).
 
-    Encoded:
+    Encoded (with ``annotator_targets``, ``heatmap_indices`` is (N, K, A)
+    and ``heatmap_index_weights`` (N, K, A) holds the target masses, summing
+    to 1 over A wherever the keypoint counts):
         - heatmap_indices (np.ndarray): Flat target index ``j * W + i`` in
           shape (N, K), int64. 0 where the keypoint does not count.
         - keypoint_weights (np.ndarray): Shape (N, K), float32: the
@@ -69,12 +78,15 @@ class SoftmaxHeatmap(BaseKeypointCodec):
 
     label_mapping_table = dict(
         heatmap_indices='heatmap_indices', keypoint_weights='keypoint_weights')
+    # filled in by DetachAnnotatorKeypoints; read only with annotator_targets
+    auxiliary_encode_keys = {'transformed_annotator_keypoints'}
 
     def __init__(self,
                  input_size: Tuple[int, int],
                  heatmap_size: Tuple[int, int],
                  ere_threshold: float = 0.05,
-                 subpixel_radius: int = 0) -> None:
+                 subpixel_radius: int = 0,
+                 annotator_targets: bool = False) -> None:
         super().__init__()
         self.input_size = tuple(int(v) for v in input_size)
         self.heatmap_size = tuple(int(v) for v in heatmap_size)
@@ -91,12 +103,19 @@ class SoftmaxHeatmap(BaseKeypointCodec):
             raise ValueError('SoftmaxHeatmap: subpixel_radius must be an '
                              f'integer >= 0; got {subpixel_radius}')
         self.subpixel_radius = int(subpixel_radius)
+        self.annotator_targets = bool(annotator_targets)
+        if self.annotator_targets:
+            self.label_mapping_table = dict(
+                self.label_mapping_table,
+                heatmap_index_weights='heatmap_index_weights')
         self.scale_factor = (np.array(self.input_size, dtype=np.float32) /
                              np.array(self.heatmap_size, dtype=np.float32))
 
     def encode(self,
                keypoints: np.ndarray,
-               keypoints_visible: Optional[np.ndarray] = None) -> dict:
+               keypoints_visible: Optional[np.ndarray] = None,
+               transformed_annotator_keypoints: Optional[np.ndarray] = None
+               ) -> dict:
         """Encodes keypoints into flat heatmap indices and weights.
 
         Args:
@@ -104,11 +123,18 @@ class SoftmaxHeatmap(BaseKeypointCodec):
                 shape (N, K, D), D >= 2 (only x and y are used).
             keypoints_visible (np.ndarray): Visibility in shape (N, K).
                 Defaults to all visible.
+            transformed_annotator_keypoints (np.ndarray, optional): Every
+                annotator's points in input space, (N, A, K, 2); used (and
+                required) only with ``annotator_targets``.
 
         Returns:
             dict: ``heatmap_indices`` (N, K) int64 and ``keypoint_weights``
-            (N, K) float32.
+            (N, K) float32; with ``annotator_targets`` ``heatmap_indices``
+            (N, K, A) and ``heatmap_index_weights`` (N, K, A) float32.
         """
+        if self.annotator_targets:
+            return self._encode_annotators(keypoints, keypoints_visible,
+                                           transformed_annotator_keypoints)
         keypoints = np.asarray(keypoints)
         if keypoints.ndim != 3 or keypoints.shape[-1] < 2:
             raise ValueError('SoftmaxHeatmap.encode expects keypoints of '
@@ -120,17 +146,54 @@ class SoftmaxHeatmap(BaseKeypointCodec):
         weights = np.asarray(keypoints_visible, dtype=np.float32).reshape(
             n, k).copy()
 
+        index, inside = self._cells(keypoints[..., :2])
+        weights[~inside] = 0.0
+        return dict(heatmap_indices=index, keypoint_weights=weights)
+
+    def _cells(self, xy: np.ndarray):
+        """(index, inside) of input points (..., 2) on the heatmap."""
         w, h = self.heatmap_size
-        xy = keypoints[..., :2].astype(np.float64)
+        xy = np.asarray(xy, dtype=np.float64)
         finite = np.isfinite(xy).all(axis=-1)
         cell = heatmap_cell(
             np.where(finite[..., None], xy, -1e9), self.scale_factor)
         inside = finite & (cell[..., 0] >= 0) & (cell[..., 0] < w) & (
             cell[..., 1] >= 0) & (cell[..., 1] < h)
-        weights[~inside] = 0.0
         index = np.where(inside, cell[..., 1] * w + cell[..., 0], 0)
+        return index.astype(np.int64), inside
+
+    def _encode_annotators(self, keypoints, keypoints_visible, annotators):
+        keypoints = np.asarray(keypoints)
+        if keypoints.ndim != 3:
+            raise ValueError('SoftmaxHeatmap.encode expects keypoints of '
+                             f'shape (N, K, D>=2); got {keypoints.shape}')
+        n, k = keypoints.shape[:2]
+        if annotators is None:
+            raise ValueError(
+                'SoftmaxHeatmap(annotator_targets=True) needs every '
+                'annotator\'s points: put AttachAnnotatorKeypoints right '
+                'after LoadImage and DetachAnnotatorKeypoints right before '
+                'GenerateTarget in the training pipeline')
+        annotators = np.asarray(annotators, dtype=np.float64)
+        if annotators.ndim != 4 or annotators.shape[0] != n or \
+                annotators.shape[2] != k or annotators.shape[3] < 2:
+            raise ValueError(
+                'SoftmaxHeatmap: annotator points must have shape (N, A, K, '
+                f'2) = ({n}, A, {k}, 2); got {annotators.shape}')
+        if keypoints_visible is None:
+            keypoints_visible = np.ones((n, k), dtype=np.float32)
+        vis = np.asarray(keypoints_visible, dtype=np.float32).reshape(n, k)
+        index, inside = self._cells(annotators[..., :2])  # (N, A, K)
+        inside = inside & (vis[:, None] > 0)
+        count = inside.sum(axis=1)  # (N, K)
+        mass = inside / np.maximum(count, 1)[:, None]
+        weights = np.where(count > 0, vis, 0.0).astype(np.float32)
         return dict(
-            heatmap_indices=index.astype(np.int64), keypoint_weights=weights)
+            heatmap_indices=np.ascontiguousarray(
+                index.transpose(0, 2, 1)),
+            heatmap_index_weights=np.ascontiguousarray(
+                mass.transpose(0, 2, 1)).astype(np.float32),
+            keypoint_weights=weights)
 
     def decode_tensors(self, probs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Decodes a batch of probability maps on their device.

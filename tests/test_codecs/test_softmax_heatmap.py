@@ -201,3 +201,46 @@ def test_subpixel_decode_hand_computed():
     # heatmap x = 2.25 -> input (2.25 + 0.5) * 4 - 0.5 = 10.5; y = 1 -> 5.5
     np.testing.assert_allclose(k[0, 0].numpy(), [10.5, 5.5])
     assert float(s[0, 0]) == 0.75
+
+
+def test_annotator_targets_against_slow_reference():
+    codec = SoftmaxHeatmap(input_size=(40, 32), heatmap_size=(10, 8),
+                           annotator_targets=True)
+    assert 'heatmap_index_weights' in codec.label_mapping_table
+    rng = np.random.default_rng(4)
+    n, a, k = 2, 3, 5
+    ann = rng.uniform(-0.5, 39.4, (n, a, k, 2))
+    ann[0, 1, 0] = ann[0, 0, 0]  # coincident: the masses add up
+    ann[0, 2, 1] = [100.0, 3.0]  # outside: dropped, the rest renormalised
+    ann[1, :, 2] = np.nan  # nobody: the keypoint does not count
+    vis = np.ones((n, k), np.float32)
+    vis[1, 3] = 0
+    enc = codec.encode(np.zeros((n, k, 2)), vis,
+                       transformed_annotator_keypoints=ann)
+    idx, mass = enc['heatmap_indices'], enc['heatmap_index_weights']
+    assert idx.shape == mass.shape == (n, k, a) and idx.dtype == np.int64
+    for i in range(n):
+        for j in range(k):
+            target = {}
+            for t in range(a):
+                x, y = ann[i, t, j]
+                if not (np.isfinite(x) and np.isfinite(y)) or not vis[i, j]:
+                    continue
+                u, v = int(np.floor((x + 0.5) / 4)), int(np.floor(
+                    (y + 0.5) / 4))
+                if 0 <= u < 10 and 0 <= v < 8:
+                    target[v * 10 + u] = target.get(v * 10 + u, 0) + 1
+            got = {}
+            for t in range(a):
+                if mass[i, j, t] > 0:
+                    got[idx[i, j, t]] = got.get(idx[i, j, t],
+                                                0) + mass[i, j, t]
+            total = sum(target.values())
+            assert enc['keypoint_weights'][i, j] == (1.0 if total else 0.0)
+            assert set(got) == set(target)
+            for key in target:
+                assert got[key] == pytest.approx(target[key] / total)
+    assert mass[0, 1].sum() == pytest.approx(1.0)  # renormalised over 2
+    # missing annotator points: a clear error naming the pipeline fix
+    with pytest.raises(ValueError, match='AttachAnnotatorKeypoints'):
+        codec.encode(np.zeros((1, k, 2)))

@@ -296,8 +296,12 @@ class SoftmaxHeatmapHead(HeatmapHead):
              train_cfg: ConfigType = {}) -> dict:
         """Computes the NLL loss from sparse targets.
 
+        With an annotator-target codec, ``heatmap_indices`` is (B, K, A)
+        and ``heatmap_index_weights`` holds the target masses; the loss is
+        then the cross-entropy against that distribution.
+
         ``acc_pose`` (with ``compute_acc``, default on) is the fraction of
-        counted landmarks whose mode is exactly the target pixel, computed
+        counted landmarks whose mode is exactly a target pixel, computed
         on the device from O(B * K) indices instead of copying maps to the
         CPU as ``HeatmapHead`` does.
         """
@@ -309,11 +313,24 @@ class SoftmaxHeatmapHead(HeatmapHead):
             d.gt_instance_labels.keypoint_weights for d in batch_data_samples
         ]).to(logits.device)
 
-        losses = dict(loss_kpt=self.loss_module(logits, target, weights))
+        mass = None
+        if target.ndim == 3:  # a target distribution (e.g. per annotator)
+            mass = torch.cat([
+                d.gt_instance_labels.heatmap_index_weights
+                for d in batch_data_samples
+            ]).to(logits.device)
+        losses = dict(
+            loss_kpt=self.loss_module(logits, target, weights, mass)
+            if mass is not None else self.loss_module(logits, target, weights))
         if train_cfg.get('compute_acc', True):
             with torch.no_grad():
                 mode_index = logits.detach().flatten(-2).argmax(dim=-1)
-                hit = (mode_index == target).float()
+                if mass is not None:
+                    # the mode sits on a pixel that carries target mass
+                    hit = ((mode_index[..., None] == target) &
+                           (mass > 0)).any(-1).float()
+                else:
+                    hit = (mode_index == target).float()
                 counted = (weights > 0).float()
                 losses['acc_pose'] = (hit * counted).sum() / counted.sum(
                 ).clamp_min(1.0)

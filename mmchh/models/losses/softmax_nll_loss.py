@@ -36,6 +36,32 @@ class _NLLAtIndex(torch.autograd.Function):
         return g, None
 
 
+class _CrossEntropyAtIndices(torch.autograd.Function):
+    """``logsumexp(x) - sum_a m_a x[index_a]`` per map, fused backward.
+
+    The cross-entropy against a target distribution with mass ``m_a`` on
+    pixel ``index_a`` (the masses sum to 1); gradient ``softmax(x) - target``
+    built in one buffer as in :class:`_NLLAtIndex`. Repeated indices add
+    their masses, as the target distribution does.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: Tensor, index: Tensor, mass: Tensor) -> Tensor:
+        lse = torch.logsumexp(flat, dim=-1)
+        ce = lse - (flat.gather(-1, index) * mass).sum(-1)
+        ctx.save_for_backward(flat, lse, index, mass)
+        return ce
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        flat, lse, index, mass = ctx.saved_tensors
+        g = torch.sub(flat, lse.unsqueeze(-1)).exp_()
+        g.mul_(grad.unsqueeze(-1))
+        g.scatter_add_(-1, index, -grad.unsqueeze(-1) * mass)
+        return g, None, None
+
+
 @MODELS.register_module()
 class SoftmaxNLLLoss(nn.Module):
     """Negative log-likelihood of the target pixel under a 2D softmax.
@@ -55,7 +81,12 @@ class SoftmaxNLLLoss(nn.Module):
 
     Note:
         - output: (B, K, H, W) logits
-        - target: (B, K) integer flat pixel indices ``y * W + x``
+        - target: (B, K) integer flat pixel indices ``y * W + x``, or
+          (B, K, A) with ``target_mass`` (B, K, A): a target distribution
+          with mass ``target_mass[..., a]`` on pixel ``target[..., a]``
+          (e.g. one pixel per annotator, mass 1/A); the loss is then the
+          cross-entropy ``logsumexp(logits) - sum_a mass_a logits[a]``,
+          which for A = 1 is the NLL above
         - target_weights: (B, K)
 
         The loss is computed in float32 with autocast disabled, so it is the
@@ -69,12 +100,18 @@ class SoftmaxNLLLoss(nn.Module):
         self.use_target_weight = use_target_weight
         self.loss_weight = loss_weight
 
-    def forward(self, output: Tensor, target: Tensor,
-                target_weights: Tensor = None) -> Tensor:
+    def forward(self,
+                output: Tensor,
+                target: Tensor,
+                target_weights: Tensor = None,
+                target_mass: Tensor = None) -> Tensor:
         if output.ndim != 4:
             raise ValueError('SoftmaxNLLLoss expects logits of shape '
                              f'(B, K, H, W); got {tuple(output.shape)}')
         b, k, h, w = output.shape
+        if target.ndim == 3:
+            return self._cross_entropy(output, target, target_weights,
+                                       target_mass)
         if target.shape != (b, k):
             raise ValueError('SoftmaxNLLLoss expects flat target indices of '
                              f'shape {(b, k)}; got {tuple(target.shape)}. '
@@ -96,4 +133,32 @@ class SoftmaxNLLLoss(nn.Module):
             # graph, so DDP sees every parameter); clamping the denominator
             # instead of branching avoids a device-to-host sync
             loss = (nll * weights).sum() / weights.sum().clamp_min(1e-12)
+        return loss * self.loss_weight
+
+    def _cross_entropy(self, output: Tensor, target: Tensor,
+                       target_weights: Tensor, target_mass: Tensor) -> Tensor:
+        b, k, h, w = output.shape
+        if target.shape[:2] != (b, k) or target_mass is None or \
+                tuple(target_mass.shape) != tuple(target.shape):
+            raise ValueError(
+                'SoftmaxNLLLoss: a (B, K, A) target needs target_mass of the '
+                f'same shape; got target {tuple(target.shape)} and mass '
+                f'{None if target_mass is None else tuple(target_mass.shape)}'
+                f' for logits {tuple(output.shape)}')
+        with torch.autocast(device_type=output.device.type, enabled=False):
+            dtype = torch.promote_types(output.dtype, torch.float32)
+            index = target.to(device=output.device,
+                              dtype=torch.long).clamp(0, h * w - 1)
+            mass = target_mass.to(device=output.device, dtype=dtype)
+            flat = output.to(dtype).flatten(-2)
+            if torch.is_grad_enabled() and output.requires_grad:
+                ce = _CrossEntropyAtIndices.apply(flat, index, mass)
+            else:
+                ce = torch.logsumexp(flat, dim=-1) - (
+                    flat.gather(-1, index) * mass).sum(-1)
+            if self.use_target_weight and target_weights is not None:
+                weights = target_weights.to(ce.dtype).reshape(b, k)
+            else:
+                weights = torch.ones_like(ce)
+            loss = (ce * weights).sum() / weights.sum().clamp_min(1e-12)
         return loss * self.loss_weight
