@@ -154,12 +154,10 @@ def expected_radial_error(probs: Tensor,
 
         The pixels that count are usually a small part of a map (a trained
         network's maps drop below 5 % of their peak a few dozen pixels from
-        it). Each map's row maxima are taken first; when at most 1/8 of a
-        chunk's rows hold a pixel that counts, only those rows are read
-        again and only their counted pixels are weighted (sums in float64),
-        so the cost is about one pass over the maps. Otherwise (flat maps,
-        ``threshold=0``) every pixel is weighted densely. Both give the same
-        result to float32 precision.
+        it). Each map's row maxima are taken first, and only the rows that
+        hold a pixel that counts are read again and weighted, so for such
+        maps the cost is little more than one pass over them; for flat maps
+        every row is weighted.
     """
     if not 0 <= threshold < 1:
         raise ValueError(f'threshold must be in [0, 1); got {threshold}')
@@ -176,82 +174,53 @@ def expected_radial_error(probs: Tensor,
         torch.zeros((), dtype=dtype), torch.ones((), dtype=dtype)).item()
     for start in range(0, n, chunk_size):
         chunk = maps[start:start + chunk_size].to(dtype)
-        csize = size[start:start + chunk_size]
         row_max = chunk.amax(dim=-1)
         peak = row_max.amax(dim=-1)
         # NaN peaks stay NaN: nothing counts and the ERE is 0
         cut = torch.where(peak * threshold >= smallest, peak * threshold,
                           torch.where(torch.isnan(peak), peak,
                                       torch.full_like(peak, smallest)))
-        cand_map, cand_row = (row_max >= cut[:, None]).nonzero(as_tuple=True)
-        if cand_map.numel() * 8 <= row_max.numel():
-            out[start:start + chunk_size] = _ere_sparse(
-                chunk, row_max, cand_map, cand_row, peak, cut, csize)
-        else:
-            out[start:start + chunk_size] = _ere_dense(
-                chunk, cut, csize)
+        out[start:start + chunk_size] = _ere_rows(
+            chunk, row_max, peak, cut, size[start:start + chunk_size])
     return out.reshape(lead)
 
 
-def _ere_sparse(chunk: Tensor, row_max: Tensor, cand_map: Tensor,
-                cand_row: Tensor, peak: Tensor, cut: Tensor,
-                size: Tensor) -> Tensor:
-    """ERE from the counted pixels of the candidate rows only.
+def _ere_rows(chunk: Tensor, row_max: Tensor, peak: Tensor, cut: Tensor,
+              size: Tensor) -> Tensor:
+    """ERE of (N, H, W) maps from the rows that hold a counted pixel.
 
-    ``chunk`` (N, H, W) and its ``row_max`` (N, H); ``(cand_map,
-    cand_row)`` the rows whose maximum reaches the map's ``cut``, in
-    row-major order. Returns (N,). Per-pixel work is kept to a few ops on
-    the counted pixels; everything else is per candidate row.
+    ``row_max`` (N, H) are the rows' maxima, ``peak`` and ``cut`` (N,) each
+    map's maximum and the smallest value that counts; ``size`` (N, 2) the
+    pixel sizes. Returns (N,).
     """
     n, h, w = chunk.shape
-    f64 = torch.float64
-    rows = chunk.reshape(n * h, w).index_select(0, cand_map * h + cand_row)
+    dtype, f64 = chunk.dtype, torch.float64
+    cand_map, cand_row = (row_max >= cut[:, None]).nonzero(as_tuple=True)
+    if len(cand_map) == n * h:
+        rows = chunk.reshape(n * h, w)
+    else:
+        rows = chunk.reshape(n * h, w).index_select(
+            0, cand_map * h + cand_row)
     # the mode: the first (row-major) pixel equal to the peak, as
     # heatmap_mode's argmax picks it: in the first candidate row whose
     # maximum is the peak, at that row's first maximum
-    row_peak = row_max[cand_map, cand_row]
-    at_peak = (row_peak == peak[cand_map]).nonzero(as_tuple=True)[0]
+    at_peak = (row_max[cand_map, cand_row] == peak[cand_map]).nonzero(
+        as_tuple=True)[0]
     mode = torch.full((n, ), h * w, dtype=torch.long, device=chunk.device)
     mode.scatter_reduce_(
         0, cand_map[at_peak],
         cand_row[at_peak] * w + rows[at_peak].argmax(dim=-1), reduce='amin')
-    size = size.to(f64)
-    sx = size[cand_map, 0]
-    dy = (cand_row - torch.div(mode, w, rounding_mode='floor')[cand_map]
-          ).to(f64) * size[cand_map, 1]
-    # per candidate row: x of the mode, x pixel size, y distance (R, 3)
-    per_row = torch.stack(((mode % w)[cand_map].to(f64), sx, dy), dim=-1)
-    r, x = (rows >= cut[cand_map][:, None]).nonzero(as_tuple=True)
-    values = rows[r, x].to(f64)
-    row_x, row_sx, row_dy = per_row[r].unbind(-1)
-    dist = torch.hypot((x.to(f64) - row_x) * row_sx, row_dy)
-    sums = torch.zeros(2, len(cand_map), device=chunk.device, dtype=f64)
-    sums[0].index_add_(0, r, values)
-    sums[1].index_add_(0, r, values * dist)
-    mass, weighted = torch.zeros(
-        2, n, device=chunk.device, dtype=f64).index_add_(1, cand_map, sums)
+    mode_x = (mode % w).to(dtype)[cand_map, None]
+    dy = ((cand_row - torch.div(mode, w, rounding_mode='floor')[cand_map]
+           ).to(dtype) * size[cand_map, 1])[:, None]
+    zero = torch.zeros((), device=chunk.device, dtype=dtype)
+    values = torch.where(rows >= cut[cand_map, None], rows, zero)
+    xs = torch.arange(w, device=chunk.device, dtype=dtype)
+    dist = ((xs - mode_x) * size[cand_map, 0, None]).hypot_(dy)
+    mass = torch.zeros(n, device=chunk.device, dtype=f64).index_add_(
+        0, cand_map, values.sum(dim=-1, dtype=f64))
+    weighted = torch.zeros(n, device=chunk.device, dtype=f64).index_add_(
+        0, cand_map, values.mul_(dist).sum(dim=-1, dtype=f64))
     ere = torch.where(mass > 0, weighted / mass.clamp_min(1e-300),
                       torch.zeros((), device=chunk.device, dtype=f64))
-    return ere.to(chunk.dtype)
-
-
-def _ere_dense(chunk: Tensor, cut: Tensor, size: Tensor) -> Tensor:
-    """ERE weighting every pixel: (N, H, W) maps -> (N,)."""
-    dtype = chunk.dtype
-    h, w = chunk.shape[-2:]
-    coords, _ = heatmap_mode(chunk)
-    zero = torch.zeros((), device=chunk.device, dtype=dtype)
-    values = torch.where(chunk >= cut[:, None, None], chunk, zero)
-    mass = values.sum(dim=(-2, -1))
-    xs = torch.arange(w, device=chunk.device, dtype=dtype)
-    ys = torch.arange(h, device=chunk.device, dtype=dtype)
-    dx2 = ((xs[None, None, :] - coords[:, 0, None, None].to(dtype)) *
-           size[:, 0, None, None]).square()
-    dy2 = ((ys[None, :, None] - coords[:, 1, None, None].to(dtype)) *
-           size[:, 1, None, None]).square()
-    # (dx2 + dy2) broadcasts to (N, H, W): one temporary per chunk
-    dist = (dx2 + dy2).sqrt_()
-    weighted = (values * dist).sum(dim=(-2, -1))
-    return torch.where(mass > 0,
-                       weighted / mass.clamp_min(torch.finfo(dtype).tiny),
-                       zero)
+    return ere.to(dtype)

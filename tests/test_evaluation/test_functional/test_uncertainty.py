@@ -131,7 +131,7 @@ def test_heatmap_mode_first_max_row_major():
 
 def peaked_maps(shape, seed):
     """Contour-hugging-like maps: a rotated anisotropic bump per map, so
-    few rows reach 5 % of the peak (the sparse path of the ERE)."""
+    few rows reach 5 % of the peak (ERE weights only those rows)."""
     g = torch.Generator().manual_seed(seed)
     *lead, h, w = shape
     n = int(np.prod(lead))
@@ -149,7 +149,7 @@ def peaked_maps(shape, seed):
     return softmax_2d(logits)
 
 
-def test_ere_sparse_path_matches_slow_reference():
+def test_ere_few_rows_match_slow_reference():
     # 240 rows, a bump about 20 rows high: fewer than 1/8 of the rows count
     probs = peaked_maps((2, 3, 240, 40), seed=6)
     size = torch.tensor([[0.3, 0.2], [1.0, 2.0]])[:, None, :]
@@ -161,8 +161,23 @@ def test_ere_sparse_path_matches_slow_reference():
             assert ere[b, k].item() == pytest.approx(ref, rel=1e-5)
 
 
-def test_ere_sparse_and_dense_paths_agree():
-    from mmchh.evaluation.functional import uncertainty
+def dense_ere(probs, cut, size):
+    """Every pixel weighted (the straightforward vectorised ERE)."""
+    h, w = probs.shape[-2:]
+    coords, _ = heatmap_mode(probs)
+    values = torch.where(probs >= cut[:, None, None], probs, 0.0)
+    xs = torch.arange(w, dtype=probs.dtype)
+    ys = torch.arange(h, dtype=probs.dtype)
+    dx2 = ((xs[None, None, :] - coords[:, 0, None, None]) *
+           size[:, 0, None, None]).square()
+    dy2 = ((ys[None, :, None] - coords[:, 1, None, None]) *
+           size[:, 1, None, None]).square()
+    mass = values.sum(dim=(-2, -1))
+    weighted = (values * (dx2 + dy2).sqrt()).sum(dim=(-2, -1))
+    return torch.where(mass > 0, weighted / mass.clamp_min(1e-30), 0.0)
+
+
+def test_ere_row_path_matches_dense_weighting():
     probs = peaked_maps((5, 240, 48), seed=7)
     # ties: an equal second peak earlier in row-major order is the mode
     probs[0, 10, 40] = probs[0].max()
@@ -171,7 +186,7 @@ def test_ere_sparse_and_dense_paths_agree():
     sparse = expected_radial_error(probs, pixel_size=size)
     peak = probs.flatten(-2).amax(-1)
     cut = torch.where(peak > 0, 0.05 * peak, torch.full_like(peak, 1e-45))
-    dense = uncertainty._ere_dense(probs, cut, size.expand(5, 2))
+    dense = dense_ere(probs, cut, size.expand(5, 2))
     torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-6)
     assert sparse[1].item() == 0
     assert sparse[0].item() == pytest.approx(
