@@ -1,0 +1,60 @@
+"""benchmarks/run.py --quick runs end to end and prints every row, so the
+benchmark suite cannot rot (the figures themselves are not checked: tiny
+inputs on a shared machine)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RUN = osp.join(REPO, 'benchmarks', 'run.py')
+
+ROWS = [
+    'first-step loss, same weights and input',
+    'training step, batch 1',
+    'training step, batch 2',
+    'peak CPU RSS, batch 1',
+    'peak CPU RSS, batch 2',
+    'peak GPU memory allocated, batch 1',
+    'peak GPU memory allocated, batch 2',
+    'RSS before the first step',
+    'saved for backward by the network',
+    'saved for backward by the loss path',
+    'inference, batch 1 (',
+    'inference, batch 1 (flattened maps',
+    'ERE of 57 maps',
+    'data pipeline',
+    'ISBI-scale epoch',
+]
+
+
+@pytest.mark.filterwarnings('ignore')
+def test_run_quick(tmp_path):
+    pytest.importorskip('segmentation_models_pytorch')
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, RUN, '--quick', '--device', 'cpu', '--json',
+         str(out)],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('|')]
+    assert lines[0].startswith('| measurement | reference | ours |')
+    body = '\n'.join(lines[2:])
+    for row in ROWS:
+        assert row in body, row
+    # every measured row has a ratio; the GPU rows say why they have none
+    for ln in lines[2:]:
+        cells = [c.strip() for c in ln.strip('|').split('|')]
+        assert len(cells) == 6, ln
+        if 'not measured (no GPU)' not in ln and 'ISBI' not in ln:
+            float(cells[3])
+    assert '[bench' in proc.stderr  # progress goes to stderr
+    results = json.loads(out.read_text())
+    assert results['mode'] == 'quick'
+    # both sides computed the same loss on the same weights and input
+    loss = results['first_step_loss']
+    assert loss['ours'] == pytest.approx(loss['reference'], rel=1e-4)
+    assert results['ere']['max_rel_diff_loop_vs_ours'] < 1e-4
+    assert set(results['memory']) == {'reference', 'ours'}
