@@ -135,6 +135,21 @@ class SoftmaxHeatmap(BaseKeypointCodec):
         if self.annotator_targets:
             return self._encode_annotators(keypoints, keypoints_visible,
                                            transformed_annotator_keypoints)
+        return self.encode_one_hot(keypoints, keypoints_visible)
+
+    def encode_one_hot(self,
+                       keypoints: np.ndarray,
+                       keypoints_visible: Optional[np.ndarray] = None
+                       ) -> dict:
+        """The one-hot encoding of ``keypoints`` (whatever the targets).
+
+        What :meth:`encode` returns without ``annotator_targets``; the head
+        also uses it to score predictions against the ground truth.
+
+        Returns:
+            dict: ``heatmap_indices`` (N, K) int64 and ``keypoint_weights``
+            (N, K) float32.
+        """
         keypoints = np.asarray(keypoints)
         if keypoints.ndim != 3 or keypoints.shape[-1] < 2:
             raise ValueError('SoftmaxHeatmap.encode expects keypoints of '

@@ -66,7 +66,12 @@ def _samples(codec, k, flip_indices, rng, n=2):
     for _ in range(n):
         kpts = np.stack([rng.uniform(1, w - 2, (1, k)),
                          rng.uniform(1, h - 2, (1, k))], -1).astype(np.float32)
-        enc = codec.encode(kpts, np.ones((1, k), np.float32))
+        extra = {}
+        if getattr(codec, 'annotator_targets', False):
+            # two annotators a few pixels either side of the ground truth
+            extra['transformed_annotator_keypoints'] = np.stack(
+                [kpts + rng.normal(0, 2, kpts.shape) for _ in range(2)], 1)
+        enc = codec.encode(kpts, np.ones((1, k), np.float32), **extra)
         s = PoseDataSample(
             metainfo=dict(
                 input_size=SMALL_INPUT,

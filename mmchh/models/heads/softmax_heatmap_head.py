@@ -179,7 +179,9 @@ class SoftmaxHeatmapHead(HeatmapHead):
             scale = np.asarray(meta['input_scale'], dtype=np.float64)
             size = np.asarray(meta['input_size'], dtype=np.float64)
             kpts_in = (kpts - center + 0.5 * scale) / scale * size
-            enc = self.decoder.encode(kpts_in, visible)
+            # scored against the ground truth itself, also when training
+            # used every annotator's points
+            enc = self.decoder.encode_one_hot(kpts_in, visible)
             indices.append(enc['heatmap_indices'][0])
             weights.append(enc['keypoint_weights'][0])
         return (torch.as_tensor(np.stack(indices), device=device),
