@@ -98,3 +98,47 @@ def test_demo_config_training_is_reproducible(ceph_coco_small, tmp_path):
     assert a[1] and [m['ceph/MRE'] for m in a[1]] == [
         m['ceph/MRE'] for m in b[1]
     ]
+
+
+def test_multiannotator_config_trains_with_a_real_runner(ceph_coco_small,
+                                                         tmp_path):
+    """unet_r34_multiannotator.py, shrunk the way a user would: the
+    annotators' points travel through the real pipeline into the
+    cross-entropy, and validation scores against the ground truth."""
+    from conftest import SMALL_SIZE, small_ceph_options
+    from mmengine.runner import Runner
+    path = osp.join(REPO, 'configs', 'ceph', 'unet_r34_multiannotator.py')
+    cfg = Config.fromfile(path)
+    types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    affine = types.index('TopdownAffine')
+    target = types.index('GenerateTarget')
+    assert types.index('AttachAnnotatorKeypoints') < affine < types.index(
+        'DetachAnnotatorKeypoints') < target
+    opts = small_ceph_options(ceph_coco_small, epochs=1)
+    for k in ('train_dataloader.dataset.pipeline.3.input_size',
+              'train_dataloader.dataset.pipeline.6.encoder.input_size',
+              'train_dataloader.dataset.pipeline.6.encoder.heatmap_size'):
+        del opts[k]
+    opts.update({
+        f'train_dataloader.dataset.pipeline.{affine}.input_size': SMALL_SIZE,
+        f'train_dataloader.dataset.pipeline.{target}.encoder.input_size':
+        SMALL_SIZE,
+        f'train_dataloader.dataset.pipeline.{target}.encoder.heatmap_size':
+        SMALL_SIZE,
+        'visualizer.name': 'vis_multiannotator',
+        'custom_hooks': [],
+    })
+    work = str(tmp_path / 'multi')
+    runner = Runner.from_cfg(load_run_config(path, opts, work))
+    batch = next(iter(runner.build_dataloader(runner.cfg.train_dataloader)))
+    labels = batch['data_samples'][0].gt_instance_labels
+    assert labels.heatmap_indices.shape[-1] == 2  # senior and junior
+    torch_sum = labels.heatmap_index_weights.sum(-1)
+    assert np.allclose(np.asarray(torch_sum), 1.0)
+    runner.train()
+    run = [d for d in os.listdir(work) if osp.isdir(osp.join(work, d))][0]
+    with open(osp.join(work, run, 'vis_data', 'scalars.json')) as f:
+        rows = [json.loads(line) for line in f]
+    losses = [r['loss'] for r in rows if 'loss' in r]
+    assert losses and np.isfinite(losses).all()
+    assert any('ceph/MRE' in r and 'unc/NLL' in r for r in rows)
