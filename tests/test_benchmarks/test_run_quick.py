@@ -24,7 +24,8 @@ ROWS = [
     'saved for backward by the loss path',
     'inference, batch 1 (',
     'inference, batch 1 (flattened maps',
-    'ERE of 57 maps',
+    'ERE of 57 maps (s): Python loop (1 thread',
+    'torch thread)',
     'data pipeline',
     'ISBI-scale epoch',
 ]

@@ -218,9 +218,9 @@ def _ere_rows(chunk: Tensor, row_max: Tensor, peak: Tensor, cut: Tensor,
     xs = torch.arange(w, device=chunk.device, dtype=dtype)
     dist = ((xs - mode_x) * size[cand_map, 0, None]).hypot_(dy)
     mass = torch.zeros(n, device=chunk.device, dtype=f64).index_add_(
-        0, cand_map, values.sum(dim=-1, dtype=f64))
+        0, cand_map, values.sum(dim=-1).to(f64))
     weighted = torch.zeros(n, device=chunk.device, dtype=f64).index_add_(
-        0, cand_map, values.mul_(dist).sum(dim=-1, dtype=f64))
+        0, cand_map, values.mul_(dist).sum(dim=-1).to(f64))
     ere = torch.where(mass > 0, weighted / mass.clamp_min(1e-300),
                       torch.zeros((), device=chunk.device, dtype=f64))
     return ere.to(dtype)
