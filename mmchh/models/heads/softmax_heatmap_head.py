@@ -257,10 +257,22 @@ class SoftmaxHeatmapHead(HeatmapHead):
 
         pixel_mm = self.heatmap_pixel_mm(batch_data_samples, probs.device)
         if pixel_mm is not None:
-            ere_mm = expected_radial_error(
-                probs,
-                threshold=self.decoder.ere_threshold,
-                pixel_size=pixel_mm)
+            # mm per heatmap pixel = ratio * input pixels per heatmap pixel;
+            # when the ratio is the same along x and y (square pixels after
+            # the affine: the usual case) ERE in mm is ERE in input pixels
+            # times it, and the maps need not be walked a second time
+            scale = torch.as_tensor(
+                self.decoder.scale_factor, dtype=pixel_mm.dtype,
+                device=pixel_mm.device)
+            ratio = (pixel_mm / scale)[:, 0]  # (B, 2)
+            if bool(torch.allclose(ratio[:, 0], ratio[:, 1], rtol=1e-6,
+                                   atol=0.0)):
+                ere_mm = ere * ratio.mean(-1, keepdim=True).to(ere.dtype)
+            else:
+                ere_mm = expected_radial_error(
+                    probs,
+                    threshold=self.decoder.ere_threshold,
+                    pixel_size=pixel_mm)
             fields['keypoint_ere_mm'] = ere_mm
             if torch.isfinite(self.flag_threshold):
                 fields['keypoint_flagged'] = ere_mm > self.flag_threshold

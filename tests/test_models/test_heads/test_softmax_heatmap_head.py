@@ -190,11 +190,14 @@ def samples_with_gt(batch=2, spacing=(0.1, 0.2)):
     return out
 
 
-def test_predict_calibration_scalars_against_references():
+@pytest.mark.parametrize('spacing', [(0.1, 0.2), (0.15, 0.15)])
+def test_predict_calibration_scalars_against_references(spacing):
+    """Anisotropic pixels walk the maps in mm; square ones rescale the
+    input-pixel ERE -- both must equal the reference."""
     head = build_head()
     head.set_temperature(torch.tensor([0.7, 1.0, 1.6]))
     x = feats(5)
-    ss = samples_with_gt()
+    ss = samples_with_gt(spacing=spacing)
     preds = head.predict(x, ss)
     logits = head(x).detach().double()
     t = head.temperature.double()
@@ -207,9 +210,10 @@ def test_predict_calibration_scalars_against_references():
             ref_nll = float(torch.logsumexp(z, 0) - z[index[k]])
             assert p.keypoint_nll[0, k] == pytest.approx(ref_nll, rel=1e-5)
             assert p.keypoint_mode_hit[0, k] == (int(z.argmax()) == index[k])
-        # ERE in mm: heatmap px -> 4 original px -> (0.1, 0.2) mm
+        # ERE in mm: heatmap px -> 4 original px -> spacing mm
         probs = softmax_2d(logits[i:i + 1].float(), head.temperature)
-        ref = expected_radial_error(probs[0], pixel_size=(0.4, 0.8))
+        ref = expected_radial_error(
+            probs[0], pixel_size=(4 * spacing[0], 4 * spacing[1]))
         np.testing.assert_allclose(p.keypoint_ere_mm[0], ref.numpy(),
                                    rtol=1e-5)
         assert 'keypoint_flagged' not in p
