@@ -110,21 +110,22 @@ class SoftmaxNLLLoss(nn.Module):
                              f'(B, K, H, W); got {tuple(output.shape)}')
         b, k, h, w = output.shape
         if target.ndim == 3:
-            return self._cross_entropy(output, target, target_weights,
-                                       target_mass)
-        if target.shape != (b, k):
+            mass_shape = None if target_mass is None else tuple(
+                target_mass.shape)
+            if target.shape[:2] != (b, k) or mass_shape != tuple(
+                    target.shape):
+                raise ValueError(
+                    'SoftmaxNLLLoss: a (B, K, A) target needs target_mass of '
+                    f'the same shape; got target {tuple(target.shape)} and '
+                    f'mass {mass_shape} for logits {tuple(output.shape)}')
+        elif target.shape != (b, k):
             raise ValueError('SoftmaxNLLLoss expects flat target indices of '
                              f'shape {(b, k)}; got {tuple(target.shape)}. '
                              'Use the SoftmaxHeatmap codec to encode them.')
         with torch.autocast(device_type=output.device.type, enabled=False):
             index = target.to(device=output.device,
                               dtype=torch.long).clamp(0, h * w - 1)
-            if torch.is_grad_enabled() and output.requires_grad:
-                dtype = torch.promote_types(output.dtype, torch.float32)
-                nll = _NLLAtIndex.apply(
-                    output.to(dtype).flatten(-2), index)
-            else:
-                nll = nll_at_index(output, index)
+            nll = self._per_map(output, index, target_mass)
             if self.use_target_weight and target_weights is not None:
                 weights = target_weights.to(nll.dtype).reshape(b, k)
             else:
@@ -135,30 +136,19 @@ class SoftmaxNLLLoss(nn.Module):
             loss = (nll * weights).sum() / weights.sum().clamp_min(1e-12)
         return loss * self.loss_weight
 
-    def _cross_entropy(self, output: Tensor, target: Tensor,
-                       target_weights: Tensor, target_mass: Tensor) -> Tensor:
-        b, k, h, w = output.shape
-        if target.shape[:2] != (b, k) or target_mass is None or \
-                tuple(target_mass.shape) != tuple(target.shape):
-            raise ValueError(
-                'SoftmaxNLLLoss: a (B, K, A) target needs target_mass of the '
-                f'same shape; got target {tuple(target.shape)} and mass '
-                f'{None if target_mass is None else tuple(target_mass.shape)}'
-                f' for logits {tuple(output.shape)}')
-        with torch.autocast(device_type=output.device.type, enabled=False):
-            dtype = torch.promote_types(output.dtype, torch.float32)
-            index = target.to(device=output.device,
-                              dtype=torch.long).clamp(0, h * w - 1)
-            mass = target_mass.to(device=output.device, dtype=dtype)
-            flat = output.to(dtype).flatten(-2)
-            if torch.is_grad_enabled() and output.requires_grad:
-                ce = _CrossEntropyAtIndices.apply(flat, index, mass)
-            else:
-                ce = torch.logsumexp(flat, dim=-1) - (
-                    flat.gather(-1, index) * mass).sum(-1)
-            if self.use_target_weight and target_weights is not None:
-                weights = target_weights.to(ce.dtype).reshape(b, k)
-            else:
-                weights = torch.ones_like(ce)
-            loss = (ce * weights).sum() / weights.sum().clamp_min(1e-12)
-        return loss * self.loss_weight
+    @staticmethod
+    def _per_map(output: Tensor, index: Tensor, mass: Tensor) -> Tensor:
+        """(B, K) NLL of a one-hot target (index (B, K)) or cross-entropy of
+        a target distribution (index and mass (B, K, A))."""
+        dtype = torch.promote_types(output.dtype, torch.float32)
+        grad = torch.is_grad_enabled() and output.requires_grad
+        if index.ndim == 2:
+            if grad:
+                return _NLLAtIndex.apply(output.to(dtype).flatten(-2), index)
+            return nll_at_index(output, index)
+        flat = output.to(dtype).flatten(-2)
+        mass = mass.to(device=output.device, dtype=dtype)
+        if grad:
+            return _CrossEntropyAtIndices.apply(flat, index, mass)
+        return torch.logsumexp(flat, dim=-1) - (flat.gather(-1, index) *
+                                                mass).sum(-1)
