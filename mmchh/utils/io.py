@@ -1,0 +1,82 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""File output shared by every writer of the project: atomic and strict.
+
+* :func:`atomic_write_bytes` / :func:`atomic_write_text` write to a
+  temporary file in the destination folder and ``os.replace`` it into place,
+  so a reader (or a crash) never sees a half-written file.
+* :func:`to_jsonable` / :func:`dumps_json` / :func:`write_json` produce
+  *strict* JSON: numpy values become plain numbers, and NaN / +-inf become
+  ``null`` (the bare ``NaN`` that Python's ``json`` writes by default is not
+  JSON, and most readers reject it). ``allow_nan=False`` is always passed,
+  so a non-finite value that slipped through is an error, never a file.
+"""
+import json
+import math
+import os
+import os.path as osp
+import tempfile
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    'atomic_write_bytes', 'atomic_write_text', 'to_jsonable', 'dumps_json',
+    'write_json'
+]
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically (folders are created).
+
+    Args:
+        path (str): Destination file.
+        data (bytes): The whole content.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix='.tmp_', suffix=osp.splitext(path)[1], dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes UTF-8 ``text`` to ``path`` atomically (no newline changes)."""
+    atomic_write_bytes(path, text.encode('utf-8'))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Converts ``obj`` to plain JSON types.
+
+    Dicts (keys become strings), lists, tuples, numpy arrays and scalars,
+    torch tensors are converted recursively; non-finite floats become None.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, np.integer, np.floating)):
+        return to_jsonable(obj.item())
+    if type(obj).__module__ == 'torch' and hasattr(obj, 'tolist'):
+        return to_jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def dumps_json(obj: Any, indent: int = 1) -> str:
+    """Strict JSON text of ``obj`` (see :func:`to_jsonable`)."""
+    return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+
+
+def write_json(path: str, obj: Any, indent: int = 1) -> None:
+    """Writes ``obj`` as strict JSON to ``path``, atomically."""
+    atomic_write_text(path, dumps_json(obj, indent=indent) + '\n')

@@ -1,0 +1,178 @@
+"""mmchh.utils.io (atomic, strict JSON) and mmchh.utils.checkpoint (safe
+loading with one-line errors, finiteness, weights fingerprint)."""
+import json
+import math
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+import mmchh  # noqa: F401
+from mmchh.utils import (CheckpointError, InputError, atomic_write_text,
+                         check_finite_state, checkpoint_state_dict,
+                         dumps_json, load_checkpoint_file, to_jsonable,
+                         weights_fingerprint, write_json)
+
+
+class RunsCommand:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+@pytest.mark.parametrize('value, expected', [
+    (float('nan'), None),
+    (float('inf'), None),
+    (np.float32(-np.inf), None),
+    (np.float64(1.5), 1.5),
+    (np.int64(3), 3),
+    (np.bool_(True), True),
+    (np.array([[1.0, np.nan]]), [[1.0, None]]),
+    (torch.tensor([2.0, float('inf')]), [2.0, None]),
+    ({1: (np.float32(0.5), 'a')}, {'1': [0.5, 'a']}),
+])
+def test_to_jsonable_is_strict(value, expected):
+    assert to_jsonable(value) == expected
+    json.dumps(to_jsonable(value), allow_nan=False)
+
+
+def test_write_json_strict_and_atomic(tmp_path):
+    path = tmp_path / 'sub' / 'r.json'
+    write_json(str(path), dict(a=float('nan'), b=[np.float32(1)]))
+    text = path.read_text()
+    assert 'NaN' not in text
+    assert json.loads(text) == dict(a=None, b=[1.0])
+    # no temporary left behind
+    assert os.listdir(path.parent) == ['r.json']
+
+
+def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path,
+                                                       monkeypatch):
+    path = str(tmp_path / 'keep.txt')
+    atomic_write_text(path, 'old')
+
+    def fail(src, dst):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(os, 'replace', fail)
+    with pytest.raises(OSError, match='disk full'):
+        atomic_write_text(path, 'new')
+    monkeypatch.undo()
+    assert open(path).read() == 'old'
+    assert sorted(os.listdir(tmp_path)) == ['keep.txt']
+
+
+def test_dumps_json_refuses_unknown_objects():
+    with pytest.raises(TypeError):
+        dumps_json(dict(x=object()))
+
+
+def _save(path, obj):
+    torch.save(obj, path)
+    return str(path)
+
+
+@pytest.mark.parametrize('case', ['missing', 'empty', 'truncated', 'text',
+                                  'malicious', 'not_a_model'])
+def test_bad_checkpoints_give_one_line(tmp_path, case):
+    good = _save(tmp_path / 'good.pth',
+                 dict(state_dict=dict(w=torch.ones(4, 4))))
+    marker = tmp_path / 'pwned'
+    path = str(tmp_path / f'{case}.pth')
+    if case == 'empty':
+        open(path, 'wb').close()
+    elif case == 'truncated':
+        data = open(good, 'rb').read()
+        open(path, 'wb').write(data[:len(data) // 2])
+    elif case == 'text':
+        open(path, 'w').write('hello')
+    elif case == 'malicious':
+        _save(path, dict(state_dict=dict(w=torch.ones(1)),
+                         x=RunsCommand(marker)))
+    elif case == 'not_a_model':
+        _save(path, dict(state_dict=dict(step=3)))
+    with pytest.raises(CheckpointError) as info:
+        checkpoint_state_dict(load_checkpoint_file(path), path)
+    message = str(info.value)
+    assert isinstance(info.value, InputError)
+    assert path in message and '\n' not in message
+    assert 'weights_only=False' not in message.replace(' ', '')
+    assert 'weights_only` set to `False' not in message
+    assert not marker.exists()
+
+
+def test_state_dict_strips_ddp_prefix():
+    state = checkpoint_state_dict(
+        dict(state_dict={'module.a.w': torch.ones(1)}))
+    assert list(state) == ['a.w']
+
+
+@pytest.mark.parametrize('name, value, ok', [
+    ('backbone.w', torch.tensor([1.0, float('nan')]), False),
+    ('head.log_temperature', torch.tensor([0.0, float('inf')]), False),
+    ('head.flag_threshold', torch.tensor(float('nan')), True),
+    ('head.flag_threshold', torch.tensor(float('inf')), False),
+    ('bn.num_batches_tracked', torch.tensor(3), True),
+    ('backbone.w', torch.randn(3, 3), True),
+])
+def test_check_finite_state(name, value, ok):
+    state = {'other.w': torch.zeros(2), name: value}
+    if ok:
+        check_finite_state(state, 'x.pth')
+    else:
+        with pytest.raises(CheckpointError, match=name.replace('.', r'\.')):
+            check_finite_state(state, 'x.pth')
+
+
+def _reference_fingerprint(state):
+    """The slow way: sorted names, excluding calibration buffers, hashing
+    name, dtype, shape and the raw bytes."""
+    import hashlib
+    h = hashlib.sha256()
+    for name in sorted(state):
+        if name.split('.')[-1] in ('log_temperature', 'flag_threshold',
+                                   'calibration_fingerprint'):
+            continue
+        t = state[name].detach().cpu().contiguous()
+        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
+        h.update(bytes(t.numpy().tobytes()))
+    return h.hexdigest()
+
+
+def test_weights_fingerprint():
+    gen = torch.Generator().manual_seed(0)
+    state = {
+        'backbone.conv.weight': torch.randn(4, 3, 3, 3, generator=gen),
+        'backbone.bn.num_batches_tracked': torch.tensor(7),
+        'head.log_temperature': torch.zeros(5),
+        'head.flag_threshold': torch.tensor(float('nan')),
+        'head.final.bias': torch.randn(5, generator=gen, dtype=torch.float64),
+    }
+    fp = weights_fingerprint(state)
+    assert fp == _reference_fingerprint(state)
+    assert len(fp) == 64
+    # calibration state does not count; the DDP prefix does not either
+    calibrated = dict(state, **{'head.log_temperature': torch.ones(5)})
+    assert weights_fingerprint(calibrated) == fp
+    assert weights_fingerprint(
+        {'module.' + k: v for k, v in state.items()}) == fp
+    # any weight change, even one ulp, does
+    changed = dict(state)
+    w = state['head.final.bias'].clone()
+    w[2] = math.nextafter(float(w[2]), math.inf)
+    changed['head.final.bias'] = w
+    assert weights_fingerprint(changed) != fp
+
+
+def test_fingerprint_of_module_equals_fingerprint_of_its_file(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    path = _save(tmp_path / 'n.pth', dict(state_dict=net.state_dict()))
+    loaded = checkpoint_state_dict(load_checkpoint_file(path), path)
+    assert weights_fingerprint(loaded) == weights_fingerprint(
+        net.state_dict())
+    assert osp.getsize(path) > 0
