@@ -31,6 +31,10 @@ from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
 from mmchh.evaluation.functional import (ceph_measurements, heatmap_to_input,
                                          sample_ceph_measurements,
                                          summarize_measurement_samples)
+from mmchh.utils.checkpoint import (check_finite_state, checkpoint_state_dict,
+                                    load_checkpoint_file)
+from mmchh.utils.io import to_jsonable
+from mmchh.utils.errors import InputError
 
 ImageInput = Union[str, Path, np.ndarray]
 SpacingInput = Union[None, float, Sequence[float]]
@@ -41,7 +45,7 @@ __all__ = [
 ]
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(InputError):
     """An input could not be read as an image.
 
     Args:
@@ -59,16 +63,6 @@ class ImageLoadError(ValueError):
 # --------------------------------------------------------------------------
 # model
 # --------------------------------------------------------------------------
-def _checkpoint_state_dict(ckpt: Any) -> Dict[str, torch.Tensor]:
-    """The state dict inside an MMEngine/plain checkpoint, ``module.``-free."""
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError('checkpoint holds no state dict')
-    # DDP-wrapped saves prefix every key with "module."
-    return {(k[7:] if k.startswith('module.') else k): v
-            for k, v in state.items()}
-
-
 def _checkpoint_num_landmarks(state: Dict[str, torch.Tensor]) -> Optional[int]:
     for key in ('head.final_layer.weight', 'head.log_temperature'):
         if key in state and hasattr(state[key], 'shape'):
@@ -101,11 +95,16 @@ def init_landmark_model(config: Union[str, Path, Config],
             config's ``model.head.out_channels`` (both numbers and both files
             are named).
         FileNotFoundError: If the config or the checkpoint is missing.
+        CheckpointError: If the checkpoint is empty, truncated, not plain
+            weights, or holds a NaN/inf tensor (the file and the tensor are
+            named).
 
     Warns:
         UserWarning: If the checkpoint is uncalibrated (T = 1 for every
-            landmark); it still works, but its probabilities and ERE are not
-            calibrated and nothing is flagged.
+            landmark), or its calibration was fitted for other weights (its
+            fingerprint does not match: it is then ignored); the model
+            still works, but its probabilities and ERE are not calibrated
+            and nothing is flagged.
     """
     from mmpose.apis import init_model
 
@@ -134,8 +133,11 @@ def init_landmark_model(config: Union[str, Path, Config],
 
     # check the landmark count before any weight is copied, so a wrong pair
     # gives one clear message instead of a wall of size-mismatch errors
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    state = _checkpoint_state_dict(ckpt)
+    ckpt = load_checkpoint_file(checkpoint)
+    state = checkpoint_state_dict(ckpt, checkpoint)
+    # non-finite weights give (0, 0) with ERE 0 everywhere: refused here,
+    # naming the file (the head's load hook refuses them on every path)
+    check_finite_state(state, checkpoint)
     ckpt_k = _checkpoint_num_landmarks(state)
     cfg_k = int(cfg.model.head.out_channels)
     if ckpt_k is not None and ckpt_k != cfg_k:
@@ -185,10 +187,30 @@ def _flag_threshold_mm(model: nn.Module) -> Optional[float]:
 # --------------------------------------------------------------------------
 # images
 # --------------------------------------------------------------------------
+#: Largest value of 12-bit data: a 16-bit image whose maximum is at most
+#: this is taken as 12-bit detector data (see :func:`load_xray`).
+TWELVE_BIT_MAX = 4095
+
+
 def _to_uint8(img: np.ndarray, path: Optional[str]) -> np.ndarray:
     if img.dtype == np.uint8:
         return img
     if img.dtype == np.uint16:
+        top = int(img.max()) if img.size else 0
+        if 0 < top <= TWELVE_BIT_MAX and (img % 257).any():
+            # 12-bit detector data stored in 16 bits: /257 would leave it
+            # almost black (at most 4095 / 257 = 16 of 255), so its own
+            # 12-bit range is mapped onto 0..255 instead
+            warnings.warn(
+                f'{path or "<array>"}: 16-bit image whose maximum is {top} '
+                f'(<= {TWELVE_BIT_MAX}): taken as 12-bit data stored in 16 '
+                f'bits and rescaled by 255/{TWELVE_BIT_MAX} (the 16-bit '
+                f'conversion /257 would have made its maximum {top / 257:.0f}'
+                ' of 255, an almost black image). Convert it to 8 bits '
+                'yourself if this is not what you want (docs/faq.md)',
+                UserWarning, stacklevel=3)
+            return np.round(img.astype(np.float64) * (255.0 / TWELVE_BIT_MAX)
+                            ).clip(0, 255).astype(np.uint8)
         # /257 maps 0..65535 onto 0..255 exactly at both ends, and an 8-bit
         # image saved as 16-bit by x257 (the usual widening) comes back
         # bit-identical
@@ -224,6 +246,11 @@ def load_xray(image: ImageInput) -> np.ndarray:
     Note:
         - 16-bit images become 8-bit by ``round(v / 257)``; an 8-bit image
           stored as 16-bit by multiplying by 257 gives identical values.
+        - A 16-bit image whose maximum is at most 4095 (12-bit detector
+          data stored in 16 bits; /257 would leave it almost black) becomes
+          ``round(v * 255 / 4095)`` instead, with a ``UserWarning`` naming
+          the file and its maximum. (An 8-bit image widened by x257 is
+          recognised and still converted by /257.)
         - Colour becomes grey with ``cv2.cvtColor`` (alpha dropped); three
           identical channels are used as they are, so an RGB copy of a grey
           image gives exactly the grey image.
@@ -287,8 +314,12 @@ class LandmarkResult:
             model-input ERE times the mean input-to-image scale),
             ``ere_mm`` (exact ERE in mm, None without spacing), ``flagged``
             (``ere_mm > flag_threshold_mm``; None without a threshold or
-            without spacing).
-        calibrated (bool): Whether the model's temperatures were fitted.
+            without spacing), ``valid`` (False when the model gave no
+            answer for it: a non-finite or degenerate heatmap; then ``x``,
+            ``y``, ``x_mm``, ``y_mm``, ``probability``, ``ere_px`` and
+            ``ere_mm`` are None and ``flagged`` is True).
+        calibrated (bool): Whether the model's temperatures were fitted
+            (a calibration fitted for other weights is never loaded).
         flag_threshold_mm (float | None): The model's ERE flag threshold.
         input_center, input_scale (tuple[float, float]): The box (image
             pixels) that the model input covers; ``input_size`` (w, h) is
@@ -333,8 +364,12 @@ class LandmarkResult:
                 np.asarray(self.input_center, np.float64) - 0.5 * scale)
 
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready dict (everything except the heatmaps)."""
-        return dict(
+        """Strict-JSON-ready dict (everything except the heatmaps).
+
+        Plain Python types only; a NaN or infinite number anywhere becomes
+        None, so ``json.dumps(..., allow_nan=False)`` always works.
+        """
+        return to_jsonable(dict(
             path=self.path,
             image_size=list(self.image_size),
             spacing=None if self.spacing is None else list(self.spacing),
@@ -346,7 +381,7 @@ class LandmarkResult:
             landmarks=[dict(lm) for lm in self.landmarks],
             **({} if self.measurements is None else dict(
                 measurements={k: dict(v)
-                              for k, v in self.measurements.items()})))
+                              for k, v in self.measurements.items()}))))
 
 
 def _parse_spacing(spacing: SpacingInput) -> Optional[Tuple[float, float]]:
@@ -460,6 +495,8 @@ def predict_landmarks(model: nn.Module,
     threshold = _flag_threshold_mm(model)
     heatmap_scale = tuple(
         float(v) for v in getattr(head.decoder, 'scale_factor', (1.0, 1.0)))
+    mean = getattr(getattr(model, 'data_preprocessor', None), 'mean', None)
+    grey_model = isinstance(mean, torch.Tensor) and mean.shape[0] == 1
 
     old_test_cfg = dict(model.test_cfg)
     model.test_cfg['output_heatmaps'] = bool(return_heatmaps or measurements)
@@ -472,8 +509,10 @@ def predict_landmarks(model: nn.Module,
                     h, w = greys[i].shape
                     info = dict(dataset_meta)
                     # 3 identical channels, as LoadImage gives in training
+                    # (a model normalising one channel gets the grey image)
                     info.update(
-                        img=np.repeat(greys[i][..., None], 3, axis=2),
+                        img=greys[i] if grey_model else np.repeat(
+                            greys[i][..., None], 3, axis=2),
                         img_path=paths[i],
                         id=i,
                         img_id=i,
@@ -492,6 +531,17 @@ def predict_landmarks(model: nn.Module,
     finally:
         model.test_cfg.clear()
         model.test_cfg.update(old_test_cfg)
+    for i, result in enumerate(results):
+        invalid = [lm['name'] for lm in result.landmarks if not lm['valid']]
+        if invalid:
+            warnings.warn(
+                f'{paths[i] if paths[i] is not None else f"<array {i}>"}: '
+                f'the model gave no valid heatmap for {len(invalid)} '
+                f'landmark(s) ({", ".join(invalid)}): non-finite or '
+                'degenerate network output; they are reported with no '
+                'position (None), valid=False and flagged=True',
+                UserWarning,
+                stacklevel=2)
     return results
 
 
@@ -510,8 +560,19 @@ def check_measurement_model(model: nn.Module) -> None:
 def _measure(result: 'LandmarkResult', heatmaps: np.ndarray, kpts: np.ndarray,
              measure: Dict[str, Any], index: int) -> Dict[str, Dict]:
     """The eight measurements of one image: value from the decoded
-    landmarks, distribution from the heatmaps (image pixels, then mm)."""
+    landmarks, distribution from the heatmaps (image pixels, then mm).
+
+    A measurement that needs an invalid landmark (NaN position) has no
+    value and no distribution: every number of it is None."""
     rng = np.random.default_rng([*measure['seed'], int(index)])
+    invalid = ~np.isfinite(np.asarray(kpts, np.float64)).all(-1)
+    if invalid.any():
+        # the draws of the other landmarks stay as they are; the maps of
+        # invalid ones are replaced by a point mass only to keep the draw
+        # going, and every measurement using them is voided below
+        heatmaps = np.array(heatmaps, dtype=np.float32, copy=True)
+        heatmaps[invalid] = 0.0
+        heatmaps[invalid, 0, 0] = 1.0
     samples = sample_ceph_measurements(
         heatmaps,
         measure['num_samples'],
@@ -522,7 +583,17 @@ def _measure(result: 'LandmarkResult', heatmaps: np.ndarray, kpts: np.ndarray,
         k: float(v)
         for k, v in ceph_measurements(kpts, result.spacing).items()
     }
-    return summarize_measurement_samples(samples, point)
+    summary = summarize_measurement_samples(samples, point)
+    if invalid.any():
+        for name, value in point.items():
+            if not np.isfinite(value) and name in summary:
+                keep = ('class_names', 'unit')
+                summary[name] = {
+                    k: (v if k in keep else
+                        0 if k == 'num_valid' else None)
+                    for k, v in summary[name].items()
+                }
+    return summary
 
 
 def _to_result(sample, path, shape, spacing, model, calibrated, threshold,
@@ -544,9 +615,20 @@ def _to_result(sample, path, shape, spacing, model, calibrated, threshold,
               if 'keypoint_ere_mm' in pred else None)
     flagged = (np.asarray(pred.keypoint_flagged)[0]
                if 'keypoint_flagged' in pred else None)
+    valid = np.isfinite(kpts).all(-1)
+    if 'keypoint_valid' in pred:
+        valid &= np.asarray(pred.keypoint_valid, bool)[0]
     names = _landmark_names(model, num)
     landmarks = []
     for k in range(num):
+        if not valid[k]:
+            # no answer: nothing that looks like a position or a certainty
+            landmarks.append(
+                dict(
+                    name=names[k], index=k, x=None, y=None, x_mm=None,
+                    y_mm=None, probability=None, ere_px=None, ere_mm=None,
+                    flagged=True, valid=False))
+            continue
         x, y = float(kpts[k, 0]), float(kpts[k, 1])
         landmarks.append(
             dict(
@@ -559,7 +641,8 @@ def _to_result(sample, path, shape, spacing, model, calibrated, threshold,
                 probability=float(scores[k]),
                 ere_px=float(ere_in[k]) * px_per_input,
                 ere_mm=None if ere_mm is None else float(ere_mm[k]),
-                flagged=None if flagged is None else bool(flagged[k])))
+                flagged=None if flagged is None else bool(flagged[k]),
+                valid=True))
     heatmaps = None
     if (return_heatmaps or measure is not None) and 'pred_fields' in sample:
         heatmaps = sample.pred_fields.heatmaps
@@ -583,6 +666,7 @@ def _to_result(sample, path, shape, spacing, model, calibrated, threshold,
         if heatmaps is None:
             raise RuntimeError('the head returned no heatmaps; measurements '
                                'need them (test_cfg.output_heatmaps)')
+        kpts = np.where(valid[:, None], kpts, np.nan)
         result.measurements = _measure(result, heatmaps, kpts, measure,
                                        index)
         if not return_heatmaps:

@@ -74,10 +74,18 @@ class SoftmaxHeatmap(BaseKeypointCodec):
           visibility, set to 0 for keypoints outside the heatmap or with
           non-finite coordinates (an index is never wrapped or clipped into
           the map).
+        - heatmap_grid (np.ndarray): Shape (N, 4), int64: the grid the
+          indices were encoded for, ``(heatmap W, H, input w, h)`` per
+          instance. The head compares it with its own decoder at the first
+          training step, so a ``GenerateTarget`` codec that differs from
+          ``model.head.decoder`` fails loudly instead of training on
+          indices of another grid.
     """
 
     label_mapping_table = dict(
-        heatmap_indices='heatmap_indices', keypoint_weights='keypoint_weights')
+        heatmap_indices='heatmap_indices',
+        keypoint_weights='keypoint_weights',
+        heatmap_grid='heatmap_grid')
     # filled in by DetachAnnotatorKeypoints; read only with annotator_targets
     auxiliary_encode_keys = {'transformed_annotator_keypoints'}
 
@@ -128,14 +136,29 @@ class SoftmaxHeatmap(BaseKeypointCodec):
                 required) only with ``annotator_targets``.
 
         Returns:
-            dict: ``heatmap_indices`` (N, K) int64 and ``keypoint_weights``
-            (N, K) float32; with ``annotator_targets`` ``heatmap_indices``
-            (N, K, A) and ``heatmap_index_weights`` (N, K, A) float32.
+            dict: ``heatmap_indices`` (N, K) int64, ``keypoint_weights``
+            (N, K) float32 and ``heatmap_grid`` (N, 4) int64; with
+            ``annotator_targets`` ``heatmap_indices`` (N, K, A) and
+            ``heatmap_index_weights`` (N, K, A) float32.
         """
         if self.annotator_targets:
-            return self._encode_annotators(keypoints, keypoints_visible,
-                                           transformed_annotator_keypoints)
-        return self.encode_one_hot(keypoints, keypoints_visible)
+            encoded = self._encode_annotators(
+                keypoints, keypoints_visible, transformed_annotator_keypoints)
+        else:
+            encoded = self.encode_one_hot(keypoints, keypoints_visible)
+        encoded['heatmap_grid'] = self.grid_label(
+            len(encoded['keypoint_weights']))
+        return encoded
+
+    @property
+    def grid(self) -> Tuple[int, int, int, int]:
+        """``(heatmap W, H, input w, h)``: the grid this codec encodes for."""
+        return self.heatmap_size + self.input_size
+
+    def grid_label(self, num_instances: int) -> np.ndarray:
+        """The ``heatmap_grid`` label: :attr:`grid` per instance, (N, 4)."""
+        return np.tile(np.asarray(self.grid, dtype=np.int64),
+                       (num_instances, 1))
 
     def encode_one_hot(self,
                        keypoints: np.ndarray,
@@ -210,11 +233,23 @@ class SoftmaxHeatmap(BaseKeypointCodec):
                 mass.transpose(0, 2, 1)).astype(np.float32),
             keypoint_weights=weights)
 
-    def decode_tensors(self, probs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def decode_tensors(self,
+                       probs: Tensor,
+                       valid: Optional[Tensor] = None,
+                       return_valid: bool = False) -> Tuple[Tensor, ...]:
         """Decodes a batch of probability maps on their device.
+
+        A map is invalid when its values are not all finite or it has no
+        positive value (it is not a distribution); its keypoint, score and
+        ERE are then NaN -- never a plausible position such as (0, 0). The
+        test costs nothing extra: the maximum that gives the mode is NaN
+        or infinite exactly when the map holds a NaN or +inf.
 
         Args:
             probs (Tensor): Probability maps in shape (B, K, H, W).
+            valid (Tensor, optional): (B, K) bool, maps already known to be
+                invalid (False), e.g. from non-finite logits.
+            return_valid (bool): Also return the (B, K) validity.
 
         Returns:
             tuple:
@@ -223,6 +258,7 @@ class SoftmaxHeatmap(BaseKeypointCodec):
               shape (B, K, 2).
             - scores (Tensor): Probability at the mode, shape (B, K).
             - ere (Tensor): Expected Radial Error in input pixels, (B, K).
+            - valid (Tensor): (B, K) bool, only with ``return_valid``.
         """
         if probs.ndim != 4 or tuple(probs.shape[-2:]) != (
                 self.heatmap_size[1], self.heatmap_size[0]):
@@ -232,11 +268,21 @@ class SoftmaxHeatmap(BaseKeypointCodec):
         scale = torch.as_tensor(
             self.scale_factor, dtype=torch.float32, device=probs.device)
         coords, scores = heatmap_mode(probs)
+        ok = torch.isfinite(scores) & (scores > 0)
+        if valid is not None:
+            ok = ok & valid.to(device=ok.device, dtype=torch.bool)
         ere = expected_radial_error(
             probs, threshold=self.ere_threshold, pixel_size=scale)
         if self.subpixel_radius:
             coords = refine_subpixel(probs, coords, self.subpixel_radius)
-        return heatmap_to_input(coords.float(), scale), scores, ere
+        nan = torch.full((), float('nan'), device=probs.device)
+        keypoints = torch.where(ok[..., None],
+                                heatmap_to_input(coords.float(), scale), nan)
+        scores = torch.where(ok, scores, nan.to(scores.dtype))
+        ere = torch.where(ok, ere, nan.to(ere.dtype))
+        if return_valid:
+            return keypoints, scores, ere, ok
+        return keypoints, scores, ere
 
     def batch_decode(
         self,

@@ -13,11 +13,13 @@ and ``tools/calibrate.py`` (an existing checkpoint):
 3. With the calibrated temperatures, predict the calibration split again and
    choose the ERE threshold whose TPR for "erroneous" (radial error >
    ``erroneous_mm``) reaches ``target_tpr``; store it in the head.
-4. Save the calibrated checkpoint and a JSON / PNG report with NLL and ECE
-   before and after.
+4. Bind the fitted state to the weights (the head's
+   ``calibration_fingerprint``, see ``SoftmaxHeatmapHead.seal_calibration``),
+   so a checkpoint whose weights change afterwards loads uncalibrated.
+5. Save the calibrated checkpoint and a JSON / PNG report with NLL and ECE
+   before and after; both record the fingerprint.
 """
 import copy
-import json
 import os
 import os.path as osp
 from typing import Dict, Optional
@@ -29,14 +31,16 @@ from mmengine.dist import (broadcast, collect_results, get_world_size,
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from mmchh.utils.errors import InputError
 from mmchh.evaluation.functional.calibration import (
     LogitSummary, expected_calibration_error, fit_temperatures,
     nll_from_summary, reliability_diagram_png, summarize_logits,
     threshold_at_tpr)
 from mmchh.evaluation.metrics.cephalometric_metric import radial_errors_mm
+from mmchh.utils.io import write_json
 
 
-class CalibrationError(ValueError):
+class CalibrationError(InputError):
     """The calibration split cannot be used (missing, empty, no targets)."""
 
 
@@ -78,6 +82,13 @@ def _stream_summaries(model, loader, num_bins):
             data = model.data_preprocessor(data, False)
             samples = data['data_samples']
             logits = head.forward(model.extract_feat(data['inputs']))
+            finite = torch.isfinite(logits).flatten(-2).all(-1)
+            if not bool(finite.all()):
+                raise CalibrationError(
+                    f'the network gives non-finite logits for '
+                    f'{int((~finite).sum())} landmark map(s) of the '
+                    'calibration split (broken weights or inputs); nothing '
+                    'can be calibrated on them')
             targets = head.gt_targets(samples, logits.device)
             if targets is None:
                 raise CalibrationError(
@@ -97,6 +108,12 @@ def _predict_errors(model, loader):
         for data in loader:
             for sample in model.test_step(data):
                 pred, gt = sample.pred_instances, sample.gt_instances
+                if 'keypoint_valid' in pred and not np.asarray(
+                        pred.keypoint_valid).all():
+                    raise CalibrationError(
+                        'the calibrated model gives invalid (non-finite) '
+                        'heatmaps on the calibration split; no flag '
+                        'threshold can be fitted')
                 if 'keypoint_ere_mm' not in pred:
                     raise CalibrationError(
                         'flag threshold needs ERE in mm: list "spacing" in '
@@ -152,7 +169,10 @@ def calibrate_model(runner,
             None or 0 = plain maximum likelihood (the paper's).
 
     Returns:
-        dict: the report (also written as ``calibration.json``).
+        dict: the report (also written as ``calibration.json``), with
+        ``weights_fingerprint``: the hex fingerprint of the weights the
+        calibration is bound to (also in the checkpoint's
+        ``meta["calibration"]``).
     """
     model = _unwrap(runner.model)
     head = model.head
@@ -231,6 +251,9 @@ def calibrate_model(runner,
             if get_world_size() > 1:
                 broadcast(threshold, src=0)
             head.set_flag_threshold(float(threshold[0]))
+        # the fitted state now belongs to exactly these weights
+        fingerprint = head.seal_calibration(model.state_dict())
+        report['weights_fingerprint'] = fingerprint
     finally:
         for p, flag in zip(model.parameters(), requires_grad):
             p.requires_grad_(flag)
@@ -241,7 +264,7 @@ def calibrate_model(runner,
             path = osp.join(out_dir, checkpoint_name)
             _save_calibrated(model, loader, runner, path, report)
             report['checkpoint'] = path
-        _write_json(osp.join(out_dir, 'calibration.json'), report)
+        write_json(osp.join(out_dir, 'calibration.json'), report)
         c = report['calib']
         print_log(
             f'calibration: NLL {c["NLL_before"]:.4f} -> '
@@ -310,15 +333,10 @@ def _save_calibrated(model, loader, runner, path: str, report: Dict):
         dataset_meta=getattr(loader.dataset, 'metainfo', None),
         calibration=dict(
             temperature=report.get('temperature'),
-            flagging=report.get('flagging')))
+            flagging=report.get('flagging'),
+            weights_fingerprint=report.get('weights_fingerprint')))
     save_checkpoint(
         dict(meta=meta, state_dict=weights_to_cpu(get_state_dict(model))),
         path)
 
 
-def _write_json(path: str, obj) -> None:
-    from mmchh.evaluation.metrics.uncertainty_metric import _jsonable
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(_jsonable(obj), f, indent=1)
-    os.replace(tmp, path)

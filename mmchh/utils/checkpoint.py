@@ -27,15 +27,24 @@ import torch
 from .errors import InputError
 
 __all__ = [
-    'CALIBRATION_STATE_NAMES', 'CheckpointError', 'check_finite_state',
+    'CALIBRATION_STATE_DEFAULTS', 'CALIBRATION_STATE_NAMES', 'CheckpointError', 'check_finite_state',
     'checkpoint_state_dict', 'load_checkpoint_file', 'weights_fingerprint'
 ]
 
 #: Head buffers that hold calibration state (fitted after training, never
-#: trained). They are excluded from the weights fingerprint, and NaN in
-#: ``flag_threshold`` means "no threshold set".
-CALIBRATION_STATE_NAMES = ('log_temperature', 'flag_threshold',
-                           'calibration_fingerprint')
+#: trained), each with its "uncalibrated" fill value. They are excluded from
+#: the weights fingerprint; NaN in ``flag_threshold`` means "no threshold
+#: set", zeros in ``calibration_fingerprint`` "no fingerprint". State fitted
+#: later (e.g. conformal or interval levels) joins the same fingerprinted
+#: calibration by adding its buffer here: the head then verifies, resets
+#: and fills it like the others.
+CALIBRATION_STATE_DEFAULTS = {
+    'log_temperature': 0.0,
+    'flag_threshold': float('nan'),
+    'calibration_fingerprint': 0,
+}
+#: The names of :data:`CALIBRATION_STATE_DEFAULTS`, in order.
+CALIBRATION_STATE_NAMES = tuple(CALIBRATION_STATE_DEFAULTS)
 
 
 class CheckpointError(InputError):
@@ -84,7 +93,7 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        # torch's message suggests weights_only=False; we never do that
+        # torch's message suggests turning weights_only off; we never do that
         # keep torch's diagnosis (which global, which operand), drop its
         # preamble and its advice
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]

@@ -5,13 +5,12 @@ MMPose's ``PoseLocalVisualizer`` draws keypoints and skeletons but not the
 contours of a probability map, which is what shows a clinician *where* the
 model hesitates; so this is a plain OpenCV drawing.
 """
-import os
-import os.path as osp
-import tempfile
 from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from mmchh.utils.io import atomic_write_bytes
 
 __all__ = ['draw_overlay', 'CONTOUR_LEVELS']
 
@@ -48,22 +47,11 @@ def _contours_image(result, k: int, levels: Sequence[float]):
 
 
 def _atomic_png(img: np.ndarray, out_path: str) -> None:
-    out_dir = osp.dirname(osp.abspath(out_path))
-    os.makedirs(out_dir, exist_ok=True)
     ok, buf = cv2.imencode('.png', img)
     if not ok:
         raise RuntimeError(f'could not encode {out_path} as PNG')
-    # a reader never sees a half-written PNG: write a temp file in the same
-    # folder (same file system) and rename it over the target
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.png', dir=out_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, out_path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    # a reader never sees a half-written PNG
+    atomic_write_bytes(out_path, buf.tobytes())
 
 
 def draw_overlay(image_gray_uint8: np.ndarray,
@@ -78,7 +66,9 @@ def draw_overlay(image_gray_uint8: np.ndarray,
     ``index: ERE`` (mm with spacing, else image pixels; labels that would
     overlap are moved down). Flagged landmarks are
     orange-red, unflagged ones green, and landmarks that cannot be judged
-    (no threshold or no spacing) cyan.
+    (no threshold or no spacing) cyan. Invalid landmarks (``valid`` False:
+    the model gave no answer) have no position: nothing is drawn for them,
+    and the legend lists them as ``INVALID: name, ...`` in orange-red.
 
     Args:
         image_gray_uint8 (np.ndarray): (H, W) uint8 image the result was
@@ -122,7 +112,15 @@ def draw_overlay(image_gray_uint8: np.ndarray,
 
     have_maps = getattr(result, 'heatmaps', None) is not None
     labels = []
+    invalid = [
+        lm['name'] for lm in result.landmarks
+        if lm.get('valid') is False or lm.get('x') is None
+        or lm.get('y') is None
+    ]
     for lm in result.landmarks:
+        if lm.get('valid') is False or lm.get('x') is None or \
+                lm.get('y') is None:
+            continue
         colour = _landmark_colour(lm.get('flagged'))
         if have_maps:
             for level, pts in _contours_image(result, lm['index'], levels):
@@ -176,5 +174,15 @@ def draw_overlay(image_gray_uint8: np.ndarray,
     cv2.putText(canvas, legend, (8, canvas.shape[0] - 10),
                 cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), thick,
                 cv2.LINE_AA)
+    if invalid:
+        # above the legend, in the "check this" colour
+        (_, th), base = cv2.getTextSize(legend, cv2.FONT_HERSHEY_SIMPLEX,
+                                        font_scale, thick)
+        line = 'INVALID (no answer, not drawn): ' + ', '.join(invalid)
+        y = canvas.shape[0] - 10 - th - base - 4
+        cv2.putText(canvas, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(canvas, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, _FLAGGED, thick, cv2.LINE_AA)
     _atomic_png(canvas, out_path)
     return canvas

@@ -1,4 +1,5 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -25,6 +26,14 @@ def radial_errors_mm(pred: np.ndarray, gt: np.ndarray,
     return np.sqrt((diff**2).sum(-1))
 
 
+def _sdr(errors: np.ndarray, threshold: float) -> float:
+    """Successful detection rate (%) of ``errors`` (mm) below
+    ``threshold``; NaN when any error is NaN (an invalid prediction)."""
+    if not np.isfinite(errors).all():
+        return float('nan')
+    return float((errors < threshold).mean() * 100)
+
+
 @METRICS.register_module()
 class CephalometricMetric(BaseMetric):
     """Radial error, MRE and SDR in mm, the ISBI 2015 challenge metrics.
@@ -38,6 +47,12 @@ class CephalometricMetric(BaseMetric):
 
     Only landmarks visible in the ground truth count; their number is
     reported as ``num_landmarks`` so that nothing is dropped silently.
+
+    A counted landmark without a valid prediction (non-finite keypoint, or
+    ``keypoint_valid`` False: the network gave no answer) is never dropped
+    nor averaged away: their number is ``num_invalid`` (with a warning), and
+    every aggregate over a set containing one (MRE, MRE_std, SDR, overall
+    and per landmark) is NaN.
 
     Args:
         thresholds (sequence): SDR thresholds in mm. Defaults to the
@@ -85,21 +100,27 @@ class CephalometricMetric(BaseMetric):
             visible = np.asarray(
                 sample['gt_instances'].get('keypoints_visible',
                                            np.ones(gt.shape[:1])))
+            errors = radial_errors_mm(pred, gt, spacing)
+            valid = sample['pred_instances'].get('keypoint_valid', None)
+            if valid is not None:
+                errors[~np.asarray(valid, bool).reshape(-1)] = np.nan
             self.results.append(
-                dict(
-                    errors=radial_errors_mm(pred, gt, spacing),
-                    visible=visible.reshape(-1) > 0))
+                dict(errors=errors, visible=visible.reshape(-1) > 0))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         errors = np.stack([r['errors'] for r in results])  # (N, K)
         visible = np.stack([r['visible'] for r in results])
         valid = errors[visible]
+        num_invalid = int((~np.isfinite(valid)).sum())
+        # NaN errors propagate through mean and std; SDR must not count an
+        # invalid landmark as a plain miss
         metrics = dict(
             MRE=float(valid.mean()),
             MRE_std=float(valid.std()),
-            num_landmarks=int(visible.sum()))
+            num_landmarks=int(visible.sum()),
+            num_invalid=num_invalid)
         for t in self.thresholds:
-            metrics[f'SDR_{t:g}mm'] = float((valid < t).mean() * 100)
+            metrics[f'SDR_{t:g}mm'] = _sdr(valid, t)
         if self.per_landmark:
             names = (self.dataset_meta or {}).get('keypoint_id2name', {})
             t0 = self.thresholds[0]
@@ -109,7 +130,12 @@ class CephalometricMetric(BaseMetric):
                     continue
                 name = names.get(k, str(k))
                 metrics[f'MRE/{name}'] = float(e.mean())
-                metrics[f'SDR_{t0:g}mm/{name}'] = float((e < t0).mean() * 100)
+                metrics[f'SDR_{t0:g}mm/{name}'] = _sdr(e, t0)
+        if num_invalid:
+            warnings.warn(
+                f'{self.prefix}: {num_invalid} of {metrics["num_landmarks"]} '
+                'landmarks have no valid prediction (non-finite network '
+                'output); MRE and SDR over them are NaN', UserWarning)
         MMLogger.get_current_instance().info(
             f'{self.prefix}: MRE {metrics["MRE"]:.3f} mm over '
             f'{metrics["num_landmarks"]} landmarks in {len(results)} images')

@@ -1,7 +1,7 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-import json
 import os
 import os.path as osp
+import warnings
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -14,6 +14,7 @@ from ..functional.calibration import (binned_correlation,
                                       ere_vs_error_png, good_erroneous_table,
                                       pearson_spearman, reliability_diagram_png,
                                       roc_auc, roc_png)
+from mmchh.utils.io import write_json
 from .cephalometric_metric import radial_errors_mm
 
 
@@ -41,9 +42,16 @@ class UncertaintyMetric(BaseMetric):
       ``{overall,good,erroneous}/{count,MRE,SDR_2mm,...}``, Good = not
       flagged.
 
-    With ``out_dir``, also writes ``<prefix>_uncertainty.json`` (every
-    number, the bins and the ROC) and three PNGs: the reliability diagram,
-    ERE vs radial error (scatter and binned) and the ROC curve.
+    With ``out_dir``, also writes ``<prefix>_uncertainty.json`` (strict
+    JSON: every number, the bins and the ROC; NaN is written as null) and
+    three PNGs: the reliability diagram, ERE vs radial error (scatter and
+    binned) and the ROC curve.
+
+    Counted landmarks without a valid prediction (``keypoint_valid`` False
+    or a non-finite keypoint/ERE: the network gave no answer) are counted
+    as ``num_invalid`` with a warning, and then every aggregate number is
+    NaN (the statistics of a set with an unknown member are not numbers);
+    no plot is drawn.
 
     Args:
         erroneous_mm (float): Radial error (mm) above which a prediction is
@@ -102,7 +110,12 @@ class UncertaintyMetric(BaseMetric):
             visible = np.asarray(
                 gt.get('keypoints_visible',
                        np.ones(errors.shape))).reshape(-1) > 0
+            invalid = ~(np.isfinite(errors) & np.isfinite(
+                np.asarray(pred['keypoint_ere_mm'], np.float64)[0]))
+            if 'keypoint_valid' in pred:
+                invalid |= ~np.asarray(pred['keypoint_valid'], bool)[0]
             result = dict(
+                invalid=invalid,
                 error=errors,
                 ere=np.asarray(pred['keypoint_ere_mm'], np.float64)[0],
                 confidence=np.asarray(pred['keypoint_scores'],
@@ -122,6 +135,15 @@ class UncertaintyMetric(BaseMetric):
             for k in results[0] if all(k in r for r in results)
         }
         mask = cat['counted']
+        invalid = cat['invalid'][mask] if 'invalid' in cat else np.zeros(
+            int(mask.sum()), bool)
+        num_invalid = int(invalid.sum())
+        if num_invalid:
+            warnings.warn(
+                f'{self.prefix}: {num_invalid} of {int(mask.sum())} '
+                'landmarks have no valid prediction (non-finite network '
+                'output); every uncertainty metric is NaN', UserWarning)
+            return self._invalid_metrics(cat, mask, num_invalid)
         error, ere = cat['error'][mask], cat['ere'][mask]
         conf, hit, nll = (cat['confidence'][mask], cat['hit'][mask],
                           cat['nll'][mask])
@@ -155,6 +177,7 @@ class UncertaintyMetric(BaseMetric):
                 for key, value in values.items():
                     metrics[f'{row}/{key}'] = value
         metrics = {k: float(v) for k, v in metrics.items()}
+        metrics['num_invalid'] = 0
 
         self.last_details = dict(
             metrics=metrics,
@@ -172,6 +195,35 @@ class UncertaintyMetric(BaseMetric):
             f'{metrics["AUC"]:.3f} ({mask.sum()} landmarks)')
         return metrics
 
+    def _invalid_metrics(self, cat: dict, mask: np.ndarray,
+                         num_invalid: int) -> Dict[str, float]:
+        """Every aggregate NaN, ``num_invalid`` counted; JSON, no plots."""
+        nan = float('nan')
+        keys = ['MERE', 'NLL', 'pearson', 'spearman', 'pearson_binned',
+                'spearman_binned', 'ECE', 'ECE_unit', 'erroneous_fraction',
+                'AUC']
+        metrics = {k: nan for k in keys}
+        if 'flagged' in cat:
+            table = good_erroneous_table(
+                np.ones(1), np.ones(1), threshold=None,
+                flagged=np.zeros(1, bool),
+                sdr_thresholds=self.sdr_thresholds)
+            for row, values in table.items():
+                for key in values:
+                    metrics[f'{row}/{key}'] = nan
+        metrics['num_invalid'] = num_invalid
+        self.last_arrays = {}
+        self.last_details = dict(
+            metrics=metrics, erroneous_mm=self.erroneous_mm,
+            num_landmarks=int(mask.sum()), num_invalid=num_invalid)
+        if self.out_dir:
+            base = osp.join(self.out_dir, self.prefix or 'uncertainty')
+            write_json(f'{base}_uncertainty.json', self.last_details)
+        MMLogger.get_current_instance().warning(
+            f'{self.prefix}: {num_invalid} invalid landmark predictions; '
+            'uncertainty metrics are NaN')
+        return metrics
+
     def _write_outputs(self) -> None:
         os.makedirs(self.out_dir, exist_ok=True)
         base = osp.join(self.out_dir, self.prefix or 'uncertainty')
@@ -182,20 +234,4 @@ class UncertaintyMetric(BaseMetric):
                          d['binned_correlation'])
         if d['roc'] is not None:
             roc_png(f'{base}_roc.png', d['roc'])
-        tmp = f'{base}_uncertainty.json.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(_jsonable(d), f, indent=1)
-        os.replace(tmp, f'{base}_uncertainty.json')
-
-
-def _jsonable(obj):
-    """Numpy arrays and scalars to lists and floats (NaN stays NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    return obj
+        write_json(f'{base}_uncertainty.json', d)

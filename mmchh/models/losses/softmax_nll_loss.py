@@ -1,9 +1,12 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+from typing import Optional, Tuple
+
 import torch
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from mmchh.evaluation.functional import nll_at_index
+from mmchh.utils.errors import InputError
 
 
 class _NLLAtIndex(torch.autograd.Function):
@@ -62,6 +65,73 @@ class _CrossEntropyAtIndices(torch.autograd.Function):
         return g, None, None
 
 
+def check_targets(target: Tensor,
+                  map_size: Tuple[int, int],
+                  weights: Optional[Tensor] = None,
+                  mass: Optional[Tensor] = None) -> None:
+    """Raises unless the sparse targets fit a (H, W) map; never clamps.
+
+    A target index outside ``[0, H * W)`` is the sign of a codec encoded for
+    another heatmap grid (or of a bug): clamping it into the map would train
+    the network on a wrong pixel without any error. Float indices would be
+    truncated, negative weights or masses would turn the loss into a reward,
+    and non-finite ones make it NaN. All checks are O(B * K * A) and cost one
+    small device-to-host copy.
+
+    Args:
+        target (Tensor): Flat indices ``y * W + x``, (B, K) or (B, K, A).
+        map_size (tuple): The logits' (H, W).
+        weights (Tensor, optional): Per-landmark weights, (B, K).
+        mass (Tensor, optional): Target masses, same shape as ``target``.
+
+    Raises:
+        InputError: (a ``ValueError``) naming the offending value, where
+            it is and the map size.
+    """
+    h, w = map_size
+    size = h * w
+    if target.is_floating_point() or target.is_complex() or \
+            target.dtype == torch.bool:
+        raise InputError(
+            f'SoftmaxNLLLoss: target indices must be integers (flat pixel '
+            f'indices y * W + x of the {h}x{w} map); got dtype '
+            f'{target.dtype}. Encode them with the SoftmaxHeatmap codec')
+    if not target.numel():
+        return
+    # a few reductions, one device-to-host copy for all of them
+    stats = [target.min().to(torch.float32), target.max().to(torch.float32)]
+    names = []
+    for name, value in (('target_weights', weights), ('target_mass', mass)):
+        if value is not None and value.numel():
+            value = value.detach().to(device=target.device,
+                                      dtype=torch.float32)
+            clean = value.nan_to_num(nan=0.0, posinf=float('inf'),
+                                     neginf=float('-inf'))
+            stats += [torch.isnan(value).any().to(torch.float32),
+                      clean.min(), clean.max()]
+            names.append(name)
+    values = torch.stack(stats).cpu().tolist()
+    lo, hi = values[0], values[1]
+    if lo < 0 or hi >= size:
+        bad_value = int(lo if lo < 0 else hi)
+        where = torch.nonzero((target < 0) | (target >= size))[0].tolist()
+        raise InputError(
+            f'SoftmaxNLLLoss: target index {bad_value} at {tuple(where)} is '
+            f'outside the {h}x{w} heatmap (valid flat indices 0..{size - 1}).'
+            ' The targets were encoded for another heatmap size: '
+            'GenerateTarget(encoder=...) in train_pipeline must equal '
+            'model.head.decoder')
+    for i, name in enumerate(names):
+        has_nan, vmin, vmax = values[2 + 3 * i:5 + 3 * i]
+        bad = (float('nan') if has_nan else vmin if vmin < 0 else
+               vmax if vmax == float('inf') else None)
+        if bad is not None:
+            raise InputError(
+                f'SoftmaxNLLLoss: {name} must be finite and >= 0; got '
+                f'{bad} (map {h}x{w}). A negative weight would '
+                'reward the network for moving away from the target')
+
+
 @MODELS.register_module()
 class SoftmaxNLLLoss(nn.Module):
     """Negative log-likelihood of the target pixel under a 2D softmax.
@@ -92,6 +162,11 @@ class SoftmaxNLLLoss(nn.Module):
         The loss is computed in float32 with autocast disabled, so it is the
         same under AMP; the logsumexp form is finite for logits of any
         magnitude.
+
+        Targets are never clamped into the map: an index outside it, a
+        floating-point index tensor, or a negative / non-finite weight or
+        mass raises an ``InputError`` (a ``ValueError``; see
+        :func:`check_targets`).
     """
 
     def __init__(self, use_target_weight: bool = True,
@@ -122,9 +197,9 @@ class SoftmaxNLLLoss(nn.Module):
             raise ValueError('SoftmaxNLLLoss expects flat target indices of '
                              f'shape {(b, k)}; got {tuple(target.shape)}. '
                              'Use the SoftmaxHeatmap codec to encode them.')
+        check_targets(target, (h, w), target_weights, target_mass)
         with torch.autocast(device_type=output.device.type, enabled=False):
-            index = target.to(device=output.device,
-                              dtype=torch.long).clamp(0, h * w - 1)
+            index = target.to(device=output.device, dtype=torch.long)
             nll = self._per_map(output, index, target_mass)
             if self.use_target_weight and target_weights is not None:
                 weights = target_weights.to(nll.dtype).reshape(b, k)

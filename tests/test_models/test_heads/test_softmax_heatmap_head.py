@@ -82,6 +82,9 @@ def test_temperature_positive_and_validated():
 def test_temperature_survives_checkpoint(tmp_path):
     head = build_head()
     head.set_temperature(torch.tensor([0.25, 1.5, 4.0]))
+    # a calibration travels only bound to its weights (an unsealed one is
+    # loaded as uncalibrated, see tests/test_reliability)
+    head.seal_calibration()
     path = str(tmp_path / 'head.pth')
     save_checkpoint(head.state_dict(), path)
     fresh = build_head()
