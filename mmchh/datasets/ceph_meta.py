@@ -46,6 +46,10 @@ ISBI_IMAGE_FOLDERS = (
     ('Test2Data', 'test2'),
 )
 
+#: Image folders a user's partial copy may lack (the split is then empty
+#: and its JSON is not written).
+ISBI_OPTIONAL_IMAGE_FOLDERS = ('Test2Data', )
+
 #: Annotator folders (under ``AnnotationsByMD/`` or directly under the root)
 #: and the name each annotator gets in the converted JSON.
 ISBI_ANNOTATOR_FOLDERS = (

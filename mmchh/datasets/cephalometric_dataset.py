@@ -1,12 +1,14 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+import json
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
 
 from .ceph_meta import NUM_CEPH_LANDMARKS
+from .data_checks import DatasetError, MissingDataError, check_image_size
 
 #: Metainfo shipped inside the package, so it resolves wherever mmchh is
 #: installed (MMPose resolves a missing relative ``from_file`` against its own
@@ -43,6 +45,15 @@ class CephalometricDataset(BaseCocoStyleDataset):
 
     List both in ``PackPoseInputs(meta_keys=...)`` to reach the metrics.
 
+    Nothing inconsistent is scored: when the dataset is built, every record
+    is checked (19 keypoints, a bbox, positive ``width``/``height``, a valid
+    ``spacing``, exactly one annotation per image) and every image file must
+    exist with the record's size (read from its header only, see
+    :mod:`mmchh.datasets.data_checks`); otherwise a
+    :class:`~mmchh.datasets.data_checks.DatasetError` (an ``InputError``)
+    names the JSON, the image and both values. An empty split is refused
+    the same way.
+
     Args:
         See :class:`mmpose.datasets.BaseCocoStyleDataset`. ``metainfo``
         defaults to the shipped ISBI 2015 metainfo.
@@ -52,33 +63,86 @@ class CephalometricDataset(BaseCocoStyleDataset):
 
     def _load_annotations(self):
         if not osp.isfile(self.ann_file):
-            raise FileNotFoundError(
+            raise MissingDataError(
                 f'CephalometricDataset: annotation file {self.ann_file} does '
-                f'not exist. {MISSING_DATA_HINT}')
-        return super()._load_annotations()
+                f'not exist. {_missing_split_hint(self.ann_file)}')
+        instances, images = super()._load_annotations()
+        per_image = {}
+        for inst in instances:
+            per_image[inst['img_id']] = per_image.get(inst['img_id'], 0) + 1
+        for img in images:
+            n = per_image.get(img['img_id'], 0)
+            if n != 1:
+                raise DatasetError(
+                    f'{self.ann_file} (image {img.get("file_name")}): '
+                    f'expected exactly 1 annotation per image, found {n}')
+        return instances, images
+
+    def _get_topdown_data_infos(self, instance_list: List[dict]) -> List[dict]:
+        # MMPose silently drops "invalid" instances (zero-size box, no
+        # visible keypoint): here every image must be scored
+        for info in instance_list:
+            if not self._is_valid_instance(info):
+                raise DatasetError(
+                    f'{self.ann_file} (image {info["img_path"]}): the '
+                    'annotation would be dropped (crowd, zero-size bbox or '
+                    'no visible keypoint)')
+        return list(instance_list)
+
+    def _serialize_data(self):
+        # MMEngine fails with "need at least one array to concatenate" here
+        if not self.data_list:
+            raise DatasetError(
+                f'CephalometricDataset: {self.ann_file} holds no images; an '
+                'empty split cannot be trained, validated, calibrated or '
+                'tested (tools/convert_isbi.py holds out --num-val and '
+                '--num-calib >= 1 images)')
+        return super()._serialize_data()
 
     def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
+        """Parses one image's record, refusing inconsistent ones.
+
+        Besides MMPose's fields, adds ``spacing`` and
+        ``annotator_keypoints`` (see the class docstring).
+
+        Raises:
+            DatasetError: naming the JSON and the image, when the record has
+                not 19 keypoints, no bbox, no positive ``width``/``height``
+                or no valid ``spacing``, or when the image file's size (read
+                from its header) is not the record's ``width`` x ``height``.
+            MissingDataError: the image file does not exist.
+        """
         ann = raw_data_info['raw_ann_info']
         img = raw_data_info['raw_img_info']
         where = f'{self.ann_file} (image {img.get("file_name")})'
         num = len(ann.get('keypoints', [])) // 3
         if num != NUM_CEPH_LANDMARKS or len(ann.get('keypoints',
                                                      [])) % 3:
-            raise ValueError(f'{where}: expected {NUM_CEPH_LANDMARKS} '
-                             f'keypoints [x, y, v], found '
-                             f'{len(ann.get("keypoints", []))} values')
+            raise DatasetError(f'{where}: expected {NUM_CEPH_LANDMARKS} '
+                               f'keypoints [x, y, v], found '
+                               f'{len(ann.get("keypoints", []))} values')
+        if 'bbox' not in ann:
+            raise DatasetError(f'{where}: the annotation has no "bbox"')
         if 'spacing' not in img:
-            raise ValueError(
+            raise DatasetError(
                 f'{where}: image record has no "spacing" (mm/pixel); '
                 'convert the data with tools/convert_isbi.py')
+        size = (img.get('width'), img.get('height'))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and v > 0 and float(v).is_integer() for v in size):
+            raise DatasetError(f'{where}: "width" and "height" must be '
+                               f'positive integers; got {size[0]!r} x '
+                               f'{size[1]!r}')
+        check_image_size(img['img_path'], int(size[0]), int(size[1]),
+                         self.ann_file)
         data_info = super().parse_data_info(raw_data_info)
         spacing = np.asarray(img['spacing'], dtype=np.float32).reshape(-1)
         if spacing.size == 1:
             spacing = np.repeat(spacing, 2)
         if spacing.size != 2 or not (np.isfinite(spacing).all()
                                      and (spacing > 0).all()):
-            raise ValueError(f'{where}: "spacing" must be a positive number '
-                             f'or [x, y]; got {img["spacing"]}')
+            raise DatasetError(f'{where}: "spacing" must be a positive '
+                               f'number or [x, y]; got {img["spacing"]}')
         data_info['spacing'] = spacing
         data_info['annotator_keypoints'] = {
             key[len('keypoints_'):]:
@@ -86,3 +150,28 @@ class CephalometricDataset(BaseCocoStyleDataset):
             for key, value in ann.items() if key.startswith('keypoints_')
         }
         return data_info
+
+
+def _missing_split_hint(ann_file: str) -> str:
+    """Why a split's JSON may be missing, and how to make it."""
+    # imported here: reading converted data does not need the converter
+    from .isbi_converter import (CONVERSION_MARKER,
+                                 find_interrupted_conversion)
+    folder = osp.dirname(osp.abspath(ann_file))
+    marker = osp.join(folder, CONVERSION_MARKER)
+    if osp.isfile(marker):
+        try:
+            with open(marker) as f:
+                notes = json.load(f).get('notes', {})
+        except (OSError, ValueError):
+            notes = {}
+        split = osp.splitext(osp.basename(ann_file))[0]
+        if split in notes:
+            return (f'The conversion in {folder} wrote no {split} split: '
+                    f'{notes[split]}.')
+    aside = find_interrupted_conversion(folder)
+    if aside is not None:
+        return (f'A conversion into {folder} was interrupted and left the '
+                f'previous one at {aside}; run tools/convert_isbi.py into '
+                f'{folder} again (it puts it back, then converts).')
+    return MISSING_DATA_HINT

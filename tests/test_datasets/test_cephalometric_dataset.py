@@ -88,3 +88,32 @@ def test_bad_records_are_errors_not_drops(tmp_path, isbi_tree):
     json.dump(data, open(path, 'w'))
     with pytest.raises(ValueError, match='expected 19 keypoints'):
         build(out, 'test1')
+
+
+def test_inconsistent_records_name_the_file(tmp_path, isbi_tree):
+    """Records MMPose would silently drop, or score in the wrong units, are
+    errors naming the JSON (an InputError, which the tools print as one
+    line)."""
+    from mmchh.datasets.data_checks import DatasetError
+    from mmchh.utils.errors import InputError
+    root, out = str(tmp_path / 'isbi'), str(tmp_path / 'coco')
+    isbi_tree(root)
+    convert_isbi(root, out, num_val=1, num_calib=1, resize=(40, 50),
+                 progress=False)
+    path = osp.join(out, 'test1.json')
+    good = json.load(open(path))
+    cases = {
+        'no "bbox"': lambda d: d['annotations'][0].pop('bbox'),
+        'positive integers': lambda d: d['images'][0].update(width=40.5),
+        'exactly 1 annotation per image': lambda d: d['annotations'].append(
+            dict(d['annotations'][0], id=99)),
+        'records 41x50': lambda d: d['images'][0].update(width=41),
+    }
+    for message, corrupt in cases.items():
+        data = json.loads(json.dumps(good))
+        corrupt(data)
+        json.dump(data, open(path, 'w'))
+        with pytest.raises(DatasetError, match=message) as err:
+            build(out, 'test1')
+        assert isinstance(err.value, InputError) and 'test1.json' in str(
+            err.value)

@@ -187,6 +187,7 @@ def test_bad_input_names_the_file_and_writes_nothing(tmp_path, isbi_tree,
         convert_isbi(root, out, num_val=1, num_calib=1)
     assert mark in str(err.value)
     assert not osp.exists(out) or os.listdir(out) == []
+    assert os.listdir(str(tmp_path)) == ['isbi']  # no temporary folder
 
 
 @pytest.mark.parametrize('case', BAD_CASES)
@@ -251,8 +252,11 @@ def test_cli(tmp_path, isbi_tree):
     bad = subprocess.run(
         [sys.executable, tool, root, str(tmp_path / 'c2'), '--num-val', '1',
          '--num-calib', '1'], capture_output=True, text=True)
-    assert bad.returncode != 0
+    assert bad.returncode == 1
     assert '002.txt:5' in bad.stderr and '--skip-bad' in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith(
+        'convert_isbi.py: error: ')
+    assert 'Traceback' not in bad.stderr
     skip = subprocess.run([
         sys.executable, tool, root, str(tmp_path / 'c3'), '--num-val', '1',
         '--num-calib', '1', '--skip-bad'
