@@ -47,18 +47,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def _main(argv=None):
     args = parse_args(argv)
     import mmchh  # noqa: F401
     from mmengine.runner import Runner
 
-    from mmchh.engine import CalibrationError, calibrate_model
+    from mmchh.engine import calibrate_model
+    from mmchh.utils.errors import InputError
     from mmchh.utils.run_config import (init_cpu_distributed, load_run_config,
+                                        precheck_checkpoint,
                                         temperature_hook_config)
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'calibrate.py: checkpoint {args.checkpoint} does not exist')
+    if not osp.exists(args.checkpoint):
+        raise InputError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
+    precheck_checkpoint(cfg, args.checkpoint, args.config)
     hook = temperature_hook_config(cfg)
     calib = hook.get('calib_dataloader', 'calib_dataloader')
     if isinstance(calib, str):
@@ -80,15 +83,19 @@ def main(argv=None):
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.load_or_resume()
-    try:
-        calibrate_model(runner, calib, erroneous_mm=erroneous_mm,
-                        target_tpr=target_tpr, checkpoint_name=args.out,
-                        prior_std=prior_std)
-    except CalibrationError as e:
-        sys.exit(f'calibrate.py: {e}')
+    # CalibrationError is an InputError: one line, exit status 1
+    calibrate_model(runner, calib, erroneous_mm=erroneous_mm,
+                    target_tpr=target_tpr, checkpoint_name=args.out,
+                    prior_std=prior_std)
     if not args.no_validate and cfg.get('val_dataloader'):
         runner.val()
+    return 0
+
+
+def main(argv=None):
+    from mmchh.utils.cli import run_tool
+    return run_tool('calibrate.py', _main, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

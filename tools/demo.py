@@ -1,16 +1,32 @@
 """The main job end to end on the embedded synthetic ISBI-format set.
 
 Stages: synthetic data -> convert to COCO (resized) -> train the demo config
--> test the best checkpoint on Test1 -> compare with the trivial baseline
-(each landmark at its mean training position) -> say where everything is.
+(which calibrates at the end) -> test the best checkpoint and the calibrated
+one on Test1 -> compare with the trivial baseline (each landmark at its mean
+training position) -> write the results (JSON and a Markdown table with the
+machine and the command) and check that every promised output exists.
 
 Usage:
     python tools/demo.py [--data-dir data] [--work-dir work_dirs/demo]
         [--cfg-options ...]
+
+The names this module exposes are the single source of what the
+documentation may promise: :data:`DEMO_OUTPUTS` (files under the work dir),
+:data:`DEMO_DATA_OUTPUTS` (paths under the data dir), :func:`make_demo_data`
+(the data stages), :func:`results_markdown` (the table in ``docs/results.md``
+is this function's output for the recorded JSON) and
+:func:`outputs_markdown` (the table of outputs in
+``docs/getting_started.md``). ``tests/test_reliability/test_docs.py`` checks
+the documentation against them.
 """
 import argparse
-import json
+import datetime
+import glob
+import os
 import os.path as osp
+import platform
+import shlex
+import subprocess
 import sys
 import time
 
@@ -22,6 +38,66 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'configs', 'ceph',
                   'unet_r34_onehot_synthetic_demo.py')
 
+#: Every file the demo writes under ``--work-dir`` that the documentation
+#: may name (shell patterns), with what it holds. The demo removes them
+#: before it starts (an earlier run's copies) and fails at the end if one of
+#: them is missing.
+DEMO_OUTPUTS = {
+    'calibrated.pth':
+    'the calibrated checkpoint (temperatures and flag threshold inside)',
+    'best_ceph_MRE_epoch_*.pth':
+    'the best checkpoint by validation MRE, uncalibrated (only one is kept; '
+    'the epoch depends on the run)',
+    'calibration.json':
+    'the temperature fit on the calibration split: temperatures, NLL and '
+    'ECE before/after, the ERE flag threshold',
+    'calib_reliability_before_after.png':
+    'reliability diagram of the calibration split before and after',
+    'test1_reliability_before_after.png':
+    'Test1 reliability diagram before and after calibration',
+    'unc_reliability.png':
+    'Test1 reliability diagram (calibrated)',
+    'unc_ere_vs_error.png':
+    'ERE vs radial error on Test1 (calibrated)',
+    'unc_roc.png':
+    'ROC of ERE for errors > 2 mm on Test1 (calibrated)',
+    'unc_uncertainty.json':
+    'every uncertainty number on Test1 (calibrated)',
+    'uncalibrated/unc_uncertainty.json':
+    'the same for the best checkpoint before calibration',
+    'demo_results.json':
+    'every number the demo printed, with the machine, the command and the '
+    'duration',
+    'demo_results.md':
+    'the results table of docs/results.md for this run, with the machine '
+    'and the command',
+}
+
+#: What the data stages write under ``--data-dir`` (shell patterns).
+DEMO_DATA_OUTPUTS = (
+    'synthetic_ceph',
+    'synthetic_ceph/RawImage/TrainingData/*.bmp',
+    'synthetic_ceph/RawImage/Test1Data/*.bmp',
+    'synthetic_ceph/RawImage/Test2Data/*.bmp',
+    'synthetic_ceph/AnnotationsByMD/400_senior/*.txt',
+    'synthetic_ceph/AnnotationsByMD/400_junior/*.txt',
+    'synthetic_ceph_coco',
+    'synthetic_ceph_coco/train.json',
+    'synthetic_ceph_coco/val.json',
+    'synthetic_ceph_coco/calib.json',
+    'synthetic_ceph_coco/test1.json',
+    'synthetic_ceph_coco/test2.json',
+    'synthetic_ceph_coco/conversion.json',
+    'synthetic_ceph_coco/images/*.png',
+)
+
+#: Images held out of the training images for validation / calibration.
+NUM_VAL = 4
+NUM_CALIB = 4
+
+#: How the results table shows a number that is missing (None in the JSON).
+_NA = 'n/a'
+
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
@@ -30,12 +106,68 @@ def parse_args(argv=None):
                         help='where the synthetic set and its COCO files go')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--config', default=CONFIG)
-    parser.add_argument('--num-train', type=int, default=24)
+    parser.add_argument('--num-train', type=int, default=24,
+                        help=f'training images written; {NUM_VAL} are held '
+                        f'out for validation and {NUM_CALIB} for calibration')
     parser.add_argument('--num-test1', type=int, default=8)
     parser.add_argument('--num-test2', type=int, default=4)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the demo config')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    least = NUM_VAL + NUM_CALIB + 1
+    if args.num_train < least:
+        parser.error(f'--num-train must be >= {least} ({NUM_VAL} validation '
+                     f'+ {NUM_CALIB} calibration + 1 training image); got '
+                     f'{args.num_train}')
+    for flag in ('num_test1', 'num_test2'):
+        if getattr(args, flag) < 1:
+            parser.error(f'--{flag.replace("_", "-")} must be >= 1; got '
+                         f'{getattr(args, flag)}')
+    return args
+
+
+def make_demo_data(data_dir, input_size, num_train=24, num_test1=8,
+                   num_test2=4, progress=True):
+    """The demo's data stages: the synthetic set, then its COCO conversion.
+
+    Args:
+        data_dir (str): parent folder of ``synthetic_ceph`` (the raw
+            ISBI-layout set) and ``synthetic_ceph_coco`` (the conversion).
+        input_size (tuple[int, int]): (W, H) the copies are resized to.
+        num_train, num_test1, num_test2 (int): images per ISBI folder.
+        progress (bool): print what is written.
+
+    Returns:
+        dict: ``raw``, ``coco`` (folders), ``synthetic`` (what
+        ``make_synthetic_ceph`` returned: ``spacing_mm`` of the originals...)
+        and ``summary`` (the conversion summary).
+    """
+    from mmchh.datasets.isbi_converter import convert_isbi
+    from mmchh.datasets.synthetic_ceph import make_synthetic_ceph
+
+    raw = osp.join(data_dir, 'synthetic_ceph')
+    coco = osp.join(data_dir, 'synthetic_ceph_coco')
+    if progress:
+        stage(1, f'synthetic ISBI-format set -> {raw}')
+    made = make_synthetic_ceph(
+        raw,
+        num_train=num_train,
+        num_test1=num_test1,
+        num_test2=num_test2,
+        progress=progress)
+    if progress:
+        stage(2, f'convert to COCO keypoints, resized to {tuple(input_size)}'
+              f' -> {coco}')
+    summary = convert_isbi(
+        raw,
+        coco,
+        num_val=NUM_VAL,
+        num_calib=NUM_CALIB,
+        resize=tuple(input_size),
+        spacing=tuple(made['spacing_mm']))
+    if progress:
+        print(summary.format(), flush=True)
+    return dict(raw=raw, coco=coco, synthetic=made, summary=summary)
 
 
 def run_test(cfg, checkpoint, out_dir):
@@ -51,6 +183,8 @@ def run_test(cfg, checkpoint, out_dir):
 
 def write_before_after_diagram(work_dir):
     """Test1 reliability before and after calibration, side by side."""
+    import json
+
     from mmchh.evaluation.functional.calibration import \
         reliability_diagram_png
     with open(osp.join(work_dir, 'uncalibrated', 'unc_uncertainty.json')) as f:
@@ -70,42 +204,205 @@ def stage(n, text):
     print(f'\n===== demo [{n}/5] {text} =====', flush=True)
 
 
-def main(argv=None):
+def _cpu_model():
+    """The CPU's model name from /proc/cpuinfo, else what platform says."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+def _git_state():
+    """``<short commit>`` plus `` with uncommitted changes`` when dirty."""
+    try:
+        commit = subprocess.run(
+            ['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, text=True,
+            capture_output=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ['git', 'status', '--porcelain', '--untracked-files=no'],
+            cwd=REPO, text=True, capture_output=True, timeout=10,
+            check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + (' with uncommitted changes' if dirty else '')
+
+
+def machine_info():
+    """What the demo's numbers and duration depend on besides the code.
+
+    Returns:
+        dict: ``cpu`` (model name), ``logical_cpus``, ``system``,
+        ``python``, ``torch``, ``torch_threads``, ``load_average``
+        (1-minute load when called: other processes on the machine).
+    """
+    import torch
+    return dict(
+        cpu=_cpu_model(),
+        logical_cpus=os.cpu_count(),
+        system=f'{platform.system()} {platform.machine()}',
+        python=platform.python_version(),
+        torch=torch.__version__,
+        torch_threads=torch.get_num_threads(),
+        load_average=round(os.getloadavg()[0], 2))
+
+
+def _num(value, fmt, unit=''):
+    """``value`` formatted, or 'n/a' when it is missing (None)."""
+    return _NA if value is None else f'{value:{fmt}}{unit}'
+
+
+def _pair(before, after, fmt):
+    return f'{_num(before, fmt)} → {_num(after, fmt)}'
+
+
+def results_markdown(results):
+    """The Markdown the demo writes to ``demo_results.md``.
+
+    ``docs/results.md`` holds this function's output for the recorded
+    ``docs/results/demo_results.json`` verbatim (a test checks it), so the
+    documented numbers, the JSON and this writer cannot drift apart.
+
+    Args:
+        results (dict): the content of ``demo_results.json`` (plain JSON
+            types; missing numbers are None).
+
+    Returns:
+        str: a run line (command, date, duration), a machine line and a
+        two-column table, ending with a newline.
+    """
+    run = results['run']
+    m = run['machine']
+    t1 = results['test1']
+    before = results.get('test1_uncalibrated') or {}
+    calib = results.get('calibration') or {}
+    c = calib.get('calib', {})
+    flag = calib.get('flagging', {})
+    base = results['mean_position_baseline']
+    lines = [
+        f'Command: `{run["command"]}`, {run["date_utc"]}, '
+        f'{run["duration_s"]:.0f} s wall clock'
+        + (f', git commit {run["commit"]}' if run.get('commit') else '')
+        + '.',
+        '',
+        f'Machine: {m["cpu"]}, {m["logical_cpus"]} logical CPUs, '
+        f'{m["system"]}, Python {m["python"]}, torch {m["torch"]} with '
+        f'{m["torch_threads"]} thread'
+        f'{"" if m["torch_threads"] == 1 else "s"}; 1-minute load average '
+        f'{m["load_average"]:.1f} at the start, '
+        f'{run["load_average_end"]:.1f} at the end.',
+        '',
+        '| | value |',
+        '|---|---|',
+        '| Test1 MRE / SDR 2 mm / SDR 4 mm | '
+        f'{_num(t1.get("ceph/MRE"), ".2f", " mm")} / '
+        f'{_num(t1.get("ceph/SDR_2mm"), ".1f", " %")} / '
+        f'{_num(t1.get("ceph/SDR_4mm"), ".1f", " %")} |',
+        '| mean-position baseline MRE / SDR 2 mm | '
+        f'{_num(base.get("MRE"), ".2f", " mm")} / '
+        f'{_num(base.get("SDR_2mm"), ".1f", " %")} |',
+        '| calibration split NLL before → after | '
+        f'{_pair(c.get("NLL_before"), c.get("NLL_after"), ".3f")} |',
+        '| calibration split ECE before → after | '
+        f'{_pair(c.get("ECE_before"), c.get("ECE_after"), ".3f")} |',
+        '| Test1 NLL before → after | '
+        f'{_pair(before.get("unc/NLL"), t1.get("unc/NLL"), ".3f")} |',
+        '| Test1 ECE before → after | '
+        f'{_pair(before.get("unc/ECE"), t1.get("unc/ECE"), ".3f")} |',
+        f'| ERE flag threshold (TPR {_num(flag.get("target_tpr"), "g")} '
+        'on the calibration split) | '
+        f'{_num(flag.get("threshold_mm"), ".2f", " mm")} |',
+        '| Test1 Good / Erroneous (count, MRE) | '
+        f'{_num(t1.get("unc/good/count"), ".0f")}, '
+        f'{_num(t1.get("unc/good/MRE"), ".2f", " mm")} / '
+        f'{_num(t1.get("unc/erroneous/count"), ".0f")}, '
+        f'{_num(t1.get("unc/erroneous/MRE"), ".2f", " mm")} |',
+        '| ERE–error Pearson / AUC of ERE for > 2 mm | '
+        f'{_num(t1.get("unc/pearson"), ".2f")} / '
+        f'{_num(t1.get("unc/AUC"), ".2f")} |',
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def outputs_markdown():
+    """The table of :data:`DEMO_OUTPUTS` in ``docs/getting_started.md``."""
+    lines = ['| file | what |', '|---|---|']
+    lines += [f'| `{name}` | {what} |' for name, what in DEMO_OUTPUTS.items()]
+    return '\n'.join(lines) + '\n'
+
+
+def missing_outputs(work_dir):
+    """The :data:`DEMO_OUTPUTS` patterns that match no file in ``work_dir``.
+    """
+    return [
+        name for name in DEMO_OUTPUTS
+        if not glob.glob(osp.join(glob.escape(work_dir), name))
+    ]
+
+
+def remove_stale_outputs(work_dir):
+    """Deletes the :data:`DEMO_OUTPUTS` an earlier run left in ``work_dir``.
+
+    Only files matching those names are touched. Afterwards every promised
+    output that exists was written by this run: a stage that fails to write
+    its file cannot be hidden by the previous run's copy, and the best
+    checkpoint pattern names exactly one file.
+
+    Returns:
+        list[str]: the removed paths.
+    """
+    removed = []
+    for name in DEMO_OUTPUTS:
+        for path in glob.glob(osp.join(glob.escape(work_dir), name)):
+            if osp.isfile(path):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def _command(argv):
+    """The command line as a user would type it from the repository root."""
+    script = osp.relpath(osp.abspath(__file__), os.getcwd())
+    if script.startswith('..'):
+        script = osp.abspath(__file__)
+    return shlex.join(['python', script] + list(argv))
+
+
+def _main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     start = time.time()
+    date_utc = datetime.datetime.now(datetime.timezone.utc).strftime(
+        '%Y-%m-%d %H:%M UTC')
+    machine = machine_info()
     import mmchh  # noqa: F401
     from mmengine.runner import Runner
 
-    from mmchh.datasets.isbi_converter import convert_isbi
-    from mmchh.datasets.synthetic_ceph import make_synthetic_ceph
     from mmchh.evaluation.mean_position_baseline import \
         mean_position_baseline
+    from mmchh.utils.cli import fail
+    from mmchh.utils.io import atomic_write_text, to_jsonable, write_json
     from mmchh.utils.run_config import load_run_config
 
-    raw = osp.join(args.data_dir, 'synthetic_ceph')
-    coco = osp.join(args.data_dir, 'synthetic_ceph_coco')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir)
+    removed = remove_stale_outputs(cfg.work_dir)
+    if removed:
+        print(f'demo: removed {len(removed)} outputs of an earlier run from '
+              f'{cfg.work_dir}', flush=True)
     input_size = tuple(cfg.model.head.decoder.input_size)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader',
-                   'calib_dataloader'):
-        cfg[loader].dataset.data_root = coco
-
-    stage(1, f'synthetic ISBI-format set -> {raw}')
-    made = make_synthetic_ceph(
-        raw,
+    data = make_demo_data(
+        args.data_dir,
+        input_size,
         num_train=args.num_train,
         num_test1=args.num_test1,
         num_test2=args.num_test2)
-
-    stage(2, f'convert to COCO keypoints, resized to {input_size} -> {coco}')
-    summary = convert_isbi(
-        raw,
-        coco,
-        num_val=4,
-        num_calib=4,
-        resize=input_size,
-        spacing=tuple(made['spacing_mm']))
-    print(summary.format(), flush=True)
+    raw, coco = data['raw'], data['coco']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                   'calib_dataloader'):
+        cfg[loader].dataset.data_root = coco
 
     stage(3, f'train {osp.relpath(args.config, REPO)} '
           f'({cfg.train_cfg.max_epochs} epochs) -> {cfg.work_dir}')
@@ -132,18 +429,20 @@ def main(argv=None):
         write_before_after_diagram(cfg.work_dir)
 
     stage(5, 'calibration, flagging and the mean-position baseline')
+    import json
     report_path = osp.join(cfg.work_dir, 'calibration.json')
+    report = None
     if osp.isfile(report_path):
         with open(report_path) as f:
             report = json.load(f)
         c = report['calib']
         print(f'Temperature scaling on the calibration split '
               f'({c["num_landmarks"]} landmarks):')
-        print(f'  NLL {c["NLL_before"]:.3f} -> {c["NLL_after"]:.3f}   '
-              f'ECE {c["ECE_before"]:.4f} -> {c["ECE_after"]:.4f}')
+        print(f'  NLL {_pair(c["NLL_before"], c["NLL_after"], ".3f")}   '
+              f'ECE {_pair(c["ECE_before"], c["ECE_after"], ".4f")}')
         if 'flagging' in report:
-            print(f'  flag landmarks with ERE > '
-                  f'{report["flagging"]["threshold_mm"]:.2f} mm')
+            print('  flag landmarks with ERE > '
+                  f'{_num(report["flagging"]["threshold_mm"], ".2f")} mm')
     if 'unc/good/count' in metrics:
         print('\nTest1, split by the ERE flag (the paper\'s Table 2):')
         print(f'{"":11s}{"count":>7s}{"MRE":>7s}' +
@@ -170,28 +469,46 @@ def main(argv=None):
     for label, key in rows:
         print(f'{label:14s}{metrics["ceph/" + key]:10.2f}'
               f'{baseline[key]:10.2f}')
-    results = dict(
+    duration = time.time() - start
+    results = to_jsonable(dict(
+        run=dict(
+            command=_command(argv),
+            date_utc=date_utc,
+            duration_s=round(duration, 1),
+            commit=_git_state(),
+            machine=machine,
+            load_average_end=round(os.getloadavg()[0], 2)),
         test1=metrics,
         test1_uncalibrated=metrics_before,
-        calibration=report if osp.isfile(report_path) else None,
+        calibration=report,
         mean_position_baseline=baseline,
-        checkpoint=best)
-    with open(osp.join(cfg.work_dir, 'demo_results.json'), 'w') as f:
-        json.dump(results, f, indent=1)
-    verdict = 'beats' if metrics['ceph/MRE'] < baseline['MRE'] else \
-        'does NOT beat'
-    print(f'\nThe model {verdict} the baseline '
-          f'(MRE {metrics["ceph/MRE"]:.2f} vs {baseline["MRE"]:.2f} mm).')
+        checkpoint=best))
+    write_json(osp.join(cfg.work_dir, 'demo_results.json'), results)
+    atomic_write_text(
+        osp.join(cfg.work_dir, 'demo_results.md'), results_markdown(results))
+    beats = metrics['ceph/MRE'] < baseline['MRE']  # False when MRE is NaN
+    print(f'\nThe model {"beats" if beats else "does NOT beat"} the '
+          f'baseline (MRE {metrics["ceph/MRE"]:.2f} vs '
+          f'{baseline["MRE"]:.2f} mm).')
     print(f'Data:        {raw} (raw), {coco} (COCO)')
     print(f'Checkpoint:  {best}')
-    print(f'Plots, JSON: {cfg.work_dir}/test1_reliability_before_after.png, '
-          'calib_reliability_before_after.png, unc_ere_vs_error.png, '
-          'unc_roc.png; every number in demo_results.json')
-    print(f'Logs:        {cfg.work_dir}')
-    print(f'Total time:  {time.time() - start:.0f} s')
-    if metrics['ceph/MRE'] >= baseline['MRE']:
-        sys.exit(1)
+    print(f'Outputs:     {cfg.work_dir}/: ' + ', '.join(DEMO_OUTPUTS))
+    print(f'Results:     {cfg.work_dir}/demo_results.md (the table of '
+          'docs/results.md for this run)')
+    print(f'Total time:  {duration:.0f} s')
+    missing = missing_outputs(cfg.work_dir)
+    if missing:
+        fail('demo.py', f'{cfg.work_dir} lacks {", ".join(missing)} (every '
+             'output the docs promise must be written; see DEMO_OUTPUTS in '
+             'tools/demo.py)')
+    return 0 if beats else 1
+
+
+def main(argv=None):
+    """Runs the demo; a user error (bad option, file) is one line."""
+    from mmchh.utils.cli import run_tool
+    return run_tool('demo.py', _main, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -48,8 +48,9 @@ def main(argv=None):
             image_size=tuple(args.size),
             seed=args.seed,
             nested=not args.flat)
-    except ValueError as err:
-        sys.exit(f'make_synthetic_ceph: error: {err}')
+    except ValueError as err:  # bad sizes/counts: the user's to fix
+        from mmchh.utils.cli import fail
+        fail('make_synthetic_ceph.py', err)
     w, h = summary['image_size']
     splits = ', '.join(f'{n} {k}' for k, n in summary['splits'].items())
     print(f'make_synthetic_ceph: {summary["num_images"]} images ({splits}), '
@@ -57,4 +58,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

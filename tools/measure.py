@@ -45,10 +45,11 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def _main(argv=None):
     args = parse_args(argv)
     from mmchh.apis import init_landmark_model
     from mmchh.apis.measure import evaluate_measurements, format_table
+    from mmchh.utils.errors import InputError
 
     out_dir = args.out_dir or osp.join(
         osp.dirname(osp.abspath(args.checkpoint)), 'measurements')
@@ -64,8 +65,9 @@ def main(argv=None):
             img_root=args.img_root,
             out_dir=out_dir,
             progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f'measure.py: {e}')
+    except ValueError as e:
+        # a split, config or checkpoint that does not fit: the user's to fix
+        raise InputError(str(e)) from e
     print(f'measure.py: {result["num_images"]} image(s) of '
           f'{args.ann_file}, {args.num_samples} draws per landmark')
     print(format_table(result))
@@ -74,6 +76,11 @@ def main(argv=None):
           'class of the true value vs label line')
     print(f'measure.py: outputs in {out_dir}')
     return 0
+
+
+def main(argv=None):
+    from mmchh.utils.cli import run_tool
+    return run_tool('measure.py', _main, argv)
 
 
 if __name__ == '__main__':

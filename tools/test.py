@@ -1,17 +1,24 @@
 """Test a checkpoint with MMEngine's Runner (MMPose's tools/test.py
 conventions).
 
+The checkpoint is checked before the Runner is built: a missing, empty,
+truncated, malicious (not plain weights), non-finite or other-model file
+ends in one line naming it (exit status 1).
+
 Examples:
     python tools/test.py configs/ceph/unet_r34_onehot.py work_dirs/x/best.pth
-    python tools/test.py CONFIG CKPT --dump results.pkl
+    python tools/test.py CONFIG CKPT --dump results.pkl --out metrics.json
+    python tools/test.py CONFIG CKPT --show-dir overlays/
     bash tools/dist_test.sh CONFIG CKPT 4
 """
 import argparse
-import json
+import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+TOOL = 'test.py'
 
 
 def parse_args(argv=None):
@@ -25,7 +32,18 @@ def parse_args(argv=None):
         help='dump the predictions (keypoints, scores, ERE; no heatmaps) to '
         'this pickle file')
     parser.add_argument('--out', type=str,
-                        help='write the metrics to this JSON file')
+                        help='write the metrics to this JSON file (its '
+                        'folder is created)')
+    parser.add_argument(
+        '--show-dir',
+        help='write an overlay per test image into this folder: landmarks, '
+        'probability contours and ERE (mmchh.visualization.draw_overlay)')
+    parser.add_argument(
+        '--show', action='store_true',
+        help='also display each overlay in a window (needs a display; on a '
+        'headless machine use --show-dir)')
+    parser.add_argument('--wait-time', type=float, default=1,
+                        help='seconds each overlay is shown with --show')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, key=value')
@@ -36,24 +54,133 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def _has_display() -> bool:
+    if sys.platform.startswith(('win', 'darwin')):
+        return True
+    return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+
+
+def _overlay_hook(show_dir, show, wait_time):
+    """A hook drawing :func:`mmchh.visualization.draw_overlay` per test
+    sample (registered on the Runner; needs ``output_heatmaps``)."""
+    import numpy as np
+    from mmengine.hooks import Hook
+
+    from mmchh.apis import load_xray
+    from mmchh.apis.inference import LandmarkResult
+    from mmchh.visualization import draw_overlay
+
+    class OverlayHook(Hook):
+        priority = 'LOW'
+
+        def __init__(self):
+            self.used = set()
+
+        def _name(self, path):
+            stem = osp.splitext(osp.basename(path))[0] if path else 'image'
+            name, i = f'{stem}.png', 1
+            while name in self.used:  # a.bmp and a.png, or the same file
+                i += 1
+                name = f'{stem}~{i}.png'
+            self.used.add(name)
+            return name
+
+        def after_test_iter(self, runner, batch_idx, data_batch=None,
+                            outputs=None):
+            model = runner.model.module if hasattr(runner.model,
+                                                   'module') else runner.model
+            head = model.head
+            thr = getattr(head, 'flag_threshold', None)
+            thr = (float(thr) if thr is not None
+                   and np.isfinite(float(thr)) else None)
+            meta = getattr(model, 'dataset_meta', None) or getattr(
+                runner.test_dataloader.dataset, 'metainfo', None) or {}
+            names = meta.get('keypoint_id2name', {}) or {}
+            for sample in outputs or []:
+                meta = sample.metainfo
+                pred = sample.pred_instances
+                kpts = np.asarray(pred.keypoints, np.float64)[0]
+                ere = np.asarray(pred.keypoint_ere, np.float64)[0]
+                scale = np.asarray(meta['input_scale'], np.float64)
+                size = np.asarray(meta['input_size'], np.float64)
+                ere_mm = (np.asarray(pred.keypoint_ere_mm, np.float64)[0]
+                          if 'keypoint_ere_mm' in pred else None)
+                flagged = (np.asarray(pred.keypoint_flagged)[0]
+                           if 'keypoint_flagged' in pred else None)
+                landmarks = [
+                    dict(name=names.get(k, str(k)), index=k,
+                         x=float(kpts[k, 0]), y=float(kpts[k, 1]),
+                         ere_px=float(ere[k] * np.mean(scale / size)),
+                         ere_mm=None if ere_mm is None else float(ere_mm[k]),
+                         flagged=None if flagged is None else bool(
+                             flagged[k])) for k in range(len(kpts))
+                ]
+                maps = None
+                if 'pred_fields' in sample and 'heatmaps' in \
+                        sample.pred_fields:
+                    maps = sample.pred_fields.heatmaps
+                    maps = np.asarray(maps.detach().cpu().numpy() if hasattr(
+                        maps, 'detach') else maps, np.float32)
+                grey = load_xray(meta['img_path'])
+                h, w = grey.shape
+                result = LandmarkResult(
+                    path=meta['img_path'], image_size=(w, h),
+                    spacing=None, landmarks=landmarks,
+                    calibrated=bool(getattr(head, 'is_calibrated', False)),
+                    flag_threshold_mm=thr,
+                    input_center=tuple(float(v) for v in np.asarray(
+                        meta['input_center']).reshape(2)),
+                    input_scale=tuple(float(v) for v in scale.reshape(2)),
+                    input_size=tuple(int(v) for v in size.reshape(2)),
+                    heatmap_scale=tuple(
+                        float(v) for v in head.decoder.scale_factor),
+                    heatmaps=maps)
+                out = osp.join(show_dir, self._name(meta['img_path']))
+                canvas = draw_overlay(grey, result, out)
+                if show:
+                    import cv2
+                    cv2.imshow('mmchh test.py', canvas)
+                    cv2.waitKey(max(1, int(wait_time * 1000)))
+
+    return OverlayHook()
+
+
+def _main(argv=None):
     args = parse_args(argv)
     import mmchh  # noqa: F401  (compat fixes and registration)
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
+    from mmchh.utils.errors import InputError
+    from mmchh.utils.io import write_json
     from mmchh.utils.run_config import (init_cpu_distributed, load_run_config,
+                                        precheck_checkpoint,
                                         set_uncertainty_out_dir)
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'test.py: checkpoint {args.checkpoint} does not exist')
+    if args.dump and not args.dump.endswith(('.pkl', '.pickle')):
+        raise InputError('--dump must end with .pkl or .pickle; got '
+                         f'{args.dump}')
+    if args.show and not _has_display():
+        raise InputError('--show needs a display and this machine has none '
+                         '(DISPLAY is not set); use --show-dir DIR to write '
+                         'the overlays to files instead')
+    for name, path in (('--out', args.out), ('--show-dir', args.show_dir)):
+        if path and osp.exists(path) and (osp.isdir(path) == (
+                name == '--out')):
+            raise InputError(f'{name} {path} is a '
+                             f'{"folder" if name == "--out" else "file"}')
+    show_dir = args.show_dir
+    if args.show and not show_dir:
+        import tempfile
+        show_dir = tempfile.mkdtemp(prefix='mmchh_show_')
+    if not osp.exists(args.checkpoint):
+        raise InputError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
+    precheck_checkpoint(cfg, args.checkpoint, args.config)
     cfg.load_from = args.checkpoint
     # the uncertainty metric's plots and JSON go to the work dir
     set_uncertainty_out_dir(cfg, cfg.work_dir)
     if args.dump:
-        if not args.dump.endswith(('.pkl', '.pickle')):
-            sys.exit('test.py: --dump must end with .pkl or .pickle')
         evaluator = cfg.test_evaluator
         evaluator = list(evaluator) if isinstance(evaluator,
                                                   (list, tuple)) else [
@@ -62,13 +189,27 @@ def main(argv=None):
         cfg.test_evaluator = evaluator + [
             dict(type='DumpResults', out_file_path=args.dump)
         ]
+    if show_dir:
+        # the overlays draw the probability contours from the heatmaps
+        cfg.model.setdefault('test_cfg', {})['output_heatmaps'] = True
+        os.makedirs(show_dir, exist_ok=True)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    if show_dir:
+        runner.register_hook(_overlay_hook(show_dir, args.show,
+                                           args.wait_time))
     metrics = runner.test()
     if args.out and is_main_process():
-        with open(args.out, 'w') as f:
-            json.dump(metrics, f, indent=1)
+        write_json(args.out, metrics)  # atomic, strict JSON, folder created
+    if show_dir and is_main_process():
+        print(f'{TOOL}: overlays in {show_dir}')
+    return 0
+
+
+def main(argv=None):
+    from mmchh.utils.cli import run_tool
+    return run_tool(TOOL, _main, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

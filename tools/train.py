@@ -1,5 +1,11 @@
 """Train a model with MMEngine's Runner (MMPose's tools/train.py conventions).
 
+The checkpoint a run starts from (``load_from``, ``--resume FILE`` or the
+work dir's latest for ``--resume``) is checked first: a broken or
+other-model file ends in one line naming it (exit status 1), as does a
+training pipeline whose codec differs from the head's decoder (at the first
+step).
+
 Examples:
     python tools/train.py configs/ceph/unet_r34_onehot.py
     python tools/train.py CONFIG --work-dir work_dirs/run1 --amp
@@ -37,13 +43,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def _main(argv=None):
     args = parse_args(argv)
     import mmchh  # noqa: F401  (compat fixes and registration)
     from mmengine.runner import Runner
 
     from mmchh.utils.run_config import (enable_amp, init_cpu_distributed,
-                                        load_run_config)
+                                        load_run_config, precheck_checkpoint,
+                                        resume_checkpoint)
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
     if args.amp:
@@ -52,13 +59,25 @@ def main(argv=None):
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    # the checkpoint to start from (load_from, --resume FILE, or the work
+    # dir's latest for --resume) is checked before the Runner loads it
+    start = resume_checkpoint(cfg) if cfg.get('resume') else cfg.get(
+        'load_from')
+    if start:
+        precheck_checkpoint(cfg, start, args.config)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
         cfg.default_hooks.checkpoint.pop('save_best', None)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    return 0
+
+
+def main(argv=None):
+    from mmchh.utils.cli import run_tool
+    return run_tool('train.py', _main, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

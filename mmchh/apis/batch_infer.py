@@ -8,21 +8,21 @@ skipped, the others are predicted in batches.
 """
 import csv
 import io
-import json
 import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
+
+from mmchh.utils.io import atomic_write_text, write_json
 
 from .inference import (ImageLoadError, LandmarkResult, load_xray,
                         predict_landmarks)
 
 __all__ = [
-    'list_inputs', 'infer_files', 'CSV_COLUMNS', 'MEASUREMENT_CSV_COLUMNS',
-    'measurement_rows'
+    'list_inputs', 'infer_files', 'output_names', 'progress_bar',
+    'CSV_COLUMNS', 'MEASUREMENT_CSV_COLUMNS', 'measurement_rows'
 ]
 
 #: Columns of ``landmarks.csv``, one row per image x landmark.
@@ -48,20 +48,6 @@ def list_inputs(input_path: str) -> List[str]:
     if osp.exists(input_path):
         return [input_path]
     raise FileNotFoundError(f'input {input_path} does not exist')
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8', newline='') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _csv_text(results: Sequence[LandmarkResult]) -> str:
@@ -113,18 +99,28 @@ def _measurement_csv_text(results: Sequence[LandmarkResult]) -> str:
     return buf.getvalue()
 
 
-def _overlay_names(paths: Sequence[str]) -> Dict[str, str]:
-    """``<stem>.png`` per image; the full file name where stems collide
-    (a.bmp and a.png)."""
+def output_names(paths: Sequence[str]) -> Dict[str, str]:
+    """A distinct output name (no extension) per input path.
+
+    ``<stem>`` where the stem is unique among ``paths``, the whole file name
+    where stems collide (``a.bmp`` and ``a.png`` give ``a.bmp`` and
+    ``a.png``), and a ``~2``, ``~3``... suffix for anything still taken, so
+    two inputs never share an overlay or a result file.
+    """
     stems = [osp.splitext(osp.basename(p))[0] for p in paths]
-    names = {}
+    names, taken = {}, set()
     for p, s in zip(paths, stems):
-        names[p] = (s if stems.count(s) == 1 else
-                    osp.basename(p).replace('.', '_')) + '.png'
+        name = s if stems.count(s) == 1 else osp.basename(p)
+        candidate, i = name, 1
+        while candidate.lower() in taken:  # case-insensitive file systems
+            i += 1
+            candidate = f'{name}~{i}'
+        taken.add(candidate.lower())
+        names[p] = candidate
     return names
 
 
-def _progress(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool):
     """tqdm if installed, else MMEngine's bar; None when disabled."""
     if not enabled or total <= 1:
         return None
@@ -150,14 +146,24 @@ def infer_files(model,
                 ) -> Tuple[List[LandmarkResult], List[Dict[str, str]]]:
     """Predicts an image or every file of a folder and writes the outputs.
 
-    Writes ``out_dir/landmarks.json`` (``results``, ``errors`` and the
-    model's calibration state), ``out_dir/landmarks.csv`` (one row per
-    image x landmark, columns :data:`CSV_COLUMNS`) and, with ``overlay``,
-    ``out_dir/overlays/<stem>.png``; with ``measurements`` also the eight
+    Writes ``out_dir/landmarks.json`` (``results``, ``errors``, the
+    model's calibration state and ``complete``), ``out_dir/landmarks.csv``
+    (one row per image x landmark, columns :data:`CSV_COLUMNS`),
+    ``out_dir/results/<name>.json`` per image and, with ``overlay``,
+    ``out_dir/overlays/<name>.png``; with ``measurements`` also the eight
     ISBI 2015 measurements with their uncertainty, in each result of the
     JSON and in ``out_dir/measurements.csv`` (one row per image x
-    measurement, columns :data:`MEASUREMENT_CSV_COLUMNS`). All files are
-    written atomically.
+    measurement, columns :data:`MEASUREMENT_CSV_COLUMNS`).
+
+    Nothing finished is lost: each image's result file (and overlay) is
+    written as soon as it is predicted, and the tables are rewritten after
+    every batch with ``"complete": false`` until the last one. Every file
+    is written atomically, JSON strictly (NaN/inf become null). ``<name>``
+    is the file's stem, or its whole name where stems collide (see
+    :func:`output_names`); each result names its ``result_file`` and
+    ``overlay`` (relative to ``out_dir``). Files of an earlier run in the
+    same ``out_dir`` are replaced when this run writes the same name and
+    left alone otherwise; ``landmarks.json`` lists this run only.
 
     Args:
         model: From :func:`~mmchh.apis.init_landmark_model`.
@@ -184,10 +190,39 @@ def infer_files(model,
 
     err = sys.stderr if err is None else err
     paths = list_inputs(input_path)
-    overlay_names = _overlay_names(paths)
+    names = output_names(paths)
     results: List[LandmarkResult] = []
+    docs: List[Dict[str, Any]] = []
     errors: List[Dict[str, str]] = []
-    bar = _progress(len(paths), progress)
+    os.makedirs(out_dir, exist_ok=True)
+    bar = progress_bar(len(paths), progress)
+
+    head = model.head
+    thr = getattr(head, 'flag_threshold', None)
+    header = dict(
+        checkpoint=getattr(model, 'checkpoint_path', None),
+        calibrated=bool(getattr(head, 'is_calibrated', False)),
+        flag_threshold_mm=(float(thr) if thr is not None
+                           and bool(np.isfinite(float(thr))) else None),
+        **({} if not measurements else dict(
+            measurement_sampling=dict(
+                num_samples=int(num_samples), seed=int(seed),
+                assumption='landmarks drawn independently from their '
+                'calibrated heatmaps, at heatmap pixel centres'))))
+
+    def write_tables(complete: bool) -> None:
+        # rewritten (atomically) after every batch: an interrupted run keeps
+        # everything finished so far, marked "complete": false
+        write_json(
+            osp.join(out_dir, 'landmarks.json'),
+            dict(header, complete=complete, num_inputs=len(paths),
+                 results=docs, errors=errors))
+        atomic_write_text(osp.join(out_dir, 'landmarks.csv'),
+                          _csv_text(results))
+        if measurements:
+            atomic_write_text(
+                osp.join(out_dir, 'measurements.csv'),
+                _measurement_csv_text(results))
 
     def report(path, reason):
         errors.append(dict(path=path, reason=reason))
@@ -214,12 +249,18 @@ def infer_files(model,
                 seed=(int(seed), start))
             for p, grey, r in zip(good, greys, batch):
                 r.path = p
+                files = dict(result_file=f'results/{names[p]}.json')
                 if overlay:
-                    draw_overlay(grey, r,
-                                 osp.join(out_dir, 'overlays',
-                                          overlay_names[p]))
+                    files['overlay'] = f'overlays/{names[p]}.png'
+                    draw_overlay(grey, r, osp.join(out_dir,
+                                                   files['overlay']))
                     r.heatmaps = None  # free the maps batch by batch
+                doc = dict(r.to_dict(), **files)
+                # each image's result as soon as it is done
+                write_json(osp.join(out_dir, files['result_file']), doc)
                 results.append(r)
+                docs.append(doc)
+        write_tables(complete=False)
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
@@ -227,26 +268,5 @@ def infer_files(model,
             bar.close()
         else:
             print(file=sys.stderr)
-
-    head = model.head
-    thr = getattr(head, 'flag_threshold', None)
-    doc = dict(
-        checkpoint=getattr(model, 'checkpoint_path', None),
-        calibrated=bool(getattr(head, 'is_calibrated', False)),
-        flag_threshold_mm=(float(thr) if thr is not None
-                           and bool(np.isfinite(float(thr))) else None),
-        **({} if not measurements else dict(
-            measurement_sampling=dict(
-                num_samples=int(num_samples), seed=int(seed),
-                assumption='landmarks drawn independently from their '
-                'calibrated heatmaps, at heatmap pixel centres'))),
-        results=[r.to_dict() for r in results],
-        errors=errors)
-    _atomic_write_text(osp.join(out_dir, 'landmarks.json'),
-                       json.dumps(doc, indent=1))
-    _atomic_write_text(osp.join(out_dir, 'landmarks.csv'), _csv_text(results))
-    if measurements:
-        _atomic_write_text(
-            osp.join(out_dir, 'measurements.csv'),
-            _measurement_csv_text(results))
+    write_tables(complete=True)
     return results, errors

@@ -33,7 +33,9 @@ from mmchh.evaluation.functional import (CEPH_MEASUREMENT_UNITS,
                                          ceph_measurements, classify_ceph,
                                          interval_coverage)
 
-from .batch_infer import _atomic_write_text, _progress
+from mmchh.utils.io import atomic_write_text, write_json
+
+from .batch_infer import progress_bar
 from .inference import check_measurement_model, predict_landmarks
 
 __all__ = ['EVAL_CSV_COLUMNS', 'evaluate_measurements', 'format_table',
@@ -156,7 +158,7 @@ def evaluate_measurements(model,
     """
     check_measurement_model(model)
     split = load_measurement_split(ann_file, img_root)
-    bar = _progress(len(split), progress)
+    bar = progress_bar(len(split), progress)
     images = []
     for start in range(0, len(split), batch_size):
         chunk = split[start:start + batch_size]
@@ -228,10 +230,9 @@ def evaluate_measurements(model,
         summary=summary,
         images=images)
     if out_dir is not None:
-        _atomic_write_text(
-            osp.join(out_dir, 'measurements_eval.json'),
-            json.dumps(result, indent=1, allow_nan=True))
-        _atomic_write_text(
+        # strict JSON: NaN (e.g. MW without spacing) is written as null
+        write_json(osp.join(out_dir, 'measurements_eval.json'), result)
+        atomic_write_text(
             osp.join(out_dir, 'measurements_eval.csv'), _eval_csv(images))
     return result
 

@@ -7,7 +7,10 @@
    be imported, we register a placeholder module whose every attribute is a
    class that raises :class:`MissingMMCVOpsError` when instantiated or
    called. Nothing that does not use a compiled op is affected; with a full
-   mmcv nothing changes.
+   mmcv nothing changes. The placeholder lives in the top-level module
+   :mod:`mmchh_mmcv_ops`, which ``mmchh_mmcv_ops.pth`` also installs at
+   interpreter start-up, so ``from mmpose.apis import init_model`` works
+   before ``import mmchh``.
 2. Safe checkpoint loading: torch >= 2.6 loads with ``weights_only=True``.
    MMEngine checkpoints carry numpy arrays/scalars (dataset metainfo, message
    hub), ``HistoryBuffer`` objects and ``collections`` types. We allow-list
@@ -17,98 +20,48 @@
 """
 import collections
 import importlib
-import importlib.abc
-import importlib.machinery
 import sys
-import types
 
-MMCV_OPS_HINT = (
-    'mmcv is installed without its compiled ops (mmcv-lite, or an mmcv built '
-    'without MMCV_WITH_OPS). To get them, build mmcv 2.1.0 from source in '
-    'this environment: `pip download --no-deps --no-binary :all: '
-    'mmcv==2.1.0`, unpack it, change -std=c++17 to -std=c++20 in its '
-    'setup.py, then `MMCV_WITH_OPS=1 MAX_JOBS=2 pip install '
-    '--no-build-isolation ./mmcv-2.1.0` (about 12 minutes on 2 cores). '
-    'See docs/faq.md.')
-
-
-class MissingMMCVOpsError(RuntimeError):
-    """Raised when a compiled mmcv op is used but mmcv has no compiled ops."""
-
-
-class _MissingOpMeta(type):
-    """Metaclass so that calling a placeholder (as a class or a function)
-    raises, while importing, subclassing and isinstance checks still work."""
-
-    def __call__(cls, *args, **kwargs):
-        raise MissingMMCVOpsError(f'{cls.__qualname__} needs compiled mmcv '
-                                  f'ops, which are missing. {MMCV_OPS_HINT}')
-
-
-class _MissingOpsModule(types.ModuleType):
-    """Stand-in for ``mmcv.ops`` (or one of its submodules)."""
-
-    def __init__(self, name: str):
-        super().__init__(name, 'Placeholder installed by mmchh: compiled mmcv '
-                         'ops are missing. ' + MMCV_OPS_HINT)
-        self.__path__ = []  # a package, so submodule imports reach the finder
-        self.__mmchh_placeholder__ = True
-
-    def __getattr__(self, attr: str):
-        if attr.startswith('__'):
-            raise AttributeError(attr)
-        placeholder = _MissingOpMeta(attr, (), {
-            '__module__': self.__name__,
-            '__qualname__': f'{self.__name__}.{attr}'
-        })
-        setattr(self, attr, placeholder)
-        return placeholder
-
-
-class _MissingOpsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves ``mmcv.ops.<anything>`` as placeholder modules."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname.startswith('mmcv.ops.'):
-            return importlib.machinery.ModuleSpec(fullname, self)
-        return None
-
-    def create_module(self, spec):
-        return _MissingOpsModule(spec.name)
-
-    def exec_module(self, module):
-        pass
+from mmchh_mmcv_ops import (MMCV_OPS_HINT, MissingMMCVOpsError,  # noqa: F401
+                            MissingOpsModule, is_placeholder)
+from mmchh_mmcv_ops import install as install_finder
 
 
 def mmcv_ops_available() -> bool:
     """True when the real, compiled ``mmcv.ops`` imports."""
     module = sys.modules.get('mmcv.ops')
     if module is not None:
-        return not getattr(module, '__mmchh_placeholder__', False)
+        return not is_placeholder(module)
     try:
-        importlib.import_module('mmcv.ops')
-        return True
+        module = importlib.import_module('mmcv.ops')
     except ImportError:
         # a failed package import can leave its already-imported submodules
         for name in [n for n in sys.modules if n.startswith('mmcv.ops.')]:
             del sys.modules[name]
         return False
+    return not is_placeholder(module)
 
 
 def install_mmcv_ops_placeholder() -> bool:
     """Installs the ``mmcv.ops`` placeholder if the real ops are missing.
 
+    The placeholder and its finder live in the top-level module
+    :mod:`mmchh_mmcv_ops` (so that ``mmchh_mmcv_ops.pth`` can install them
+    at interpreter start-up without importing mmchh); this installs the
+    finder if start-up did not, and replaces an ``mmcv.ops`` that failed to
+    import.
+
     Returns:
         bool: True if the placeholder is (now) in place.
     """
+    install_finder()
     if mmcv_ops_available():
         return False
-    import mmcv
-    placeholder = _MissingOpsModule('mmcv.ops')
-    sys.modules['mmcv.ops'] = placeholder
-    mmcv.ops = placeholder
-    if not any(isinstance(f, _MissingOpsFinder) for f in sys.meta_path):
-        sys.meta_path.append(_MissingOpsFinder())
+    if not is_placeholder(sys.modules.get('mmcv.ops')):
+        import mmcv
+        placeholder = MissingOpsModule('mmcv.ops')
+        sys.modules['mmcv.ops'] = placeholder
+        mmcv.ops = placeholder
     return True
 
 

@@ -1,9 +1,12 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Config handling shared by tools/train.py and tools/test.py."""
+import copy
 import os.path as osp
-from typing import Optional
+from typing import Dict, Optional
 
 from mmengine.config import Config, DictAction  # noqa: F401  (re-export)
+
+from .errors import InputError
 
 
 def load_run_config(config: str,
@@ -27,9 +30,12 @@ def load_run_config(config: str,
 
     Returns:
         Config: ready for ``Runner.from_cfg``.
+
+    Raises:
+        InputError: if the config file does not exist.
     """
     if not osp.isfile(config):
-        raise FileNotFoundError(f'config file {config} does not exist')
+        raise InputError(f'config file {config} does not exist')
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -77,18 +83,19 @@ def enable_amp(cfg: Config) -> None:
     """Switches the optimizer wrapper to MMEngine's AMP wrapper.
 
     Raises:
-        RuntimeError: without a CUDA device (MMEngine's AMP wrapper supports
-            GPUs only; bf16 CPU autocast gains nothing for this model).
+        InputError: without a CUDA device (MMEngine's AMP wrapper supports
+            GPUs only; bf16 CPU autocast gains nothing for this model), or
+            with an optimizer wrapper other than ``OptimWrapper``.
     """
     import torch
     if not torch.cuda.is_available():
-        raise RuntimeError('--amp needs a CUDA GPU; none is available here. '
+        raise InputError('--amp needs a CUDA GPU; none is available here. '
                            'Run without --amp on CPU.')
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper == 'AmpOptimWrapper':
         return
     if wrapper != 'OptimWrapper':
-        raise RuntimeError(f'--amp: optim_wrapper type {wrapper} is not '
+        raise InputError(f'--amp: optim_wrapper type {wrapper} is not '
                            'OptimWrapper; set AMP in the config instead')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -113,3 +120,112 @@ def set_uncertainty_out_dir(cfg: Config, out_dir: str,
         if evaluator.get('type') == 'UncertaintyMetric' and (
                 overwrite or not evaluator.get('out_dir')):
             evaluator['out_dir'] = out_dir
+
+
+def check_state_fits_model(cfg: Config,
+                           state: Dict,
+                           checkpoint: str,
+                           config_name: Optional[str] = None) -> None:
+    """Raises unless a state dict fits the model that ``cfg`` builds.
+
+    MMEngine's Runner loads ``load_from`` non-strictly: a checkpoint of
+    another model (another landmark count, another backbone) would only log
+    a warning and leave random weights behind -- a model that answers
+    confidently and wrongly. Builds ``cfg.model`` (without pretrained
+    weights; cheap next to a test or training run) and compares names and
+    shapes. Missing calibration buffers are fine (the head fills them in).
+
+    Args:
+        cfg (Config): The run's config.
+        state (dict): The checkpoint's state dict (``module.``-free).
+        checkpoint (str): The checkpoint file, for the message.
+        config_name (str, optional): The config file, for the message.
+
+    Raises:
+        InputError: naming both files, the landmark counts when they
+            differ, and the first missing, unexpected or mis-shaped tensor.
+    """
+    from mmengine.registry import DefaultScope
+    from mmpose.registry import MODELS
+
+    from .checkpoint import CALIBRATION_STATE_NAMES
+    config_name = config_name or cfg.get('filename') or '<config>'
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.pop('pretrained', None)
+    for part in ('backbone', 'neck', 'head'):
+        if isinstance(model_cfg.get(part), dict):
+            model_cfg[part]['init_cfg'] = None
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmpose')):
+        model = MODELS.build(model_cfg)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [
+        k for k in expected if k not in state
+        and k.rsplit('.', 1)[-1] not in CALIBRATION_STATE_NAMES
+    ]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        k for k in expected
+        if k in state and tuple(state[k].shape) != expected[k]
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    key = 'head.final_layer.weight'
+    if key in state and key in expected and \
+            tuple(state[key].shape)[:1] != expected[key][:1]:
+        parts.append(f'the checkpoint has {state[key].shape[0]} landmarks, '
+                     f'the config {expected[key][0]}')
+    if mismatched:
+        k = mismatched[0]
+        parts.append(f'{len(mismatched)} tensor(s) of another shape, e.g. {k}'
+                     f' {tuple(state[k].shape)} in the checkpoint vs '
+                     f'{expected[k]} in the model')
+    if missing:
+        parts.append(f'{len(missing)} tensor(s) missing, e.g. {missing[0]}')
+    if unexpected:
+        parts.append(f'{len(unexpected)} unexpected tensor(s), e.g. '
+                     f'{unexpected[0]}')
+    raise InputError(
+        f'checkpoint {checkpoint} does not fit the model of config '
+        f'{config_name}: ' + '; '.join(parts) + '. Use the config the '
+        'checkpoint was trained with')
+
+
+def precheck_checkpoint(cfg: Config,
+                        checkpoint: str,
+                        config_name: Optional[str] = None) -> None:
+    """Checks a checkpoint before a Runner is built to load it.
+
+    Loads it with ``weights_only=True``
+    (:func:`~mmchh.utils.checkpoint.load_checkpoint_file`), refuses
+    non-finite weights and checks that it fits ``cfg.model``
+    (:func:`check_state_fits_model`), so a missing, empty, truncated,
+    malicious, broken or foreign file ends in one line naming it instead of
+    a traceback from deep inside the Runner -- or, worse, a run with random
+    weights.
+
+    Raises:
+        CheckpointError | InputError: naming the file and the reason.
+    """
+    from .checkpoint import (check_finite_state, checkpoint_state_dict,
+                             load_checkpoint_file)
+    ckpt = load_checkpoint_file(checkpoint)
+    state = checkpoint_state_dict(ckpt, checkpoint)
+    check_finite_state(state, checkpoint)
+    check_state_fits_model(cfg, state, checkpoint, config_name)
+
+
+def resume_checkpoint(cfg: Config) -> Optional[str]:
+    """The checkpoint a ``resume=True`` run of ``cfg`` will load, or None.
+
+    ``cfg.load_from`` if set, else the work dir's latest checkpoint (what
+    MMEngine's ``--resume`` auto mode picks: the ``last_checkpoint`` file).
+    """
+    if cfg.get('load_from'):
+        return cfg.load_from
+    from mmengine.runner import find_latest_checkpoint
+    work_dir = cfg.get('work_dir')
+    if not work_dir or not osp.isdir(work_dir):
+        return None
+    return find_latest_checkpoint(work_dir)
