@@ -1,0 +1,83 @@
+"""tools/demo.py end to end, shrunk with --cfg-options only (the same code
+path as ``make demo``): every promised output is written, the Markdown
+table is the writer's output for the JSON, the run is recorded with its
+machine and command, and an earlier run's outputs cannot pass for this
+run's."""
+import glob
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from conftest import as_cli_options, small_ceph_options
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(REPO, 'tools', 'demo.py')
+
+
+def load_demo():
+    spec = importlib.util.spec_from_file_location('mmchh_tools_demo', DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_writes_every_promised_output(tmp_path):
+    demo = load_demo()
+    data, work = str(tmp_path / 'data'), str(tmp_path / 'work')
+    # an earlier run's leftovers must not survive (nor pass for this run's)
+    os.makedirs(work)
+    stale = osp.join(work, 'best_ceph_MRE_epoch_99.pth')
+    with open(stale, 'wb') as f:
+        f.write(b'from an earlier run')
+    opts = as_cli_options(small_ceph_options('unused', epochs=1))
+    cmd = [sys.executable, DEMO, '--data-dir', data, '--work-dir', work,
+           '--num-train', '10', '--num-test1', '2', '--num-test2', '1',
+           '--cfg-options'] + opts
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=600)
+    out = proc.stdout + proc.stderr
+    # 2 training images, 1 epoch: beating the baseline is not expected,
+    # but the verdict and the exit status must agree
+    assert proc.returncode in (0, 1), out[-3000:]
+    assert 'Traceback' not in out, out[-3000:]
+    if 'does NOT beat' in out:
+        assert proc.returncode == 1, out[-3000:]
+    assert not osp.exists(stale)
+    with open(osp.join(work, 'demo_results.json')) as f:
+        results = json.load(f)
+    missing = demo.missing_outputs(work)
+    if results['test1']['unc/AUC'] is None:
+        # every landmark erroneous (a 1-epoch model): no ROC can be drawn,
+        # and the demo must say that a promised file is missing
+        assert missing == ['unc_roc.png'], out[-3000:]
+        assert f'demo.py: error: {work} lacks unc_roc.png' in out
+        assert proc.returncode == 1
+    else:
+        assert missing == [], out[-3000:]
+    with open(osp.join(work, 'demo_results.md')) as f:
+        assert f.read() == demo.results_markdown(results)
+    run = results['run']
+    assert run['command'].startswith('python tools/demo.py --data-dir ')
+    assert run['machine']['logical_cpus'] == os.cpu_count()
+    assert run['duration_s'] > 0
+    assert results['test1']['ceph/num_landmarks'] == 2 * 19
+    # the table shows this run's numbers
+    assert f'{results["test1"]["ceph/MRE"]:.2f} mm' in demo.results_markdown(
+        results)
+    for pattern in demo.DEMO_DATA_OUTPUTS:
+        assert glob.glob(osp.join(data, pattern)), pattern
+
+
+def test_demo_refuses_counts_it_cannot_split(capsys):
+    demo = load_demo()
+    for argv, text in ((['--num-train', '8'], '--num-train must be >= 9'),
+                       (['--num-test1', '0'], '--num-test1 must be >= 1')):
+        with pytest.raises(SystemExit) as exc:
+            demo.parse_args(argv)
+        assert exc.value.code == 2
+        assert text in capsys.readouterr().err
