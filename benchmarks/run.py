@@ -757,8 +757,9 @@ def main():
     log(f'done in {results["wall_s"]:.0f} s')
     print(table)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
+        # strict JSON: a row not measured is null, never a bare NaN
+        from mmchh.utils.io import write_json
+        write_json(args.json, results)
 
 
 if __name__ == '__main__':

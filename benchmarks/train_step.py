@@ -117,8 +117,9 @@ def main():
               f'{r["peak_rss_mb"]:.0f} | '
               f'{r.get("peak_gpu_alloc_mb", float("nan")):.0f} |')
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(rows, f, indent=1)
+        # strict JSON: a row not measured is null, never a bare NaN
+        from mmchh.utils.io import write_json
+        write_json(args.json, rows)
 
 
 if __name__ == '__main__':

@@ -27,7 +27,7 @@ __all__ = [
 
 #: Columns of ``landmarks.csv``, one row per image x landmark.
 CSV_COLUMNS = ('image', 'landmark', 'index', 'x', 'y', 'x_mm', 'y_mm',
-               'probability', 'ere_mm', 'ere_px', 'flagged')
+               'probability', 'ere_mm', 'ere_px', 'flagged', 'valid')
 
 #: Columns of ``measurements.csv``, one row per image x measurement;
 #: ``p_class1..4`` are the class probabilities (MW has 4 classes, the
@@ -60,9 +60,11 @@ def _csv_text(results: Sequence[LandmarkResult]) -> str:
     for r in results:
         for lm in r.landmarks:
             writer.writerow([
-                r.path, lm['name'], lm['index'], lm['x'], lm['y'],
-                cell(lm['x_mm']), cell(lm['y_mm']), lm['probability'],
-                cell(lm['ere_mm']), lm['ere_px'], cell(lm['flagged'])
+                r.path, lm['name'], lm['index'],
+                cell(lm['x']), cell(lm['y']),
+                cell(lm['x_mm']), cell(lm['y_mm']), cell(lm['probability']),
+                cell(lm['ere_mm']), cell(lm['ere_px']), cell(lm['flagged']),
+                lm['valid']
             ])
     return buf.getvalue()
 

@@ -5,6 +5,7 @@ Real checkpoints written by a real MMEngine Runner (the session fixture
 ``trained_tiny``), loaded through the mmchh API, MMEngine's own
 ``load_checkpoint`` and a fine-tuning Runner (``load_from``)."""
 import copy
+import csv
 import json
 import os
 import os.path as osp
@@ -166,6 +167,23 @@ def test_api_reports_invalid_landmark_as_none_and_warns_once(
     out = str(tmp_path / 'overlay.png')
     draw_overlay(grey, results[1], out)
     assert cv2.imread(out) is not None
+    # the files tools/infer.py writes say the same: strict JSON, CSV row
+    # with empty coordinates, flagged and not valid
+    from mmchh.apis.batch_infer import infer_files
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), grey)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        infer_files(model, str(folder), str(tmp_path / 'out'), spacing=0.1,
+                    progress=False)
+    doc = _strict_loads((tmp_path / 'out' / 'landmarks.json').read_text())
+    assert doc['results'][0]['landmarks'][1]['x'] is None
+    rows = list(csv.DictReader(open(tmp_path / 'out' / 'landmarks.csv')))
+    assert [r['valid'] for r in rows] == ['True', 'False', 'True']
+    bad = rows[1]
+    assert bad['landmark'] == 'square' and bad['flagged'] == 'True'
+    assert bad['x'] == bad['y'] == bad['ere_mm'] == bad['probability'] == ''
 
 
 # --------------------------------------------------------------------------

@@ -71,13 +71,20 @@ def setup(trained_tiny, tmp_path_factory):
         for n in os.listdir(osp.join(
             trained_tiny['cfg'].train_dataloader.dataset.data_root,
             'images')))
+    # the real checkpoint with one NaN weight (a diverged run)
+    nan_ckpt = torch.load(ckpt, map_location='cpu', weights_only=True)
+    nan_ckpt['state_dict']['head.final_layer.weight'].view(-1)[0] = \
+        float('nan')
+    bad['nan_weight'] = str(root / 'nan_weight.pth')
+    torch.save(nan_ckpt, bad['nan_weight'])
     return dict(cfg=cfg_file, ckpt=ckpt, bad=bad, marker=marker,
                 images=images, root=root)
 
 
 REASONS = dict(truncated='not a readable PyTorch checkpoint',
                empty='empty file', malicious='not plain weights',
-               wrong_model='landmarks')
+               wrong_model='landmarks',
+               nan_weight='tensor head.final_layer.weight')
 
 
 def _exit_message(exc):
@@ -98,6 +105,8 @@ def test_bad_checkpoints_through_infer_and_test(setup, kind, tmp_path):
     msg = _exit_message(exc)
     assert msg.startswith('infer.py: error: ') and bad in msg
     assert REASONS[kind] in msg, msg
+    # nothing that looks like an answer was written
+    assert not osp.exists(tmp_path / 'o' / 'landmarks.json')
     with pytest.raises(SystemExit) as exc:
         _tool('test').main([setup['cfg'], bad, '--work-dir',
                             str(tmp_path / 'w')])
