@@ -185,7 +185,7 @@ def write_before_after_diagram(work_dir):
     """Test1 reliability before and after calibration, side by side."""
     import json
 
-    from mmchh.evaluation.functional.calibration import \
+    from mmchh.visualization.calibration_plots import \
         reliability_diagram_png
     with open(osp.join(work_dir, 'uncalibrated', 'unc_uncertainty.json')) as f:
         before = json.load(f)['reliability']

@@ -31,13 +31,14 @@ from mmengine.dist import (broadcast, collect_results, get_world_size,
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from mmchh.evaluation.functional.calibration_metrics import (
+    expected_calibration_error, threshold_at_tpr)
+from mmchh.evaluation.functional.radial_error import radial_errors_mm
 from mmchh.utils.errors import InputError
-from mmchh.evaluation.functional.calibration import (
-    LogitSummary, expected_calibration_error, fit_temperatures,
-    nll_from_summary, reliability_diagram_png, summarize_logits,
-    threshold_at_tpr)
-from mmchh.evaluation.metrics.cephalometric_metric import radial_errors_mm
 from mmchh.utils.io import write_json
+from mmchh.visualization.calibration_plots import reliability_diagram_png
+from .logit_summary import LogitSummary, nll_from_summary, summarize_logits
+from .temperature_fitting import fit_temperatures
 
 
 class CalibrationError(InputError):
@@ -163,8 +164,8 @@ def calibrate_model(runner,
             checkpoint in ``out_dir``; None to skip saving.
         prior_std (float, optional): Std of the Gaussian prior on each
             landmark's log T, centred at the pooled T (see
-            :func:`~mmchh.evaluation.functional.fit_temperatures`). Default
-            1.0: with a small calibration split a landmark whose every
+            :func:`~mmchh.engine.temperature_fitting.fit_temperatures`).
+            Default 1.0: with a small calibration split a landmark whose every
             target sits at its mode would otherwise get T -> 0 (certainty).
             None or 0 = plain maximum likelihood (the paper's).
 

@@ -9,7 +9,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from .metrics.cephalometric_metric import radial_errors_mm
+from .functional.radial_error import radial_errors_mm
 
 
 def _load_points(ann_file: str):

@@ -1,9 +1,7 @@
-from .calibration import (LogitSummary, binned_correlation,
-                          expected_calibration_error, fit_shared_temperature,
-                          fit_temperatures, good_erroneous_table,
-                          nll_from_summary,
-                          pearson_spearman, roc_auc, summarize_logits,
-                          threshold_at_tpr)
+from .calibration_metrics import (binned_correlation,
+                                  expected_calibration_error,
+                                  good_erroneous_table, pearson_spearman,
+                                  roc_auc, threshold_at_tpr)
 from .cephalometric import (CEPH_CLASS_NAMES, CEPH_MEASUREMENT_NAMES,
                             CEPH_MEASUREMENT_UNITS, CEPH_THRESHOLDS,
                             ceph_labels_tuple, ceph_measurements,
@@ -15,6 +13,7 @@ from .measurement_uncertainty import (interval_coverage,
                                       sample_ceph_measurements,
                                       sample_heatmap_positions,
                                       summarize_measurement_samples)
+from .radial_error import radial_errors_mm
 from .uncertainty import (expected_radial_error, heatmap_mode, log_softmax_2d,
                           nll_at_index, softmax_2d)
 
@@ -24,11 +23,9 @@ __all__ = [
     'classify_ceph', 'classify_ceph_measurements', 'interval_coverage',
     'num_ceph_classes', 'sample_ceph_measurements',
     'sample_heatmap_positions', 'summarize_measurement_samples',
-    'LogitSummary', 'binned_correlation', 'expected_calibration_error',
-    'expected_radial_error', 'fit_shared_temperature', 'fit_temperatures',
-    'good_erroneous_table',
-    'heatmap_cell', 'heatmap_mode', 'heatmap_to_input', 'input_to_heatmap',
-    'refine_subpixel', 'log_softmax_2d', 'nll_at_index', 'nll_from_summary',
-    'pearson_spearman', 'roc_auc', 'softmax_2d', 'summarize_logits',
-    'threshold_at_tpr'
+    'binned_correlation', 'expected_calibration_error',
+    'expected_radial_error', 'good_erroneous_table', 'heatmap_cell',
+    'heatmap_mode', 'heatmap_to_input', 'input_to_heatmap', 'refine_subpixel',
+    'log_softmax_2d', 'nll_at_index', 'pearson_spearman', 'radial_errors_mm',
+    'roc_auc', 'softmax_2d', 'threshold_at_tpr'
 ]

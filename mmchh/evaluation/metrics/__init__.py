@@ -1,4 +1,4 @@
-from .cephalometric_metric import CephalometricMetric, radial_errors_mm
+from .cephalometric_metric import CephalometricMetric
 from .uncertainty_metric import UncertaintyMetric
 
-__all__ = ['CephalometricMetric', 'UncertaintyMetric', 'radial_errors_mm']
+__all__ = ['CephalometricMetric', 'UncertaintyMetric']

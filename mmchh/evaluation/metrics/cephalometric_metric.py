@@ -7,23 +7,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmpose.registry import METRICS
 
-
-def radial_errors_mm(pred: np.ndarray, gt: np.ndarray,
-                     spacing: np.ndarray) -> np.ndarray:
-    """Euclidean distance between points, in mm.
-
-    Args:
-        pred (np.ndarray): Predicted points (..., K, 2) in pixels.
-        gt (np.ndarray): Ground-truth points (..., K, 2) in pixels.
-        spacing (np.ndarray): mm per pixel as (2,) (x, y) or broadcastable
-            to (..., 1, 2).
-
-    Returns:
-        np.ndarray: Errors (..., K) in mm, float64.
-    """
-    diff = (np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) * \
-        np.asarray(spacing, np.float64)
-    return np.sqrt((diff**2).sum(-1))
+from ..functional.radial_error import radial_errors_mm
 
 
 def _sdr(errors: np.ndarray, threshold: float) -> float:

@@ -9,13 +9,15 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmpose.registry import METRICS
 
-from ..functional.calibration import (binned_correlation,
-                                      expected_calibration_error,
-                                      ere_vs_error_png, good_erroneous_table,
-                                      pearson_spearman, reliability_diagram_png,
-                                      roc_auc, roc_png)
 from mmchh.utils.io import write_json
-from .cephalometric_metric import radial_errors_mm
+from mmchh.visualization.calibration_plots import (ere_vs_error_png,
+                                                   reliability_diagram_png,
+                                                   roc_png)
+from ..functional.calibration_metrics import (binned_correlation,
+                                              expected_calibration_error,
+                                              good_erroneous_table,
+                                              pearson_spearman, roc_auc)
+from ..functional.radial_error import radial_errors_mm
 
 
 @METRICS.register_module()
