@@ -5,12 +5,11 @@
 #   python tools/train.py configs/ceph/unet_r34_gaussian.py
 _base_ = ['./unet_r34_onehot.py']
 
-input_size = (640, 800)
 # sigma 2 px at 640x800 is about 0.6 mm on ISBI
 codec = dict(
     type='MSRAHeatmap',
-    input_size=input_size,
-    heatmap_size=input_size,
+    input_size=_base_.input_size,
+    heatmap_size=_base_.input_size,
     sigma=2)
 
 model = dict(
@@ -28,18 +27,8 @@ model = dict(
     train_cfg=dict(compute_acc=False))
 
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.0),
-    dict(
-        type='UniformRandomBBoxTransform',
-        shift_factor=(10 / 640, 10 / 800),
-        scale_factor=(0.95, 1.05),
-        rotate_factor=3.0),
-    dict(type='TopdownAffine', input_size=input_size),
-    dict(type='RandomIntensityGamma'),
-    dict(type='ElasticDeformation', reference_size=(640, 800)),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
+    for t in _base_.train_pipeline
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 

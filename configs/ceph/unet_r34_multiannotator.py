@@ -9,28 +9,15 @@
 #   python tools/train.py configs/ceph/unet_r34_multiannotator.py
 _base_ = ['./unet_r34_onehot.py']
 
-input_size = (640, 800)
-codec = dict(
-    type='SoftmaxHeatmap',
-    input_size=input_size,
-    heatmap_size=input_size,
-    annotator_targets=True)
+codec = dict(_base_.codec, annotator_targets=True)
 model = dict(head=dict(decoder=codec))
 
+# every annotator's points ride through the geometric transforms beside the
+# ground truth (Attach after loading, Detach before the target)
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='AttachAnnotatorKeypoints'),
-    dict(type='GetBBoxCenterScale', padding=1.0),
-    dict(
-        type='UniformRandomBBoxTransform',
-        shift_factor=(10 / 640, 10 / 800),
-        scale_factor=(0.95, 1.05),
-        rotate_factor=3.0),
-    dict(type='TopdownAffine', input_size=input_size),
-    dict(type='RandomIntensityGamma'),
-    dict(type='ElasticDeformation', reference_size=(640, 800)),
-    dict(type='DetachAnnotatorKeypoints'),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+    step for t in _base_.train_pipeline for step in (
+        [t, dict(type='AttachAnnotatorKeypoints')] if t.type == 'LoadImage'
+        else [dict(type='DetachAnnotatorKeypoints'),
+              dict(t, encoder=codec)] if t.type == 'GenerateTarget' else [t])
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

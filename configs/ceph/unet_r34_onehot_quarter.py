@@ -8,28 +8,12 @@
 #   python tools/train.py configs/ceph/unet_r34_onehot_quarter.py
 _base_ = ['./unet_r34_onehot.py']
 
-input_size = (640, 800)
-codec = dict(
-    type='SoftmaxHeatmap',
-    input_size=input_size,
-    heatmap_size=(160, 200),
-    subpixel_radius=1)
+codec = dict(_base_.codec, heatmap_size=(160, 200), subpixel_radius=1)
 model = dict(
     neck=dict(decoder_channels=(256, 128, 64)),
     head=dict(in_channels=64, decoder=codec))
-
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.0),
-    dict(
-        type='UniformRandomBBoxTransform',
-        shift_factor=(10 / 640, 10 / 800),
-        scale_factor=(0.95, 1.05),
-        rotate_factor=3.0),
-    dict(type='TopdownAffine', input_size=input_size),
-    dict(type='RandomIntensityGamma'),
-    dict(type='ElasticDeformation', reference_size=(640, 800)),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
+    for t in _base_.train_pipeline
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -7,28 +7,12 @@
 #       --cfg-options model.head.decoder.subpixel_radius=0   # the plain mode
 _base_ = ['./unet_r34_onehot_synthetic_demo.py']
 
-input_size = (128, 160)
-codec = dict(
-    type='SoftmaxHeatmap',
-    input_size=input_size,
-    heatmap_size=(32, 40),
-    subpixel_radius=1)
+codec = dict(_base_.codec, heatmap_size=(32, 40), subpixel_radius=1)
 model = dict(
     neck=dict(decoder_channels=(256, 128, 64)),
     head=dict(in_channels=64, decoder=codec))
-
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.0),
-    dict(
-        type='UniformRandomBBoxTransform',
-        shift_factor=(10 / 640, 10 / 800),
-        scale_factor=(0.95, 1.05),
-        rotate_factor=3.0),
-    dict(type='TopdownAffine', input_size=input_size),
-    dict(type='RandomIntensityGamma'),
-    dict(type='ElasticDeformation', reference_size=(640, 800)),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
+    for t in _base_.train_pipeline
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

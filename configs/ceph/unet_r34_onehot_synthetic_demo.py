@@ -22,39 +22,25 @@ default_hooks = dict(
     logger=dict(interval=5), checkpoint=dict(interval=10, max_keep_ckpts=1))
 randomness = dict(seed=0)
 
-codec = dict(
-    type='SoftmaxHeatmap', input_size=input_size, heatmap_size=input_size)
+codec = dict(_base_.codec, input_size=input_size, heatmap_size=input_size)
 model = dict(backbone=dict(init_cfg=None), head=dict(decoder=codec))
 
+# the base's pipelines at the demo's input size
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.0),
-    dict(
-        type='UniformRandomBBoxTransform',
-        shift_factor=(10 / 640, 10 / 800),
-        scale_factor=(0.95, 1.05),
-        rotate_factor=3.0),
-    dict(type='TopdownAffine', input_size=input_size),
-    dict(type='RandomIntensityGamma'),
-    dict(type='ElasticDeformation', reference_size=(640, 800)),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+    dict(t, input_size=input_size) if t.type == 'TopdownAffine' else
+    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
+    for t in _base_.train_pipeline
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.0),
-    dict(type='TopdownAffine', input_size=input_size),
-    dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
+    dict(t, input_size=input_size) if t.type == 'TopdownAffine' else t
+    for t in _base_.val_pipeline
 ]
 train_dataloader = dict(
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
+# val, test and calib read the demo's own splits at the demo's input size
 val_dataloader = dict(
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=val_pipeline))
-test_dataloader = dict(
-    num_workers=1,
-    dataset=dict(data_root=data_root, pipeline=val_pipeline))
-calib_dataloader = dict(
-    num_workers=1,
-    dataset=dict(data_root=data_root, pipeline=val_pipeline))
+test_dataloader = val_dataloader
+calib_dataloader = val_dataloader

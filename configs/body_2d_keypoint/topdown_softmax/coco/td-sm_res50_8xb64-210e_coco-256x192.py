@@ -12,35 +12,20 @@
 # test set (docs/own_config.md, "Calibrate"), e.g. with tools/calibrate.py.
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-    'td-hm_res50_8xb64-210e_coco-256x192.py'
+    'td-hm_res50_8xb64-210e_coco-256x192.py',
+    '../../../_base_/softmax_heatmap_overlay.py'
 ]
-custom_imports = dict(imports=['mmchh'], allow_failed_imports=False)
-
-# heatmaps at 1/4 of the input; the position is refined inside the mode's
-# 3x3 window (probabilities, scores and ERE are the unrefined maps')
+# the softmax overrides (configs/_base_/softmax_heatmap_overlay.py) applied
+# at the base codec's sizes, and the base's train pipeline encoding with them
 codec = dict(
-    type='SoftmaxHeatmap',
-    input_size=(192, 256),
-    heatmap_size=(48, 64),
-    subpixel_radius=1)
-
+    _base_.softmax_overlay.codec,
+    input_size=_base_.codec.input_size,
+    heatmap_size=_base_.codec.heatmap_size)
 model = dict(
-    head=dict(
-        type='SoftmaxHeatmapHead',
-        loss=dict(type='SoftmaxNLLLoss', _delete_=True),
-        decoder=dict(codec, _delete_=True)),
-    # the flipped probability maps are averaged with the plain ones; the
-    # SoftmaxHeatmap grid mirrors exactly, so no shift
-    test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))
-
+    head=dict(_base_.softmax_overlay.head, decoder=dict(codec, _delete_=True)),
+    test_cfg=_base_.softmax_overlay.test_cfg)
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(type='RandomHalfBody'),
-    dict(type='RandomBBoxTransform'),
-    dict(type='TopdownAffine', input_size=codec['input_size']),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs')
+    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
+    for t in _base_.train_pipeline
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

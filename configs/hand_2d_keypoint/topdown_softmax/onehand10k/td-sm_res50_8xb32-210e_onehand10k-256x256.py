@@ -8,32 +8,20 @@
 #       configs/hand_2d_keypoint/topdown_softmax/onehand10k/td-sm_res50_8xb32-210e_onehand10k-256x256.py
 _base_ = [
     'mmpose::hand_2d_keypoint/topdown_heatmap/onehand10k/'
-    'td-hm_res50_8xb32-210e_onehand10k-256x256.py'
+    'td-hm_res50_8xb32-210e_onehand10k-256x256.py',
+    '../../../_base_/softmax_heatmap_overlay.py'
 ]
-custom_imports = dict(imports=['mmchh'], allow_failed_imports=False)
-
+# the softmax overrides (configs/_base_/softmax_heatmap_overlay.py) applied
+# at the base codec's sizes, and the base's train pipeline encoding with them
 codec = dict(
-    type='SoftmaxHeatmap',
-    input_size=(256, 256),
-    heatmap_size=(64, 64),
-    subpixel_radius=1)
-
+    _base_.softmax_overlay.codec,
+    input_size=_base_.codec.input_size,
+    heatmap_size=_base_.codec.heatmap_size)
 model = dict(
-    head=dict(
-        type='SoftmaxHeatmapHead',
-        loss=dict(type='SoftmaxNLLLoss', _delete_=True),
-        decoder=dict(codec, _delete_=True)),
-    test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))
-
+    head=dict(_base_.softmax_overlay.head, decoder=dict(codec, _delete_=True)),
+    test_cfg=_base_.softmax_overlay.test_cfg)
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale'),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(
-        type='RandomBBoxTransform', rotate_factor=180,
-        scale_factor=(0.7, 1.3)),
-    dict(type='TopdownAffine', input_size=codec['input_size']),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs')
+    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
+    for t in _base_.train_pipeline
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
