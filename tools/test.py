@@ -63,11 +63,10 @@ def _has_display() -> bool:
 def _overlay_hook(show_dir, show, wait_time):
     """A hook drawing :func:`mmchh.visualization.draw_overlay` per test
     sample (registered on the Runner; needs ``output_heatmaps``)."""
-    import numpy as np
     from mmengine.hooks import Hook
 
     from mmchh.apis import load_xray
-    from mmchh.apis.inference import LandmarkResult
+    from mmchh.apis.inference import landmark_result
     from mmchh.visualization import draw_overlay
 
     class OverlayHook(Hook):
@@ -89,52 +88,14 @@ def _overlay_hook(show_dir, show, wait_time):
                             outputs=None):
             model = runner.model.module if hasattr(runner.model,
                                                    'module') else runner.model
-            head = model.head
-            thr = getattr(head, 'flag_threshold', None)
-            thr = (float(thr) if thr is not None
-                   and np.isfinite(float(thr)) else None)
-            meta = getattr(model, 'dataset_meta', None) or getattr(
-                runner.test_dataloader.dataset, 'metainfo', None) or {}
-            names = meta.get('keypoint_id2name', {}) or {}
             for sample in outputs or []:
                 meta = sample.metainfo
-                pred = sample.pred_instances
-                kpts = np.asarray(pred.keypoints, np.float64)[0]
-                ere = np.asarray(pred.keypoint_ere, np.float64)[0]
-                scale = np.asarray(meta['input_scale'], np.float64)
-                size = np.asarray(meta['input_size'], np.float64)
-                ere_mm = (np.asarray(pred.keypoint_ere_mm, np.float64)[0]
-                          if 'keypoint_ere_mm' in pred else None)
-                flagged = (np.asarray(pred.keypoint_flagged)[0]
-                           if 'keypoint_flagged' in pred else None)
-                landmarks = [
-                    dict(name=names.get(k, str(k)), index=k,
-                         x=float(kpts[k, 0]), y=float(kpts[k, 1]),
-                         ere_px=float(ere[k] * np.mean(scale / size)),
-                         ere_mm=None if ere_mm is None else float(ere_mm[k]),
-                         flagged=None if flagged is None else bool(
-                             flagged[k])) for k in range(len(kpts))
-                ]
-                maps = None
-                if 'pred_fields' in sample and 'heatmaps' in \
-                        sample.pred_fields:
-                    maps = sample.pred_fields.heatmaps
-                    maps = np.asarray(maps.detach().cpu().numpy() if hasattr(
-                        maps, 'detach') else maps, np.float32)
                 grey = load_xray(meta['img_path'])
-                h, w = grey.shape
-                result = LandmarkResult(
-                    path=meta['img_path'], image_size=(w, h),
-                    spacing=None, landmarks=landmarks,
-                    calibrated=bool(getattr(head, 'is_calibrated', False)),
-                    flag_threshold_mm=thr,
-                    input_center=tuple(float(v) for v in np.asarray(
-                        meta['input_center']).reshape(2)),
-                    input_scale=tuple(float(v) for v in scale.reshape(2)),
-                    input_size=tuple(int(v) for v in size.reshape(2)),
-                    heatmap_scale=tuple(
-                        float(v) for v in head.decoder.scale_factor),
-                    heatmaps=maps)
+                # the API's own conversion: invalid landmarks, names and
+                # calibration state exactly as tools/infer.py reports them
+                result = landmark_result(
+                    sample, model, grey.shape, path=meta['img_path'],
+                    return_heatmaps=True)
                 out = osp.join(show_dir, self._name(meta['img_path']))
                 canvas = draw_overlay(grey, result, out)
                 if show:

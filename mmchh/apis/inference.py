@@ -41,7 +41,8 @@ SpacingInput = Union[None, float, Sequence[float]]
 
 __all__ = [
     'ImageLoadError', 'LandmarkResult', 'check_measurement_model',
-    'init_landmark_model', 'load_xray', 'predict_landmarks'
+    'init_landmark_model', 'landmark_result', 'load_xray',
+    'predict_landmarks'
 ]
 
 
@@ -594,6 +595,36 @@ def _measure(result: 'LandmarkResult', heatmaps: np.ndarray, kpts: np.ndarray,
                     for k, v in summary[name].items()
                 }
     return summary
+
+
+def landmark_result(sample,
+                    model: nn.Module,
+                    image_shape: Tuple[int, int],
+                    path: Optional[str] = None,
+                    spacing: Optional[Tuple[float, float]] = None,
+                    return_heatmaps: bool = False) -> 'LandmarkResult':
+    """The :class:`LandmarkResult` of one predicted data sample.
+
+    For code that runs the model itself (e.g. a hook on a test Runner):
+    the same conversion :func:`predict_landmarks` applies, invalid
+    landmarks included (no position, ``valid`` False, flagged).
+
+    Args:
+        sample (PoseDataSample): A sample returned by ``model.test_step``
+            (with ``pred_fields.heatmaps`` when ``return_heatmaps``).
+        model (nn.Module): The model that predicted it.
+        image_shape (tuple[int, int]): (h, w) of the image.
+        path (str, optional): The image file.
+        spacing (tuple[float, float], optional): mm per pixel (x, y).
+        return_heatmaps (bool): Keep the (K, H, W) probability maps.
+    """
+    head = model.head
+    return _to_result(
+        sample, path, image_shape, spacing, model,
+        bool(getattr(head, 'is_calibrated', False)),
+        _flag_threshold_mm(model),
+        tuple(float(v) for v in getattr(head.decoder, 'scale_factor',
+                                        (1.0, 1.0))), return_heatmaps)
 
 
 def _to_result(sample, path, shape, spacing, model, calibrated, threshold,
