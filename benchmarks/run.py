@@ -476,8 +476,8 @@ def make_dataset(s, quick, workdir):
     """Synthetic ISBI-layout images at the benchmark size, converted as for
     training, and the config's training dataset (its real pipeline) on
     them."""
-    from mmchh.datasets.isbi_converter import convert_isbi
-    from mmchh.datasets.synthetic_ceph import make_synthetic_ceph
+    from mmchh.datasets.converters import convert_isbi
+    from mmchh.testing.synthetic_ceph import make_synthetic_ceph
     from mmpose.registry import DATASETS
 
     import ours

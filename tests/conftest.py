@@ -115,7 +115,7 @@ def ceph_coco_small(tmp_path_factory):
     Returns:
         str: the converted folder (train/val/calib/test1/test2 JSON).
     """
-    from mmchh.datasets.isbi_converter import convert_isbi
+    from mmchh.datasets.converters import convert_isbi
     root = str(tmp_path_factory.mktemp('isbi_small'))
     out = str(tmp_path_factory.mktemp('isbi_small_coco'))
     _write_isbi_tree(root, counts=(8, 3, 2), size=(100, 120))

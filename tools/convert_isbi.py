@@ -1,85 +1,18 @@
 """Convert the ISBI 2015 cephalometric release to COCO-keypoint JSON.
 
-The output folder is replaced as a whole and atomically (an interrupted run
-leaves the previous conversion or the new one, never a mix); a non-empty
-folder that is not an earlier conversion is refused. Options are checked
-before anything is written. See :mod:`mmchh.datasets.isbi_converter`.
+The documented short name of ``tools/dataset_converters/convert_isbi.py``:
+it runs that tool's ``main`` (same options, output and messages).
 
 Example:
     python tools/convert_isbi.py /data/ISBI2015 data/isbi2015_coco --resize 640 800
 """
-import argparse
 import os.path as osp
+import runpy
 import sys
-import warnings
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Convert ISBI 2015 cephalometric data (RawImage/ + '
-        'AnnotationsByMD/400_senior, 400_junior) to COCO-keypoint JSON files '
-        'OUT_DIR/{train,val,calib,test1,test2}.json (test2 only when '
-        'RawImage/Test2Data exists) and OUT_DIR/conversion.json.')
-    parser.add_argument('root', help='the ISBI release folder')
-    parser.add_argument(
-        'out_dir', help='where to write the JSON files: a new or empty '
-        'folder, or an earlier conversion (replaced as a whole)')
-    parser.add_argument(
-        '--gt', default='mean', choices=['mean', 'senior', 'junior'],
-        help='training ground truth (default: mean of the annotators, as in '
-        'the paper)')
-    parser.add_argument('--num-val', type=int, default=None,
-                        help='training images held out for validation, >= 1 '
-                        '(default: 10 %% of them, at least 1, at most 15)')
-    parser.add_argument('--num-calib', type=int, default=None,
-                        help='training images held out for temperature '
-                        'scaling, >= 1 (default: as --num-val)')
-    parser.add_argument('--split-seed', type=int, default=0)
-    parser.add_argument(
-        '--resize', type=int, nargs=2, metavar=('W', 'H'),
-        help='write copies padded right/bottom to aspect W/H and resized to '
-        'W x H, each in 1..16384 (the paper: 640 800)')
-    parser.add_argument('--spacing', type=float, nargs='+', default=[0.1],
-                        metavar='MM', help='mm per pixel of the original '
-                        'images: one value, or x and y (default 0.1)')
-    parser.add_argument('--skip-bad', action='store_true',
-                        help='skip bad images with a warning instead of '
-                        'stopping')
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    from mmchh.datasets.isbi_converter import BadImageError, convert_isbi
-    from mmchh.utils.cli import fail
-    from mmchh.utils.errors import InputError
-    warnings.simplefilter('always')
-    warnings.formatwarning = lambda msg, *a, **k: f'warning: {msg}\n'
-    try:
-        summary = convert_isbi(
-            args.root,
-            args.out_dir,
-            gt=args.gt,
-            num_val=args.num_val,
-            num_calib=args.num_calib,
-            split_seed=args.split_seed,
-            resize=tuple(args.resize) if args.resize else None,
-            spacing=args.spacing[0] if len(args.spacing) == 1 else
-            tuple(args.spacing),
-            skip_bad=args.skip_bad)
-    except BadImageError as e:
-        fail('convert_isbi.py', f'{e} (use --skip-bad to skip bad images '
-             'instead)')
-    except InputError as e:
-        fail('convert_isbi.py', e)
-    except KeyboardInterrupt:
-        print('convert_isbi.py: interrupted; the output folder holds the '
-              'previous conversion or the new one, complete', file=sys.stderr)
-        sys.exit(130)
-    print(summary.format())
-
+main = runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), 'dataset_converters',
+             'convert_isbi.py'))['main']
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

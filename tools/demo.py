@@ -142,8 +142,8 @@ def make_demo_data(data_dir, input_size, num_train=24, num_test1=8,
         ``make_synthetic_ceph`` returned: ``spacing_mm`` of the originals...)
         and ``summary`` (the conversion summary).
     """
-    from mmchh.datasets.isbi_converter import convert_isbi
-    from mmchh.datasets.synthetic_ceph import make_synthetic_ceph
+    from mmchh.datasets.converters import convert_isbi
+    from mmchh.testing.synthetic_ceph import make_synthetic_ceph
 
     raw = osp.join(data_dir, 'synthetic_ceph')
     coco = osp.join(data_dir, 'synthetic_ceph_coco')

@@ -2,7 +2,7 @@
 """Evaluates predicted cephalometric measurements on a converted split.
 
 The logic behind ``tools/measure.py``: every image of a COCO-keypoint JSON
-written by :func:`~mmchh.datasets.isbi_converter.convert_isbi` is predicted
+written by :func:`~mmchh.datasets.converters.convert_isbi` is predicted
 with its own pixel spacing, its eight ISBI 2015 measurements are sampled
 from the calibrated heatmaps (:func:`~mmchh.apis.predict_landmarks` with
 ``measurements=True``), and they are compared with

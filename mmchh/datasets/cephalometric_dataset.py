@@ -155,8 +155,7 @@ class CephalometricDataset(BaseCocoStyleDataset):
 def _missing_split_hint(ann_file: str) -> str:
     """Why a split's JSON may be missing, and how to make it."""
     # imported here: reading converted data does not need the converter
-    from .isbi_converter import (CONVERSION_MARKER,
-                                 find_interrupted_conversion)
+    from .converters import CONVERSION_MARKER, find_interrupted_conversion
     folder = osp.dirname(osp.abspath(ann_file))
     marker = osp.join(folder, CONVERSION_MARKER)
     if osp.isfile(marker):

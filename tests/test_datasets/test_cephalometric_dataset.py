@@ -8,7 +8,7 @@ from mmpose.registry import DATASETS
 
 import mmchh  # noqa: F401
 from mmchh.datasets import CEPH_LANDMARK_NAMES, CEPH_METAINFO_FILE
-from mmchh.datasets.isbi_converter import convert_isbi
+from mmchh.datasets.converters import convert_isbi
 
 META_KEYS = ('id', 'img_id', 'img_path', 'ori_shape', 'img_shape',
              'input_size', 'input_center', 'input_scale', 'spacing',

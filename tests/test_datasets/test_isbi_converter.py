@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mmchh.datasets import CEPH_LANDMARK_NAMES
-from mmchh.datasets.isbi_converter import (ConversionError, convert_isbi,
-                                           padded_resize_params,
-                                           parse_annotation_file)
+from mmchh.datasets.converters import (ConversionError, convert_isbi,
+                                       padded_resize_params,
+                                       parse_annotation_file)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -240,7 +240,7 @@ def test_missing_gt_annotator_and_too_many_held_out(tmp_path, isbi_tree):
 def test_cli(tmp_path, isbi_tree):
     root, out = str(tmp_path / 'isbi'), str(tmp_path / 'coco')
     isbi_tree(root)
-    tool = osp.join(REPO, 'tools', 'convert_isbi.py')
+    tool = osp.join(REPO, 'tools', 'dataset_converters', 'convert_isbi.py')
     ok = subprocess.run([
         sys.executable, tool, root, out, '--num-val', '1', '--num-calib',
         '1', '--resize', '40', '50'
@@ -279,8 +279,8 @@ def test_anisotropic_spacing_and_bad_spacing(tmp_path, isbi_tree):
 
 
 def test_default_hold_out_fits_small_and_isbi_sized_sets(tmp_path, isbi_tree):
-    from mmchh.datasets.isbi_converter import (default_hold_out,
-                                               hold_out_splits)
+    from mmchh.datasets.converters import (default_hold_out,
+                                           hold_out_splits)
     assert [default_hold_out(n) for n in (3, 10, 60, 150, 400)] == [
         1, 1, 6, 15, 15
     ]

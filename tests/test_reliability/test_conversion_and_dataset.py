@@ -28,10 +28,10 @@ from PIL import Image
 
 from mmchh.datasets.data_checks import (DatasetError, MissingDataError,
                                         image_header_size)
-from mmchh.datasets.isbi_converter import (CONVERSION_MARKER, KILL_AT_ENV,
-                                           NO_EXCHANGE_ENV, ConversionError,
-                                           convert_isbi,
-                                           find_interrupted_conversion)
+from mmchh.datasets.converters import (CONVERSION_MARKER, KILL_AT_ENV,
+                                       NO_EXCHANGE_ENV, ConversionError,
+                                       convert_isbi,
+                                       find_interrupted_conversion)
 from mmchh.utils.errors import InputError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -88,7 +88,7 @@ LAUNCHER = r"""
 import json, os, runpy, signal, sys, time
 spec = json.loads(sys.argv[1])
 tool = runpy.run_path(spec['tool'])
-import mmchh.datasets.isbi_converter  # imported once, before the forks
+import mmchh.datasets.converters  # imported once, before the forks
 codes = {}
 for name, case in spec['cases'].items():
     pid = os.fork()

@@ -202,7 +202,8 @@ def test_every_documented_flag_exists_somewhere():
     """Flags in tables and prose too: some tool must still accept them."""
     scripts = sorted(
         osp.relpath(p, REPO)
-        for p in glob.glob(osp.join(REPO, 'tools', '*.py')) +
+        for p in glob.glob(osp.join(REPO, 'tools', '**', '*.py'),
+                           recursive=True) +
         glob.glob(osp.join(REPO, 'benchmarks', '*.py'))
         if 'argparse' in read(osp.relpath(p, REPO)))
     accepted = set()

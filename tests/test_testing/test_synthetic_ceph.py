@@ -15,10 +15,10 @@ import pytest
 from mmchh.datasets.ceph_meta import (CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES,
                                       ISBI_ANNOTATOR_FOLDERS,
                                       NUM_CEPH_LANDMARKS)
-from mmchh.datasets.synthetic_ceph import (BONY_LANDMARKS,
-                                           SOFT_TISSUE_LANDMARKS,
-                                           make_synthetic_ceph,
-                                           synthetic_ceph_sample)
+from mmchh.testing.synthetic_ceph import (BONY_LANDMARKS,
+                                          SOFT_TISSUE_LANDMARKS,
+                                          make_synthetic_ceph,
+                                          synthetic_ceph_sample)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLI = osp.join(REPO, 'tools', 'make_synthetic_ceph.py')
@@ -120,7 +120,7 @@ def test_flat_layout(tmp_path):
 
 
 def test_names_grow_past_999_images(tmp_path, monkeypatch):
-    import mmchh.datasets.synthetic_ceph as module
+    import mmchh.testing.synthetic_ceph.writer as module
 
     # only the naming matters here: a constant cheap sample keeps it fast
     sample = synthetic_ceph_sample(np.random.default_rng(0), (64, 80))
@@ -405,7 +405,7 @@ def test_generated_set_converts_cleanly_and_loads(tmp_path):
     from mmengine.registry import init_default_scope
     from mmpose.registry import DATASETS
 
-    from mmchh.datasets.isbi_converter import convert_isbi
+    from mmchh.datasets.converters import convert_isbi
     made = make_synthetic_ceph(str(tmp_path / 'raw'), num_train=6,
                                num_test1=2, num_test2=2,
                                image_size=(160, 200), progress=False)

@@ -1,0 +1,295 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""An output folder replaced as a whole, atomically (any converter).
+
+1. The whole conversion is written to a sibling folder
+   ``OUT_DIR.tmp-<pid>-<random>`` (same filesystem, :func:`make_sibling_tmp`),
+   every file synced (:func:`write_synced`).
+2. The caller checks it and writes its marker file last; then
+   :func:`swap_in` puts it in place: on Linux with
+   ``renameat2(RENAME_EXCHANGE)`` (one atomic step: ``OUT_DIR`` holds the
+   old conversion, then the new one, never a mix), after which the old one
+   (now at the temporary name) is removed. Where the exchange is
+   unavailable, the old folder is renamed aside to
+   ``OUT_DIR.old-<pid>-<random>``, the new one renamed in, and the old one
+   removed; a run killed between the two renames leaves no ``OUT_DIR``,
+   and :func:`recover_output_folder` (the next run) finds the old one aside
+   and puts it back.
+
+A conversion only ever replaces its own earlier output
+(:func:`check_replaceable`). The testing hooks ``KILL_AT_ENV`` (SIGKILL at
+a named step, :func:`kill_point`) and ``NO_EXCHANGE_ENV`` (no
+``RENAME_EXCHANGE``, to exercise the fallback) serve the tests'
+kill-at-every-step checks.
+"""
+import ctypes
+import errno
+import os
+import os.path as osp
+import re
+import secrets
+import shutil
+import signal
+import sys
+import warnings
+from typing import Collection, Dict, List, Optional, Sequence
+
+from .errors import ConversionError
+
+__all__ = [
+    'KILL_AT_ENV', 'NO_EXCHANGE_ENV', 'check_replaceable',
+    'find_interrupted_conversion', 'recover_output_folder', 'kill_point',
+    'fsync_dir', 'write_synced', 'make_sibling_tmp', 'swap_in'
+]
+
+#: Testing hooks (used by the tests' kill-at-every-step checks): the
+#: process SIGKILLs itself at the named step (see :func:`kill_point`), and
+#: the ``RENAME_EXCHANGE`` swap can be turned off to exercise the fallback.
+KILL_AT_ENV = 'MMCHH_CONVERT_KILL_AT'
+NO_EXCHANGE_ENV = 'MMCHH_CONVERT_NO_EXCHANGE'
+
+
+def _is_inside(path: str, folder: str) -> bool:
+    path, folder = osp.realpath(path), osp.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_replaceable(out_dir: str, root: Optional[str], marker: str,
+                      own_files: Collection[str],
+                      image_extensions: Sequence[str], tool: str) -> None:
+    """Refuses an output folder a conversion must not replace.
+
+    ``out_dir`` may be missing, empty, or an earlier conversion: a folder
+    holding ``marker`` or one of ``own_files`` (split JSONs) and nothing
+    but what a conversion writes (those, ``images/`` of image files,
+    ``*.tmp-*`` files of an older converter).
+
+    Args:
+        out_dir (str): The output folder.
+        root (str, optional): The input, which ``out_dir`` must not contain.
+        marker (str): The file written last into every conversion.
+        own_files (Collection[str]): The other files a conversion writes
+            (its split JSONs).
+        image_extensions (Sequence[str]): Extensions (lower case) of the
+            files a conversion writes to ``images/``.
+        tool (str): The converter, named in the message.
+
+    Raises:
+        ConversionError: naming the folder and what makes it foreign.
+    """
+    if not osp.lexists(out_dir):
+        return
+    if not osp.isdir(out_dir):
+        raise ConversionError(f'{out_dir}: output path exists and is not a '
+                              'folder')
+    if root is not None and _is_inside(root, out_dir):
+        raise ConversionError(
+            f'{out_dir}: output folder contains the input release {root}; '
+            'replacing it would delete the input. Choose another output '
+            'folder')
+    entries = sorted(os.listdir(out_dir))
+    if not entries:
+        return
+    ours = set(own_files) | {marker}
+    if not any(e in ours for e in entries):
+        raise ConversionError(
+            f'{out_dir}: output folder is not empty and does not hold a '
+            f'conversion (no {marker}, no split JSONs; it holds '
+            f'{entries[0]!r}{" and more" if len(entries) > 1 else ""}); '
+            'refusing to replace it. Choose an empty or new folder')
+    for e in entries:
+        path = osp.join(out_dir, e)
+        if e in ours and osp.isfile(path) or '.tmp-' in e:
+            continue
+        if e == 'images' and osp.isdir(path) and not osp.islink(path):
+            foreign = [n for n in sorted(os.listdir(path))
+                       if not osp.isfile(osp.join(path, n))
+                       or osp.islink(osp.join(path, n))
+                       or not (osp.splitext(n)[1].lower() in image_extensions
+                               or '.tmp-' in n)]
+            if not foreign:
+                continue
+            path = osp.join(path, foreign[0])
+        raise ConversionError(
+            f'{out_dir}: the earlier conversion there also holds {path}, '
+            f'which {tool} does not write; refusing to replace '
+            '(and delete) it. Move it away or choose another output folder')
+
+
+def _sibling_re(out_dir: str) -> 're.Pattern':
+    return re.compile(re.escape(osp.basename(out_dir)) +
+                      r'\.(tmp|old)-(\d+)-[0-9a-f]+$')
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _leftovers(out_dir: str) -> Dict[str, List[str]]:
+    """``.tmp-``/``.old-`` siblings of ``out_dir`` left by runs that are no
+    longer alive, by kind."""
+    parent = osp.dirname(out_dir)
+    pattern = _sibling_re(out_dir)
+    found: Dict[str, List[str]] = dict(tmp=[], old=[])
+    if not osp.isdir(parent):
+        return found
+    for name in sorted(os.listdir(parent)):
+        m = pattern.match(name)
+        path = osp.join(parent, name)
+        if m and osp.isdir(path) and not osp.islink(path) and not _pid_alive(
+                int(m.group(2))):
+            found[m.group(1)].append(path)
+    return found
+
+
+def find_interrupted_conversion(out_dir: str) -> Optional[str]:
+    """The earlier conversion a killed fallback swap left aside, if
+    ``out_dir`` is missing because of it (else None)."""
+    out_dir = osp.realpath(out_dir)
+    if osp.lexists(out_dir):
+        return None
+    # only the swap makes ``.old-`` folders, each from ``out_dir`` itself
+    # (possibly an older converter's output, without the marker)
+    aside = _leftovers(out_dir)['old']
+    return max(aside, key=osp.getmtime) if aside else None
+
+
+def recover_output_folder(out_dir: str) -> List[str]:
+    """Repairs what a killed conversion into ``out_dir`` left behind.
+
+    Puts back the earlier conversion a killed fallback swap left aside (when
+    ``out_dir`` is missing), then removes the ``.tmp-``/``.old-`` siblings
+    of runs no longer alive.
+
+    Returns:
+        list: what was done, one line each (for the log).
+    """
+    out_dir = osp.realpath(out_dir)
+    done = []
+    aside = find_interrupted_conversion(out_dir)
+    if aside is not None:
+        os.rename(aside, out_dir)
+        done.append(f'restored the earlier conversion {aside} -> {out_dir} '
+                    '(an interrupted run had moved it aside)')
+    for kind, paths in _leftovers(out_dir).items():
+        for path in paths:
+            shutil.rmtree(path)
+            done.append(f'removed {path} (left by an interrupted run)')
+    return done
+
+
+def kill_point(step: str) -> None:
+    """Testing hook: SIGKILL this process at ``step`` when asked (see
+    ``KILL_AT_ENV``); nothing otherwise."""
+    if os.environ.get(KILL_AT_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fsync_dir(path: str) -> None:
+    """Syncs a folder's entries to disk (where the filesystem can)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not supported on this filesystem
+    finally:
+        os.close(fd)
+
+
+def write_synced(path: str, data: bytes) -> None:
+    """Writes a file of the temporary conversion and syncs it to disk (the
+    whole folder is swapped in at once, so no per-file rename is needed)."""
+    with open(path, 'wb') as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def make_sibling_tmp(target: str) -> str:
+    """Creates (with missing parents) and returns the empty folder
+    ``TARGET.tmp-<pid>-<random>`` the new conversion is built in.
+
+    Raises:
+        OSError: when it cannot be created.
+    """
+    os.makedirs(osp.dirname(target), exist_ok=True)
+    tmp = f'{target}.tmp-{os.getpid()}-{secrets.token_hex(4)}'
+    os.mkdir(tmp)
+    return tmp
+
+
+def _rename_exchange(a: str, b: str) -> bool:
+    """Atomically exchanges two paths (Linux ``renameat2``).
+
+    Returns:
+        bool: False when the exchange is unavailable here (no
+        ``renameat2``, or the filesystem does not support it).
+    """
+    if os.environ.get(NO_EXCHANGE_ENV) or not sys.platform.startswith(
+            'linux'):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                          ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b),
+                 rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP,
+               errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), a, None, b)
+
+
+def swap_in(tmp: str, out_dir: str) -> None:
+    """Replaces ``out_dir`` (missing, empty or a conversion) by ``tmp``."""
+    parent = osp.dirname(out_dir)
+    fsync_dir(tmp)
+    if not osp.lexists(out_dir) or (osp.isdir(out_dir)
+                                    and not os.listdir(out_dir)):
+        os.rename(tmp, out_dir)  # replaces an empty folder atomically
+        fsync_dir(parent)
+        return
+    if _rename_exchange(tmp, out_dir):
+        fsync_dir(parent)
+        kill_point('exchanged')
+        _remove_earlier(tmp)  # now the earlier conversion
+        return
+    aside = f'{out_dir}.old-{os.getpid()}-{secrets.token_hex(4)}'
+    os.rename(out_dir, aside)
+    kill_point('aside')
+    try:
+        os.rename(tmp, out_dir)
+    except BaseException:
+        os.rename(aside, out_dir)
+        raise
+    fsync_dir(parent)
+    kill_point('swapped')
+    _remove_earlier(aside)
+
+
+def _remove_earlier(path: str) -> None:
+    """Removes the replaced conversion; a failure only warns (the new one
+    is in place, and the next run removes what is left)."""
+    try:
+        shutil.rmtree(path)
+    except OSError as e:
+        warnings.warn(f'could not remove the replaced conversion at {path} '
+                      f'({e}); the next conversion into the same folder '
+                      'removes it')

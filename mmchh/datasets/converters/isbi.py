@@ -1,0 +1,257 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Converts the ISBI 2015 cephalometric release to COCO-keypoint JSON.
+
+Output: ``OUT_DIR/{train,val,calib,test1,test2}.json`` and
+``OUT_DIR/conversion.json`` (what was converted, how, and per split the
+image count and any note). ``val`` (model selection) and ``calib``
+(temperature scaling) are held out of the training images by a fixed seed,
+so temperatures are never fitted on a test set; each needs at least one
+image (an empty split cannot be loaded). Every image file name is relative
+to ``OUT_DIR`` (use ``data_root=OUT_DIR`` and an empty image prefix). With
+``resize``, images are padded right/bottom to the target aspect, resized,
+and written to ``OUT_DIR/images/``; keypoints follow with
+``x' = (x + 0.5) * sx - 0.5`` (pixel centres map to where their pixel went)
+and the spacing becomes ``spacing / s`` per axis.
+
+Nothing is silently dropped: bad input (including two files with the same
+name in one folder, e.g. ``002.bmp`` and ``002.png``) stops the conversion
+with an error naming the file (and line), unless ``skip_bad`` is set, in
+which case the image is skipped with a warning and counted in the summary.
+Options (``resize``, ``num_val``, ``num_calib``, ``spacing``,
+``split_seed``) and the output folder are validated before anything is
+read or written.
+
+The steps, one module each: :mod:`.isbi_reader` (layout, annotations,
+images), :mod:`.validation` (options, bad-input policy), :mod:`.splits`
+(val/calib hold-out), :mod:`.resize` (padded resize, coordinate mapping),
+:mod:`.coco_writer` (the JSON) and :mod:`.atomic_output`: the output
+folder is built beside ``OUT_DIR``, checks itself (every JSON is re-read
+and each image it names must exist with the recorded size), gets
+``conversion.json`` last and is swapped in atomically, so a run killed at
+any moment (SIGKILL included) leaves ``OUT_DIR`` with either the complete
+previous conversion or the complete new one. The next run removes what
+killed runs left. A conversion only ever replaces its own earlier output:
+an existing non-empty ``OUT_DIR`` without ``conversion.json`` or split
+JSONs, or holding anything a conversion does not write, or containing the
+input release, is refused with an error naming it.
+"""
+import os
+import os.path as osp
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from mmchh.utils.io import dumps_json
+from ..ceph_meta import ISBI_SPACING_MM, NUM_CEPH_LANDMARKS
+from .atomic_output import (check_replaceable, fsync_dir, kill_point,
+                            make_sibling_tmp, recover_output_folder, swap_in,
+                            write_synced)
+from .coco_writer import (CONVERSION_MARKER, check_written_conversion,
+                          coco_payloads, conversion_marker)
+from .errors import ConversionError
+from .isbi_reader import (IMAGE_EXTENSIONS, find_annotator_dirs,
+                          read_annotation_index, read_isbi_release)
+from .resize import padded_resize_params, write_resized_image
+from .splits import SPLITS, hold_out_splits
+from .validation import BadInputPolicy, validate_options
+
+__all__ = ['ConversionSummary', 'convert_isbi']
+
+#: What a conversion writes besides ``images/`` and the marker.
+_SPLIT_FILES = tuple(f'{s}.json' for s in SPLITS)
+_TOOL = 'tools/convert_isbi.py'
+
+
+@dataclass
+class ConversionSummary:
+    """What a conversion wrote (and skipped).
+
+    ``notes`` maps a split to why it is empty or incomplete (e.g. test2:
+    ``RawImage/Test2Data not found``); ``written`` lists the split JSONs
+    written.
+    """
+    out_dir: str
+    images_per_split: Dict[str, int]
+    annotators: List[str]
+    gt: str
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
+    resize: Optional[Tuple[int, int]] = None
+    notes: Dict[str, str] = field(default_factory=dict)
+    written: List[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        lines = [f'convert_isbi: wrote {self.out_dir}']
+        for split in SPLITS:
+            line = (f'  {split:6s} {self.images_per_split[split]:4d} '
+                    'images')
+            if split in self.notes:
+                line += f' ({self.notes[split]})'
+            lines.append(line)
+        lines.append(f'  landmarks {NUM_CEPH_LANDMARKS}; annotators '
+                     f'{", ".join(self.annotators)}; ground truth {self.gt}')
+        if self.resize:
+            lines.append(f'  images resized to {self.resize[0]}x'
+                         f'{self.resize[1]} (padded right/bottom)')
+        lines.append(f'  skipped {len(self.skipped)} bad image(s)')
+        for path, why in self.skipped:
+            lines.append(f'    {path}: {why}')
+        return '\n'.join(lines)
+
+
+def _check_output(root: str, out_dir: str, target: str) -> None:
+    """Repairs what killed runs left at ``target``, then refuses it unless
+    it is ours to replace."""
+    if osp.isdir(osp.dirname(target)):
+        try:
+            for line in recover_output_folder(target):
+                warnings.warn(f'{out_dir}: {line}')
+        except OSError as e:
+            raise ConversionError(f'{out_dir}: cannot repair what an '
+                                  f'interrupted conversion left ({e})') from e
+    check_replaceable(target, root, CONVERSION_MARKER, _SPLIT_FILES,
+                      IMAGE_EXTENSIONS, _TOOL)
+
+
+def _write_resized_images(tmp: str, records: Dict[str, List[dict]],
+                          resize: Tuple[int, int], progress: bool) -> None:
+    """Writes every record's padded, resized PNG to ``tmp/images/``."""
+    os.mkdir(osp.join(tmp, 'images'))
+    total = sum(len(v) for v in records.values())
+    done = 0
+    for split in SPLITS:
+        for rec in records[split]:
+            write_resized_image(rec['path'],
+                                osp.join(tmp, 'images', f'{rec["stem"]}.png'),
+                                padded_resize_params(*rec['size'], resize))
+            done += 1
+            kill_point(f'image-{done}')
+            if progress and (done % 10 == 0 or done == total):
+                print(f'convert_isbi: resized {done}/{total} images',
+                      flush=True)
+    fsync_dir(osp.join(tmp, 'images'))
+
+
+def _build_and_swap(root, out_dir, target, records, payloads, summary,
+                    spacing_xy, split_seed, progress) -> None:
+    """Writes the conversion beside ``target``, checks it, writes the
+    marker last and swaps it in; a failure removes the half-built one."""
+    try:
+        tmp = make_sibling_tmp(target)
+    except OSError as e:
+        raise ConversionError(f'{out_dir}: cannot write the output folder '
+                              f'({e})') from e
+    try:
+        if summary.resize is not None:
+            _write_resized_images(tmp, records, summary.resize, progress)
+        for split, payload in payloads.items():
+            write_synced(osp.join(tmp, f'{split}.json'),
+                         dumps_json(payload, indent=1).encode())
+        kill_point('written')
+        check_written_conversion(tmp, summary.written)
+        marker = conversion_marker(summary, root, spacing_xy, split_seed)
+        write_synced(osp.join(tmp, CONVERSION_MARKER),
+                     dumps_json(marker, indent=1).encode())
+        kill_point('checked')
+        check_replaceable(target, root, CONVERSION_MARKER, _SPLIT_FILES,
+                          IMAGE_EXTENSIONS, _TOOL)  # still ours to replace?
+        swap_in(tmp, target)
+    except BaseException as e:
+        if osp.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # e.g. disk full: the user's to fix
+            raise ConversionError(
+                f'{out_dir}: writing the conversion failed ({e}); the '
+                'folder is unchanged') from e
+        raise
+
+
+def convert_isbi(root: str,
+                 out_dir: str,
+                 gt: str = 'mean',
+                 num_val: Optional[int] = None,
+                 num_calib: Optional[int] = None,
+                 split_seed: int = 0,
+                 resize: Optional[Tuple[int, int]] = None,
+                 spacing: Union[float, Sequence[float]] = ISBI_SPACING_MM,
+                 skip_bad: bool = False,
+                 progress: bool = True) -> ConversionSummary:
+    """Converts an ISBI 2015 release (see the module docstring).
+
+    The output folder is replaced as a whole and atomically (see the module
+    docstring); nothing is written before every option, the output folder
+    and every input file have been checked.
+
+    Args:
+        root (str): The release's root folder.
+        out_dir (str): Where the JSON files (and resized images) go: a new
+            or empty folder, or an earlier conversion (replaced).
+        gt (str): Training ground truth: ``'mean'`` of the annotators (as in
+            the paper), ``'senior'`` or ``'junior'``.
+        num_val (int, optional): Training images held out for validation
+            (>= 1); None: 10 % of them, at least 1, at most 15.
+        num_calib (int, optional): Training images held out for temperature
+            scaling (>= 1); None: as ``num_val``.
+        split_seed (int): Seed of the held-out selection.
+        resize (tuple, optional): (W, H): write padded, resized PNG copies.
+        spacing (float | tuple): mm per pixel of the original images, one
+            value or (x, y).
+        skip_bad (bool): Skip bad images with a warning instead of stopping.
+        progress (bool): Print progress while resizing.
+
+    Returns:
+        ConversionSummary: counts per split, annotators, skipped images,
+        notes on empty splits.
+
+    Raises:
+        ConversionError: an ``InputError`` naming the option, folder or file.
+    """
+    resize, spacing_xy = validate_options(resize, spacing, num_val, num_calib,
+                                          split_seed)
+    if not osp.isdir(root):
+        raise ConversionError(f'{root}: not a folder')
+    target = osp.realpath(out_dir)  # a symlinked OUT_DIR: swap its target
+    _check_output(root, out_dir, target)
+    annotator_dirs = find_annotator_dirs(root)
+    annotators = list(annotator_dirs)
+    if gt not in ('mean', *annotators):
+        raise ConversionError(
+            f'--gt {gt}: choose mean or one of the annotators found in '
+            f'{root}: {", ".join(annotators)}')
+    policy = BadInputPolicy(skip_bad)
+    index = read_annotation_index(annotator_dirs, policy)
+    records, notes = read_isbi_release(root, index, policy)
+
+    if not records['train']:
+        raise ConversionError(f'{root}: no usable training images')
+    held = hold_out_splits([r['stem'] for r in records['train']], num_val,
+                           num_calib, split_seed)
+    by_stem = {r['stem']: r for r in records['train']}
+    for split in ('train', 'val', 'calib'):
+        records[split] = [by_stem[s] for s in held[split]]
+
+    payloads = coco_payloads(root,
+                             target,
+                             records,
+                             annotators,
+                             gt,
+                             spacing_xy,
+                             split_seed,
+                             len(held['val']),
+                             len(held['calib']),
+                             resize,
+                             skip=set(notes))
+    summary = ConversionSummary(
+        out_dir=out_dir,
+        images_per_split={s: len(records[s])
+                          for s in SPLITS},
+        annotators=annotators,
+        gt=gt,
+        skipped=policy.skipped,
+        resize=resize,
+        notes=notes,
+        written=list(payloads))
+    # everything is checked: build the new conversion beside the old one
+    _build_and_swap(root, out_dir, target, records, payloads, summary,
+                    spacing_xy, split_seed, progress)
+    return summary

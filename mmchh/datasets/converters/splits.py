@@ -1,0 +1,50 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Holding val (model selection) and calib (temperature scaling) out of the
+training images by a fixed seed, so temperatures are never fitted on a test
+set."""
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import ConversionError
+from .validation import check_count
+
+__all__ = ['SPLITS', 'default_hold_out', 'hold_out_splits']
+
+#: Every split a conversion writes, in order.
+SPLITS = ('train', 'val', 'calib', 'test1', 'test2')
+
+
+def default_hold_out(num_train: int) -> int:
+    """Images held out per split (val, calib) when not given: 10 % of the
+    training images, at least 1 and at most 15 (15 of ISBI's 150, the
+    paper-sized split)."""
+    return int(min(15, max(1, round(0.1 * num_train))))
+
+
+def hold_out_splits(stems: Sequence[str], num_val: Optional[int],
+                    num_calib: Optional[int],
+                    seed: int) -> Dict[str, List[str]]:
+    """Splits training stems into train / val / calib by a fixed seed.
+
+    ``None`` for a count means :func:`default_hold_out`; a count must be at
+    least 1 and leave at least 1 training image.
+
+    Raises:
+        ConversionError: for a count below 1 or too many held out.
+    """
+    check_count('num-val', num_val)
+    check_count('num-calib', num_calib)
+    if num_val is None:
+        num_val = default_hold_out(len(stems))
+    if num_calib is None:
+        num_calib = default_hold_out(len(stems))
+    if num_val + num_calib >= len(stems):
+        raise ConversionError(
+            f'cannot hold out {num_val} val + {num_calib} calib images of '
+            f'{len(stems)} training images; lower --num-val/--num-calib')
+    order = np.random.default_rng(seed).permutation(len(stems))
+    picked = [stems[i] for i in order]
+    return dict(val=sorted(picked[:num_val]),
+                calib=sorted(picked[num_val:num_val + num_calib]),
+                train=sorted(picked[num_val + num_calib:]))

@@ -1,0 +1,116 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Checks of a conversion's options, and the bad-input policy.
+
+Options are checked before anything is read or written. Bad input stops
+the conversion with an error naming the file (and line), unless
+``skip_bad`` is set: then the image is skipped with a warning and counted
+(:class:`BadInputPolicy`).
+"""
+import warnings
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..ceph_meta import ISBI_SPACING_MM
+from .errors import BadImageError, ConversionError
+
+__all__ = [
+    'MAX_RESIZE_SIDE', 'BadInputPolicy', 'check_count', 'validate_options'
+]
+
+#: Largest ``resize`` side accepted (pixels).
+MAX_RESIZE_SIDE = 16384
+
+
+class BadInputPolicy:
+    """What to do with a bad image: stop, or skip it with a warning.
+
+    Args:
+        skip_bad (bool): Skip (and record) bad images instead of raising.
+
+    Attributes:
+        skipped (list[tuple[str, str]]): (path, why) of every skipped image.
+    """
+
+    def __init__(self, skip_bad: bool = False):
+        self.skip_bad = skip_bad
+        self.skipped: List[Tuple[str, str]] = []
+
+    def report(self, path: str, message: str) -> None:
+        """Reports a bad image.
+
+        Raises:
+            BadImageError: unless ``skip_bad`` is set.
+        """
+        if not self.skip_bad:
+            raise BadImageError(message)
+        warnings.warn(f'skipping {path}: {message}')
+        self.skipped.append((path, message))
+
+
+def check_count(name: str, value) -> None:
+    """An optional held-out count: None or an int >= 1."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConversionError(f'--{name} must be an integer; got {value!r}')
+    if value < 1:
+        need = dict(
+            num_val='the validation loop and best-checkpoint selection of '
+            'the configs (val_dataloader on val.json)',
+            num_calib='temperature scaling (TemperatureScalingHook at the '
+            'end of training, tools/calibrate.py on calib.json)')[name.replace(
+                '-', '_')]
+        raise ConversionError(
+            f'--{name} {value}: {need} need at least 1 held-out image (an '
+            'empty split cannot be loaded); give --' + name + ' >= 1')
+
+
+def validate_options(
+        resize=None,
+        spacing: Union[float, Sequence[float]] = ISBI_SPACING_MM,
+        num_val: Optional[int] = None,
+        num_calib: Optional[int] = None,
+        split_seed: int = 0) -> Tuple[Optional[Tuple[int, int]], np.ndarray]:
+    """Checks the conversion options before anything is read or written.
+
+    Args:
+        resize: None or (W, H), two integers in ``[1, MAX_RESIZE_SIDE]``.
+        spacing: One or two positive finite mm/pixel values.
+        num_val, num_calib: None (default) or an integer >= 1.
+        split_seed: A non-negative integer.
+
+    Returns:
+        tuple: (resize as a tuple of ints or None, spacing as (2,) float64).
+
+    Raises:
+        ConversionError: naming the option and the value given.
+    """
+    if resize is not None:
+        vals = list(resize) if isinstance(resize,
+                                          (list, tuple, np.ndarray)) else None
+        if vals is None or len(vals) != 2 or not all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                for v in vals) or not all(1 <= v <= MAX_RESIZE_SIDE
+                                          for v in vals):
+            raise ConversionError(
+                f'--resize must be two integers W H in 1..{MAX_RESIZE_SIDE}'
+                f'; got {resize!r}')
+        resize = (int(vals[0]), int(vals[1]))
+    try:
+        arr = np.asarray(spacing, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim > 1 or arr.size not in (
+            1, 2) or not (np.isfinite(arr).all() and (arr > 0).all()):
+        raise ConversionError('--spacing must be one or two positive finite '
+                              f'mm/pixel values; got {spacing!r}')
+    spacing_xy = np.broadcast_to(arr.reshape(-1), (2, )).copy()
+    check_count('num-val', num_val)
+    check_count('num-calib', num_calib)
+    if isinstance(split_seed,
+                  bool) or not isinstance(split_seed,
+                                          (int, np.integer)) or split_seed < 0:
+        raise ConversionError('--split-seed must be a non-negative integer; '
+                              f'got {split_seed!r}')
+    return resize, spacing_xy
