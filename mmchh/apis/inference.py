@@ -33,8 +33,9 @@ from mmchh.evaluation.functional import (ceph_measurements, heatmap_to_input,
                                          summarize_measurement_samples)
 from mmchh.utils.checkpoint import (check_finite_state, checkpoint_state_dict,
                                     load_checkpoint_file)
-from mmchh.utils.io import to_jsonable
 from mmchh.utils.errors import InputError
+from mmchh.utils.io import to_jsonable
+from mmchh.utils.run_config import check_state_fits
 
 ImageInput = Union[str, Path, np.ndarray]
 SpacingInput = Union[None, float, Sequence[float]]
@@ -64,13 +65,6 @@ class ImageLoadError(InputError):
 # --------------------------------------------------------------------------
 # model
 # --------------------------------------------------------------------------
-def _checkpoint_num_landmarks(state: Dict[str, torch.Tensor]) -> Optional[int]:
-    for key in ('head.final_layer.weight', 'head.log_temperature'):
-        if key in state and hasattr(state[key], 'shape'):
-            return int(state[key].shape[0])
-    return None
-
-
 def init_landmark_model(config: Union[str, Path, Config],
                         checkpoint: Union[str, Path],
                         device: str = 'cpu') -> nn.Module:
@@ -92,9 +86,9 @@ def init_landmark_model(config: Union[str, Path, Config],
         and ``dataset_meta`` set.
 
     Raises:
-        ValueError: If the checkpoint's landmark count differs from the
-            config's ``model.head.out_channels`` (both numbers and both files
-            are named).
+        InputError: If the checkpoint does not fit the config's model
+            (another landmark count, another backbone): both files, the
+            landmark counts and the first mismatching tensor are named.
         FileNotFoundError: If the config or the checkpoint is missing.
         CheckpointError: If the checkpoint is empty, truncated, not plain
             weights, or holds a NaN/inf tensor (the file and the tensor are
@@ -132,23 +126,18 @@ def init_landmark_model(config: Union[str, Path, Config],
             cfg.model[part]['init_cfg'] = None
     cfg.model.pop('pretrained', None)
 
-    # check the landmark count before any weight is copied, so a wrong pair
-    # gives one clear message instead of a wall of size-mismatch errors
     ckpt = load_checkpoint_file(checkpoint)
     state = checkpoint_state_dict(ckpt, checkpoint)
     # non-finite weights give (0, 0) with ERE 0 everywhere: refused here,
     # naming the file (the head's load hook refuses them on every path)
     check_finite_state(state, checkpoint)
-    ckpt_k = _checkpoint_num_landmarks(state)
-    cfg_k = int(cfg.model.head.out_channels)
-    if ckpt_k is not None and ckpt_k != cfg_k:
-        raise ValueError(
-            f'landmark count mismatch: checkpoint {checkpoint} has {ckpt_k} '
-            f'landmarks but config {config_name} has '
-            f'model.head.out_channels={cfg_k}')
 
     # cfg_options=None makes init_model drop the backbone's init_cfg too
     model = init_model(cfg, checkpoint=None, device='cpu')
+    # names and shapes (the landmark count first) before any weight is
+    # copied: a wrong pair gives one clear message, the same the tools give,
+    # instead of a wall of size-mismatch errors
+    check_state_fits(model, state, checkpoint, config_name)
     model.load_state_dict(state, strict=True)
     meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
     if isinstance(meta, dict) and meta.get('dataset_meta'):

@@ -133,7 +133,7 @@ def check_state_fits_model(cfg: Config,
     a warning and leave random weights behind -- a model that answers
     confidently and wrongly. Builds ``cfg.model`` (without pretrained
     weights; cheap next to a test or training run) and compares names and
-    shapes. Missing calibration buffers are fine (the head fills them in).
+    shapes with :func:`check_state_fits`.
 
     Args:
         cfg (Config): The run's config.
@@ -142,14 +142,11 @@ def check_state_fits_model(cfg: Config,
         config_name (str, optional): The config file, for the message.
 
     Raises:
-        InputError: naming both files, the landmark counts when they
-            differ, and the first missing, unexpected or mis-shaped tensor.
+        InputError: see :func:`check_state_fits`.
     """
     from mmengine.registry import DefaultScope
     from mmpose.registry import MODELS
 
-    from .checkpoint import CALIBRATION_STATE_NAMES
-    config_name = config_name or cfg.get('filename') or '<config>'
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.pop('pretrained', None)
     for part in ('backbone', 'neck', 'head'):
@@ -158,6 +155,27 @@ def check_state_fits_model(cfg: Config,
     with DefaultScope.overwrite_default_scope(
             cfg.get('default_scope', 'mmpose')):
         model = MODELS.build(model_cfg)
+    check_state_fits(model, state, checkpoint,
+                     config_name or cfg.get('filename') or '<config>')
+
+
+def check_state_fits(model, state: Dict, checkpoint: str,
+                     config_name: str) -> None:
+    """Raises unless ``state``'s names and shapes are ``model``'s.
+
+    Missing calibration buffers are fine (the head fills them in).
+
+    Args:
+        model (nn.Module): The model built from the config.
+        state (dict): The checkpoint's state dict (``module.``-free).
+        checkpoint (str): The checkpoint file, for the message.
+        config_name (str): The config file, for the message.
+
+    Raises:
+        InputError: naming both files, the landmark counts when they
+            differ, and the first missing, unexpected or mis-shaped tensor.
+    """
+    from .checkpoint import CALIBRATION_STATE_NAMES
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = [
         k for k in expected if k not in state
