@@ -51,29 +51,17 @@ def build_ours(cfg, device='cpu', amp=False):
     return model, build_optim_wrapper(model, optim_cfg)
 
 
-def smp_to_ours_key(key: str) -> str:
-    """Maps a segmentation_models_pytorch ``Unet`` state-dict key to ours
-    (the same mapping as tests/test_models/test_necks)."""
-    if key.startswith('encoder.'):
-        return 'backbone.' + key[len('encoder.'):]
-    if key.startswith('decoder.blocks.'):
-        parts = key.split('.')  # decoder.blocks.i.convj.{0,1}.param
-        layer = {'0': 'conv', '1': 'bn'}[parts[4]]
-        return '.'.join(['neck.blocks', parts[2], parts[3], layer] +
-                        parts[5:])
-    if key.startswith('segmentation_head.0.'):
-        return 'head.final_layer.' + key[len('segmentation_head.0.'):]
-    raise KeyError(key)
-
-
 def copy_weights(reference, model) -> None:
     """Loads the reference's weights into ours, every tensor exactly once."""
+    from mmchh.testing.smp_unet import smp_to_ours_key
+    from mmchh.utils.checkpoint import CALIBRATION_STATE_NAMES
     mapped = {
         smp_to_ours_key(k): v
         for k, v in reference.state_dict().items()
     }
     missing, unexpected = model.load_state_dict(mapped, strict=False)
-    missing = set(missing) - {'head.log_temperature', 'head.flag_threshold'}
+    # the calibration buffers keep their "uncalibrated" fill
+    missing = set(missing) - {'head.' + n for n in CALIBRATION_STATE_NAMES}
     if missing or unexpected:
         raise RuntimeError(f'weight copy: missing {sorted(missing)}, '
                            f'unexpected {sorted(unexpected)}')

@@ -49,38 +49,27 @@ for _p in (HERE, REPO):
 
 NUM_KEYPOINTS = 19
 
-FULL = dict(
-    size=(640, 800),
-    batches=(1, 2),
-    train_reps={1: 4, 2: 3},
-    warmup=1,
-    mem_steps=2,
-    infer_reps=5,
-    infer_flat_reps=3,
-    ere_images=150,
-    ere_pool=3,
-    loop_maps=3,
-    loader_source_images=16,
-    loader_images=48,
-    loader_workers=(0, 1, 2),
-    epoch_images=150,
-    epoch_batch=4)
-QUICK = dict(
-    size=(64, 96),
-    batches=(1, 2),
-    train_reps={1: 2, 2: 1},
-    warmup=1,
-    mem_steps=1,
-    infer_reps=2,
-    infer_flat_reps=1,
-    ere_images=3,
-    ere_pool=1,
-    loop_maps=1,
-    loader_source_images=2,
-    loader_images=8,
-    loader_workers=(0, 2),
-    epoch_images=8,
-    epoch_batch=4)
+#: Each setting of a full run and of ``--quick`` (tiny inputs, 1-2
+#: repetitions), side by side: name -> (full, quick).
+SETTINGS = {
+    'size': ((640, 800), (64, 96)),
+    'batches': ((1, 2), (1, 2)),
+    'train_reps': ({1: 4, 2: 3}, {1: 2, 2: 1}),
+    'warmup': (1, 1),
+    'mem_steps': (2, 1),
+    'infer_reps': (5, 2),
+    'infer_flat_reps': (3, 1),
+    'ere_images': (150, 3),
+    'ere_pool': (3, 1),
+    'loop_maps': (3, 1),
+    'loader_source_images': (16, 2),
+    'loader_images': (48, 8),
+    'loader_workers': ((0, 1, 2), (0, 2)),
+    'epoch_images': (150, 8),
+    'epoch_batch': (4, 4),
+}
+FULL = {name: full for name, (full, _) in SETTINGS.items()}
+QUICK = {name: quick for name, (_, quick) in SETTINGS.items()}
 # final-layer scale that flattens the maps (ERE's dense fallback, the worst
 # case of inference; see bench_train)
 FLAT_SCALE = 0.01
@@ -362,7 +351,7 @@ def peaked_maps(num, size, seed):
     across it) on a noisy background."""
     import torch
 
-    from mmchh.evaluation.functional import softmax_2d
+    from mmchh.codecs.utils import softmax_2d
     w, h = size
     g = torch.Generator().manual_seed(seed)
     n = num * NUM_KEYPOINTS
@@ -405,7 +394,7 @@ def ere_python_loop(prob_map, threshold=0.05, sx=1.0, sy=1.0):
 def bench_ere(s, device, results):
     import torch
 
-    from mmchh.evaluation.functional import expected_radial_error
+    from mmchh.codecs.utils import expected_radial_error
     n_img, n_loop = s['ere_images'], s['loop_maps']
     pixel = (0.3, 0.3)
     pool = [

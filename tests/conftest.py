@@ -6,6 +6,11 @@ import pytest
 
 from mmchh.testing import tiny_runner_cfg
 
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: The demo's config: ``train_small_demo`` trains it shrunk.
+DEMO_CONFIG = osp.join(REPO, 'configs', 'ceph',
+                       'unet_r34_onehot_synthetic_demo.py')
+
 
 @pytest.fixture(scope='session')
 def trained_tiny(tmp_path_factory):
@@ -50,7 +55,7 @@ def trained_tiny(tmp_path_factory):
         checkpoint=checkpoint)
 
 
-def _write_isbi_tree(root, counts=(6, 2, 2), size=(100, 120), nested=True,
+def write_isbi_tree(root, counts=(6, 2, 2), size=(100, 120), nested=True,
                      crlf=True, labels=True, seed=0):
     """Writes a fixture in the exact ISBI 2015 release layout.
 
@@ -105,7 +110,7 @@ def _write_isbi_tree(root, counts=(6, 2, 2), size=(100, 120), nested=True,
 @pytest.fixture
 def isbi_tree():
     """Factory fixture: ``isbi_tree(root, **kwargs)`` writes an ISBI tree."""
-    return _write_isbi_tree
+    return write_isbi_tree
 
 
 @pytest.fixture(scope='session')
@@ -118,7 +123,7 @@ def ceph_coco_small(tmp_path_factory):
     from mmchh.datasets.converters import convert_isbi
     root = str(tmp_path_factory.mktemp('isbi_small'))
     out = str(tmp_path_factory.mktemp('isbi_small_coco'))
-    _write_isbi_tree(root, counts=(8, 3, 2), size=(100, 120))
+    write_isbi_tree(root, counts=(8, 3, 2), size=(100, 120))
     convert_isbi(root, out, num_val=2, num_calib=2, resize=(64, 96),
                  progress=False)
     return out
@@ -150,7 +155,41 @@ def small_ceph_options(data_root, epochs=1, size=SMALL_SIZE):
         opts[f'{loader}_dataloader.persistent_workers'] = False
         if loader != 'train':
             opts[f'{loader}_dataloader.dataset.pipeline.2.input_size'] = size
+            # the ground truth is encoded on the model's grid (GenerateTarget)
+            for key in ('input_size', 'heatmap_size'):
+                opts[f'{loader}_dataloader.dataset.pipeline.3.encoder.'
+                     f'{key}'] = size
     return opts
+
+
+def train_small_demo(data_root, work_dir, cfg_name, epochs=1, options=None):
+    """Trains :data:`DEMO_CONFIG` shrunk to the ``ceph_coco_small`` data.
+
+    The config's ``TemperatureScalingHook`` calibrates at the end, so
+    ``work_dir/calibrated.pth`` is written; the shrunk config is dumped to
+    ``work_dir/cfg_name`` for :func:`mmchh.apis.init_landmark_model`.
+
+    Args:
+        data_root (str): The ``ceph_coco_small`` folder.
+        work_dir (str): A fresh folder for the run.
+        cfg_name (str): File name of the dumped config.
+        epochs (int): Training epochs.
+        options (dict, optional): More ``--cfg-options`` overrides.
+
+    Returns:
+        tuple: (config path, calibrated checkpoint path)
+    """
+    from mmengine.runner import Runner
+
+    from mmchh.utils.run_config import load_run_config
+    opts = small_ceph_options(data_root, epochs=epochs)
+    opts.update(options or {})
+    opts['visualizer.name'] = f'vis_{osp.basename(work_dir)}'
+    cfg = load_run_config(DEMO_CONFIG, opts, work_dir)
+    Runner.from_cfg(cfg).train()
+    cfg_path = osp.join(work_dir, cfg_name)
+    cfg.dump(cfg_path)
+    return cfg_path, osp.join(work_dir, 'calibrated.pth')
 
 
 def as_cli_options(opts):

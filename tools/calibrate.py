@@ -16,6 +16,26 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+#: Settings of the fit that default to the config's TemperatureScalingHook
+#: (or, where the config sets none, to the hook's own defaults): the
+#: keyword of ``calibrate_model`` -> what it sets.
+HOOK_SETTINGS = {
+    'erroneous_mm': 'radial error that counts as erroneous',
+    'target_tpr': 'TPR of the flagging threshold on the calibration split',
+    'prior_std': 'std of the prior on each landmark\'s log T around the '
+    'pooled T; 0 = plain maximum likelihood as in the paper',
+}
+
+
+def hook_defaults():
+    """The TemperatureScalingHook's own default of each
+    :data:`HOOK_SETTINGS` entry."""
+    import inspect
+
+    from mmchh.engine.hooks import TemperatureScalingHook
+    params = inspect.signature(TemperatureScalingHook).parameters
+    return {name: params[name].default for name in HOOK_SETTINGS}
+
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
@@ -26,16 +46,11 @@ def parse_args(argv=None):
                         'and the report go')
     parser.add_argument('--out', default='calibrated.pth',
                         help='file name of the calibrated checkpoint')
-    parser.add_argument('--erroneous-mm', type=float, default=None,
-                        help='radial error that counts as erroneous '
-                        '(default: the config hook\'s, else 2.0)')
-    parser.add_argument('--target-tpr', type=float, default=None,
-                        help='TPR of the flagging threshold on the '
-                        'calibration split (default: the hook\'s, else 0.5)')
-    parser.add_argument('--prior-std', type=float, default=None,
-                        help='std of the prior on each landmark\'s log T '
-                        'around the pooled T (default: the hook\'s, else '
-                        '1.0; 0 = plain maximum likelihood as in the paper)')
+    for name, default in hook_defaults().items():
+        parser.add_argument(
+            '--' + name.replace('_', '-'), type=float, default=None,
+            help=f'{HOOK_SETTINGS[name]} (default: the config hook\'s, else '
+            f'{default})')
     parser.add_argument('--no-validate', action='store_true')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -66,11 +81,11 @@ def _main(argv=None):
     calib = hook.get('calib_dataloader', 'calib_dataloader')
     if isinstance(calib, str):
         calib = cfg.get(calib)
-    erroneous_mm = args.erroneous_mm or hook.get('erroneous_mm', 2.0)
-    target_tpr = args.target_tpr if args.target_tpr is not None else \
-        hook.get('target_tpr', 0.5)
-    prior_std = args.prior_std if args.prior_std is not None else \
-        hook.get('prior_std', 1.0)
+    settings = {
+        name: hook.get(name, default) if getattr(args, name) is None else
+        getattr(args, name)
+        for name, default in hook_defaults().items()
+    }
     # the hook must not calibrate a second time inside runner.val()
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', [])
@@ -84,9 +99,7 @@ def _main(argv=None):
     runner = Runner.from_cfg(cfg)
     runner.load_or_resume()
     # CalibrationError is an InputError: one line, exit status 1
-    calibrate_model(runner, calib, erroneous_mm=erroneous_mm,
-                    target_tpr=target_tpr, checkpoint_name=args.out,
-                    prior_std=prior_std)
+    calibrate_model(runner, calib, checkpoint_name=args.out, **settings)
     if not args.no_validate and cfg.get('val_dataloader'):
         runner.val()
     return 0

@@ -371,20 +371,16 @@ def _command(argv):
     return shlex.join(['python', script] + list(argv))
 
 
-def _main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    start = time.time()
-    date_utc = datetime.datetime.now(datetime.timezone.utc).strftime(
-        '%Y-%m-%d %H:%M UTC')
-    machine = machine_info()
-    import mmchh  # noqa: F401
-    from mmengine.runner import Runner
+def prepare_run(args):
+    """Loads the demo config and runs the data stages into it.
 
-    from mmchh.evaluation.mean_position_baseline import \
-        mean_position_baseline
-    from mmchh.utils.cli import fail
-    from mmchh.utils.io import atomic_write_text, to_jsonable, write_json
+    An earlier run's promised outputs are removed first (see
+    :func:`remove_stale_outputs`).
+
+    Returns:
+        tuple: (cfg, data) -- the config with every dataloader pointed at
+        the converted set, and what :func:`make_demo_data` returned.
+    """
     from mmchh.utils.run_config import load_run_config
 
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir)
@@ -392,19 +388,30 @@ def _main(argv=None):
     if removed:
         print(f'demo: removed {len(removed)} outputs of an earlier run from '
               f'{cfg.work_dir}', flush=True)
-    input_size = tuple(cfg.model.head.decoder.input_size)
     data = make_demo_data(
         args.data_dir,
-        input_size,
+        tuple(cfg.model.head.decoder.input_size),
         num_train=args.num_train,
         num_test1=args.num_test1,
         num_test2=args.num_test2)
-    raw, coco = data['raw'], data['coco']
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader',
                    'calib_dataloader'):
-        cfg[loader].dataset.data_root = coco
+        cfg[loader].dataset.data_root = data['coco']
+    return cfg, data
 
-    stage(3, f'train {osp.relpath(args.config, REPO)} '
+
+def train_and_test(cfg, config):
+    """Trains (stage 3), then tests on Test1 (stage 4): the calibrated
+    checkpoint when training wrote one, and the best one before it.
+
+    Returns:
+        tuple: (metrics, metrics_before, checkpoint) -- Test1 metrics of
+        ``checkpoint`` (the calibrated one when it exists, else the best),
+        and of the best checkpoint before calibration (None without one).
+    """
+    from mmengine.runner import Runner
+
+    stage(3, f'train {osp.relpath(config, REPO)} '
           f'({cfg.train_cfg.max_epochs} epochs) -> {cfg.work_dir}')
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -427,40 +434,63 @@ def _main(argv=None):
     metrics = run_test(cfg, best, cfg.work_dir)
     if metrics_before is not None:
         write_before_after_diagram(cfg.work_dir)
+    return metrics, metrics_before, best
 
-    stage(5, 'calibration, flagging and the mean-position baseline')
+
+def print_calibration(work_dir):
+    """Prints the temperature fit of ``calibration.json`` when there is one.
+
+    Returns:
+        dict | None: the report, None when training did not calibrate.
+    """
     import json
-    report_path = osp.join(cfg.work_dir, 'calibration.json')
-    report = None
-    if osp.isfile(report_path):
-        with open(report_path) as f:
-            report = json.load(f)
-        c = report['calib']
-        print(f'Temperature scaling on the calibration split '
-              f'({c["num_landmarks"]} landmarks):')
-        print(f'  NLL {_pair(c["NLL_before"], c["NLL_after"], ".3f")}   '
-              f'ECE {_pair(c["ECE_before"], c["ECE_after"], ".4f")}')
-        if 'flagging' in report:
-            print('  flag landmarks with ERE > '
-                  f'{_num(report["flagging"]["threshold_mm"], ".2f")} mm')
-    if 'unc/good/count' in metrics:
-        print('\nTest1, split by the ERE flag (the paper\'s Table 2):')
-        print(f'{"":11s}{"count":>7s}{"MRE":>7s}' +
-              ''.join(f'{"SDR " + t:>10s}'
-                      for t in ('2mm', '2.5mm', '3mm', '4mm')))
-        for row in ('overall', 'good', 'erroneous'):
-            vals = [metrics[f'unc/{row}/{k}'] for k in (
-                'count', 'MRE', 'SDR_2mm', 'SDR_2.5mm', 'SDR_3mm',
-                'SDR_4mm')]
-            print(f'{row:11s}{vals[0]:7.0f}{vals[1]:7.2f}' +
-                  ''.join(f'{v:10.1f}' for v in vals[2:]))
-        if metrics_before is not None:
-            print(f'Test1 NLL {metrics_before["unc/NLL"]:.3f} -> '
-                  f'{metrics["unc/NLL"]:.3f}, ECE '
-                  f'{metrics_before["unc/ECE"]:.4f} -> '
-                  f'{metrics["unc/ECE"]:.4f} (before -> after calibration)')
-        print(f'ERE-error Pearson {metrics["unc/pearson"]:.2f}, '
-              f'AUC of ERE for errors > 2 mm {metrics["unc/AUC"]:.2f}\n')
+    report_path = osp.join(work_dir, 'calibration.json')
+    if not osp.isfile(report_path):
+        return None
+    with open(report_path) as f:
+        report = json.load(f)
+    c = report['calib']
+    print(f'Temperature scaling on the calibration split '
+          f'({c["num_landmarks"]} landmarks):')
+    print(f'  NLL {_pair(c["NLL_before"], c["NLL_after"], ".3f")}   '
+          f'ECE {_pair(c["ECE_before"], c["ECE_after"], ".4f")}')
+    if 'flagging' in report:
+        print('  flag landmarks with ERE > '
+              f'{_num(report["flagging"]["threshold_mm"], ".2f")} mm')
+    return report
+
+
+def print_flagging(metrics, metrics_before):
+    """Prints Test1 split by the ERE flag, and the calibration's effect."""
+    if 'unc/good/count' not in metrics:
+        return
+    print('\nTest1, split by the ERE flag (the paper\'s Table 2):')
+    print(f'{"":11s}{"count":>7s}{"MRE":>7s}' +
+          ''.join(f'{"SDR " + t:>10s}'
+                  for t in ('2mm', '2.5mm', '3mm', '4mm')))
+    for row in ('overall', 'good', 'erroneous'):
+        vals = [metrics[f'unc/{row}/{k}'] for k in (
+            'count', 'MRE', 'SDR_2mm', 'SDR_2.5mm', 'SDR_3mm',
+            'SDR_4mm')]
+        print(f'{row:11s}{vals[0]:7.0f}{vals[1]:7.2f}' +
+              ''.join(f'{v:10.1f}' for v in vals[2:]))
+    if metrics_before is not None:
+        print(f'Test1 NLL {metrics_before["unc/NLL"]:.3f} -> '
+              f'{metrics["unc/NLL"]:.3f}, ECE '
+              f'{metrics_before["unc/ECE"]:.4f} -> '
+              f'{metrics["unc/ECE"]:.4f} (before -> after calibration)')
+    print(f'ERE-error Pearson {metrics["unc/pearson"]:.2f}, '
+          f'AUC of ERE for errors > 2 mm {metrics["unc/AUC"]:.2f}\n')
+
+
+def print_baseline(metrics, coco):
+    """Prints the model against the mean-position baseline on Test1.
+
+    Returns:
+        dict: the baseline's ``MRE``, ``SDR_2mm``... (mm, %).
+    """
+    from mmchh.evaluation.mean_position_baseline import \
+        mean_position_baseline
     baseline = mean_position_baseline(
         osp.join(coco, 'train.json'), osp.join(coco, 'test1.json'))
     rows = [('MRE (mm)', 'MRE'), ('SDR 2 mm (%)', 'SDR_2mm'),
@@ -469,8 +499,60 @@ def _main(argv=None):
     for label, key in rows:
         print(f'{label:14s}{metrics["ceph/" + key]:10.2f}'
               f'{baseline[key]:10.2f}')
+    return baseline
+
+
+def write_results(work_dir, results):
+    """Writes ``demo_results.json`` and its table ``demo_results.md``.
+
+    Returns:
+        dict: ``results`` as plain JSON types (what the JSON holds).
+    """
+    from mmchh.utils.io import atomic_write_text, to_jsonable, write_json
+    results = to_jsonable(results)
+    write_json(osp.join(work_dir, 'demo_results.json'), results)
+    atomic_write_text(
+        osp.join(work_dir, 'demo_results.md'), results_markdown(results))
+    return results
+
+
+def print_summary(work_dir, data, checkpoint, mre, baseline_mre, duration):
+    """The closing lines: verdict against the baseline and where things are.
+
+    Returns:
+        bool: whether the model's MRE beats the baseline's.
+    """
+    beats = mre < baseline_mre  # False when MRE is NaN
+    print(f'\nThe model {"beats" if beats else "does NOT beat"} the '
+          f'baseline (MRE {mre:.2f} vs {baseline_mre:.2f} mm).')
+    print(f'Data:        {data["raw"]} (raw), {data["coco"]} (COCO)')
+    print(f'Checkpoint:  {checkpoint}')
+    print(f'Outputs:     {work_dir}/: ' + ', '.join(DEMO_OUTPUTS))
+    print(f'Results:     {work_dir}/demo_results.md (the table of '
+          'docs/results.md for this run)')
+    print(f'Total time:  {duration:.0f} s')
+    return beats
+
+
+def _main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    start = time.time()
+    date_utc = datetime.datetime.now(datetime.timezone.utc).strftime(
+        '%Y-%m-%d %H:%M UTC')
+    machine = machine_info()
+    import mmchh  # noqa: F401
+
+    from mmchh.utils.cli import fail
+
+    cfg, data = prepare_run(args)
+    metrics, metrics_before, checkpoint = train_and_test(cfg, args.config)
+    stage(5, 'calibration, flagging and the mean-position baseline')
+    report = print_calibration(cfg.work_dir)
+    print_flagging(metrics, metrics_before)
+    baseline = print_baseline(metrics, data['coco'])
     duration = time.time() - start
-    results = to_jsonable(dict(
+    write_results(cfg.work_dir, dict(
         run=dict(
             command=_command(argv),
             date_utc=date_utc,
@@ -482,20 +564,9 @@ def _main(argv=None):
         test1_uncalibrated=metrics_before,
         calibration=report,
         mean_position_baseline=baseline,
-        checkpoint=best))
-    write_json(osp.join(cfg.work_dir, 'demo_results.json'), results)
-    atomic_write_text(
-        osp.join(cfg.work_dir, 'demo_results.md'), results_markdown(results))
-    beats = metrics['ceph/MRE'] < baseline['MRE']  # False when MRE is NaN
-    print(f'\nThe model {"beats" if beats else "does NOT beat"} the '
-          f'baseline (MRE {metrics["ceph/MRE"]:.2f} vs '
-          f'{baseline["MRE"]:.2f} mm).')
-    print(f'Data:        {raw} (raw), {coco} (COCO)')
-    print(f'Checkpoint:  {best}')
-    print(f'Outputs:     {cfg.work_dir}/: ' + ', '.join(DEMO_OUTPUTS))
-    print(f'Results:     {cfg.work_dir}/demo_results.md (the table of '
-          'docs/results.md for this run)')
-    print(f'Total time:  {duration:.0f} s')
+        checkpoint=checkpoint))
+    beats = print_summary(cfg.work_dir, data, checkpoint, metrics['ceph/MRE'],
+                          baseline['MRE'], duration)
     missing = missing_outputs(cfg.work_dir)
     if missing:
         fail('demo.py', f'{cfg.work_dir} lacks {", ".join(missing)} (every '

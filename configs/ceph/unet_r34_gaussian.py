@@ -31,6 +31,11 @@ train_pipeline = [
     for t in _base_.train_pipeline
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# HeatmapHead scores nothing against the ground truth: no target at test
+val_pipeline = [t for t in _base_.val_pipeline if 'encoder' not in t]
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+test_dataloader = val_dataloader
+calib_dataloader = val_dataloader
 
 # Gaussian heatmaps are not distributions: no temperature scaling, no ERE
 custom_hooks = [dict(type='SyncBuffersHook')]

@@ -83,6 +83,9 @@ val_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale', padding=1.0),
     dict(type='TopdownAffine', input_size=input_size),
+    # the ground truth on the model's grid, as in training: the head scores
+    # its predictions against it (NLL, mode hit) and calibration fits on it
+    dict(type='GenerateTargetIfAnnotated', encoder=codec),
     dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
 ]
 

@@ -11,8 +11,11 @@ codec = dict(_base_.codec, heatmap_size=(32, 40), subpixel_radius=1)
 model = dict(
     neck=dict(decoder_channels=(256, 128, 64)),
     head=dict(in_channels=64, decoder=codec))
-train_pipeline = [
-    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
-    for t in _base_.train_pipeline
-]
+train_pipeline, val_pipeline = ([
+    dict(t, encoder=codec) if 'encoder' in t else t
+    for t in pipeline
+] for pipeline in (_base_.train_pipeline, _base_.val_pipeline))
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+test_dataloader = val_dataloader
+calib_dataloader = val_dataloader

@@ -26,15 +26,11 @@ codec = dict(_base_.codec, input_size=input_size, heatmap_size=input_size)
 model = dict(backbone=dict(init_cfg=None), head=dict(decoder=codec))
 
 # the base's pipelines at the demo's input size
-train_pipeline = [
+train_pipeline, val_pipeline = ([
     dict(t, input_size=input_size) if t.type == 'TopdownAffine' else
-    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
-    for t in _base_.train_pipeline
-]
-val_pipeline = [
-    dict(t, input_size=input_size) if t.type == 'TopdownAffine' else t
-    for t in _base_.val_pipeline
-]
+    dict(t, encoder=codec) if 'encoder' in t else t
+    for t in pipeline
+] for pipeline in (_base_.train_pipeline, _base_.val_pipeline))
 train_dataloader = dict(
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))

@@ -1,28 +1,31 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Inference over files and folders, writing JSON, CSV and overlays.
+"""Inference over files and folders, writing JSON, CSV, overlays and,
+for review, labelme files.
 
 The logic behind ``tools/infer.py``: every file of a folder (not only known
 extensions, so a stray text file is reported rather than silently skipped)
 is tried; files that cannot be read are reported with their reason and
 skipped, the others are predicted in batches.
 """
-import csv
-import io
 import os
 import os.path as osp
 import sys
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import (Any, Dict, Iterator, List, Optional, Sequence, TextIO,
+                    Tuple)
 
 import numpy as np
 
-from mmchh.utils.io import atomic_write_text, write_json
+from mmchh.utils.io import atomic_write_text, csv_text, write_json
 
-from .inference import (ImageLoadError, LandmarkResult, load_xray,
-                        predict_landmarks)
+from .image_loading import ImageLoadError, load_xray
+from .inference import predict_landmarks
+from .labelme_export import LABELME_FOLDER, write_labelme
+from .landmark_result import LandmarkResult
 
 __all__ = [
     'list_inputs', 'infer_files', 'output_names', 'progress_bar',
-    'CSV_COLUMNS', 'MEASUREMENT_CSV_COLUMNS', 'measurement_rows'
+    'CSV_COLUMNS', 'MEASUREMENT_CSV_COLUMNS',
+    'MEASUREMENT_SAMPLING_ASSUMPTION', 'measurement_rows'
 ]
 
 #: Columns of ``landmarks.csv``, one row per image x landmark.
@@ -37,6 +40,12 @@ MEASUREMENT_CSV_COLUMNS = ('image', 'measurement', 'unit', 'value',
                            'ci95_high', 'most_likely_class', 'p_class1',
                            'p_class2', 'p_class3', 'p_class4', 'num_valid')
 
+#: How the measurements' uncertainty is sampled (recorded in the outputs of
+#: :func:`infer_files` and :func:`~mmchh.apis.measure.evaluate_measurements`).
+MEASUREMENT_SAMPLING_ASSUMPTION = ('landmarks drawn independently from their '
+                                   'calibrated heatmaps, at heatmap pixel '
+                                   'centres')
+
 
 def list_inputs(input_path: str) -> List[str]:
     """The file itself, or every regular file of a folder (sorted, not
@@ -50,23 +59,14 @@ def list_inputs(input_path: str) -> List[str]:
     raise FileNotFoundError(f'input {input_path} does not exist')
 
 
-def _csv_text(results: Sequence[LandmarkResult]) -> str:
-    def cell(v):
-        return '' if v is None else v
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator='\n')
-    writer.writerow(CSV_COLUMNS)
+def _landmark_rows(results: Sequence[LandmarkResult]) -> Iterator[list]:
+    """Rows of :data:`CSV_COLUMNS`, one per image x landmark."""
     for r in results:
         for lm in r.landmarks:
-            writer.writerow([
-                r.path, lm['name'], lm['index'],
-                cell(lm['x']), cell(lm['y']),
-                cell(lm['x_mm']), cell(lm['y_mm']), cell(lm['probability']),
-                cell(lm['ere_mm']), cell(lm['ere_px']), cell(lm['flagged']),
-                lm['valid']
-            ])
-    return buf.getvalue()
+            yield [r.path, lm['name'], lm['index']] + [
+                lm[k] for k in ('x', 'y', 'x_mm', 'y_mm', 'probability',
+                                'ere_mm', 'ere_px', 'flagged', 'valid')
+            ]
 
 
 def measurement_rows(image: Any, measurements: Dict[str, Dict]) -> List[list]:
@@ -91,14 +91,11 @@ def measurement_rows(image: Any, measurements: Dict[str, Dict]) -> List[list]:
     return rows
 
 
-def _measurement_csv_text(results: Sequence[LandmarkResult]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator='\n')
-    writer.writerow(MEASUREMENT_CSV_COLUMNS)
+def _measurement_table(results: Sequence[LandmarkResult]) -> Iterator[list]:
+    """Rows of :data:`MEASUREMENT_CSV_COLUMNS` for every image measured."""
     for r in results:
         if r.measurements is not None:
-            writer.writerows(measurement_rows(r.path, r.measurements))
-    return buf.getvalue()
+            yield from measurement_rows(r.path, r.measurements)
 
 
 def output_names(paths: Sequence[str]) -> Dict[str, str]:
@@ -134,6 +131,125 @@ def progress_bar(total: int, enabled: bool):
         return ProgressBar(total, file=sys.stderr)
 
 
+def _run_header(model, measurements: bool, num_samples: int,
+                seed: int) -> Dict[str, Any]:
+    """What ``landmarks.json`` says about the run before its results.
+
+    Args:
+        model: From :func:`~mmchh.apis.init_landmark_model`.
+        measurements (bool): Whether the run computes the measurements.
+        num_samples (int): Draws per landmark for the measurements.
+        seed (int): Seed of the draws.
+
+    Returns:
+        dict: ``checkpoint``, ``calibrated``, ``flag_threshold_mm`` (None
+        when the head has no finite threshold) and, with ``measurements``,
+        ``measurement_sampling`` (``num_samples``, ``seed``, ``assumption``).
+    """
+    head = model.head
+    thr = getattr(head, 'flag_threshold', None)
+    header = dict(
+        checkpoint=getattr(model, 'checkpoint_path', None),
+        calibrated=bool(getattr(head, 'is_calibrated', False)),
+        flag_threshold_mm=(float(thr) if thr is not None
+                           and bool(np.isfinite(float(thr))) else None))
+    if measurements:
+        header['measurement_sampling'] = dict(
+            num_samples=int(num_samples), seed=int(seed),
+            assumption=MEASUREMENT_SAMPLING_ASSUMPTION)
+    return header
+
+
+class _FolderRun:
+    """The outputs of one :func:`infer_files` run, written as they come.
+
+    Args:
+        out_dir (str): The run's output folder.
+        paths (list[str]): Every input of the run, in order.
+        header (dict): what :func:`_run_header` says of ``landmarks.json``.
+        measurements (bool): Whether ``measurements.csv`` is written.
+        err (TextIO): Stream for the per-file error lines.
+        labelme (bool): Whether a labelme file is written per image.
+    """
+
+    def __init__(self, out_dir: str, paths: Sequence[str],
+                 header: Dict[str, Any], measurements: bool, err: TextIO,
+                 labelme: bool = False):
+        self.out_dir = out_dir
+        self.paths = paths
+        self.names = output_names(paths)
+        self.header = header
+        self.measurements = measurements
+        self.err = err
+        self.labelme = labelme
+        self.results: List[LandmarkResult] = []
+        self.docs: List[Dict[str, Any]] = []
+        self.errors: List[Dict[str, str]] = []
+
+    def read_images(self, paths: Sequence[str]
+                    ) -> Tuple[List[str], List[np.ndarray]]:
+        """The readable ``paths`` and their grey images; the others are
+        reported on ``err`` and listed in ``errors``.
+
+        Note:
+            Shapes: each grey image (H, W) uint8.
+        """
+        readable, greys = [], []
+        for path in paths:
+            try:
+                greys.append(load_xray(path))
+                readable.append(path)
+            except ImageLoadError as e:
+                self.errors.append(dict(path=path, reason=e.reason))
+                print(f'skipping {path}: {e.reason}', file=self.err,
+                      flush=True)
+        return readable, greys
+
+    def add_result(self, path: str, grey: np.ndarray, result: LandmarkResult,
+                   overlay: bool) -> None:
+        """Writes one image's result file (overlay, labelme file) as soon
+        as it is predicted, and keeps it for the tables.
+
+        Note:
+            Shapes: ``grey`` (H, W) uint8, the image ``result`` is for.
+        """
+        from mmchh.visualization import draw_overlay
+
+        result.path = path
+        files = dict(result_file=f'results/{self.names[path]}.json')
+        if overlay:
+            files['overlay'] = f'overlays/{self.names[path]}.png'
+            draw_overlay(grey, result, osp.join(self.out_dir,
+                                                files['overlay']))
+            result.heatmaps = None  # free the maps batch by batch
+        if self.labelme:
+            files['labelme_file'] = f'{LABELME_FOLDER}/{self.names[path]}.json'
+            write_labelme(result, osp.join(self.out_dir,
+                                           files['labelme_file']))
+        doc = dict(result.to_dict(), **files)
+        write_json(osp.join(self.out_dir, files['result_file']), doc)
+        self.results.append(result)
+        self.docs.append(doc)
+
+    def write_tables(self, complete: bool) -> None:
+        """(Re)writes ``landmarks.json``, ``landmarks.csv`` and, with the
+        measurements, ``measurements.csv``."""
+        # rewritten (atomically) after every batch: an interrupted run keeps
+        # everything finished so far, marked "complete": false
+        write_json(
+            osp.join(self.out_dir, 'landmarks.json'),
+            dict(self.header, complete=complete, num_inputs=len(self.paths),
+                 results=self.docs, errors=self.errors))
+        atomic_write_text(
+            osp.join(self.out_dir, 'landmarks.csv'),
+            csv_text(CSV_COLUMNS, _landmark_rows(self.results)))
+        if self.measurements:
+            atomic_write_text(
+                osp.join(self.out_dir, 'measurements.csv'),
+                csv_text(MEASUREMENT_CSV_COLUMNS,
+                         _measurement_table(self.results)))
+
+
 def infer_files(model,
                 input_path: str,
                 out_dir: str,
@@ -141,10 +257,11 @@ def infer_files(model,
                 batch_size: int = 4,
                 overlay: bool = True,
                 progress: bool = True,
-                err=None,
+                err: Optional[TextIO] = None,
                 measurements: bool = False,
                 num_samples: int = 1000,
-                seed: int = 0
+                seed: int = 0,
+                labelme: bool = False
                 ) -> Tuple[List[LandmarkResult], List[Dict[str, str]]]:
     """Predicts an image or every file of a folder and writes the outputs.
 
@@ -155,17 +272,20 @@ def infer_files(model,
     ``out_dir/overlays/<name>.png``; with ``measurements`` also the eight
     ISBI 2015 measurements with their uncertainty, in each result of the
     JSON and in ``out_dir/measurements.csv`` (one row per image x
-    measurement, columns :data:`MEASUREMENT_CSV_COLUMNS`).
+    measurement, columns :data:`MEASUREMENT_CSV_COLUMNS`); with ``labelme``
+    also ``out_dir/labelme/<name>.json`` per image, the prediction as a
+    labelme file for review (:mod:`~mmchh.apis.labelme_export`).
 
-    Nothing finished is lost: each image's result file (and overlay) is
-    written as soon as it is predicted, and the tables are rewritten after
-    every batch with ``"complete": false`` until the last one. Every file
-    is written atomically, JSON strictly (NaN/inf become null). ``<name>``
-    is the file's stem, or its whole name where stems collide (see
-    :func:`output_names`); each result names its ``result_file`` and
-    ``overlay`` (relative to ``out_dir``). Files of an earlier run in the
-    same ``out_dir`` are replaced when this run writes the same name and
-    left alone otherwise; ``landmarks.json`` lists this run only.
+    Nothing finished is lost: each image's result file (overlay, labelme
+    file) is written as soon as it is predicted, and the tables are
+    rewritten after every batch with ``"complete": false`` until the last
+    one. Every file is written atomically, JSON strictly (NaN/inf become
+    null). ``<name>`` is the file's stem, or its whole name where stems
+    collide (see :func:`output_names`); each result names its
+    ``result_file``, ``overlay`` and ``labelme_file`` (relative to
+    ``out_dir``). Files of an earlier run in the same ``out_dir`` are
+    replaced when this run writes the same name and left alone otherwise;
+    ``landmarks.json`` lists this run only.
 
     Args:
         model: From :func:`~mmchh.apis.init_landmark_model`.
@@ -183,62 +303,24 @@ def infer_files(model,
         seed (int): Seed of the draws: the ``i``-th readable file of the
             batch that starts at position ``j0`` of the sorted file list
             draws from ``np.random.default_rng([seed, j0, i])``.
+        labelme (bool): Also write a labelme file per image (exact
+            coordinates, flagged landmarks marked, ``imagePath`` relative
+            to it; a landmark without a prediction has no point).
 
     Returns:
         tuple: (results, errors) -- ``errors`` is a list of
         ``{path, reason}`` for files that were skipped.
     """
-    from mmchh.visualization import draw_overlay
-
     err = sys.stderr if err is None else err
     paths = list_inputs(input_path)
-    names = output_names(paths)
-    results: List[LandmarkResult] = []
-    docs: List[Dict[str, Any]] = []
-    errors: List[Dict[str, str]] = []
+    run = _FolderRun(out_dir, paths,
+                     _run_header(model, measurements, num_samples, seed),
+                     measurements, err, labelme)
     os.makedirs(out_dir, exist_ok=True)
     bar = progress_bar(len(paths), progress)
-
-    head = model.head
-    thr = getattr(head, 'flag_threshold', None)
-    header = dict(
-        checkpoint=getattr(model, 'checkpoint_path', None),
-        calibrated=bool(getattr(head, 'is_calibrated', False)),
-        flag_threshold_mm=(float(thr) if thr is not None
-                           and bool(np.isfinite(float(thr))) else None),
-        **({} if not measurements else dict(
-            measurement_sampling=dict(
-                num_samples=int(num_samples), seed=int(seed),
-                assumption='landmarks drawn independently from their '
-                'calibrated heatmaps, at heatmap pixel centres'))))
-
-    def write_tables(complete: bool) -> None:
-        # rewritten (atomically) after every batch: an interrupted run keeps
-        # everything finished so far, marked "complete": false
-        write_json(
-            osp.join(out_dir, 'landmarks.json'),
-            dict(header, complete=complete, num_inputs=len(paths),
-                 results=docs, errors=errors))
-        atomic_write_text(osp.join(out_dir, 'landmarks.csv'),
-                          _csv_text(results))
-        if measurements:
-            atomic_write_text(
-                osp.join(out_dir, 'measurements.csv'),
-                _measurement_csv_text(results))
-
-    def report(path, reason):
-        errors.append(dict(path=path, reason=reason))
-        print(f'skipping {path}: {reason}', file=err, flush=True)
-
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
-        good, greys = [], []
-        for p in chunk:
-            try:
-                greys.append(load_xray(p))
-                good.append(p)
-            except ImageLoadError as e:
-                report(p, e.reason)
+        readable, greys = run.read_images(chunk)
         if greys:
             batch = predict_landmarks(
                 model,
@@ -249,20 +331,9 @@ def infer_files(model,
                 measurements=measurements,
                 num_samples=num_samples,
                 seed=(int(seed), start))
-            for p, grey, r in zip(good, greys, batch):
-                r.path = p
-                files = dict(result_file=f'results/{names[p]}.json')
-                if overlay:
-                    files['overlay'] = f'overlays/{names[p]}.png'
-                    draw_overlay(grey, r, osp.join(out_dir,
-                                                   files['overlay']))
-                    r.heatmaps = None  # free the maps batch by batch
-                doc = dict(r.to_dict(), **files)
-                # each image's result as soon as it is done
-                write_json(osp.join(out_dir, files['result_file']), doc)
-                results.append(r)
-                docs.append(doc)
-        write_tables(complete=False)
+            for path, grey, result in zip(readable, greys, batch):
+                run.add_result(path, grey, result, overlay)
+        run.write_tables(complete=False)
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
@@ -270,5 +341,5 @@ def infer_files(model,
             bar.close()
         else:
             print(file=sys.stderr)
-    write_tables(complete=True)
-    return results, errors
+    run.write_tables(complete=True)
+    return run.results, run.errors

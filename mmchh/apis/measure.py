@@ -20,11 +20,9 @@ It also reports how often the class of the true value equals the label line
 labels, independent of the model (below 1 where the label was computed from
 other landmark positions, e.g. one annotator's instead of the mean).
 """
-import csv
-import io
 import json
 import os.path as osp
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -32,10 +30,9 @@ from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, NUM_CEPH_LANDMARKS
 from mmchh.evaluation.functional import (CEPH_MEASUREMENT_UNITS,
                                          ceph_measurements, classify_ceph,
                                          interval_coverage)
+from mmchh.utils.io import atomic_write_text, csv_text, write_json
 
-from mmchh.utils.io import atomic_write_text, write_json
-
-from .batch_infer import progress_bar
+from .batch_infer import MEASUREMENT_SAMPLING_ASSUMPTION, progress_bar
 from .inference import check_measurement_model, predict_landmarks
 
 __all__ = ['EVAL_CSV_COLUMNS', 'evaluate_measurements', 'format_table',
@@ -158,6 +155,31 @@ def evaluate_measurements(model,
     """
     check_measurement_model(model)
     split = load_measurement_split(ann_file, img_root)
+    images = _predict_split(model, split, num_samples, seed, batch_size,
+                            progress)
+    result = dict(
+        ann_file=ann_file,
+        checkpoint=getattr(model, 'checkpoint_path', None),
+        num_images=len(images),
+        num_samples=int(num_samples),
+        seed=int(seed),
+        assumption=MEASUREMENT_SAMPLING_ASSUMPTION,
+        summary=_summary(images),
+        images=images)
+    if out_dir is not None:
+        # strict JSON: NaN (e.g. MW without spacing) is written as null
+        write_json(osp.join(out_dir, 'measurements_eval.json'), result)
+        atomic_write_text(
+            osp.join(out_dir, 'measurements_eval.csv'),
+            csv_text(EVAL_CSV_COLUMNS, _eval_rows(images)))
+    return result
+
+
+def _predict_split(model, split: List[Dict], num_samples: int, seed: int,
+                   batch_size: int, progress: bool) -> List[Dict]:
+    """Per image of ``split`` (from :func:`load_measurement_split`) its
+    ``id``, ``file_name`` and ``measurements`` (per name: ``label``,
+    ``true_value``, ``true_class`` and the predicted ``prediction``)."""
     bar = progress_bar(len(split), progress)
     images = []
     for start in range(0, len(split), batch_size):
@@ -169,103 +191,101 @@ def evaluate_measurements(model,
             measurements=True,
             num_samples=num_samples,
             seed=(int(seed), start))
-        for s, r in zip(chunk, preds):
-            truth = ceph_measurements(s['keypoints'], s['spacing'])
-            entry = dict(id=s['id'], file_name=s['file_name'], measurements={})
-            for name in CEPH_LABEL_NAMES:
-                m = r.measurements[name]
-                t = float(truth[name])
-                entry['measurements'][name] = dict(
-                    label=s['labels'][name],
-                    true_value=t,
-                    true_class=int(classify_ceph(name, t)),
-                    prediction=m)
-            images.append(entry)
+        images += [_image_entry(s, r) for s, r in zip(chunk, preds)]
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None and hasattr(bar, 'close'):
         bar.close()
+    return images
 
-    summary = {}
+
+def _image_entry(item: Dict, result) -> Dict:
+    """One image's labels and true values beside its predicted measurements.
+
+    Note:
+        Shapes: ``item['keypoints']`` (19, 2) in the image's pixels,
+        ``item['spacing']`` (x, y) mm/pixel.
+    """
+    truth = ceph_measurements(item['keypoints'], item['spacing'])
+    entry = dict(id=item['id'], file_name=item['file_name'], measurements={})
     for name in CEPH_LABEL_NAMES:
-        rows = [im['measurements'][name] for im in images]
-        label = np.array([r['label'] for r in rows])
-        best = np.array([_nan(r['prediction']['most_likely_class'])
-                         for r in rows])
-        point_cls = np.array([_nan(r['prediction']['value_class'])
-                              for r in rows])
-        truth = np.array([r['true_value'] for r in rows])
-        value = np.array([_nan(r['prediction']['value']) for r in rows])
-        ci = np.array([r['prediction']['ci95'] or (np.nan, np.nan)
-                       for r in rows], dtype=np.float64)
-        std = np.array([_nan(r['prediction']['std']) for r in rows])
-        cov = interval_coverage(ci[:, 0], ci[:, 1], truth)
-        err = np.abs(value - truth)
-        summary[name] = dict(
-            unit=CEPH_MEASUREMENT_UNITS[name],
-            count=len(rows),
-            accuracy=float(np.mean(best == label)),
-            accuracy_point=float(np.mean(point_cls == label)),
-            coverage95=cov['coverage'],
-            mean_ci95_width=cov['mean_width'],
-            mae=float(np.nanmean(err)) if np.isfinite(err).any() else
-            float('nan'),
-            mean_std=float(np.nanmean(std)) if np.isfinite(std).any() else
-            float('nan'),
-            label_agreement=float(np.mean(
-                np.array([r['true_class'] for r in rows]) == label)))
+        t = float(truth[name])
+        entry['measurements'][name] = dict(
+            label=item['labels'][name],
+            true_value=t,
+            true_class=int(classify_ceph(name, t)),
+            prediction=result.measurements[name])
+    return entry
+
+
+def _summary(images: List[Dict]) -> Dict[str, Dict]:
+    """Per measurement name its scores (see :func:`evaluate_measurements`),
+    and ``mean``: the mean over the eight of ``accuracy``,
+    ``accuracy_point``, ``coverage95`` and ``label_agreement``."""
+    summary = {
+        name: _measurement_summary(
+            name, [im['measurements'][name] for im in images])
+        for name in CEPH_LABEL_NAMES
+    }
     keys = ('accuracy', 'accuracy_point', 'coverage95', 'label_agreement')
     summary['mean'] = {
         k: float(np.nanmean([summary[n][k] for n in CEPH_LABEL_NAMES]))
         for k in keys
     }
-    result = dict(
-        ann_file=ann_file,
-        checkpoint=getattr(model, 'checkpoint_path', None),
-        num_images=len(images),
-        num_samples=int(num_samples),
-        seed=int(seed),
-        assumption='landmarks drawn independently from their calibrated '
-        'heatmaps, at heatmap pixel centres',
-        summary=summary,
-        images=images)
-    if out_dir is not None:
-        # strict JSON: NaN (e.g. MW without spacing) is written as null
-        write_json(osp.join(out_dir, 'measurements_eval.json'), result)
-        atomic_write_text(
-            osp.join(out_dir, 'measurements_eval.csv'), _eval_csv(images))
-    return result
+    return summary
 
 
-def _eval_csv(images: List[Dict]) -> str:
-    def cell(v):
-        return '' if v is None else v
+def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
+    """The scores of one measurement over its per-image ``rows``.
 
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator='\n')
-    writer.writerow(EVAL_CSV_COLUMNS)
+    Note:
+        Shapes: every per-image array below is (N, ), the interval (N, 2);
+        a missing prediction counts as NaN.
+    """
+    label = np.array([r['label'] for r in rows])
+    best = np.array([_nan(r['prediction']['most_likely_class'])
+                     for r in rows])
+    point_cls = np.array([_nan(r['prediction']['value_class'])
+                          for r in rows])
+    truth = np.array([r['true_value'] for r in rows])
+    value = np.array([_nan(r['prediction']['value']) for r in rows])
+    ci = np.array([r['prediction']['ci95'] or (np.nan, np.nan)
+                   for r in rows], dtype=np.float64)
+    std = np.array([_nan(r['prediction']['std']) for r in rows])
+    cov = interval_coverage(ci[:, 0], ci[:, 1], truth)
+    err = np.abs(value - truth)
+    return dict(
+        unit=CEPH_MEASUREMENT_UNITS[name],
+        count=len(rows),
+        accuracy=float(np.mean(best == label)),
+        accuracy_point=float(np.mean(point_cls == label)),
+        coverage95=cov['coverage'],
+        mean_ci95_width=cov['mean_width'],
+        mae=float(np.nanmean(err)) if np.isfinite(err).any() else
+        float('nan'),
+        mean_std=float(np.nanmean(std)) if np.isfinite(std).any() else
+        float('nan'),
+        label_agreement=float(np.mean(
+            np.array([r['true_class'] for r in rows]) == label)))
+
+
+def _eval_rows(images: List[Dict]) -> Iterator[list]:
+    """Rows of :data:`EVAL_CSV_COLUMNS`, one per image x measurement."""
     for im in images:
         for name, r in im['measurements'].items():
             p = r['prediction']
             ci = p['ci95'] or (None, None)
             covered = None if p['ci95'] is None else bool(
                 ci[0] <= r['true_value'] <= ci[1])
+            correct = None if p['most_likely_class'] is None else \
+                p['most_likely_class'] == r['label']
             probs = p['class_probabilities'] or {}
-            writer.writerow([
+            yield [
                 im['file_name'], name, p['unit'], r['label'],
-                r['true_value'], r['true_class'],
-                cell(p['value']),
-                cell(p['mean']),
-                cell(p['std']),
-                cell(ci[0]),
-                cell(ci[1]),
-                cell(covered),
-                cell(p['most_likely_class']),
-                cell(None if p['most_likely_class'] is None else
-                     p['most_likely_class'] == r['label']),
-                cell(probs.get(str(r['label'])))
-            ])
-    return buf.getvalue()
+                r['true_value'], r['true_class'], p['value'], p['mean'],
+                p['std'], ci[0], ci[1], covered, p['most_likely_class'],
+                correct, probs.get(str(r['label']))
+            ]
 
 
 def format_table(result: Dict[str, Any]) -> str:

@@ -7,9 +7,8 @@ from mmpose.codecs.base import BaseKeypointCodec
 from mmpose.registry import KEYPOINT_CODECS
 from torch import Tensor
 
-from mmchh.evaluation.functional import (expected_radial_error, heatmap_cell,
-                                         heatmap_mode, heatmap_to_input,
-                                         refine_subpixel)
+from .utils import (HeatmapFrame, expected_radial_error, grid_scale,
+                    heatmap_cell, heatmap_mode, refine_subpixel)
 
 
 @KEYPOINT_CODECS.register_module()
@@ -23,7 +22,7 @@ class SoftmaxHeatmap(BaseKeypointCodec):
     :class:`~mmchh.models.losses.SoftmaxNLLLoss`.
 
     Grid convention (shared by encode, decode, the head and the API; see
-    :mod:`mmchh.evaluation.functional.heatmap_grid`): with ``(sx, sy) =
+    :mod:`mmchh.codecs.utils.heatmap_grid`): with ``(sx, sy) =
     input_size / heatmap_size``, heatmap pixel ``u`` is the block of input
     pixels ``[u * sx - 0.5, (u + 1) * sx - 0.5)``, centred at
     ``(u + 0.5) * sx - 0.5``. A keypoint ``x`` is assigned to pixel
@@ -116,8 +115,9 @@ class SoftmaxHeatmap(BaseKeypointCodec):
             self.label_mapping_table = dict(
                 self.label_mapping_table,
                 heatmap_index_weights='heatmap_index_weights')
-        self.scale_factor = (np.array(self.input_size, dtype=np.float32) /
-                             np.array(self.heatmap_size, dtype=np.float32))
+        self.scale_factor = grid_scale(self.input_size, self.heatmap_size)
+        # the grid alone (no box, no spacing): heatmap <-> model input
+        self.grid_frame = HeatmapFrame(self.heatmap_size, self.input_size)
 
     def encode(self,
                keypoints: np.ndarray,
@@ -276,8 +276,9 @@ class SoftmaxHeatmap(BaseKeypointCodec):
         if self.subpixel_radius:
             coords = refine_subpixel(probs, coords, self.subpixel_radius)
         nan = torch.full((), float('nan'), device=probs.device)
-        keypoints = torch.where(ok[..., None],
-                                heatmap_to_input(coords.float(), scale), nan)
+        keypoints = torch.where(
+            ok[..., None], self.grid_frame.heatmap_to_input(coords.float()),
+            nan)
         scores = torch.where(ok, scores, nan.to(scores.dtype))
         ere = torch.where(ok, ere, nan.to(ere.dtype))
         if return_valid:

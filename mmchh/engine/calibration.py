@@ -19,6 +19,7 @@ and ``tools/calibrate.py`` (an existing checkpoint):
 5. Save the calibrated checkpoint and a JSON / PNG report with NLL and ECE
    before and after; both record the fingerprint.
 """
+import contextlib
 import copy
 import os
 import os.path as osp
@@ -74,31 +75,81 @@ def _build_loader(runner, dataloader):
     return dataloader
 
 
+@contextlib.contextmanager
+def _frozen_eval(model):
+    """Eval mode with every weight frozen (BN statistics included): nothing
+    may change but the calibration buffers. Restores both on exit."""
+    was_training = model.training
+    requires_grad = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), requires_grad):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def _test_cfg(model, **changes):
+    """``model.test_cfg`` with ``changes`` for the duration."""
+    original = model.test_cfg
+    model.test_cfg = dict(original or {}, **changes)
+    try:
+        yield
+    finally:
+        model.test_cfg = original
+
+
+def _check_valid(samples, what: str) -> None:
+    """Refuses a batch holding an invalid (non-finite) landmark map."""
+    invalid = sum(
+        int((~np.asarray(s.pred_instances.keypoint_valid)).sum())
+        for s in samples if 'keypoint_valid' in s.pred_instances)
+    if invalid:
+        raise CalibrationError(
+            f'the network gives non-finite heatmaps for {invalid} landmark '
+            f'map(s) of the calibration split (broken weights or inputs); '
+            f'{what}')
+
+
 def _stream_summaries(model, loader, num_bins):
-    """Logit summaries and target weights of this rank's shard."""
-    head = model.head
+    """Logit summaries and target weights of this rank's shard.
+
+    Runs the model's own test path (``test_step``: data preprocessor,
+    backbone, head) with the head returning its logits, on one pass without
+    flipping (the temperatures scale each pass's logits); the ground truth
+    comes from the pipeline's ``GenerateTarget`` as in training. Only the
+    O(K * num_bins) summaries are kept.
+    """
     summaries, weights = [], []
-    with torch.no_grad():
+    with _test_cfg(model, flip_test=False, output_logits=True), \
+            torch.no_grad():
         for data in loader:
-            data = model.data_preprocessor(data, False)
-            samples = data['data_samples']
-            logits = head.forward(model.extract_feat(data['inputs']))
-            finite = torch.isfinite(logits).flatten(-2).all(-1)
-            if not bool(finite.all()):
+            samples = model.test_step(data)
+            _check_valid(samples, 'nothing can be calibrated on them')
+            if not all('heatmap_indices' in s.get('gt_instance_labels', {})
+                       for s in samples):
                 raise CalibrationError(
-                    f'the network gives non-finite logits for '
-                    f'{int((~finite).sum())} landmark map(s) of the '
-                    'calibration split (broken weights or inputs); nothing '
-                    'can be calibrated on them')
-            targets = head.gt_targets(samples, logits.device)
-            if targets is None:
-                raise CalibrationError(
-                    'calibration samples need ground-truth keypoints and '
-                    'input_center/input_scale/input_size meta keys')
-            index, weight = targets
-            summaries.append(summarize_logits(logits, index, num_bins).to(
-                'cpu'))
-            weights.append(weight.cpu())
+                    'the calibration samples carry no ground truth on the '
+                    'model\'s grid: add dict(type=\'GenerateTarget\', '
+                    'encoder=<model.head.decoder>) before PackPoseInputs in '
+                    'the calibration pipeline (as configs/ceph/'
+                    'unet_r34_onehot.py\'s val_pipeline does)')
+            logits = torch.stack([s.pred_fields.logits for s in samples])
+            index = torch.cat([
+                s.gt_instance_labels.heatmap_indices for s in samples
+            ]).to(logits.device)
+            summaries.append(
+                summarize_logits(logits, index, num_bins).to('cpu'))
+            weights.append(
+                torch.as_tensor(
+                    np.concatenate([
+                        np.asarray(s.pred_instances.keypoint_target_weight)
+                        for s in samples
+                    ])))
     return summaries, weights
 
 
@@ -107,14 +158,10 @@ def _predict_errors(model, loader):
     ere, errors = [], []
     with torch.no_grad():
         for data in loader:
-            for sample in model.test_step(data):
+            samples = model.test_step(data)
+            _check_valid(samples, 'no flag threshold can be fitted')
+            for sample in samples:
                 pred, gt = sample.pred_instances, sample.gt_instances
-                if 'keypoint_valid' in pred and not np.asarray(
-                        pred.keypoint_valid).all():
-                    raise CalibrationError(
-                        'the calibrated model gives invalid (non-finite) '
-                        'heatmaps on the calibration split; no flag '
-                        'threshold can be fitted')
                 if 'keypoint_ere_mm' not in pred:
                     raise CalibrationError(
                         'flag threshold needs ERE in mm: list "spacing" in '
@@ -139,6 +186,108 @@ def _mode_confidence(summary: LogitSummary, temperature: torch.Tensor):
     return log_conf.exp(), hit, nll
 
 
+def _broadcast_from_main(tensor: torch.Tensor, device) -> torch.Tensor:
+    """``tensor`` (filled on the main process) on every rank, on
+    ``device``."""
+    tensor = tensor.to(device)
+    if get_world_size() > 1:
+        broadcast(tensor, src=0)
+    return tensor
+
+
+def _fit_temperature(model, loader, num_bins: int,
+                     prior_std: Optional[float], out_dir: str) -> Dict:
+    """Fits and sets the head's temperatures; returns the report (main
+    process; ``{}`` elsewhere)."""
+    head = model.head
+    print_log(
+        f'calibration: streaming {len(loader.dataset)} images of the '
+        'calibration split', logger='current')
+    summaries, weights = _stream_summaries(model, loader, num_bins)
+    summaries = collect_results(summaries, len(loader), device='cpu')
+    weights = collect_results(weights, len(loader), device='cpu')
+    temperature = torch.ones_like(head.temperature).cpu()
+    report = {}
+    if is_main_process():
+        summary = LogitSummary.cat(summaries)
+        weight = torch.cat(weights).float()
+        if not bool((weight > 0).any()):
+            raise CalibrationError(
+                'no landmark of the calibration split lies inside the '
+                'heatmap; nothing to fit')
+        before_t = head.temperature.detach().cpu()
+        temperature = fit_temperatures(
+            summary, weight, init=before_t, prior_std=prior_std or None)
+        names = getattr(loader.dataset, 'metainfo',
+                        {}).get('keypoint_id2name', {})
+        report = _report(summary, weight, before_t, temperature, names,
+                         out_dir)
+        report['prior_std'] = prior_std or None
+    head.set_temperature(
+        _broadcast_from_main(temperature, head.log_temperature.device))
+    return report
+
+
+def _flagging_report(ere: np.ndarray, errors: np.ndarray,
+                     erroneous_mm: float, target_tpr: float) -> Dict:
+    """The ERE threshold flagging ``target_tpr`` of the erroneous landmarks
+    of the calibration split, with its TPR/FPR there."""
+    erroneous = errors > erroneous_mm
+    if erroneous.any():
+        threshold = threshold_at_tpr(ere, erroneous, target_tpr)
+    else:
+        # nothing to flag on the calibration split: flag only what is less
+        # certain than everything seen there
+        threshold = float(ere.max())
+        print_log(
+            f'calibration: no erroneous landmark (> {erroneous_mm} mm) on '
+            'the calibration split; threshold set to its largest ERE',
+            logger='current', level=30)
+    rate = (lambda mask: float((ere[mask] > threshold).mean())
+            if mask.any() else float('nan'))
+    return dict(
+        erroneous_mm=erroneous_mm,
+        target_tpr=target_tpr,
+        threshold_mm=float(threshold),
+        tpr=rate(erroneous),
+        fpr=rate(~erroneous),
+        num_landmarks=int(len(ere)),
+        num_erroneous=int(erroneous.sum()))
+
+
+def _fit_flag_threshold(model, loader, erroneous_mm: float,
+                        target_tpr: float) -> Optional[Dict]:
+    """Sets the head's flag threshold from the calibrated model's ERE on
+    the calibration split; returns the flagging report (main process)."""
+    head = model.head
+    ere, errors = _predict_errors(model, loader)
+    ere = collect_results(ere, len(loader), device='cpu')
+    errors = collect_results(errors, len(loader), device='cpu')
+    threshold = torch.zeros(1)
+    flagging = None
+    if is_main_process():
+        flagging = _flagging_report(
+            np.concatenate(ere), np.concatenate(errors), erroneous_mm,
+            target_tpr)
+        threshold[0] = flagging['threshold_mm']
+    threshold = _broadcast_from_main(threshold, head.flag_threshold.device)
+    head.set_flag_threshold(float(threshold[0]))
+    return flagging
+
+
+def _log_report(report: Dict) -> None:
+    c = report['calib']
+    print_log(
+        f'calibration: NLL {c["NLL_before"]:.4f} -> {c["NLL_after"]:.4f}, '
+        f'ECE {c["ECE_before"]:.4f} -> {c["ECE_after"]:.4f} on '
+        f'{c["num_landmarks"]} landmarks; T in '
+        f'[{min(report["temperature"].values()):.3f}, '
+        f'{max(report["temperature"].values()):.3f}]' +
+        (f'; flag ERE > {report["flagging"]["threshold_mm"]:.3f} mm'
+         if report.get('flagging') else ''),
+        logger='current')
+
+
 def calibrate_model(runner,
                     dataloader,
                     erroneous_mm: float = 2.0,
@@ -153,7 +302,8 @@ def calibrate_model(runner,
         runner (Runner): A runner whose model has a ``SoftmaxHeatmapHead``
             (weights already loaded).
         dataloader (dict | DataLoader): The calibration split (never the
-            test split).
+            test split); its pipeline must encode the ground truth with
+            ``GenerateTarget(encoder=<the head's codec>)``.
         erroneous_mm (float): Radial error defining "erroneous".
         target_tpr (float): TPR the ERE threshold must reach on the
             calibration split. 0 or None skips the threshold.
@@ -183,99 +333,22 @@ def calibrate_model(runner,
             'scaling needs SoftmaxHeatmapHead')
     out_dir = out_dir or runner.work_dir
     loader = _build_loader(runner, dataloader)
-    was_training = model.training
-    model.eval()
-    # frozen: nothing may change but T (BN statistics included)
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        print_log(
-            f'calibration: streaming {len(loader.dataset)} images of the '
-            'calibration split', logger='current')
-        summaries, weights = _stream_summaries(model, loader, num_bins)
-        summaries = collect_results(summaries, len(loader), device='cpu')
-        weights = collect_results(weights, len(loader), device='cpu')
-        temperature = torch.ones_like(head.temperature).cpu()
-        report = {}
-        if is_main_process():
-            summary = LogitSummary.cat(summaries)
-            weight = torch.cat(weights).float()
-            if not bool((weight > 0).any()):
-                raise CalibrationError(
-                    'no landmark of the calibration split lies inside the '
-                    'heatmap; nothing to fit')
-            before_t = head.temperature.detach().cpu()
-            temperature = fit_temperatures(
-                summary, weight, init=before_t,
-                prior_std=prior_std or None)
-            names = getattr(loader.dataset, 'metainfo',
-                            {}).get('keypoint_id2name', {})
-            report = _report(summary, weight, before_t, temperature, names,
-                             out_dir)
-            report['prior_std'] = prior_std or None
-        if get_world_size() > 1:
-            temperature = temperature.to(head.log_temperature.device)
-            broadcast(temperature, src=0)
-        head.set_temperature(temperature.to(head.log_temperature.device))
-
+    with _frozen_eval(model):
+        report = _fit_temperature(model, loader, num_bins, prior_std,
+                                  out_dir)
         if target_tpr:
-            ere, errors = _predict_errors(model, loader)
-            ere = collect_results(ere, len(loader), device='cpu')
-            errors = collect_results(errors, len(loader), device='cpu')
-            threshold = torch.zeros(1, device=head.flag_threshold.device)
-            if is_main_process():
-                ere, errors = np.concatenate(ere), np.concatenate(errors)
-                erroneous = errors > erroneous_mm
-                if erroneous.any():
-                    threshold[0] = threshold_at_tpr(ere, erroneous,
-                                                    target_tpr)
-                else:
-                    # nothing to flag on the calibration split: flag only
-                    # what is less certain than everything seen there
-                    threshold[0] = float(ere.max())
-                    print_log(
-                        'calibration: no erroneous landmark (> '
-                        f'{erroneous_mm} mm) on the calibration split; '
-                        'threshold set to its largest ERE',
-                        logger='current', level=30)
-                report['flagging'] = dict(
-                    erroneous_mm=erroneous_mm,
-                    target_tpr=target_tpr,
-                    threshold_mm=float(threshold[0]),
-                    tpr=float((ere[erroneous] > float(threshold[0])).mean())
-                    if erroneous.any() else float('nan'),
-                    fpr=float((ere[~erroneous] > float(threshold[0])).mean())
-                    if (~erroneous).any() else float('nan'),
-                    num_landmarks=int(len(ere)),
-                    num_erroneous=int(erroneous.sum()))
-            if get_world_size() > 1:
-                broadcast(threshold, src=0)
-            head.set_flag_threshold(float(threshold[0]))
+            report['flagging'] = _fit_flag_threshold(
+                model, loader, erroneous_mm, target_tpr)
         # the fitted state now belongs to exactly these weights
-        fingerprint = head.seal_calibration(model.state_dict())
-        report['weights_fingerprint'] = fingerprint
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad):
-            p.requires_grad_(flag)
-        model.train(was_training)
-
+        report['weights_fingerprint'] = head.seal_calibration(
+            model.state_dict())
     if is_main_process():
         if checkpoint_name:
             path = osp.join(out_dir, checkpoint_name)
             _save_calibrated(model, loader, runner, path, report)
             report['checkpoint'] = path
         write_json(osp.join(out_dir, 'calibration.json'), report)
-        c = report['calib']
-        print_log(
-            f'calibration: NLL {c["NLL_before"]:.4f} -> '
-            f'{c["NLL_after"]:.4f}, ECE {c["ECE_before"]:.4f} -> '
-            f'{c["ECE_after"]:.4f} on {c["num_landmarks"]} landmarks; '
-            f'T in [{min(report["temperature"].values()):.3f}, '
-            f'{max(report["temperature"].values()):.3f}]' +
-            (f'; flag ERE > {report["flagging"]["threshold_mm"]:.3f} mm'
-             if 'flagging' in report else ''),
-            logger='current')
+        _log_report(report)
     return report
 
 

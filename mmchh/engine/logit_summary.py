@@ -7,7 +7,7 @@ from which the NLL of any temperature follows to ~1e-6
 its dense logits (150 images x 19 x 640x800 would be 5.8 GB). The fit itself
 is in :mod:`mmchh.engine.temperature_fitting`.
 
-Conventions follow :mod:`mmchh.evaluation.functional.uncertainty`: maps are
+Conventions follow :mod:`mmchh.codecs.utils.heatmap_distribution`: maps are
 ``[..., y, x]`` and the flat pixel index of ``(x, y)`` is ``y * W + x``.
 """
 import math

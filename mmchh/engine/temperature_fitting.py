@@ -24,7 +24,7 @@ _T_MIN, _T_MAX = 1e-4, 1e4
 _LOG_T_MIN, _LOG_T_MAX = math.log(_T_MIN), math.log(_T_MAX)
 
 
-class _LandmarkObjective:
+class LandmarkObjective:
     """Weighted mean NLL of one landmark as a function of ``1/T``, with its
     analytic derivative (the same formula as
     :func:`~.logit_summary.nll_from_summary`).
@@ -85,7 +85,7 @@ class _LandmarkObjective:
         return float(loss), float(grad)
 
 
-def _fit_one(objective: _LandmarkObjective,
+def _fit_one(objective: LandmarkObjective,
              log_t0: float,
              max_iter: int,
              prior: Optional[Tuple[float, float]] = None) -> float:
@@ -164,7 +164,7 @@ def _fit_landmark(summary: LogitSummary,
         # the lower bound (L-BFGS would crawl there through an exponentially
         # flat tail)
         return _T_MIN
-    objective = _LandmarkObjective(p, weights[rows, j])
+    objective = LandmarkObjective(p, weights[rows, j])
     log_t0 = min(max(math.log(t0), _LOG_T_MIN), _LOG_T_MAX)
     penalty = None
     if prior is not None:

@@ -1,3 +1,11 @@
+from .dense_nll import dense_softmax_nll
+from .folder_digest import folder_digest
+from .smp_unet import smp_to_ours_key
 from .tiny_marks import TINY_KEYPOINT_NAMES, tiny_runner_cfg, write_tiny_coco
+from .tool_loader import TOOLS_DIR, load_tool
 
-__all__ = ['TINY_KEYPOINT_NAMES', 'tiny_runner_cfg', 'write_tiny_coco']
+__all__ = [
+    'TINY_KEYPOINT_NAMES', 'TOOLS_DIR', 'dense_softmax_nll', 'folder_digest',
+    'load_tool',
+    'smp_to_ours_key', 'tiny_runner_cfg', 'write_tiny_coco'
+]

@@ -89,18 +89,19 @@ def tiny_runner_cfg(root, work_dir, max_epochs=8, input_size=(64, 64),
     codec = dict(
         type='SoftmaxHeatmap', input_size=input_size,
         heatmap_size=heatmap_size)
-    pipeline_train = [
+    train_pipeline = [
         dict(type='LoadImage', color_type='grayscale'),
         dict(type='GetBBoxCenterScale', padding=1.0),
         dict(type='TopdownAffine', input_size=input_size),
         dict(type='GenerateTarget', encoder=codec),
         dict(type='PackPoseInputs'),
     ]
-    pipeline_val = [
-        dict(type='LoadImage', color_type='grayscale'),
-        dict(type='GetBBoxCenterScale', padding=1.0),
-        dict(type='TopdownAffine', input_size=input_size),
-        dict(type='PackPoseInputs'),
+    # validation and testing encode the ground truth on the model's grid
+    # too (for scoring and calibration); images without keypoints
+    # (inference) pass through
+    test_pipeline = [
+        dict(t, type='GenerateTargetIfAnnotated')
+        if t['type'] == 'GenerateTarget' else t for t in train_pipeline
     ]
     dataset = dict(
         type='CocoDataset',
@@ -136,9 +137,9 @@ def tiny_runner_cfg(root, work_dir, max_epochs=8, input_size=(64, 64),
         custom_imports=dict(imports=['mmchh'], allow_failed_imports=False),
         work_dir=work_dir,
         model=model,
-        train_dataloader=loader(pipeline_train, True, 2),
-        val_dataloader=loader(pipeline_val, False, 4),
-        test_dataloader=loader(pipeline_val, False, 4),
+        train_dataloader=loader(train_pipeline, True, 2),
+        val_dataloader=loader(test_pipeline, False, 4),
+        test_dataloader=loader(test_pipeline, False, 4),
         val_evaluator=dict(type='EPE'),
         test_evaluator=dict(type='EPE'),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),

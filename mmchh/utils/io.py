@@ -9,19 +9,23 @@
   ``null`` (the bare ``NaN`` that Python's ``json`` writes by default is not
   JSON, and most readers reject it). ``allow_nan=False`` is always passed,
   so a non-finite value that slipped through is an error, never a file.
+* :func:`csv_text` is the one CSV layout of the tables the tools write: a
+  header row, ``\\n`` line ends, missing values (None) as empty cells.
 """
+import csv
+import io
 import json
 import math
 import os
 import os.path as osp
 import tempfile
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 __all__ = [
-    'atomic_write_bytes', 'atomic_write_text', 'to_jsonable', 'dumps_json',
-    'write_json'
+    'atomic_write_bytes', 'atomic_write_text', 'csv_text', 'to_jsonable',
+    'dumps_json', 'write_json'
 ]
 
 
@@ -80,3 +84,23 @@ def dumps_json(obj: Any, indent: int = 1) -> str:
 def write_json(path: str, obj: Any, indent: int = 1) -> None:
     """Writes ``obj`` as strict JSON to ``path``, atomically."""
     atomic_write_text(path, dumps_json(obj, indent=indent) + '\n')
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV text of a table: ``header``, then one line per row.
+
+    Lines end in ``\\n`` on every platform; a None cell is written as an
+    empty cell (a missing value), every other cell as ``str`` does.
+
+    Args:
+        header (Sequence[str]): The column names.
+        rows (Iterable[Sequence]): The rows, each as long as ``header``.
+
+    Returns:
+        str: The whole file's text (write it with :func:`atomic_write_text`).
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator='\n')
+    writer.writerow(header)
+    writer.writerows(['' if v is None else v for v in row] for row in rows)
+    return buf.getvalue()

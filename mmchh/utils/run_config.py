@@ -9,13 +9,30 @@ from mmengine.config import Config, DictAction  # noqa: F401  (re-export)
 from .errors import InputError
 
 
+def _propagate_data_root(cfg: Config, cfg_options: dict) -> None:
+    """``--cfg-options data_root=DIR`` for every dataloader's dataset.
+
+    A config's datasets copy its top-level ``data_root`` when the file is
+    read, so the option alone would change nothing and train on the
+    config's own folder without a word. A dataloader whose dataset names
+    its own ``data_root`` in the options keeps it.
+    """
+    for key in [k for k in cfg.keys() if k.endswith('_dataloader')]:
+        dataset = (cfg.get(key) or {}).get('dataset')
+        if isinstance(dataset, dict) and 'data_root' in dataset and \
+                f'{key}.dataset.data_root' not in cfg_options:
+            dataset['data_root'] = cfg_options['data_root']
+
+
 def load_run_config(config: str,
                     cfg_options: Optional[dict] = None,
                     work_dir: Optional[str] = None,
                     launcher: str = 'none') -> Config:
     """Loads a config the way MMPose's tools do, plus mmchh's defaults.
 
-    * ``--cfg-options`` are merged last.
+    * ``--cfg-options`` are merged last; a top-level ``data_root`` among
+      them reaches every dataloader's dataset (MMEngine alone would leave
+      the datasets on the config's own folder).
     * The work dir is ``work_dir`` if given, else the config's, else
       ``./work_dirs/<config name>``.
     * Distributed runs without CUDA use the gloo backend (NCCL needs GPUs)
@@ -39,6 +56,8 @@ def load_run_config(config: str,
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+        if 'data_root' in cfg_options:
+            _propagate_data_root(cfg, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

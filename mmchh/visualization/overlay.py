@@ -5,7 +5,8 @@ MMPose's ``PoseLocalVisualizer`` draws keypoints and skeletons but not the
 contours of a probability map, which is what shows a clinician *where* the
 model hesitates; so this is a plain OpenCV drawing.
 """
-from typing import Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -42,7 +43,7 @@ def _contours_image(result, k: int, levels: Sequence[float]):
                                        cv2.CHAIN_APPROX_NONE)
         for c in contours:
             pts = c[:, 0, :].astype(np.float64)
-            out.append((level, result.heatmap_to_image(pts)))
+            out.append((level, result.frame.heatmap_to_image(pts)))
     return out
 
 
@@ -52,6 +53,127 @@ def _atomic_png(img: np.ndarray, out_path: str) -> None:
         raise RuntimeError(f'could not encode {out_path} as PNG')
     # a reader never sees a half-written PNG
     atomic_write_bytes(out_path, buf.tobytes())
+
+
+@dataclass(frozen=True)
+class _Canvas:
+    """Drawing geometry of one overlay: the image magnified by ``zoom``,
+    with the text size and line width that stay readable at that size."""
+    zoom: float
+    font_scale: float
+    thick: int
+    # sub-pixel drawing: cv2 takes fixed-point coordinates with `shift`
+    shift: int = 4
+
+    @property
+    def mult(self) -> float:
+        return float(1 << self.shift)
+
+    def fixed(self, pts) -> np.ndarray:
+        """Image pixels (..., 2) -> fixed-point canvas pixels, int32."""
+        return np.round((np.asarray(pts) * self.zoom + 0.5 *
+                         (self.zoom - 1)) * self.mult).astype(np.int32)
+
+
+def _grey_canvas(image_gray_uint8: np.ndarray):
+    """The (H', W', 3) BGR canvas of the image, and its geometry."""
+    img = np.asarray(image_gray_uint8)
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    h, w = img.shape[:2]
+    # draw at a readable size: small inputs are magnified
+    zoom = max(1.0, 768.0 / max(h, w))
+    canvas = cv2.resize(img, (int(round(w * zoom)), int(round(h * zoom))),
+                        interpolation=cv2.INTER_NEAREST)
+    canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
+    long_side = max(canvas.shape[:2])
+    return canvas, _Canvas(
+        zoom=zoom,
+        font_scale=max(0.4, long_side / 1600.0),
+        thick=max(1, int(round(long_side / 800.0))))
+
+
+def _has_position(lm: dict) -> bool:
+    return not (lm.get('valid') is False or lm.get('x') is None
+                or lm.get('y') is None)
+
+
+def _label_text(lm: dict, show_names: bool) -> str:
+    if lm.get('ere_mm') is not None:
+        text = f"{lm['index']}: {lm['ere_mm']:.1f} mm"
+    else:
+        text = f"{lm['index']}: {lm['ere_px']:.1f} px"
+    return f"{lm['name']} {text}" if show_names else text
+
+
+def _draw_landmark(canvas: np.ndarray, geo: _Canvas, result, lm: dict,
+                   levels: Sequence[float], show_names: bool) -> tuple:
+    """Draws one landmark's contours and cross; returns its label
+    ``(text, x, y, colour)`` (canvas pixels) to write later."""
+    colour = _landmark_colour(lm.get('flagged'))
+    thick, mult = geo.thick, geo.mult
+    if getattr(result, 'heatmaps', None) is not None:
+        for level, pts in _contours_image(result, lm['index'], levels):
+            width = thick + sorted(levels).index(level) // 2
+            cv2.polylines(canvas, [geo.fixed(pts).reshape(-1, 1, 2)], True,
+                          colour, width, cv2.LINE_AA, geo.shift)
+    cx, cy = geo.fixed([lm['x'], lm['y']])
+    arm = int(6 * thick * mult)
+    cv2.line(canvas, (cx - arm, cy), (cx + arm, cy), colour, thick,
+             cv2.LINE_AA, geo.shift)
+    cv2.line(canvas, (cx, cy - arm), (cx, cy + arm), colour, thick,
+             cv2.LINE_AA, geo.shift)
+    return (_label_text(lm, show_names), int(cx / mult), int(cy / mult),
+            colour)
+
+
+def _outlined_text(canvas: np.ndarray, geo: _Canvas, text: str, at: tuple,
+                   colour: tuple) -> None:
+    # dark outline under the text keeps it legible on bright bone
+    cv2.putText(canvas, text, at, cv2.FONT_HERSHEY_SIMPLEX, geo.font_scale,
+                (0, 0, 0), geo.thick + 2, cv2.LINE_AA)
+    cv2.putText(canvas, text, at, cv2.FONT_HERSHEY_SIMPLEX, geo.font_scale,
+                colour, geo.thick, cv2.LINE_AA)
+
+
+def _write_labels(canvas: np.ndarray, geo: _Canvas, labels: list) -> None:
+    """Writes the labels; one that would overlap an earlier one moves down
+    a line, so clustered landmarks stay readable."""
+    thick = geo.thick
+    placed = []
+    for text, x, y, colour in labels:
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
+                                         geo.font_scale, thick)
+        lx, ly = x + 6 * thick, y - 4 * thick
+        lx = min(max(0, lx), max(0, canvas.shape[1] - tw - 2))
+        for _ in range(len(labels)):
+            box = (lx, ly - th, lx + tw, ly + base)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3]
+                       and b[1] < box[3] for b in placed):
+                break
+            ly += th + base + 2
+        placed.append((lx, ly - th, lx + tw, ly + base))
+        _outlined_text(canvas, geo, text, (lx, ly), colour)
+
+
+def _write_legend(canvas: np.ndarray, geo: _Canvas, result,
+                  invalid: List[str]) -> None:
+    """The colour legend at the bottom, and above it the invalid
+    landmarks (in the "check this" colour)."""
+    legend = ('label = index: ERE   orange: ERE > threshold   green: ok'
+              if result.flag_threshold_mm is not None and any(
+                  lm.get('flagged') is not None for lm in result.landmarks)
+              else 'no flag threshold / spacing: cyan')
+    if not result.calibrated:
+        legend += '   UNCALIBRATED'
+    _outlined_text(canvas, geo, legend, (8, canvas.shape[0] - 10),
+                   (255, 255, 255))
+    if invalid:
+        (_, th), base = cv2.getTextSize(legend, cv2.FONT_HERSHEY_SIMPLEX,
+                                        geo.font_scale, geo.thick)
+        line = 'INVALID (no answer, not drawn): ' + ', '.join(invalid)
+        y = canvas.shape[0] - 10 - th - base - 4
+        _outlined_text(canvas, geo, line, (8, y), _FLAGGED)
 
 
 def draw_overlay(image_gray_uint8: np.ndarray,
@@ -85,104 +207,21 @@ def draw_overlay(image_gray_uint8: np.ndarray,
 
     Note:
         Contour points found in heatmap space are mapped to image pixels
-        with the mapping MMPose uses for keypoints:
-        ``x_img = x_in / input_w * scale_w + center_x - scale_w / 2``.
+        by the result's frame (``result.frame.heatmap_to_image``: the
+        codec's grid, then the mapping MMPose uses for keypoints).
         Small images are upscaled (nearest) to >= 768 px on the long side
         so the text stays readable; coordinates are scaled accordingly.
     """
-    img = np.asarray(image_gray_uint8)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    h, w = img.shape[:2]
-    # draw at a readable size: small inputs are magnified
-    zoom = max(1.0, 768.0 / max(h, w))
-    canvas = cv2.resize(img, (int(round(w * zoom)), int(round(h * zoom))),
-                        interpolation=cv2.INTER_NEAREST)
-    canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
-    long_side = max(canvas.shape[:2])
-    font_scale = max(0.4, long_side / 1600.0)
-    thick = max(1, int(round(long_side / 800.0)))
-    # sub-pixel drawing: cv2 takes fixed-point coordinates with `shift`
-    shift = 4
-    mult = float(1 << shift)
-
-    def fixed(pts):
-        return np.round((np.asarray(pts) * zoom + 0.5 * (zoom - 1)) *
-                        mult).astype(np.int32)
-
-    have_maps = getattr(result, 'heatmaps', None) is not None
-    labels = []
-    invalid = [
-        lm['name'] for lm in result.landmarks
-        if lm.get('valid') is False or lm.get('x') is None
-        or lm.get('y') is None
+    canvas, geo = _grey_canvas(image_gray_uint8)
+    drawn = [lm for lm in result.landmarks if _has_position(lm)]
+    invalid = [lm['name'] for lm in result.landmarks
+               if not _has_position(lm)]
+    labels = [
+        _draw_landmark(canvas, geo, result, lm, levels, show_names)
+        for lm in drawn
     ]
-    for lm in result.landmarks:
-        if lm.get('valid') is False or lm.get('x') is None or \
-                lm.get('y') is None:
-            continue
-        colour = _landmark_colour(lm.get('flagged'))
-        if have_maps:
-            for level, pts in _contours_image(result, lm['index'], levels):
-                width = thick + sorted(levels).index(level) // 2
-                cv2.polylines(canvas, [fixed(pts).reshape(-1, 1, 2)], True,
-                              colour, width, cv2.LINE_AA, shift)
-        cx, cy = fixed([lm['x'], lm['y']])
-        arm = int(6 * thick * mult)
-        cv2.line(canvas, (cx - arm, cy), (cx + arm, cy), colour, thick,
-                 cv2.LINE_AA, shift)
-        cv2.line(canvas, (cx, cy - arm), (cx, cy + arm), colour, thick,
-                 cv2.LINE_AA, shift)
-        if lm.get('ere_mm') is not None:
-            text = f"{lm['index']}: {lm['ere_mm']:.1f} mm"
-        else:
-            text = f"{lm['index']}: {lm['ere_px']:.1f} px"
-        if show_names:
-            text = f"{lm['name']} {text}"
-        labels.append((text, int(cx / mult), int(cy / mult), colour))
-
-    # text last, on top of every contour; labels that would overlap an
-    # earlier one move down a line, so clustered landmarks stay readable
-    placed = []
-    for text, x, y, colour in labels:
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
-                                         font_scale, thick)
-        lx, ly = x + 6 * thick, y - 4 * thick
-        lx = min(max(0, lx), max(0, canvas.shape[1] - tw - 2))
-        for _ in range(len(labels)):
-            box = (lx, ly - th, lx + tw, ly + base)
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3]
-                       and b[1] < box[3] for b in placed):
-                break
-            ly += th + base + 2
-        placed.append((lx, ly - th, lx + tw, ly + base))
-        # dark outline under the text keeps it legible on bright bone
-        cv2.putText(canvas, text, (lx, ly), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-        cv2.putText(canvas, text, (lx, ly), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, colour, thick, cv2.LINE_AA)
-
-    legend = ('label = index: ERE   orange: ERE > threshold   green: ok'
-              if result.flag_threshold_mm is not None and any(
-                  lm.get('flagged') is not None for lm in result.landmarks)
-              else 'no flag threshold / spacing: cyan')
-    if not result.calibrated:
-        legend += '   UNCALIBRATED'
-    cv2.putText(canvas, legend, (8, canvas.shape[0] - 10),
-                cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thick + 2,
-                cv2.LINE_AA)
-    cv2.putText(canvas, legend, (8, canvas.shape[0] - 10),
-                cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), thick,
-                cv2.LINE_AA)
-    if invalid:
-        # above the legend, in the "check this" colour
-        (_, th), base = cv2.getTextSize(legend, cv2.FONT_HERSHEY_SIMPLEX,
-                                        font_scale, thick)
-        line = 'INVALID (no answer, not drawn): ' + ', '.join(invalid)
-        y = canvas.shape[0] - 10 - th - base - 4
-        cv2.putText(canvas, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-        cv2.putText(canvas, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, _FLAGGED, thick, cv2.LINE_AA)
+    # text last, on top of every contour
+    _write_labels(canvas, geo, labels)
+    _write_legend(canvas, geo, result, invalid)
     _atomic_png(canvas, out_path)
     return canvas

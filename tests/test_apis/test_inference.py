@@ -2,7 +2,6 @@
 """User inference: the Python API, the overlays and tools/infer.py, on one
 tiny model trained and calibrated in-test with the demo config."""
 import csv
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -15,19 +14,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import small_ceph_options
-from mmengine.runner import Runner
+from conftest import train_small_demo
 
 import mmchh  # noqa: F401
 from mmchh.apis import (ImageLoadError, LandmarkResult, init_landmark_model,
                         load_xray, predict_landmarks)
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
-from mmchh.utils.run_config import load_run_config
+from mmchh.testing import load_tool
 from mmchh.visualization import draw_overlay
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(REPO, 'configs', 'ceph',
-                  'unet_r34_onehot_synthetic_demo.py')
 SPACING = 0.6
 
 
@@ -36,14 +32,10 @@ def trained(ceph_coco_small, tmp_path_factory):
     """2 epochs + the config's TemperatureScalingHook -> calibrated.pth,
     and the shrunk config dumped next to it, loaded once for the module."""
     work = str(tmp_path_factory.mktemp('infer_run'))
-    opts = small_ceph_options(ceph_coco_small, epochs=2)
-    opts['train_cfg.val_interval'] = 2  # one validation is enough here
-    opts['visualizer.name'] = f'vis_{osp.basename(work)}'
-    cfg = load_run_config(CONFIG, opts, work)
-    Runner.from_cfg(cfg).train()
-    cfg_path = osp.join(work, 'infer_cfg.py')
-    cfg.dump(cfg_path)
-    ckpt = osp.join(work, 'calibrated.pth')
+    cfg_path, ckpt = train_small_demo(
+        ceph_coco_small, work, 'infer_cfg.py', epochs=2,
+        # one validation is enough here
+        options={'train_cfg.val_interval': 2})
     with warnings.catch_warnings():
         warnings.simplefilter('error', UserWarning)  # calibrated: no warning
         model = init_landmark_model(cfg_path, ckpt, device='cpu')
@@ -188,14 +180,6 @@ def test_overlay_written(trained, tmp_path):
     assert (img[..., 0] != img[..., 2]).any()
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'infer_tool', osp.join(REPO, 'tools', 'infer.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_folder_with_bad_files(trained, tmp_path):
     folder = tmp_path / 'in'
     folder.mkdir()
@@ -250,7 +234,7 @@ def test_cli_only_bad_files_exits_1(trained, tmp_path, capsys):
     folder.mkdir()
     (folder / 'a.txt').write_text('x')
     out = tmp_path / 'out'
-    tool = _load_tool()
+    tool = load_tool('infer')
     code = tool.main([
         str(folder), '--config', trained['cfg'], '--checkpoint',
         trained['ckpt'], '--out-dir', str(out), '--no-overlay'

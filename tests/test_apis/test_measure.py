@@ -3,7 +3,6 @@
 measurements=True), tools/infer.py --measurements and tools/measure.py, on a
 tiny 19-landmark model trained and calibrated in-test."""
 import csv
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -13,8 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import small_ceph_options
-from mmengine.runner import Runner
+from conftest import train_small_demo
 
 import mmchh  # noqa: F401
 from mmchh.apis import init_landmark_model, predict_landmarks
@@ -23,11 +21,9 @@ from mmchh.apis.measure import (EVAL_CSV_COLUMNS, evaluate_measurements,
                                 load_measurement_split)
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES
 from mmchh.evaluation.functional import ceph_measurements, classify_ceph
-from mmchh.utils.run_config import load_run_config
+from mmchh.testing import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(REPO, 'configs', 'ceph',
-                  'unet_r34_onehot_synthetic_demo.py')
 ENTRY_KEYS = {'value', 'value_class', 'mean', 'std', 'ci95',
               'most_likely_class', 'class_probabilities', 'class_names',
               'unit', 'num_valid'}
@@ -37,13 +33,8 @@ ENTRY_KEYS = {'value', 'value_class', 'mean', 'std', 'ci95',
 def tiny_ceph(ceph_coco_small, tmp_path_factory):
     """1 epoch + the config's temperature scaling -> calibrated.pth."""
     work = str(tmp_path_factory.mktemp('measure_run'))
-    opts = small_ceph_options(ceph_coco_small, epochs=1)
-    opts['visualizer.name'] = f'vis_{osp.basename(work)}'
-    cfg = load_run_config(CONFIG, opts, work)
-    Runner.from_cfg(cfg).train()
-    cfg_path = osp.join(work, 'measure_cfg.py')
-    cfg.dump(cfg_path)
-    ckpt = osp.join(work, 'calibrated.pth')
+    cfg_path, ckpt = train_small_demo(ceph_coco_small, work,
+                                      'measure_cfg.py', epochs=1)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
         model = init_landmark_model(cfg_path, ckpt, device='cpu')
@@ -141,14 +132,6 @@ def test_non_isbi_model_is_a_clear_error():
     check_measurement_model(stub(19))  # the ISBI names by default
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_measure_tool_end_to_end(tiny_ceph, tmp_path):
     out = tmp_path / 'eval'
     proc = subprocess.run(
@@ -203,8 +186,10 @@ def test_measure_errors_name_file_and_field(tiny_ceph, tmp_path):
     bad2 = tmp_path / 'no_spacing.json'
     bad2.write_text(json.dumps(no_spacing))
     with pytest.raises(SystemExit) as exc:
-        _tool('measure').main([tiny_ceph['cfg'], tiny_ceph['ckpt'],
-                               str(bad2), '--out-dir', str(tmp_path / 'o')])
+        load_tool('measure').main([
+            tiny_ceph['cfg'], tiny_ceph['ckpt'], str(bad2), '--out-dir',
+            str(tmp_path / 'o')
+        ])
     msg = str(exc.value.code)
     assert 'no_spacing.json' in msg and '"spacing"' in msg
     assert not (tmp_path / 'o').exists()
@@ -242,7 +227,8 @@ def test_infer_cli_writes_measurements(tiny_ceph, tmp_path):
             assert float(row['p_class1']) == m['class_probabilities']['1']
             assert (row['p_class4'] == '') == (name != 'MW')
     with pytest.raises(SystemExit) as exc:
-        _tool('infer').parse_args(['x', '--config', 'c', '--checkpoint', 'k',
-                                   '--out-dir', 'o', '--measurements',
-                                   '--num-samples', '0'])
+        load_tool('infer').parse_args([
+            'x', '--config', 'c', '--checkpoint', 'k', '--out-dir', 'o',
+            '--measurements', '--num-samples', '0'
+        ])
     assert exc.value.code == 2

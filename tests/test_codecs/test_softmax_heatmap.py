@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmchh.codecs import SoftmaxHeatmap
-from mmchh.evaluation.functional import expected_radial_error, softmax_2d
+from mmchh.codecs.utils import expected_radial_error, softmax_2d
 
 
 def one_hot_maps(codec, encoded):

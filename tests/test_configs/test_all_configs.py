@@ -99,20 +99,30 @@ def _samples(codec, k, flip_indices, rng, n=2):
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
 def test_config_is_consistent(path):
     """What a config says twice says the same thing: the training target
-    encoder is the head's codec, the affine makes the codec's input."""
+    encoder is the head's codec, the ground truth of val/test/calib is
+    encoded by the same codec with one-hot targets (it is scored against
+    the ground truth itself), the affine makes the codec's input."""
     init_default_scope('mmpose')
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmpose'
     assert 'mmchh' in cfg.custom_imports['imports']
     codec = cfg.model.head.decoder
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    one_hot = dict(codec, annotator_targets=False)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                   'calib_dataloader'):
+        if loader not in cfg:
+            continue
         pipeline = cfg[loader].dataset.pipeline
         Compose(pipeline)
         for t in pipeline:
             if t['type'] == 'TopdownAffine':
                 assert tuple(t['input_size']) == tuple(codec.input_size)
-            if t['type'] == 'GenerateTarget':
+            if t['type'] == 'GenerateTarget' and loader == 'train_dataloader':
                 assert t['encoder'] == codec, loader
+            elif 'encoder' in t:
+                assert dict(t['encoder'], annotator_targets=False) == \
+                    one_hot and not t['encoder'].get('annotator_targets'), \
+                    loader
     if cfg.model.head.type == 'SoftmaxHeatmapHead':
         assert codec.type == 'SoftmaxHeatmap'
         assert cfg.model.head.loss.type == 'SoftmaxNLLLoss'
@@ -148,6 +158,12 @@ def test_config_trains_one_step_and_predicts(path):
     assert any(not torch.equal(a, b)
                for a, b in zip(before, model.parameters()))
 
+    # at test time the ground truth itself is encoded, one-hot (the val
+    # pipeline's GenerateTargetIfAnnotated), whatever the training targets
+    if codec_cfg.get('annotator_targets', False):
+        codec = KEYPOINT_CODECS.build(dict(codec_cfg,
+                                           annotator_targets=False))
+        samples = _samples(codec, k, flip, np.random.default_rng(0))
     model.eval()
     with torch.no_grad():
         preds = model(inputs, samples, mode='predict')

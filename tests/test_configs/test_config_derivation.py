@@ -65,22 +65,28 @@ EXPECTED_CODECS = {
 }
 
 # variant -> (base, the train-pipeline transforms it changes, the
-# transforms it adds, the val-pipeline transforms it changes)
+# transforms it adds, the val-pipeline transforms it changes, the
+# val-pipeline transforms it removes)
 ANNOTATORS = {'AttachAnnotatorKeypoints', 'DetachAnnotatorKeypoints'}
+GT = 'GenerateTargetIfAnnotated'  # the val/test ground truth on the grid
 VARIANTS = {
     'ceph/unet_r34_onehot_quarter.py': (CEPH, {'GenerateTarget'}, set(),
-                                        set()),
+                                        {GT}, set()),
+    # scored against the ground truth itself: the base's one-hot encoding
     'ceph/unet_r34_multiannotator.py': (CEPH, {'GenerateTarget'},
-                                        ANNOTATORS, set()),
-    'ceph/unet_r34_gaussian.py': (CEPH, {'GenerateTarget'}, set(), set()),
+                                        ANNOTATORS, set(), set()),
+    # HeatmapHead scores nothing at test time
+    'ceph/unet_r34_gaussian.py': (CEPH, {'GenerateTarget'}, set(), set(),
+                                  {GT}),
     DEMO: (CEPH, {'TopdownAffine', 'GenerateTarget'}, set(),
-           {'TopdownAffine'}),
+           {'TopdownAffine', GT}, set()),
     'ceph/unet_r34_onehot_quarter_synthetic_demo.py': (DEMO,
                                                        {'GenerateTarget'},
-                                                       set(), set()),
+                                                       set(), {GT}, set()),
     'ceph/unet_r34_multiannotator_synthetic_demo.py': (DEMO,
                                                        {'GenerateTarget'},
-                                                       ANNOTATORS, set()),
+                                                       ANNOTATORS, set(),
+                                                       set()),
 }
 
 
@@ -99,8 +105,13 @@ def _plain(cfg):
     return cfg
 
 
-def _assert_differs_only_in(variant, base, changed, added=frozenset()):
+def _assert_differs_only_in(variant,
+                            base,
+                            changed,
+                            added=frozenset(),
+                            removed=frozenset()):
     variant = [t for t in variant if t['type'] not in added]
+    base = [t for t in base if t['type'] not in removed]
     assert [t['type'] for t in variant] == [t['type'] for t in base]
     for new, old in zip(variant, base):
         if new['type'] in changed:
@@ -128,7 +139,7 @@ def test_config_resolves_to_the_recorded_codec(name):
 
 @pytest.mark.parametrize('name', sorted(VARIANTS))
 def test_variant_pipeline_differs_from_its_base_only_where_it_says(name):
-    base_name, changed, added, val_changed = VARIANTS[name]
+    base_name, changed, added, val_changed, val_removed = VARIANTS[name]
     cfg, base = _load(name), _load(base_name)
     _assert_differs_only_in(cfg.train_dataloader.dataset.pipeline,
                             base.train_dataloader.dataset.pipeline, changed,
@@ -136,7 +147,8 @@ def test_variant_pipeline_differs_from_its_base_only_where_it_says(name):
     assert cfg.train_pipeline == cfg.train_dataloader.dataset.pipeline
     for loader in ('val_dataloader', 'test_dataloader', 'calib_dataloader'):
         _assert_differs_only_in(cfg[loader].dataset.pipeline,
-                                base[loader].dataset.pipeline, val_changed)
+                                base[loader].dataset.pipeline, val_changed,
+                                removed=val_removed)
 
 
 def test_multiannotator_points_ride_through_the_geometric_transforms():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from mmchh.evaluation.functional.uncertainty import softmax_2d
+from mmchh.codecs.utils import softmax_2d
 
 
 def slow_nll(logits, index, temperature):

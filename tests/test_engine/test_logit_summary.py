@@ -8,9 +8,9 @@ import pytest
 import torch
 from logit_maps import bowl_logits, slow_nll
 
+from mmchh.codecs.utils import nll_at_index
 from mmchh.engine.logit_summary import (LogitSummary, nll_from_summary,
                                         summarize_logits)
-from mmchh.evaluation.functional.uncertainty import nll_at_index
 
 
 def test_summary_fields_shapes_and_counts():

@@ -7,28 +7,26 @@ import torch
 from logit_maps import (bowl_logits, mode_confidence, peak_logits,
                         sample_targets)
 
+from mmchh.codecs.utils import heatmap_mode, nll_at_index, softmax_2d
 from mmchh.engine.logit_summary import nll_from_summary, summarize_logits
 from mmchh.engine.temperature_fitting import (fit_shared_temperature,
                                               fit_temperatures)
 from mmchh.evaluation.functional.calibration_metrics import \
     expected_calibration_error
-from mmchh.evaluation.functional.uncertainty import (heatmap_mode,
-                                                     nll_at_index,
-                                                     softmax_2d)
 
 
 def test_fit_objective_matches_nll_from_summary_in_both_regimes():
-    # the fit's hand-written loss / gradient (private) against autograd
+    # the fit's hand-written loss / gradient against autograd
     # through the public formula, from moderate T down to T far below the bin
     # width, where the variance term hits its cap
-    from mmchh.engine.temperature_fitting import _LandmarkObjective
+    from mmchh.engine.temperature_fitting import LandmarkObjective
     z = bowl_logits(6, 1, 24, 30, seed=6, value_range=40, noise=2.0)
     index = torch.randint(0, 720, (6, 1),
                           generator=torch.Generator().manual_seed(6))
     s = summarize_logits(z, index, num_bins=16)  # wide bins: w = 2.5
     weight = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0, 1.0], dtype=torch.float64)
     p = {k: v[:, 0].contiguous() for k, v in s.nll_terms().items()}
-    objective = _LandmarkObjective(p, weight)
+    objective = LandmarkObjective(p, weight)
     assert objective.inv_cap < 50
     for inv in (0.3, 1.0, 4.0, objective.inv_cap * 1.5, 200.0):
         t = torch.tensor([1 / inv], dtype=torch.float64, requires_grad=True)

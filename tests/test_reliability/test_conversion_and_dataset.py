@@ -32,6 +32,7 @@ from mmchh.datasets.converters import (CONVERSION_MARKER, KILL_AT_ENV,
                                        NO_EXCHANGE_ENV, ConversionError,
                                        convert_isbi,
                                        find_interrupted_conversion)
+from mmchh.testing import folder_digest
 from mmchh.utils.errors import InputError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -39,18 +40,6 @@ TOOL = osp.join(REPO, 'tools', 'convert_isbi.py')
 CONFIG = osp.join(REPO, 'configs', 'ceph', 'unet_r34_onehot.py')
 OLD_SIZE, NEW_SIZE = (40, 50), (60, 75)
 SPLITS = ('train', 'val', 'calib', 'test1', 'test2')
-
-
-def snapshot(folder):
-    """relative path -> sha256 of every file under ``folder``."""
-    out = {}
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            path = osp.join(dirpath, name)
-            with open(path, 'rb') as f:
-                out[osp.relpath(path, folder)] = hashlib.sha256(
-                    f.read()).hexdigest()
-    return out
 
 
 def assert_complete(out, size):
@@ -70,7 +59,7 @@ def assert_complete(out, size):
             path = osp.join(out, img['file_name'])
             assert Image.open(path).size == tuple(size), path
             named.add(img['file_name'])
-    assert set(snapshot(out)) == named
+    assert set(folder_digest(out)) == named
 
 
 def siblings(out):
@@ -151,10 +140,10 @@ KILL_STEPS = {
 def killed_runs(tmp_path_factory):
     """Every kill scenario: an earlier conversion at OLD_SIZE, then a
     re-conversion at NEW_SIZE killed at one moment."""
-    from conftest import _write_isbi_tree
+    from conftest import write_isbi_tree
     base = tmp_path_factory.mktemp('killed')
     root = str(base / 'isbi')
-    _write_isbi_tree(root, counts=(8, 2, 2))
+    write_isbi_tree(root, counts=(8, 2, 2))
     template = str(base / 'template')
     convert_isbi(root, template, num_val=1, num_calib=1, resize=OLD_SIZE,
                  progress=False)
@@ -176,7 +165,7 @@ def killed_runs(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(result) as f:
         codes = json.load(f)
-    return dict(root=root, old=snapshot(template), codes=codes,
+    return dict(root=root, old=folder_digest(template), codes=codes,
                 outs={c: cases[c]['out'] for c in cases})
 
 
@@ -190,19 +179,19 @@ def test_killed_reconversion_keeps_old_or_new_complete(killed_runs, case):
     assert code == -signal.SIGKILL or (case == 'external_sigkill'
                                        and code == 0), code
     if expected == 'old or new':
-        same = snapshot(out).get(CONVERSION_MARKER) == killed_runs['old'][
+        same = folder_digest(out).get(CONVERSION_MARKER) == killed_runs['old'][
             CONVERSION_MARKER]
         expected = 'old' if same else 'new'
     if expected == 'old':
         # nothing of the earlier conversion is lost or changed
-        assert snapshot(out) == old
+        assert folder_digest(out) == old
         assert_complete(out, OLD_SIZE)
     elif expected == 'aside':
         # the fallback's one window: OUT_DIR is missing, the earlier
         # conversion waits intact beside it; reading the data says so
         assert not osp.exists(out)
         aside = find_interrupted_conversion(out)
-        assert snapshot(aside) == old
+        assert folder_digest(aside) == old
         with pytest.raises(MissingDataError, match='was interrupted'):
             build_dataset(out, 'test1')
     else:
@@ -219,7 +208,7 @@ def test_killed_reconversion_keeps_old_or_new_complete(killed_runs, case):
                              resize=NEW_SIZE, progress=False)
         assert any('restored the earlier conversion' in str(w.message)
                    for w in said)
-        assert snapshot(out) == old and siblings(out) == []
+        assert folder_digest(out) == old and siblings(out) == []
         left = []
     # the next run repairs what the killed one left and completes
     with pytest.warns(UserWarning, match='interrupted') if left else \
@@ -240,7 +229,7 @@ def test_foreign_output_folder_is_refused_and_kept(tmp_path, isbi_tree):
     (mine / 'notes.txt').write_text('precious')
     with pytest.raises(ConversionError, match='does not hold a conversion'):
         convert_isbi(root, str(mine), num_val=1, num_calib=1)
-    assert snapshot(str(mine)) == {'notes.txt': hashlib.sha256(
+    assert folder_digest(str(mine)) == {'notes.txt': hashlib.sha256(
         b'precious').hexdigest()}
     # an earlier conversion with a file of the user's added
     out = str(tmp_path / 'coco')
@@ -248,12 +237,12 @@ def test_foreign_output_folder_is_refused_and_kept(tmp_path, isbi_tree):
                  progress=False)
     extra = osp.join(out, 'images', 'my_drawing.txt')
     open(extra, 'w').write('mine')
-    before = snapshot(out)
+    before = folder_digest(out)
     with pytest.raises(ConversionError) as err:
         convert_isbi(root, out, num_val=1, num_calib=1, resize=NEW_SIZE,
                      progress=False)
     assert extra in str(err.value) and 'refusing' in str(err.value)
-    assert snapshot(out) == before and siblings(out) == []
+    assert folder_digest(out) == before and siblings(out) == []
     # the release itself, or a folder holding it
     for bad in (root, str(tmp_path)):
         with pytest.raises(ConversionError):

@@ -20,7 +20,6 @@ checked against what the code really does:
 """
 import contextlib
 import glob
-import importlib.util
 import io
 import json
 import math
@@ -32,6 +31,8 @@ import sys
 
 import pytest
 
+from mmchh.testing import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DOC_FILES = ['README.md'] + sorted(
     osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'docs', '*.md')))
@@ -41,8 +42,12 @@ RESULTS_END = '<!-- demo-results:end -->'
 OUTPUTS_BEGIN = '<!-- demo-outputs:begin -->'
 OUTPUTS_END = '<!-- demo-outputs:end -->'
 
+# Markdown: fenced blocks, inline code, links
 FENCE = re.compile(r'^```([\w-]*)[^\n]*\n(.*?)^```', re.M | re.S)
 INLINE = re.compile(r'`([^`\n]+)`')
+LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
+
+# commands: python tools/X.py ..., bash tools/X.sh, make TARGET, their flags
 SCRIPT = re.compile(
     r'(?:^|[\s;&|(])(?:python3?|\S*/python3?)\s+'
     r'((?:tools|benchmarks)/[\w./-]+\.py)(?=\s|$)([^;&|]*)')
@@ -50,15 +55,20 @@ SHELL_SCRIPT = re.compile(r'(?:^|[\s;&|(])bash\s+(tools/[\w./-]+\.sh)\b')
 MAKE = re.compile(r'(?:^|[;&|(]\s*)make\s+([A-Za-z][\w-]*)')
 FLAG = re.compile(r'^\[?(--[A-Za-z][\w-]*)')
 HELP_FLAG = re.compile(r'(?<![\w-])(--[A-Za-z][\w-]*)')
+OUTPUT_FLAG_BEFORE = re.compile(r'--(?:out-dir|work-dir|out|show-dir)\s+$')
+
+# paths: each starts where no path character stands before it (a
+# repository path not after ':' either)
+PATH_START = r'(?<![\w./-])'
 REPO_PATH = re.compile(
     r'(?<![\w./:-])((?:tools|configs|mmchh|tests|benchmarks|requirements|'
     r'docs)/[\w./*-]*[\w*])')
-DEMO_WORK_PATH = re.compile(r'(?<![\w./-])work_dirs/demo/([\w./*-]*[\w*])')
-CHECKPOINT_PATH = re.compile(r'(?<![\w./-])(work_dirs/[\w./*-]+\.pth)')
-DEMO_DATA_PATH = re.compile(r'(?<![\w./-])data/(synthetic_ceph[\w./*-]*)')
-OUTPUT_FLAG_BEFORE = re.compile(r'--(?:out-dir|work-dir|out|show-dir)\s+$')
-LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
+DEMO_WORK_PATH = re.compile(PATH_START + r'work_dirs/demo/([\w./*-]*[\w*])')
+CHECKPOINT_PATH = re.compile(PATH_START + r'(work_dirs/[\w./*-]+\.pth)')
+DEMO_DATA_PATH = re.compile(PATH_START + r'data/(synthetic_ceph[\w./*-]*)')
+
 DEMO_MINUTES = re.compile(r'took about (\d+) minutes')
+
 #: pip's options in docs/install.md's recipe (not mmchh tools)
 PIP_FLAGS = {'--no-binary', '--no-build-isolation', '--no-deps'}
 
@@ -130,11 +140,7 @@ def help_text(script):
 @pytest.fixture(scope='module')
 def demo():
     """tools/demo.py as a module (its names are what the docs may use)."""
-    spec = importlib.util.spec_from_file_location(
-        'mmchh_tools_demo', osp.join(REPO, 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('demo')
 
 
 @pytest.fixture(scope='module')
@@ -221,7 +227,7 @@ def test_readme_registry_names_exist():
     """Each name in the second column of README's "What you get" table is
     registered with MMPose (``type=...`` in a config), a public mmchh
     function or module, or a repository path."""
-    import importlib
+    import importlib.util
 
     import mmpose.registry as registry
 

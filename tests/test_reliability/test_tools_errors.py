@@ -3,7 +3,6 @@ nothing (issue 13, part C): broken / malicious / other-model checkpoints
 through tools/infer.py and tools/test.py, infer.py's options checked before
 any work, results kept when a run fails half-way, overlay names that never
 collide, test.py --out into a new folder, and the 12-bit warning."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -16,15 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from mmchh.testing import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'{name}_tool_reliability', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Payload:
@@ -99,17 +92,17 @@ def _exit_message(exc):
 def test_bad_checkpoints_through_infer_and_test(setup, kind, tmp_path):
     bad = setup['bad'][kind]
     with pytest.raises(SystemExit) as exc:
-        _tool('infer').main([setup['images'][0], '--config', setup['cfg'],
-                             '--checkpoint', bad, '--out-dir',
-                             str(tmp_path / 'o'), '--no-progress'])
+        load_tool('infer').main([setup['images'][0], '--config', setup['cfg'],
+                                 '--checkpoint', bad, '--out-dir',
+                                 str(tmp_path / 'o'), '--no-progress'])
     msg = _exit_message(exc)
     assert msg.startswith('infer.py: error: ') and bad in msg
     assert REASONS[kind] in msg, msg
     # nothing that looks like an answer was written
     assert not osp.exists(tmp_path / 'o' / 'landmarks.json')
     with pytest.raises(SystemExit) as exc:
-        _tool('test').main([setup['cfg'], bad, '--work-dir',
-                            str(tmp_path / 'w')])
+        load_tool('test').main([setup['cfg'], bad, '--work-dir',
+                                str(tmp_path / 'w')])
     msg = _exit_message(exc)
     assert msg.startswith('test.py: error: ') and bad in msg
     assert REASONS[kind] in msg, msg
@@ -127,19 +120,19 @@ def test_train_resume_and_calibrate_check_the_checkpoint(setup, tmp_path):
     work.mkdir()
     (work / 'last_checkpoint').write_text(setup['bad']['truncated'])
     with pytest.raises(SystemExit) as exc:
-        _tool('train').main([setup['cfg'], '--work-dir', str(work),
-                             '--resume'])
+        load_tool('train').main([setup['cfg'], '--work-dir', str(work),
+                                 '--resume'])
     msg = _exit_message(exc)
     assert msg.startswith('train.py: error: checkpoint ')
     assert setup['bad']['truncated'] in msg and 'truncated' in msg
     with pytest.raises(SystemExit) as exc:
-        _tool('train').main([setup['cfg'], '--work-dir', str(work),
-                             '--cfg-options',
-                             f'load_from={setup["bad"]["wrong_model"]}'])
+        load_tool('train').main([setup['cfg'], '--work-dir', str(work),
+                                 '--cfg-options',
+                                 f'load_from={setup["bad"]["wrong_model"]}'])
     assert 'the checkpoint has 5 landmarks' in _exit_message(exc)
     with pytest.raises(SystemExit) as exc:
-        _tool('calibrate').main([setup['cfg'], setup['bad']['malicious'],
-                                 '--work-dir', str(work)])
+        load_tool('calibrate').main([setup['cfg'], setup['bad']['malicious'],
+                                     '--work-dir', str(work)])
     msg = _exit_message(exc)
     assert msg.startswith('calibrate.py: error: checkpoint ')
     assert 'not plain weights' in msg
@@ -194,7 +187,7 @@ def test_infer_options_checked_before_any_work(setup, tmp_path, monkeypatch,
     args = [setup['images'][0], '--config', setup['cfg'], '--checkpoint',
             setup['ckpt'], '--out-dir', out, option, value]
     with pytest.raises(SystemExit) as exc:
-        _tool('infer').main(args)
+        load_tool('infer').main(args)
     msg = _exit_message(exc)
     assert msg.startswith('infer.py: error: ') and expected in msg, msg
 
@@ -306,11 +299,11 @@ def test_overlay_names_never_collide(setup, tmp_path):
     args = [str(folder), '--config', setup['cfg'], '--checkpoint',
             setup['ckpt'], '--out-dir', str(out), '--no-progress']
     with pytest.raises(SystemExit) as exc:
-        _tool('infer').main(args)
+        load_tool('infer').main(args)
     assert 'already holds the outputs of an earlier run' in _exit_message(exc)
     (out / 'notes.txt').write_text('mine')
     os.remove(folder / 'a.bmp')
-    assert _tool('infer').main(args + ['--overwrite']) == 0
+    assert load_tool('infer').main(args + ['--overwrite']) == 0
     assert sorted(os.listdir(out / 'overlays')) == ['a.png']
     assert (out / 'notes.txt').read_text() == 'mine'  # not ours: kept
     text = open(out / 'landmarks.json').read()
@@ -319,8 +312,8 @@ def test_overlay_names_never_collide(setup, tmp_path):
 
 def test_test_tool_out_into_new_folder(setup, tmp_path):
     out = tmp_path / 'new' / 'deeper' / 'metrics.json'
-    code = _tool('test').main([setup['cfg'], setup['ckpt'], '--work-dir',
-                               str(tmp_path / 'w'), '--out', str(out)])
+    code = load_tool('test').main([setup['cfg'], setup['ckpt'], '--work-dir',
+                                   str(tmp_path / 'w'), '--out', str(out)])
     assert code == 0
     metrics = json.loads(out.read_text())
     assert 'EPE' in metrics

@@ -4,7 +4,6 @@ table is the writer's output for the JSON, the run is recorded with its
 machine and command, and an earlier run's outputs cannot pass for this
 run's."""
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,19 +13,14 @@ import sys
 import pytest
 from conftest import as_cli_options, small_ceph_options
 
+from mmchh.testing import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'tools', 'demo.py')
 
 
-def load_demo():
-    spec = importlib.util.spec_from_file_location('mmchh_tools_demo', DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_demo_writes_every_promised_output(tmp_path):
-    demo = load_demo()
+    demo = load_tool('demo')
     data, work = str(tmp_path / 'data'), str(tmp_path / 'work')
     # an earlier run's leftovers must not survive (nor pass for this run's)
     os.makedirs(work)
@@ -74,7 +68,7 @@ def test_demo_writes_every_promised_output(tmp_path):
 
 
 def test_demo_refuses_counts_it_cannot_split(capsys):
-    demo = load_demo()
+    demo = load_tool('demo')
     for argv, text in ((['--num-train', '8'], '--num-train must be >= 9'),
                        (['--num-test1', '0'], '--num-test1 must be >= 1')):
         with pytest.raises(SystemExit) as exc:

@@ -176,3 +176,22 @@ def test_fingerprint_of_module_equals_fingerprint_of_its_file(tmp_path):
     assert weights_fingerprint(loaded) == weights_fingerprint(
         net.state_dict())
     assert osp.getsize(path) > 0
+
+
+@pytest.mark.parametrize('own_val_root', [False, True],
+                         ids=['all_loaders', 'loader_option_wins'])
+def test_cfg_option_data_root_reaches_every_dataset(own_val_root):
+    from mmchh.utils.run_config import load_run_config
+    config = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'configs', 'ceph', 'unet_r34_onehot.py')
+    options = {'data_root': 'elsewhere/'}
+    if own_val_root:
+        options['val_dataloader.dataset.data_root'] = 'val_root/'
+    cfg = load_run_config(config, options)
+    roots = {k: cfg[k].dataset.data_root for k in
+             ('train_dataloader', 'val_dataloader', 'test_dataloader',
+              'calib_dataloader')}
+    expected = dict.fromkeys(roots, 'elsewhere/')
+    if own_val_root:
+        expected['val_dataloader'] = 'val_root/'
+    assert roots == expected

@@ -41,8 +41,9 @@ class CephalometricMetric(BaseMetric):
     Args:
         thresholds (sequence): SDR thresholds in mm. Defaults to the
             challenge's (2, 2.5, 3, 4).
-        per_landmark (bool): Also report ``MRE/<name>`` and
-            ``SDR_2.0mm/<name>`` (first threshold) per landmark.
+        per_landmark (bool): Also report ``MRE/<name>`` and, for the first
+            threshold, ``SDR_<t>mm/<name>`` (``SDR_2mm/<name>`` by default)
+            per landmark.
         spacing (float, optional): mm/pixel to use when a sample carries no
             ``spacing``; by default such a sample is an error.
         collect_device (str): 'cpu' or 'gpu'.

@@ -87,8 +87,11 @@ class UncertaintyMetric(BaseMetric):
         self.corr_bin_size = int(corr_bin_size)
         self.sdr_thresholds = tuple(float(t) for t in sdr_thresholds)
         self.out_dir = out_dir
-        #: arrays of the last evaluation (used by the calibration hook)
+        #: per-landmark arrays of the last evaluation (the ERE vs error
+        #: plot of ``out_dir`` draws them); empty after an invalid one
         self.last_arrays: Dict[str, np.ndarray] = {}
+        #: everything ``<prefix>_uncertainty.json`` holds for the last
+        #: evaluation
         self.last_details: Dict = {}
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
@@ -102,8 +105,10 @@ class UncertaintyMetric(BaseMetric):
             if missing or 'spacing' not in sample:
                 raise KeyError(
                     f'UncertaintyMetric: sample {where} lacks '
-                    f'{missing or ["spacing"]}; use SoftmaxHeatmapHead and '
-                    'list "spacing" in PackPoseInputs(meta_keys=...)')
+                    f'{missing or ["spacing"]}; use SoftmaxHeatmapHead, '
+                    'encode the ground truth with GenerateTarget(encoder='
+                    '<model.head.decoder>) in the val/test pipeline and list '
+                    '"spacing" in PackPoseInputs(meta_keys=...)')
             gt = sample['gt_instances']
             errors = radial_errors_mm(
                 np.asarray(pred['keypoints'])[0, :, :2],

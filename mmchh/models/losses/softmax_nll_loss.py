@@ -5,14 +5,14 @@ import torch
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
-from mmchh.evaluation.functional import nll_at_index
+from mmchh.codecs.utils import nll_at_index
 from mmchh.utils.errors import InputError
 
 
-class _NLLAtIndex(torch.autograd.Function):
+class NLLAtIndexFunction(torch.autograd.Function):
     """``logsumexp(x) - x[index]`` per map with a fused backward.
 
-    The value is :func:`~mmchh.evaluation.functional.nll_at_index`'s. Its
+    The value is :func:`~mmchh.codecs.utils.nll_at_index`'s. Its
     gradient ``softmax(x) - onehot(index)`` (times the incoming gradient) is
     written into one buffer: ``exp(x - lse)`` in place, then the target
     pixels are decremented. Autograd's generic backward of ``logsumexp`` and
@@ -44,8 +44,8 @@ class _CrossEntropyAtIndices(torch.autograd.Function):
 
     The cross-entropy against a target distribution with mass ``m_a`` on
     pixel ``index_a`` (the masses sum to 1); gradient ``softmax(x) - target``
-    built in one buffer as in :class:`_NLLAtIndex`. Repeated indices add
-    their masses, as the target distribution does.
+    built in one buffer as in :class:`NLLAtIndexFunction`. Repeated indices
+    add their masses, as the target distribution does.
     """
 
     @staticmethod
@@ -219,7 +219,8 @@ class SoftmaxNLLLoss(nn.Module):
         grad = torch.is_grad_enabled() and output.requires_grad
         if index.ndim == 2:
             if grad:
-                return _NLLAtIndex.apply(output.to(dtype).flatten(-2), index)
+                return NLLAtIndexFunction.apply(
+                    output.to(dtype).flatten(-2), index)
             return nll_at_index(output, index)
         flat = output.to(dtype).flatten(-2)
         mass = mass.to(device=output.device, dtype=dtype)

@@ -7,7 +7,7 @@ from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
 
 import mmchh  # noqa: F401
-from mmchh.evaluation.functional import expected_radial_error, softmax_2d
+from mmchh.codecs.utils import expected_radial_error, softmax_2d
 
 CODEC = dict(type='SoftmaxHeatmap', input_size=(32, 24),
              heatmap_size=(16, 12))
@@ -169,9 +169,10 @@ def test_loss_and_device_side_accuracy():
                                        dict(compute_acc=False))
 
 
-def samples_with_gt(batch=2, spacing=(0.1, 0.2)):
+def samples_with_gt(batch=2, spacing=(0.1, 0.2), grid=(16, 12, 32, 24)):
     """Samples as the test pipeline makes them: gt in original-image
-    coordinates, an input crop of the original, and a spacing."""
+    coordinates, an input crop of the original, a spacing, and the gt
+    encoded on the model's grid by GenerateTarget (``gt_instance_labels``)."""
     out = []
     rng = np.random.default_rng(0)
     for _ in range(batch):
@@ -188,6 +189,11 @@ def samples_with_gt(batch=2, spacing=(0.1, 0.2)):
         s.gt_instances = InstanceData(
             keypoints=kpts[None].astype(np.float32),
             keypoints_visible=np.ones((1, 3), np.float32))
+        s.gt_instance_labels = InstanceData(
+            heatmap_indices=torch.as_tensor(cells[None, :, 1] * 16 +
+                                            cells[None, :, 0]),
+            keypoint_weights=torch.ones(1, 3),
+            heatmap_grid=torch.tensor([grid]))
         s.set_field(cells, 'cells', field_type='metainfo')
         out.append(s)
     return out
@@ -241,3 +247,47 @@ def test_uncalibrated_state_dict_loads_with_unit_temperature():
     fresh.load_state_dict(state, strict=True)
     torch.testing.assert_close(fresh.temperature, torch.ones(3))
     assert torch.isnan(fresh.flag_threshold) and not fresh.is_calibrated
+
+
+def test_predict_without_encoded_ground_truth_scores_nothing():
+    """Inference samples (no gt_instance_labels) and samples with only the
+    original-image ground truth get no NLL: the head never maps the ground
+    truth itself."""
+    head = build_head()
+    ss = samples_with_gt()
+    for s in ss:
+        del s.gt_instance_labels
+    preds = head.predict(feats(5), ss)
+    assert 'keypoint_nll' not in preds[0]
+    assert 'keypoint_ere_mm' in preds[0]
+
+
+@pytest.mark.parametrize('case', ['other_grid', 'annotator_targets'])
+def test_predict_refuses_ground_truth_it_cannot_score(case):
+    from mmchh.utils.errors import InputError
+    head = build_head()
+    if case == 'other_grid':
+        ss = samples_with_gt(grid=(8, 6, 32, 24))
+        match = 'ground-truth targets were encoded for a 8x6 heatmap'
+    else:
+        ss = samples_with_gt()
+        for s in ss:
+            s.gt_instance_labels.heatmap_indices = \
+                s.gt_instance_labels.heatmap_indices[..., None].repeat(
+                    1, 1, 2)
+        match = 'one-hot'
+    with pytest.raises(InputError, match=match):
+        head.predict(feats(5), ss)
+
+
+def test_predict_outputs_logits_on_request():
+    head = build_head()
+    x = feats(5)
+    preds, fields = head.predict(x, samples_with_gt(),
+                                 dict(output_logits=True))
+    torch.testing.assert_close(
+        torch.stack([f.logits for f in fields]), head(x))
+    assert 'heatmaps' not in fields[0]
+    with pytest.raises(ValueError, match='output_logits'):
+        head.predict([x, x], samples_with_gt(),
+                     dict(flip_test=True, output_logits=True))

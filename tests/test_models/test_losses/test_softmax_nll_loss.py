@@ -3,22 +3,7 @@ import pytest
 import torch
 
 from mmchh.models.losses import SoftmaxNLLLoss
-
-
-def dense_reference(logits, index, weights):
-    """-sum(onehot * log softmax) on a dense one-hot map, in float64."""
-    x = logits.detach().double().numpy()
-    b, k, h, w = x.shape
-    total, count = 0.0, 0.0
-    for i in range(b):
-        for j in range(k):
-            onehot = np.zeros(h * w)
-            onehot[index[i, j]] = 1
-            flat = x[i, j].reshape(-1)
-            log_p = flat - flat.max() - np.log(np.exp(flat - flat.max()).sum())
-            total += weights[i, j] * -(onehot * log_p).sum()
-            count += weights[i, j]
-    return total / count
+from mmchh.testing.dense_nll import dense_softmax_nll
 
 
 def random_case(seed, scale=3.0, shape=(3, 4, 7, 9)):
@@ -35,7 +20,7 @@ def test_matches_dense_float64_reference(seed):
     logits, index, weights = random_case(seed)
     loss = SoftmaxNLLLoss()(logits, index, weights)
     assert loss.dtype == torch.float32
-    ref = dense_reference(logits, index.numpy(), weights.numpy())
+    ref = dense_softmax_nll(logits, index.numpy(), weights.numpy())
     assert loss.item() == pytest.approx(ref, rel=1e-6)
 
 
@@ -43,11 +28,11 @@ def test_fractional_weights_and_loss_weight():
     logits, index, _ = random_case(3)
     weights = torch.rand(3, 4, generator=torch.Generator().manual_seed(9))
     loss = SoftmaxNLLLoss(loss_weight=2.5)(logits, index, weights)
-    ref = dense_reference(logits, index.numpy(), weights.numpy())
+    ref = dense_softmax_nll(logits, index.numpy(), weights.numpy())
     assert loss.item() == pytest.approx(2.5 * ref, rel=1e-6)
     unweighted = SoftmaxNLLLoss(use_target_weight=False)(logits, index,
                                                          weights)
-    ref = dense_reference(logits, index.numpy(), np.ones((3, 4)))
+    ref = dense_softmax_nll(logits, index.numpy(), np.ones((3, 4)))
     assert unweighted.item() == pytest.approx(ref, rel=1e-6)
 
 
@@ -57,7 +42,7 @@ def test_finite_for_huge_logits():
     loss = SoftmaxNLLLoss()(logits, index, weights)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
-    ref = dense_reference(logits, index.numpy(), weights.numpy())
+    ref = dense_softmax_nll(logits, index.numpy(), weights.numpy())
     assert loss.item() == pytest.approx(ref, rel=1e-6)
 
 
@@ -68,7 +53,7 @@ def test_float32_under_autocast():
         loss = SoftmaxNLLLoss()(low, index, weights)
     assert loss.dtype == torch.float32
     # exact for the bf16 values it was given: no bf16 arithmetic inside
-    ref = dense_reference(low.float(), index.numpy(), weights.numpy())
+    ref = dense_softmax_nll(low.float(), index.numpy(), weights.numpy())
     assert loss.item() == pytest.approx(ref, rel=1e-6)
 
 
@@ -96,8 +81,8 @@ def test_rejects_dense_targets():
 
 
 def test_fused_gradient_matches_autograd_and_gradcheck():
-    from mmchh.evaluation.functional import nll_at_index
-    from mmchh.models.losses.softmax_nll_loss import _NLLAtIndex
+    from mmchh.codecs.utils import nll_at_index
+    from mmchh.models.losses.softmax_nll_loss import NLLAtIndexFunction
     g = torch.Generator().manual_seed(11)
     logits = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64)
     index = torch.randint(0, 20, (2, 3), generator=g)
@@ -111,7 +96,7 @@ def test_fused_gradient_matches_autograd_and_gradcheck():
     torch.testing.assert_close(fused.grad, plain.grad, rtol=1e-10,
                                atol=1e-12)
     assert torch.autograd.gradcheck(
-        lambda x: _NLLAtIndex.apply(x.flatten(-2), index),
+        lambda x: NLLAtIndexFunction.apply(x.flatten(-2), index),
         (logits.clone().requires_grad_(True), ))
     # half-precision logits (AMP) get a half-precision gradient
     half = logits.half().requires_grad_(True)

@@ -4,6 +4,7 @@ import torch
 from mmpose.registry import MODELS
 
 import mmchh  # noqa: F401
+from mmchh.testing.smp_unet import smp_to_ours_key
 from mmchh.utils.checkpoint import CALIBRATION_STATE_NAMES
 
 DECODER = (256, 128, 64, 32, 32)
@@ -31,20 +32,6 @@ def build_ours(depth=34, num_keypoints=19, in_channels=(64, 64, 128, 256,
                     heatmap_size=(64, 96)))))
     model.init_weights()
     return model
-
-
-def smp_to_ours_key(key):
-    """Maps a segmentation_models_pytorch Unet key to ours."""
-    if key.startswith('encoder.'):
-        return 'backbone.' + key[len('encoder.'):]
-    if key.startswith('decoder.blocks.'):
-        parts = key.split('.')  # decoder.blocks.i.convj.{0,1}.param
-        layer = {'0': 'conv', '1': 'bn'}[parts[4]]
-        return '.'.join(['neck.blocks', parts[2], parts[3], layer] +
-                        parts[5:])
-    if key.startswith('segmentation_head.0.'):
-        return 'head.final_layer.' + key[len('segmentation_head.0.'):]
-    raise KeyError(key)
 
 
 @pytest.mark.parametrize('depth', [34, 18])

@@ -1,9 +1,11 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""The uncertainty math of contour-hugging heatmaps, in one place.
+"""A heatmap as a distribution: 2D softmax, NLL, mode and ERE, in one place.
 
-Every other part of mmchh (codec, head, loss, metrics, hooks, API and tools)
-calls these pure functions instead of re-deriving the formulas, so that a
-number reported anywhere means the same thing everywhere.
+The math a softmax-heatmap codec needs, beside the codec (as MMPose keeps
+its heatmap math in ``mmpose/codecs/utils``). Every other part of mmchh
+(codec, head, loss, metrics, hooks, API and tools) calls these pure
+functions instead of re-deriving the formulas, so that a number reported
+anywhere means the same thing everywhere.
 
 Conventions:
     * A heatmap is indexed ``[..., y, x]`` (rows, then columns), as in MMPose.
@@ -16,6 +18,11 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+
+__all__ = [
+    'expected_radial_error', 'heatmap_mode', 'log_softmax_2d', 'nll_at_index',
+    'softmax_2d'
+]
 
 PixelSize = Union[float, Sequence[float], Tensor]
 

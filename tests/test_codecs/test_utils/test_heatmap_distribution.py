@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmchh.evaluation.functional import (expected_radial_error, heatmap_mode,
-                                         log_softmax_2d, nll_at_index,
-                                         softmax_2d)
+from mmchh.codecs.utils import (expected_radial_error, heatmap_mode,
+                                log_softmax_2d, nll_at_index, softmax_2d)
 
 
 def slow_ere(prob_map, threshold=0.05, sx=1.0, sy=1.0):

@@ -2,7 +2,7 @@
 """Where heatmap pixels lie in the model input, and sub-pixel decoding.
 
 The grid convention (one place, used by the codec, the head, the API and
-the tools):
+the tools, mostly through :class:`~mmchh.codecs.utils.HeatmapFrame`):
 
     A heatmap of ``W x H`` pixels covers the model input of
     ``W * sx x H * sy`` pixels, ``(sx, sy) = input_size / heatmap_size``.
@@ -25,7 +25,33 @@ import numpy as np
 import torch
 from torch import Tensor
 
+__all__ = [
+    'grid_scale', 'heatmap_cell', 'heatmap_to_input', 'input_to_heatmap',
+    'refine_subpixel'
+]
+
 Scale = Union[float, Sequence[float], np.ndarray, Tensor]
+
+
+def grid_scale(input_size: Sequence[int],
+               heatmap_size: Sequence[int]) -> np.ndarray:
+    """Input pixels per heatmap pixel, ``input_size / heatmap_size``.
+
+    Args:
+        input_size (Sequence[int]): Model input size ``(w, h)``.
+        heatmap_size (Sequence[int]): Heatmap size ``(W, H)``.
+
+    Returns:
+        np.ndarray: ``(sx, sy)``, shape (2,), float32.
+
+    Note:
+        Divided in float32, as MMPose's codecs compute their
+        ``scale_factor``. The codec, :class:`HeatmapFrame` and the head all
+        read this one value, so a ratio that float32 cannot hold exactly
+        (e.g. 1935 / 484) is still the same number everywhere.
+    """
+    return (np.asarray(input_size, dtype=np.float32) /
+            np.asarray(heatmap_size, dtype=np.float32))
 
 
 def input_to_heatmap(xy, scale: Scale):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmchh.evaluation.functional import (heatmap_cell, heatmap_to_input,
-                                         input_to_heatmap, refine_subpixel)
+from mmchh.codecs.utils import (heatmap_cell, heatmap_to_input,
+                                input_to_heatmap, refine_subpixel)
 
 
 def test_grid_hand_computed():

@@ -1,0 +1,368 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""What a user gets for one image: :class:`LandmarkResult`, and how it is
+built from one predicted ``PoseDataSample``.
+
+:func:`predict_landmarks` builds every result here, and so can code that
+runs the model itself (:func:`landmark_result`, e.g. a hook on a test
+Runner): invalid landmarks, names, calibration state and the mapping back
+to the image are then the same everywhere.
+"""
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmchh.codecs.utils import HeatmapFrame
+from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
+from mmchh.evaluation.functional import (ceph_measurements,
+                                         sample_ceph_measurements,
+                                         summarize_measurement_samples)
+from mmchh.utils.io import to_jsonable
+
+__all__ = [
+    'LandmarkResult', 'MeasureSettings', 'ResultContext', 'SourceImage',
+    'build_landmark_result', 'landmark_names', 'landmark_result'
+]
+
+
+@dataclass
+class LandmarkResult:
+    """Landmarks predicted for one image.
+
+    Attributes:
+        path (str | None): The image file, None for an array.
+        image_size (tuple[int, int]): (w, h) of the image passed in.
+        landmarks (list[dict]): One dict per landmark, in model order:
+            ``name``, ``index``, ``x``, ``y`` (pixels of the image passed
+            in), ``x_mm``, ``y_mm`` (``x * spacing_x``...; None without
+            spacing), ``probability`` (probability of the mode pixel),
+            ``ere_px`` (ERE in pixels of the image passed in: the
+            model-input ERE times the mean input-to-image scale),
+            ``ere_mm`` (exact ERE in mm, None without spacing), ``flagged``
+            (``ere_mm > flag_threshold_mm``; None without a threshold or
+            without spacing), ``valid`` (False when the model gave no
+            answer for it: a non-finite or degenerate heatmap; then ``x``,
+            ``y``, ``x_mm``, ``y_mm``, ``probability``, ``ere_px`` and
+            ``ere_mm`` are None and ``flagged`` is True).
+        calibrated (bool): Whether the model's temperatures were fitted
+            (a calibration fitted for other weights is never loaded).
+        flag_threshold_mm (float | None): The model's ERE flag threshold.
+        frame (HeatmapFrame): The image's frames: heatmap, model input,
+            image and mm (``spacing``); read through the properties
+            ``spacing`` (mm per pixel (x, y) or None), ``input_center``,
+            ``input_scale`` (the box, in image pixels, that the model input
+            covers), ``input_size`` (model input (w, h)) and
+            ``heatmap_scale`` (model-input pixels per heatmap pixel).
+        heatmaps (np.ndarray | None): (K, H, W) float32 probability maps in
+            heatmap space, only with ``return_heatmaps=True``.
+        measurements (dict | None): With ``measurements=True``: the eight
+            ISBI 2015 measurements (``ANB`` ... ``MW``), each a dict from
+            :func:`~mmchh.evaluation.functional.summarize_measurement_samples`:
+            ``value`` (from the predicted landmarks), ``value_class``,
+            ``mean``, ``std``, ``ci95`` ([lo, hi]), ``most_likely_class``,
+            ``class_probabilities``, ``class_names``, ``unit``,
+            ``num_valid``. MW (mm) is None throughout without spacing.
+
+    Note:
+        Heatmap pixel (u, v) -> image pixel is
+        :meth:`HeatmapFrame.heatmap_to_image`: the model-input centre of
+        the pixel on the codec's grid, then the mapping MMPose applies to
+        keypoints (``x = x_in / input_size[0] * input_scale[0] +
+        input_center[0] - input_scale[0] / 2``, same for y).
+    """
+    path: Optional[str]
+    image_size: Tuple[int, int]
+    landmarks: List[Dict[str, Any]]
+    calibrated: bool
+    flag_threshold_mm: Optional[float]
+    frame: HeatmapFrame
+    heatmaps: Optional[np.ndarray] = field(default=None, repr=False)
+    measurements: Optional[Dict[str, Dict[str, Any]]] = None
+
+    @property
+    def spacing(self) -> Optional[Tuple[float, float]]:
+        """mm per image pixel (x, y), or None."""
+        return self.frame.spacing
+
+    @property
+    def input_center(self) -> Tuple[float, float]:
+        """Centre (x, y) of the box the model input covers (image px)."""
+        return self.frame.input_center
+
+    @property
+    def input_scale(self) -> Tuple[float, float]:
+        """Size (w, h) of that box, in image pixels."""
+        return self.frame.input_scale
+
+    @property
+    def input_size(self) -> Tuple[int, int]:
+        """Model input size (w, h)."""
+        return self.frame.input_size
+
+    @property
+    def heatmap_scale(self) -> Tuple[float, float]:
+        """Model-input pixels per heatmap pixel (x, y)."""
+        return tuple(float(v) for v in self.frame.heatmap_scale)
+
+    def heatmap_to_image(self, xy: np.ndarray) -> np.ndarray:
+        """Maps (..., 2) heatmap-pixel coordinates to image pixels."""
+        return self.frame.heatmap_to_image(xy)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Strict-JSON-ready dict (everything except the heatmaps).
+
+        Plain Python types only; a NaN or infinite number anywhere becomes
+        None, so ``json.dumps(..., allow_nan=False)`` always works.
+        """
+        return to_jsonable(dict(
+            path=self.path,
+            image_size=list(self.image_size),
+            spacing=None if self.spacing is None else list(self.spacing),
+            calibrated=self.calibrated,
+            flag_threshold_mm=self.flag_threshold_mm,
+            input_center=list(self.input_center),
+            input_scale=list(self.input_scale),
+            input_size=list(self.input_size),
+            landmarks=[dict(lm) for lm in self.landmarks],
+            **({} if self.measurements is None else dict(
+                measurements={k: dict(v)
+                              for k, v in self.measurements.items()}))))
+
+
+def landmark_names(model: nn.Module, num: int) -> List[str]:
+    """The names of a model's ``num`` landmarks: its ``dataset_meta``'s,
+    else the ISBI 2015 names for 19, else ``landmark_<i>``."""
+    meta = getattr(model, 'dataset_meta', None) or {}
+    id2name = meta.get('keypoint_id2name')
+    if id2name and len(id2name) == num:
+        return [str(id2name[i]) for i in range(num)]
+    if num == len(CEPH_LANDMARK_NAMES):
+        return list(CEPH_LANDMARK_NAMES)
+    return [f'landmark_{i}' for i in range(num)]
+
+
+def _flag_threshold_mm(model: nn.Module) -> Optional[float]:
+    t = getattr(model.head, 'flag_threshold', None)
+    if t is None or not bool(torch.isfinite(t)):
+        return None
+    return float(t)
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How the measurements' distributions are drawn.
+
+    Attributes:
+        num_samples (int): Draws per landmark.
+        seed (tuple[int, ...]): Image ``i`` draws from
+            ``np.random.default_rng([*seed, i])``.
+    """
+    num_samples: int
+    seed: Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ResultContext:
+    """What every result of one call shares: the model and the options.
+
+    Attributes:
+        model (nn.Module): The model that predicted the samples.
+        calibrated (bool): Its head's temperatures were fitted.
+        flag_threshold_mm (float | None): Its ERE flag threshold.
+        return_heatmaps (bool): Keep the (K, H, W) probability maps.
+        measure (MeasureSettings | None): Also compute the measurements.
+    """
+    model: nn.Module
+    calibrated: bool
+    flag_threshold_mm: Optional[float]
+    return_heatmaps: bool = False
+    measure: Optional[MeasureSettings] = None
+
+    @classmethod
+    def of_model(cls,
+                 model: nn.Module,
+                 return_heatmaps: bool = False,
+                 measure: Optional[MeasureSettings] = None
+                 ) -> 'ResultContext':
+        """The context of ``model``, its calibration state read from its
+        head."""
+        return cls(model, bool(getattr(model.head, 'is_calibrated', False)),
+                   _flag_threshold_mm(model), bool(return_heatmaps), measure)
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """The image one sample was predicted on.
+
+    Attributes:
+        shape (tuple[int, int]): (h, w) of the image.
+        path (str | None): The image file, None for an array.
+        spacing (tuple[float, float] | None): mm per pixel (x, y).
+        index (int): Its position in the call (seeds its measurement draws).
+    """
+    shape: Tuple[int, int]
+    path: Optional[str] = None
+    spacing: Optional[Tuple[float, float]] = None
+    index: int = 0
+
+
+def _landmark_dicts(pred, frame: HeatmapFrame, names: List[str],
+                    valid: np.ndarray) -> List[Dict[str, Any]]:
+    """One dict per landmark (see :class:`LandmarkResult`)."""
+    kpts = np.asarray(pred.keypoints, np.float64)[0]
+    scores = np.asarray(pred.keypoint_scores, np.float64)[0]
+    ere_in = np.asarray(pred.keypoint_ere, np.float64)[0]
+    # one number for an isotropic quantity: the aspect-preserving affine
+    # scales x and y (almost) equally
+    px_per_input = float(np.mean(frame.input_pixel_size()))
+    mm = None if frame.spacing is None else frame.image_to_mm(kpts)
+    ere_mm = (np.asarray(pred.keypoint_ere_mm, np.float64)[0]
+              if 'keypoint_ere_mm' in pred else None)
+    flagged = (np.asarray(pred.keypoint_flagged)[0]
+               if 'keypoint_flagged' in pred else None)
+    landmarks = []
+    for k, name in enumerate(names):
+        if not valid[k]:
+            # no answer: nothing that looks like a position or a certainty
+            landmarks.append(
+                dict(
+                    name=name, index=k, x=None, y=None, x_mm=None,
+                    y_mm=None, probability=None, ere_px=None, ere_mm=None,
+                    flagged=True, valid=False))
+            continue
+        landmarks.append(
+            dict(
+                name=name,
+                index=k,
+                x=float(kpts[k, 0]),
+                y=float(kpts[k, 1]),
+                x_mm=None if mm is None else float(mm[k, 0]),
+                y_mm=None if mm is None else float(mm[k, 1]),
+                probability=float(scores[k]),
+                ere_px=float(ere_in[k]) * px_per_input,
+                ere_mm=None if ere_mm is None else float(ere_mm[k]),
+                flagged=None if flagged is None else bool(flagged[k]),
+                valid=True))
+    return landmarks
+
+
+def _sample_heatmaps(sample) -> Optional[np.ndarray]:
+    """The sample's (K, H, W) probability maps as float32, or None."""
+    if 'pred_fields' not in sample:
+        return None
+    heatmaps = sample.pred_fields.heatmaps
+    if isinstance(heatmaps, torch.Tensor):
+        heatmaps = heatmaps.detach().cpu().numpy()
+    return np.asarray(heatmaps, dtype=np.float32)
+
+
+def _measure(frame: HeatmapFrame, heatmaps: np.ndarray, kpts: np.ndarray,
+             settings: MeasureSettings, index: int) -> Dict[str, Dict]:
+    """The eight measurements of one image: value from the decoded
+    landmarks, distribution from the heatmaps (image pixels, then mm).
+
+    A measurement that needs an invalid landmark (NaN position) has no
+    value and no distribution: every number of it is None."""
+    rng = np.random.default_rng([*settings.seed, int(index)])
+    invalid = ~np.isfinite(np.asarray(kpts, np.float64)).all(-1)
+    if invalid.any():
+        # the draws of the other landmarks stay as they are; the maps of
+        # invalid ones are replaced by a point mass only to keep the draw
+        # going, and every measurement using them is voided below
+        heatmaps = np.array(heatmaps, dtype=np.float32, copy=True)
+        heatmaps[invalid] = 0.0
+        heatmaps[invalid, 0, 0] = 1.0
+    samples = sample_ceph_measurements(
+        heatmaps,
+        settings.num_samples,
+        seed=rng,
+        heatmap_to_image=frame.heatmap_to_image,
+        spacing=frame.spacing)
+    point = {
+        k: float(v)
+        for k, v in ceph_measurements(kpts, frame.spacing).items()
+    }
+    summary = summarize_measurement_samples(samples, point)
+    if invalid.any():
+        for name, value in point.items():
+            if not np.isfinite(value) and name in summary:
+                keep = ('class_names', 'unit')
+                summary[name] = {
+                    k: (v if k in keep else
+                        0 if k == 'num_valid' else None)
+                    for k, v in summary[name].items()
+                }
+    return summary
+
+
+def build_landmark_result(sample, context: ResultContext,
+                          image: SourceImage) -> LandmarkResult:
+    """The :class:`LandmarkResult` of one predicted data sample.
+
+    Args:
+        sample (PoseDataSample): A sample returned by ``model.test_step``
+            (with ``pred_fields.heatmaps`` when the context keeps heatmaps
+            or measures).
+        context (ResultContext): The model and the options of the call.
+        image (SourceImage): The image the sample was predicted on.
+
+    Returns:
+        LandmarkResult: Its landmarks in the pixels of ``image``.
+    """
+    pred = sample.pred_instances
+    frame = replace(
+        HeatmapFrame.from_codec(context.model.head.decoder, sample.metainfo),
+        spacing=image.spacing)
+    kpts = np.asarray(pred.keypoints, np.float64)[0]
+    valid = np.isfinite(kpts).all(-1)
+    if 'keypoint_valid' in pred:
+        valid &= np.asarray(pred.keypoint_valid, bool)[0]
+    names = landmark_names(context.model, kpts.shape[0])
+    keep_maps = context.return_heatmaps or context.measure is not None
+    h, w = image.shape
+    result = LandmarkResult(
+        path=image.path,
+        image_size=(int(w), int(h)),
+        landmarks=_landmark_dicts(pred, frame, names, valid),
+        calibrated=context.calibrated,
+        flag_threshold_mm=context.flag_threshold_mm,
+        frame=frame,
+        heatmaps=_sample_heatmaps(sample) if keep_maps else None)
+    if context.measure is not None:
+        if result.heatmaps is None:
+            raise RuntimeError('the head returned no heatmaps; measurements '
+                               'need them (test_cfg.output_heatmaps)')
+        kpts = np.where(valid[:, None], kpts, np.nan)
+        result.measurements = _measure(frame, result.heatmaps, kpts,
+                                       context.measure, image.index)
+        if not context.return_heatmaps:
+            result.heatmaps = None
+    return result
+
+
+def landmark_result(sample,
+                    model: nn.Module,
+                    image_shape: Tuple[int, int],
+                    path: Optional[str] = None,
+                    spacing: Optional[Tuple[float, float]] = None,
+                    return_heatmaps: bool = False) -> LandmarkResult:
+    """The :class:`LandmarkResult` of one predicted data sample.
+
+    For code that runs the model itself (e.g. a hook on a test Runner):
+    the same conversion :func:`predict_landmarks` applies, invalid
+    landmarks included (no position, ``valid`` False, flagged).
+
+    Args:
+        sample (PoseDataSample): A sample returned by ``model.test_step``
+            (with ``pred_fields.heatmaps`` when ``return_heatmaps``).
+        model (nn.Module): The model that predicted it.
+        image_shape (tuple[int, int]): (h, w) of the image.
+        path (str, optional): The image file.
+        spacing (tuple[float, float], optional): mm per pixel (x, y).
+        return_heatmaps (bool): Keep the (K, H, W) probability maps.
+    """
+    return build_landmark_result(
+        sample, ResultContext.of_model(model, return_heatmaps),
+        SourceImage(tuple(image_shape), path, spacing))

@@ -1,0 +1,321 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""The calibration state of a softmax heatmap head, and how it follows the
+weights.
+
+A head's calibration is a few buffers (:data:`~mmchh.utils.checkpoint.
+CALIBRATION_STATE_DEFAULTS`): one temperature per map (``log_temperature``),
+the ERE flag threshold in mm (``flag_threshold``) and the fingerprint of the
+weights they were fitted for (``calibration_fingerprint``). They travel in
+every checkpoint, and must never outlive the weights they belong to:
+
+- every load refuses non-finite tensors and loads a calibration whose
+  fingerprint does not match the incoming weights as UNCALIBRATED, with one
+  warning (:func:`verify_loaded_state`, registered on whatever module holds
+  the head, so that it sees the whole model's state dict);
+- :meth:`CalibrationStateMixin.seal_calibration` binds a fitted calibration
+  to the weights;
+- the first training ``loss()`` resets it (the weights are about to change).
+
+:class:`CalibrationStateMixin` holds this for ``SoftmaxHeatmapHead`` (it is
+listed before ``HeatmapHead`` in the head's bases).
+"""
+import logging
+import warnings
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from torch import Tensor
+
+from mmchh.utils.checkpoint import (CALIBRATION_STATE_DEFAULTS,
+                                    check_finite_state, weights_fingerprint)
+
+def verify_loaded_state(model: torch.nn.Module, state_dict: dict,
+                        prefix: str, *args, **kwargs) -> None:
+    """Load pre-hook of every model that holds a head with a calibration state.
+
+    Torch and MMEngine hand each submodule only its own keys, so the head
+    cannot see the rest of the model; this hook is registered on the
+    module that holds the head (the pose estimator) as soon as the head is
+    assigned to it, and so runs for every path that loads weights into
+    it (``load_state_dict``, MMEngine's ``load_checkpoint``, the Runner's
+    ``load_from``/``resume``, ``init_model``, the mmchh API). It
+
+    1. refuses non-finite weights (:class:`~mmchh.utils.checkpoint.
+       CheckpointError` naming the tensor), and
+    2. loads a calibration whose fingerprint does not match the incoming
+       weights as UNCALIBRATED, with one warning (see
+       :meth:`SoftmaxHeatmapHead.seal_calibration`).
+
+    Args:
+        model (nn.Module): The module the hook is registered on.
+        state_dict (dict): The incoming state dict (modified in place).
+        prefix (str): ``model``'s key prefix in ``state_dict``.
+    """
+    own = {k[len(prefix):]: v for k, v in state_dict.items()
+           if k.startswith(prefix)}
+    check_finite_state(own)
+    heads = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, CalibrationStateMixin) and name]
+    model_keys = None
+    for name, head in heads:
+        model_keys = head._verify_calibration(state_dict, prefix + name + '.',
+                                              own, name + '.', model,
+                                              model_keys)
+        head._state_verified = True
+
+
+def _watch_heads(module: torch.nn.Module, name: str,
+                 submodule: torch.nn.Module) -> None:
+    """Global module-registration hook: a module that gets a
+    head with a calibration state child checks every state dict loaded into it
+    (:func:`verify_loaded_state`)."""
+    if isinstance(submodule, CalibrationStateMixin) and not \
+            module.__dict__.get('_mmchh_verifies_state', False):
+        module.register_load_state_dict_pre_hook(verify_loaded_state)
+        module.__dict__['_mmchh_verifies_state'] = True
+
+
+class CalibrationStateMixin:
+    """Temperatures, flag threshold and weights fingerprint of a head.
+
+    Mixed into a heatmap head before MMPose's ``HeatmapHead`` (whose
+    ``_load_state_dict_pre_hook`` it extends). The head calls
+    :meth:`_init_calibration_state` in ``__init__`` and
+    :meth:`_reset_calibration_for_training` at the top of ``loss``.
+
+    Note:
+        - ``log_temperature``: (K,) float, log T per map (T = 1 at 0)
+        - ``flag_threshold``: () float, mm; NaN = unset
+        - ``calibration_fingerprint``: (32,) uint8, a SHA-256 digest
+    """
+
+    def _init_calibration_state(self, num_maps: int) -> None:
+        """Registers the calibration buffers (call from ``__init__``)."""
+        self.register_buffer('log_temperature', torch.zeros(num_maps))
+        # ERE threshold (mm) above which a landmark is flagged; NaN = unset
+        self.register_buffer('flag_threshold', torch.tensor(float('nan')))
+        # SHA-256 digest of the weights the calibration was fitted for
+        # (weights_fingerprint of the model's state dict); zeros = none
+        self.register_buffer('calibration_fingerprint',
+                             torch.zeros(32, dtype=torch.uint8))
+        # whether loss() has looked at the calibration state since it last
+        # changed (one host sync then, never per batch)
+        self._calibration_seen_by_loss = False
+        self._state_verified = False
+
+    def _load_state_dict_pre_hook(self, state_dict, prefix, local_meta, *args,
+                                  **kwargs):
+        """Checks and completes the incoming head state.
+
+        Refuses non-finite tensors; a calibration the model holding this
+        head has not verified (the head loaded on its own) is verified
+        against the head's own weights. Accepts state dicts without
+        calibration buffers (e.g. from a ``HeatmapHead`` or an uncalibrated
+        export): T = 1, no threshold, no fingerprint.
+        """
+        super()._load_state_dict_pre_hook(state_dict, prefix, local_meta,
+                                          *args, **kwargs)
+        self._calibration_seen_by_loss = False
+        if self._state_verified:
+            # verify_loaded_state already checked the whole model's dict
+            self._state_verified = False
+        else:
+            own = {k[len(prefix):]: v for k, v in state_dict.items()
+                   if k.startswith(prefix)}
+            check_finite_state(own)
+            self._verify_calibration(state_dict, prefix, own, '', self)
+        for name in CALIBRATION_STATE_DEFAULTS:
+            if prefix + name not in state_dict:
+                state_dict[prefix + name] = self._uncalibrated(name)
+
+    def _uncalibrated(self, name: str) -> Tensor:
+        """A copy of calibration buffer ``name`` at its "none" value."""
+        return getattr(self, name).detach().clone().fill_(
+            CALIBRATION_STATE_DEFAULTS[name])
+
+    def _verify_calibration(self, state_dict: dict, key_prefix: str,
+                            owner_state: dict, owner_prefix: str,
+                            owner: torch.nn.Module,
+                            owner_keys: Optional[set] = None
+                            ) -> Optional[set]:
+        """Resets, in ``state_dict``, a calibration not fitted for the
+        incoming weights, with one warning.
+
+        The incoming calibration (any calibration buffer but the
+        fingerprint away from its "none" value) is kept only when its
+        ``calibration_fingerprint`` equals
+        :func:`~mmchh.utils.checkpoint.weights_fingerprint` of the incoming
+        state of ``owner`` (the module the fingerprint was taken over; its
+        keys in ``owner_state``, the head's under ``owner_prefix``).
+
+        Returns:
+            set | None: ``owner``'s state-dict keys, when they were needed
+            (cached across heads of one model).
+        """
+        incoming = {
+            n: owner_state.get(owner_prefix + n)
+            for n in CALIBRATION_STATE_DEFAULTS
+        }
+        calibrated = [
+            n for n, v in incoming.items()
+            if n != 'calibration_fingerprint' and isinstance(v, Tensor)
+            and not self._is_uncalibrated(n, v)
+        ]
+        fingerprint = incoming['calibration_fingerprint']
+        if not calibrated:
+            if isinstance(fingerprint, Tensor) and bool(fingerprint.any()):
+                # a fingerprint of no calibration means nothing
+                state_dict[key_prefix + 'calibration_fingerprint'] = \
+                    self._uncalibrated('calibration_fingerprint')
+            return owner_keys
+        if not isinstance(fingerprint, Tensor) or not bool(
+                fingerprint.any()):
+            reason = ('it carries no calibration fingerprint (written '
+                      'before mmchh recorded one, or calibrated by hand), '
+                      'so it cannot be matched to the weights')
+        else:
+            if owner_keys is None:
+                owner_keys = set(owner.state_dict().keys())
+            expected = weights_fingerprint(
+                {k: v for k, v in owner_state.items() if k in owner_keys})
+            found = bytes(fingerprint.detach().cpu().to(
+                torch.uint8).numpy().tobytes()).hex()
+            if found == expected:
+                return owner_keys
+            reason = (f'it was fitted for weights with fingerprint '
+                      f'{found[:16]}… but these weights have {expected[:16]}'
+                      '… (the weights changed after calibration, e.g. '
+                      'fine-tuning or editing)')
+        warnings.warn(
+            f'stale calibration ({", ".join(calibrated)}) ignored: '
+            f'{reason}. The model is loaded UNCALIBRATED (T = 1, no flag '
+            'threshold); re-run tools/calibrate.py on these weights.',
+            UserWarning,
+            stacklevel=2)
+        for name in CALIBRATION_STATE_DEFAULTS:
+            state_dict[key_prefix + name] = self._uncalibrated(name)
+        return owner_keys
+
+    @staticmethod
+    def _is_uncalibrated(name: str, value: Tensor) -> bool:
+        """Whether calibration tensor ``value`` holds its "none" value."""
+        default = CALIBRATION_STATE_DEFAULTS[name]
+        value = value.detach()
+        if isinstance(default, float) and np.isnan(default):
+            return bool(torch.isnan(value).all())
+        return bool((value == default).all())
+
+    @property
+    def has_calibration_state(self) -> bool:
+        """Whether any calibration buffer (temperatures, threshold, ...)
+        is set, i.e. differs from its uncalibrated value."""
+        return any(
+            not self._is_uncalibrated(n, getattr(self, n))
+            for n in CALIBRATION_STATE_DEFAULTS
+            if n != 'calibration_fingerprint')
+
+    @property
+    def is_calibrated(self) -> bool:
+        """Whether any temperature differs from 1.
+
+        A checkpoint whose calibration does not match its weights is loaded
+        with T = 1 (see :func:`verify_loaded_state`), so this is False for
+        it.
+        """
+        return bool((self.log_temperature != 0).any())
+
+    @property
+    def calibration_fingerprint_hex(self) -> Optional[str]:
+        """The calibration's weights fingerprint (hex), None when unset."""
+        if not bool(self.calibration_fingerprint.any()):
+            return None
+        return bytes(self.calibration_fingerprint.detach().cpu().numpy()
+                     .tobytes()).hex()
+
+    def seal_calibration(self, weights_state: Optional[dict] = None) -> str:
+        """Binds the current calibration to the given weights.
+
+        Stores the digest of
+        :func:`~mmchh.utils.checkpoint.weights_fingerprint` of
+        ``weights_state`` in ``calibration_fingerprint``. Call it after
+        fitting every calibration buffer (``calibrate_model`` does); a
+        checkpoint whose weights then hash differently is loaded
+        uncalibrated.
+
+        Args:
+            weights_state (dict, optional): The state dict of the model that
+                holds this head (``model.state_dict()`` of the pose
+                estimator), or None for the head on its own.
+
+        Returns:
+            str: The fingerprint (hex).
+        """
+        state = self.state_dict() if weights_state is None else weights_state
+        fingerprint = weights_fingerprint(state)
+        with torch.no_grad():
+            self.calibration_fingerprint.copy_(
+                torch.frombuffer(bytearray.fromhex(fingerprint),
+                                 dtype=torch.uint8))
+        return fingerprint
+
+    def reset_calibration(self) -> None:
+        """Back to uncalibrated: T = 1, no threshold, no fingerprint."""
+        with torch.no_grad():
+            for name in CALIBRATION_STATE_DEFAULTS:
+                getattr(self, name).fill_(CALIBRATION_STATE_DEFAULTS[name])
+        self._calibration_seen_by_loss = False
+
+    def train(self, mode: bool = True):
+        """As ``nn.Module.train``; entering training makes the next
+        ``loss()`` look at the calibration state again."""
+        if mode:
+            self._calibration_seen_by_loss = False
+        return super().train(mode)
+
+    def _reset_calibration_for_training(self) -> None:
+        """Called by :meth:`loss`: weights that train invalidate the
+        calibration, so it is reset (once, with a log warning)."""
+        if self._calibration_seen_by_loss:
+            return
+        self._calibration_seen_by_loss = True
+        if self.has_calibration_state:
+            self.reset_calibration()
+            self._calibration_seen_by_loss = True
+            print_log(
+                'training from a calibrated checkpoint: calibration reset '
+                '(T = 1, no flag threshold); the TemperatureScalingHook or '
+                'tools/calibrate.py refits it',
+                logger='current',
+                level=logging.WARNING)
+
+    @property
+    def temperature(self) -> Tensor:
+        """Per-landmark temperatures T, shape (K,), always positive."""
+        return self.log_temperature.exp()
+
+    def set_temperature(self, temperature: Union[float, Tensor]) -> None:
+        """Sets the temperatures (a scalar or one positive value per map)."""
+        t = torch.as_tensor(
+            temperature, dtype=self.log_temperature.dtype,
+            device=self.log_temperature.device).expand_as(self.log_temperature)
+        if not bool(torch.isfinite(t).all() and (t > 0).all()):
+            raise ValueError(f'temperatures must be finite and > 0; got {t}')
+        with torch.no_grad():
+            self.log_temperature.copy_(t.log())
+        self._calibration_seen_by_loss = False
+
+    def set_flag_threshold(self, threshold_mm: float) -> None:
+        """Sets the ERE threshold (mm) above which landmarks are flagged."""
+        value = float(threshold_mm)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f'flag threshold must be a finite ERE >= 0 mm; '
+                             f'got {threshold_mm}')
+        with torch.no_grad():
+            self.flag_threshold.fill_(value)
+        self._calibration_seen_by_loss = False
+
+
+torch.nn.modules.module.register_module_module_registration_hook(
+    _watch_heads)

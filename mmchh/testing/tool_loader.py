@@ -1,0 +1,46 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""The command-line tools of a source checkout, loaded as modules.
+
+``tools/*.py`` are scripts, not a package: tests that call a tool's
+``main(argv)`` or ``parse_args`` in-process, or read the names a tool
+exposes (``tools/demo.py``'s ``DEMO_OUTPUTS``...), load it with
+:func:`load_tool`.
+"""
+import importlib.util
+import os.path as osp
+from types import ModuleType
+
+__all__ = ['TOOLS_DIR', 'load_tool']
+
+#: ``tools/`` of the checkout this package is imported from.
+TOOLS_DIR = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools')
+
+
+def load_tool(name: str) -> ModuleType:
+    """Runs ``tools/<name>.py`` as a fresh module and returns it.
+
+    Every call executes the file again (a new module, not cached in
+    ``sys.modules``), so a test never sees another test's changes to a
+    tool's globals. The script's ``if __name__ == '__main__'`` block does
+    not run.
+
+    Args:
+        name (str): The tool's path under ``tools/`` without ``.py``, e.g.
+            ``'infer'`` or ``'dataset_converters/convert_isbi'``.
+
+    Returns:
+        module: The tool, named ``mmchh_tools_<name>``.
+
+    Raises:
+        FileNotFoundError: If there is no such tool (e.g. mmchh is installed
+            without its source checkout).
+    """
+    path = osp.join(TOOLS_DIR, f'{name}.py')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no tool {path}')
+    module_name = 'mmchh_tools_' + name.replace('/', '_')
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
