@@ -7,10 +7,14 @@ after every batch ("complete": false until the end, so an interrupted run
 keeps what was done); with --measurements also the eight ISBI 2015
 cephalometric measurements (ANB, SNB, SNA, ODI, APDI, FHI, FMA, MW) with
 mean, std, 95 % interval and class probabilities, in the JSON and in
-DIR/measurements.csv. <name> is the file's stem, or its whole name where
-two inputs share a stem (a.bmp, a.png). A DIR holding an earlier run's
-outputs is refused unless --overwrite is given (which removes them first).
-Options are checked before the model is loaded. Files that cannot be read
+DIR/measurements.csv; with --format labelme also DIR/labelme/<name>.json,
+the prediction as a labelme file for a clinician's review (exact
+coordinates, flagged landmarks marked; read back with
+tools/convert_landmarks.py --labelme reviewed=DIR/labelme). <name> is the
+file's stem, or its whole name where two inputs share a stem (a.bmp,
+a.png). A DIR holding an earlier run's outputs is refused unless
+--overwrite is given (which removes them first). Options are checked
+before the model is loaded. Files that cannot be read
 are reported on stderr and in the JSON, then skipped. Exit code 0 if at
 least one image was predicted, 1 otherwise (one line on stderr for a bad
 option, file or checkpoint).
@@ -18,7 +22,7 @@ option, file or checkpoint).
 Example:
     python tools/infer.py xrays/ --config configs/ceph/unet_r34_onehot.py \
         --checkpoint work_dirs/unet_r34_onehot/calibrated.pth \
-        --out-dir preds/ --spacing 0.1 --measurements
+        --out-dir preds/ --spacing 0.1 --measurements --format labelme
 """
 import argparse
 import os
@@ -55,6 +59,13 @@ def parse_args(argv=None):
                         help='landmark draws per heatmap for --measurements')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the draws for --measurements')
+    parser.add_argument('--format', action='append', choices=('labelme', ),
+                        default=[], metavar='FORMAT',
+                        help='an extra output on top of the standard ones '
+                        '(JSON, CSV, overlays: always written): labelme = '
+                        'DIR/labelme/<name>.json per image for review, '
+                        'read back by tools/convert_landmarks.py --labelme '
+                        'reviewed=DIR/labelme')
     args = parser.parse_args(argv)
     if args.spacing is not None and len(args.spacing) > 2:
         parser.error('--spacing takes one value or two (x y)')
@@ -65,7 +76,8 @@ def parse_args(argv=None):
 
 #: What a run writes into --out-dir (removed by --overwrite, nothing else).
 OUTPUT_FILES = ('landmarks.json', 'landmarks.csv', 'measurements.csv')
-OUTPUT_FOLDERS = (('results', '.json'), ('overlays', '.png'))
+OUTPUT_FOLDERS = (('results', '.json'), ('overlays', '.png'),
+                  ('labelme', '.json'))  # labelme_export.LABELME_FOLDER
 
 
 def _earlier_outputs(out_dir):
@@ -162,7 +174,8 @@ def _main(argv=None):
         progress=not args.no_progress,
         measurements=args.measurements,
         num_samples=args.num_samples,
-        seed=args.seed)
+        seed=args.seed,
+        labelme='labelme' in args.format)
     if not results:
         print(f'infer.py: no image could be predicted '
               f'({len(errors)} file(s) skipped, see '
@@ -171,6 +184,10 @@ def _main(argv=None):
         return 1
     print(f'infer.py: {len(results)} image(s) predicted, {len(errors)} '
           f'skipped; outputs in {args.out_dir}')
+    if 'labelme' in args.format:
+        from mmchh.apis.labelme_export import LABELME_FOLDER, labelme_summary
+        print(labelme_summary(results,
+                              osp.join(args.out_dir, LABELME_FOLDER)))
     return 0
 
 

@@ -7,7 +7,6 @@ import numpy as np
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
 
-from .ceph_meta import NUM_CEPH_LANDMARKS
 from .data_checks import DatasetError, MissingDataError, check_image_size
 
 #: Metainfo shipped inside the package, so it resolves wherever mmchh is
@@ -27,15 +26,21 @@ MISSING_DATA_HINT = (
     'data/synthetic_ceph_coco --num-val 4 --num-calib 4 --resize 128 160 '
     '--spacing 0.6047 0.6\n'
     '(or point data_root / ann_file at your converted data with '
-    '--cfg-options).')
+    '--cfg-options). For your own annotated images: '
+    'tools/convert_landmarks.py, see docs/own_data.md.')
 
 
 @DATASETS.register_module()
 class CephalometricDataset(BaseCocoStyleDataset):
-    """Lateral cephalograms in the COCO layout written by ``convert_isbi``.
+    """Landmark images in the COCO layout written by ``convert_isbi`` or
+    ``convert_landmarks``.
 
-    One instance per image (bbox = the whole image), 19 landmarks in ISBI
-    2015 order. On top of MMPose's COCO fields each sample carries:
+    One instance per image (bbox = the whole image), K landmarks in the
+    order of the metainfo (by default the shipped ISBI 2015 metainfo, 19
+    cephalometric landmarks; a converted folder's own ``metainfo.py`` with
+    ``metainfo=dict(from_file='metainfo.py')``: a relative ``from_file`` is
+    read from ``data_root``). On top of MMPose's COCO fields each sample
+    carries:
 
     - ``spacing`` (np.ndarray): (2,) mm per pixel (x, y) of the image file,
       read from the image record (required: radial errors are in mm).
@@ -46,26 +51,61 @@ class CephalometricDataset(BaseCocoStyleDataset):
     List both in ``PackPoseInputs(meta_keys=...)`` to reach the metrics.
 
     Nothing inconsistent is scored: when the dataset is built, every record
-    is checked (19 keypoints, a bbox, positive ``width``/``height``, a valid
+    is checked (K keypoints, a bbox, positive ``width``/``height``, a valid
     ``spacing``, exactly one annotation per image) and every image file must
     exist with the record's size (read from its header only, see
     :mod:`mmchh.datasets.data_checks`); otherwise a
     :class:`~mmchh.datasets.data_checks.DatasetError` (an ``InputError``)
-    names the JSON, the image and both values. An empty split is refused
-    the same way.
+    names the JSON, the image and both values. Images whose spacing is
+    unknown (``null``: the file had none and no ``--spacing`` was given at
+    conversion) are refused together, all named in one error. An empty
+    split is refused the same way.
 
     Args:
-        See :class:`mmpose.datasets.BaseCocoStyleDataset`. ``metainfo``
-        defaults to the shipped ISBI 2015 metainfo.
+        metainfo (dict, optional): As in MMPose; defaults to the shipped
+            ISBI 2015 metainfo. A relative ``from_file`` is read from
+            ``data_root``.
+        data_root (str, optional): The converted folder.
+        num_keypoints (int, optional): The landmark count the model is
+            built for (``model.head.out_channels``); when given, a metainfo
+            with another count is an error naming both numbers.
+        **kwargs: See :class:`mmpose.datasets.BaseCocoStyleDataset`.
+
+    Note:
+        Per sample: ``keypoints`` (1, K, 2), ``keypoints_visible`` (1, K),
+        ``spacing`` (2, ), ``annotator_keypoints`` name -> (K, 2).
     """
 
     METAINFO: dict = dict(from_file=CEPH_METAINFO_FILE)
+
+    def __init__(self,
+                 metainfo: Optional[dict] = None,
+                 data_root: Optional[str] = None,
+                 num_keypoints: Optional[int] = None,
+                 **kwargs) -> None:
+        self.expected_num_keypoints = num_keypoints
+        super().__init__(
+            metainfo=_metainfo_under(metainfo, data_root),
+            data_root=data_root,
+            **kwargs)
 
     def _load_annotations(self):
         if not osp.isfile(self.ann_file):
             raise MissingDataError(
                 f'CephalometricDataset: annotation file {self.ann_file} does '
                 f'not exist. {_missing_split_hint(self.ann_file)}')
+        num = self.metainfo['num_keypoints']
+        if self.expected_num_keypoints is not None and \
+                num != self.expected_num_keypoints:
+            raise DatasetError(
+                f'CephalometricDataset: the data in {self.data_root} has '
+                f'{num} landmarks (its metainfo), but the config builds a '
+                f'model for {self.expected_num_keypoints} '
+                '(model.head.out_channels and the datasets\' num_keypoints):'
+                ' write the config for this data with python '
+                f'tools/landmark_config.py {self.data_root} CONFIG (it sets '
+                f'model.head.out_channels={num} and num_keypoints={num})')
+        self.images_without_spacing = []
         instances, images = super()._load_annotations()
         per_image = {}
         for inst in instances:
@@ -76,6 +116,9 @@ class CephalometricDataset(BaseCocoStyleDataset):
                 raise DatasetError(
                     f'{self.ann_file} (image {img.get("file_name")}): '
                     f'expected exactly 1 annotation per image, found {n}')
+        if self.images_without_spacing:
+            raise DatasetError(_no_spacing_message(
+                self.ann_file, self.images_without_spacing))
         return instances, images
 
     def _get_topdown_data_infos(self, instance_list: List[dict]) -> List[dict]:
@@ -95,38 +138,42 @@ class CephalometricDataset(BaseCocoStyleDataset):
             raise DatasetError(
                 f'CephalometricDataset: {self.ann_file} holds no images; an '
                 'empty split cannot be trained, validated, calibrated or '
-                'tested (tools/convert_isbi.py holds out --num-val and '
-                '--num-calib >= 1 images)')
+                'tested (tools/convert_isbi.py and tools/convert_landmarks.py'
+                ' hold out --num-val and --num-calib >= 1 images)')
         return super()._serialize_data()
 
     def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
         """Parses one image's record, refusing inconsistent ones.
 
         Besides MMPose's fields, adds ``spacing`` and
-        ``annotator_keypoints`` (see the class docstring).
+        ``annotator_keypoints`` (see the class docstring). A record with
+        ``spacing`` null is collected (``images_without_spacing``) and
+        refused with the others once all are read.
 
         Raises:
             DatasetError: naming the JSON and the image, when the record has
-                not 19 keypoints, no bbox, no positive ``width``/``height``
-                or no valid ``spacing``, or when the image file's size (read
-                from its header) is not the record's ``width`` x ``height``.
+                not the metainfo's K keypoints, no bbox, no positive
+                ``width``/``height`` or no valid ``spacing``, or when the
+                image file's size (read from its header) is not the record's
+                ``width`` x ``height``.
             MissingDataError: the image file does not exist.
         """
         ann = raw_data_info['raw_ann_info']
         img = raw_data_info['raw_img_info']
         where = f'{self.ann_file} (image {img.get("file_name")})'
+        expected = self.metainfo['num_keypoints']
         num = len(ann.get('keypoints', [])) // 3
-        if num != NUM_CEPH_LANDMARKS or len(ann.get('keypoints',
-                                                     [])) % 3:
-            raise DatasetError(f'{where}: expected {NUM_CEPH_LANDMARKS} '
-                               f'keypoints [x, y, v], found '
+        if num != expected or len(ann.get('keypoints', [])) % 3:
+            raise DatasetError(f'{where}: expected {expected} '
+                               f'keypoints [x, y, v] (the metainfo\'s), found '
                                f'{len(ann.get("keypoints", []))} values')
         if 'bbox' not in ann:
             raise DatasetError(f'{where}: the annotation has no "bbox"')
         if 'spacing' not in img:
             raise DatasetError(
                 f'{where}: image record has no "spacing" (mm/pixel); '
-                'convert the data with tools/convert_isbi.py')
+                'convert the data with tools/convert_isbi.py or '
+                'tools/convert_landmarks.py')
         size = (img.get('width'), img.get('height'))
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                    and v > 0 and float(v).is_integer() for v in size):
@@ -136,20 +183,69 @@ class CephalometricDataset(BaseCocoStyleDataset):
         check_image_size(img['img_path'], int(size[0]), int(size[1]),
                          self.ann_file)
         data_info = super().parse_data_info(raw_data_info)
-        spacing = np.asarray(img['spacing'], dtype=np.float32).reshape(-1)
-        if spacing.size == 1:
-            spacing = np.repeat(spacing, 2)
-        if spacing.size != 2 or not (np.isfinite(spacing).all()
-                                     and (spacing > 0).all()):
-            raise DatasetError(f'{where}: "spacing" must be a positive '
-                               f'number or [x, y]; got {img["spacing"]}')
-        data_info['spacing'] = spacing
+        if img['spacing'] is None:
+            self.images_without_spacing.append(img.get('file_name'))
+            data_info['spacing'] = None
+        else:
+            data_info['spacing'] = _spacing_xy(img['spacing'], where)
         data_info['annotator_keypoints'] = {
-            key[len('keypoints_'):]:
-            np.asarray(value, dtype=np.float32).reshape(-1, 3)[:, :2]
+            key[len('keypoints_'):]: _annotator_points(value)
             for key, value in ann.items() if key.startswith('keypoints_')
         }
         return data_info
+
+
+def _annotator_points(coco_keypoints) -> np.ndarray:
+    """(K, 2) float32 points of one annotator; NaN where the annotator
+    did not mark the landmark (v = 0), so no target is ever drawn towards
+    a placeholder (0, 0): the annotator codec drops non-finite points."""
+    triplets = np.asarray(coco_keypoints, dtype=np.float32).reshape(-1, 3)
+    return np.where(triplets[:, 2:] > 0, triplets[:, :2], np.nan)
+
+
+def _metainfo_under(metainfo: Optional[dict],
+                    data_root: Optional[str]) -> Optional[dict]:
+    """``metainfo`` with a relative ``from_file`` read from ``data_root``
+    (where ``tools/convert_landmarks.py`` writes ``metainfo.py``)."""
+    if not isinstance(metainfo, dict) or not isinstance(
+            metainfo.get('from_file'), str) or osp.isabs(
+                metainfo['from_file']) or data_root is None:
+        return metainfo
+    path = osp.join(data_root, metainfo['from_file'])
+    if not osp.isfile(path):
+        raise MissingDataError(
+            f'CephalometricDataset: metainfo file {path} does not exist. '
+            'Convert your annotated images with tools/convert_landmarks.py '
+            '(it writes metainfo.py into its output folder) and set '
+            'data_root to that folder (tools/landmark_config.py writes a '
+            'config for it); see docs/own_data.md.')
+    return dict(metainfo, from_file=path)
+
+
+def _spacing_xy(value, where: str) -> np.ndarray:
+    """A record's spacing as (x, y) mm/pixel, float32."""
+    spacing = np.asarray(value, dtype=np.float32).reshape(-1)
+    if spacing.size == 1:
+        spacing = np.repeat(spacing, 2)
+    if spacing.size != 2 or not (np.isfinite(spacing).all() and
+                                 (spacing > 0).all()):
+        raise DatasetError(f'{where}: "spacing" must be a positive '
+                           f'number or [x, y]; got {value}')
+    return spacing
+
+
+def _no_spacing_message(ann_file: str, images: List[str]) -> str:
+    """Why images without spacing are refused, and the fix."""
+    shown = ', '.join(str(i) for i in images[:10])
+    more = f' and {len(images) - 10} more' if len(images) > 10 else ''
+    return (
+        f'{ann_file}: {len(images)} image(s) have no pixel spacing '
+        f'("spacing": null): {shown}{more}. Radial errors, MRE, SDR and the '
+        'erroneous threshold are in mm, so every image needs its mm/pixel: '
+        'convert again with tools/convert_landmarks.py ... --spacing MM '
+        '[MM] (images whose DICOM/MetaImage header has a spacing keep '
+        'theirs). Metrics in pixels for images without spacing are not '
+        'supported yet (a later issue).')
 
 
 def _missing_split_hint(ann_file: str) -> str:
@@ -171,6 +267,7 @@ def _missing_split_hint(ann_file: str) -> str:
     aside = find_interrupted_conversion(folder)
     if aside is not None:
         return (f'A conversion into {folder} was interrupted and left the '
-                f'previous one at {aside}; run tools/convert_isbi.py into '
+                f'previous one at {aside}; run the converter '
+                '(tools/convert_isbi.py or tools/convert_landmarks.py) into '
                 f'{folder} again (it puts it back, then converts).')
     return MISSING_DATA_HINT

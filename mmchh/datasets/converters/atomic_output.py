@@ -31,14 +31,15 @@ import shutil
 import signal
 import sys
 import warnings
-from typing import Collection, Dict, List, Optional, Sequence
+from typing import Callable, Collection, Dict, List, Optional, Sequence
 
 from .errors import ConversionError
 
 __all__ = [
     'KILL_AT_ENV', 'NO_EXCHANGE_ENV', 'check_replaceable',
     'find_interrupted_conversion', 'recover_output_folder', 'kill_point',
-    'fsync_dir', 'write_synced', 'make_sibling_tmp', 'swap_in'
+    'fsync_dir', 'write_synced', 'make_sibling_tmp', 'swap_in',
+    'prepare_output', 'build_aside_and_swap'
 ]
 
 #: Testing hooks (used by the tests' kill-at-every-step checks): the
@@ -293,3 +294,60 @@ def _remove_earlier(path: str) -> None:
         warnings.warn(f'could not remove the replaced conversion at {path} '
                       f'({e}); the next conversion into the same folder '
                       'removes it')
+
+
+def prepare_output(out_dir: str, target: str, root: Optional[str],
+                   marker: str, own_files: Collection[str],
+                   image_extensions: Sequence[str], tool: str) -> None:
+    """Repairs what killed runs left at ``target`` (the real path of
+    ``out_dir``), then refuses it unless it is ours to replace (see
+    :func:`check_replaceable` for the other arguments).
+
+    Raises:
+        ConversionError: naming ``out_dir``.
+    """
+    if osp.isdir(osp.dirname(target)):
+        try:
+            for line in recover_output_folder(target):
+                warnings.warn(f'{out_dir}: {line}')
+        except OSError as e:
+            raise ConversionError(f'{out_dir}: cannot repair what an '
+                                  f'interrupted conversion left ({e})') from e
+    check_replaceable(target, root, marker, own_files, image_extensions, tool)
+
+
+def build_aside_and_swap(out_dir: str, target: str,
+                         write: Callable[[str], None],
+                         still_replaceable: Callable[[], None]) -> None:
+    """Builds a conversion beside ``target`` and swaps it in.
+
+    Args:
+        out_dir (str): The output folder as the user named it (messages).
+        target (str): Its real path (a symlinked folder: its target).
+        write (callable): Writes the whole conversion into the folder it
+            is given, checks it and writes the marker last.
+        still_replaceable (callable): Raises when ``target`` is no longer
+            ours to replace (checked again just before the swap).
+
+    Raises:
+        ConversionError: the folder cannot be written (an ``OSError``, e.g.
+            disk full): ``out_dir`` is unchanged. Whatever ``write`` raises
+            passes through, after the half-built folder is removed.
+    """
+    try:
+        tmp = make_sibling_tmp(target)
+    except OSError as e:
+        raise ConversionError(f'{out_dir}: cannot write the output folder '
+                              f'({e})') from e
+    try:
+        write(tmp)
+        still_replaceable()
+        swap_in(tmp, target)
+    except BaseException as e:
+        if osp.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # e.g. disk full: the user's to fix
+            raise ConversionError(
+                f'{out_dir}: writing the conversion failed ({e}); the '
+                'folder is unchanged') from e
+        raise

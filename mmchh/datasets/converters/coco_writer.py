@@ -4,23 +4,31 @@
 Every image file name is relative to the output folder (use
 ``data_root=OUT_DIR`` and an empty image prefix). With ``resize`` the
 records name the padded, resized PNG copies in ``images/`` and carry the
-mapping (see :mod:`.resize`).
+mapping (see :mod:`.resize`). What differs between converters (keypoint
+names, splits, wording, rounding) is a :class:`CocoLayout`; a record may
+carry its own ``spacing`` (None: unknown, written as ``null``), the
+``file_name`` of its copy in the output folder and a visibility per point
+(an invisible point is written ``0, 0, 0``; the ground truth ``mean``
+averages the annotators who marked each point).
 """
 import datetime
 import json
 import os.path as osp
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..ceph_meta import CEPH_LANDMARK_NAMES, NUM_CEPH_LANDMARKS
+from ..ceph_meta import CEPH_LANDMARK_NAMES
 from ..data_checks import check_image_size
+from .records import Annotation
 from .resize import padded_resize_params, resize_keypoints
 from .splits import SPLITS
 
 __all__ = [
-    'CONVERSION_MARKER', 'keypoints_field', 'coco_payloads',
-    'conversion_marker', 'check_written_conversion'
+    'CONVERSION_MARKER', 'CocoLayout', 'ISBI_LAYOUT', 'keypoints_field',
+    'ground_truth', 'coco_payloads', 'conversion_marker',
+    'check_written_conversion'
 ]
 
 #: Written last into every conversion: marks a folder as a complete
@@ -28,40 +36,118 @@ __all__ = [
 CONVERSION_MARKER = 'conversion.json'
 
 
+@dataclass(frozen=True)
+class CocoLayout:
+    """What a converter's COCO files say about themselves.
+
+    Attributes:
+        keypoint_names (tuple[str]): The K keypoints, in order.
+        splits (tuple[str]): Every split the converter may write, in order.
+        tool (str): The converter, named in the marker.
+        description (str): Start of each split's ``info.description``.
+        category (str): The COCO category's ``name``.
+        supercategory (str): Its ``supercategory``.
+        coordinates (str): The coordinate convention (``info``).
+        decimals (int, optional): Keypoint rounding; None keeps every
+            coordinate exactly as given.
+    """
+    keypoint_names: Tuple[str, ...]
+    splits: Tuple[str, ...]
+    tool: str
+    description: str
+    category: str
+    supercategory: str
+    coordinates: str
+    decimals: Optional[int] = 6
+
+
+#: The ISBI 2015 converter's layout.
+ISBI_LAYOUT = CocoLayout(
+    keypoint_names=tuple(CEPH_LANDMARK_NAMES),
+    splits=SPLITS,
+    tool='tools/convert_isbi.py',
+    description='ISBI 2015 cephalometric landmarks',
+    category='cephalometric',
+    supercategory='head',
+    coordinates='0-based pixels of file_name; pixel centres at integers')
+
+
 def _now() -> str:
     return datetime.datetime.now().isoformat(timespec='seconds')
 
 
-def keypoints_field(points: np.ndarray) -> List[float]:
-    """COCO ``keypoints``: x, y, visibility 2 per point, rounded to 1e-6.
+def keypoints_field(points: np.ndarray,
+                    visible: Optional[np.ndarray] = None,
+                    decimals: Optional[int] = 6) -> List[float]:
+    """COCO ``keypoints``: x, y, visibility per point (2 visible; an
+    invisible point is ``0, 0, 0``), rounded to ``decimals`` (None: as
+    given).
 
     Note:
         - points: (K, 2)
+        - visible: (K, ) bool, None for all visible
     """
-    kpts = np.concatenate([points, np.full((len(points), 1), 2.0)], axis=1)
-    return [round(float(v), 6) for v in kpts.reshape(-1)]
+    vis = np.ones(len(points), bool) if visible is None else visible
+    kpts = np.concatenate(
+        [np.where(vis[:, None], points, 0.0),
+         np.where(vis, 2.0, 0.0)[:, None]], axis=1)
+    if decimals is None:
+        return [float(v) for v in kpts.reshape(-1)]
+    return [round(float(v), decimals) for v in kpts.reshape(-1)]
 
 
-def _image_entry(
-        rec: dict, image_id: int, split: str, root: str, out_dir: str,
-        spacing_xy: np.ndarray,
-        resize: Optional[Tuple[int,
-                               int]]) -> Tuple[dict, Dict[str, np.ndarray]]:
+def _visible(ann: Annotation) -> np.ndarray:
+    return np.ones(len(ann.points), bool) if ann.visible is None \
+        else ann.visible
+
+
+def ground_truth(anns: Dict[str, Annotation], gt: str) -> Annotation:
+    """The ground truth of one image: one annotator's points, or (``gt``
+    ``'mean'``) per point the mean of the annotators who marked it
+    (invisible when none did).
+
+    Note:
+        - each annotation: points (K, 2), visible (K, ) or None
+    """
+    if gt != 'mean':
+        return Annotation(anns[gt].points, visible=_visible(anns[gt]))
+    points = np.stack([a.points for a in anns.values()])  # (A, K, 2)
+    weight = np.stack([_visible(a) for a in anns.values()]).astype(float)
+    count = weight.sum(0)  # (K, )
+    total = (points * weight[..., None]).sum(0)
+    mean = np.where(count[:, None] > 0,
+                    total / np.maximum(count, 1)[:, None], 0.0)
+    return Annotation(mean, visible=count > 0)
+
+
+def _image_entry(rec: dict, image_id: int, split: str, root: str,
+                 out_dir: str, spacing_xy: Optional[np.ndarray],
+                 resize: Optional[Tuple[int, int]]
+                 ) -> Tuple[dict, Dict[str, Annotation]]:
     """One image's COCO entry, and every annotator's points in its
     pixels."""
     w, h = rec['size']
-    points = {a: ann.points for a, ann in rec['anns'].items()}
+    anns = dict(rec['anns'])
+    spacing = rec.get('spacing', spacing_xy)
+    spacing = None if spacing is None else np.asarray(spacing, float)
     image = dict(id=image_id,
-                 file_name=osp.relpath(osp.abspath(rec['path']), out_dir),
+                 file_name=rec.get('file_name') or osp.relpath(
+                     osp.abspath(rec['path']), out_dir),
                  width=w,
                  height=h,
                  split=split,
                  original_file=osp.relpath(rec['path'], root),
-                 spacing=spacing_xy.tolist())
+                 spacing=None if spacing is None else spacing.tolist())
+    if 'spacing_source' in rec:
+        image['spacing_source'] = rec['spacing_source']
     if resize is not None:
         params = padded_resize_params(w, h, resize)
         sx, sy = params['scale']
-        points = {a: resize_keypoints(p, (sx, sy)) for a, p in points.items()}
+        anns = {
+            a: Annotation(resize_keypoints(ann.points, (sx, sy)),
+                          ann.labels, ann.visible)
+            for a, ann in anns.items()
+        }
         image.update(file_name=osp.join('images', f'{rec["stem"]}.png'),
                      width=resize[0],
                      height=resize[1],
@@ -69,57 +155,60 @@ def _image_entry(
                      original_height=h,
                      padded_size=list(params['padded_size']),
                      resize_scale=[sx, sy],
-                     spacing=[spacing_xy[0] / sx, spacing_xy[1] / sy])
+                     spacing=None if spacing is None else
+                     [spacing[0] / sx, spacing[1] / sy])
     # top-level labels: the first annotator's (the senior's in the
     # official release); every annotator's own under `labels`
     labels = next(
-        (ann.labels for ann in rec['anns'].values() if ann.labels is not None),
+        (ann.labels for ann in anns.values() if ann.labels is not None),
         None)
     if labels is not None:
         image['labels'] = {
             a: ann.labels
-            for a, ann in rec['anns'].items() if ann.labels
+            for a, ann in anns.items() if ann.labels
         }
         image.update(labels)
-    return image, points
+    return image, anns
 
 
-def _annotation_entry(image: dict, points: Dict[str, np.ndarray],
-                      gt: str) -> dict:
+def _annotation_entry(image: dict, anns: Dict[str, Annotation], gt: str,
+                      decimals: Optional[int]) -> dict:
     """The COCO annotation of ``image``: ``gt`` as ``keypoints``, each
     annotator's as ``keypoints_<annotator>``."""
-    gt_points = np.mean(list(points.values()), axis=0) \
-        if gt == 'mean' else points[gt]
+    truth = ground_truth(anns, gt)
     ann = dict(id=image['id'],
                image_id=image['id'],
                category_id=1,
-               keypoints=keypoints_field(gt_points),
-               num_keypoints=NUM_CEPH_LANDMARKS,
+               keypoints=keypoints_field(truth.points, truth.visible,
+                                         decimals),
+               num_keypoints=int(truth.visible.sum()),
                bbox=[0, 0, image['width'], image['height']],
                area=image['width'] * image['height'],
                iscrowd=0)
-    for a, p in points.items():
-        ann[f'keypoints_{a}'] = keypoints_field(p)
+    for a, p in anns.items():
+        ann[f'keypoints_{a}'] = keypoints_field(p.points, p.visible,
+                                                decimals)
     return ann
 
 
 def _split_info(split: str, root: str, annotators: List[str], gt: str,
-                spacing_xy: np.ndarray, split_seed: int, num_val: int,
-                num_calib: int, resize: Optional[Tuple[int, int]]) -> dict:
+                spacing_xy: Optional[np.ndarray], split_seed: int,
+                num_val: int, num_calib: int,
+                resize: Optional[Tuple[int, int]], layout: CocoLayout,
+                extra: Optional[dict]) -> dict:
     """The ``info`` block of one split's JSON."""
     info = dict(
-        description=f'ISBI 2015 cephalometric landmarks, split {split}',
+        description=f'{layout.description}, split {split}',
         source=osp.abspath(root),
         date_created=_now(),
         ground_truth=gt,
         annotators=annotators,
-        spacing_mm=spacing_xy.tolist(),
+        spacing_mm=None if spacing_xy is None else spacing_xy.tolist(),
         split=split,
         split_seed=split_seed,
         num_val=num_val,
         num_calib=num_calib,
-        coordinates='0-based pixels of file_name; pixel centres at '
-        'integers',
+        coordinates=layout.coordinates,
     )
     if resize is not None:
         info['resize'] = dict(
@@ -129,57 +218,81 @@ def _split_info(split: str, root: str, annotators: List[str], gt: str,
             keypoint_mapping="x' = (x + 0.5) * sx - 0.5, "
             "y' = (y + 0.5) * sy - 0.5 with (sx, sy) = resize_scale",
             spacing_mapping="spacing' = spacing / (sx, sy)")
+    info.update(extra or {})
     return info
 
 
-def coco_payloads(root, out_dir, records, annotators, gt, spacing_xy,
-                  split_seed, num_val, num_calib, resize,
-                  skip) -> Dict[str, dict]:
+def coco_payloads(root,
+                  out_dir,
+                  records,
+                  annotators,
+                  gt,
+                  spacing_xy,
+                  split_seed,
+                  num_val,
+                  num_calib,
+                  resize,
+                  skip,
+                  layout: CocoLayout = ISBI_LAYOUT,
+                  info_extra: Optional[dict] = None) -> Dict[str, dict]:
     """The COCO JSON of every split (``skip``: splits not written), with
-    file names relative to ``out_dir``; image ids run across splits."""
+    file names relative to ``out_dir``; image ids run across splits.
+
+    ``spacing_xy`` (or None) is the spacing of records without their own;
+    ``info_extra`` is added to every split's ``info``.
+    """
     payloads = {}
     image_id = 0
-    for split in SPLITS:
+    for split in layout.splits:
         if split in skip:
             continue
         images, annotations = [], []
         for rec in records[split]:
             image_id += 1
-            image, points = _image_entry(rec, image_id, split, root, out_dir,
-                                         spacing_xy, resize)
+            image, anns = _image_entry(rec, image_id, split, root, out_dir,
+                                       spacing_xy, resize)
             images.append(image)
-            annotations.append(_annotation_entry(image, points, gt))
+            annotations.append(
+                _annotation_entry(image, anns, gt, layout.decimals))
         payloads[split] = dict(info=_split_info(split, root, annotators, gt,
                                                 spacing_xy, split_seed,
-                                                num_val, num_calib, resize),
+                                                num_val, num_calib, resize,
+                                                layout, info_extra),
                                images=images,
                                annotations=annotations,
                                categories=[
                                    dict(id=1,
-                                        name='cephalometric',
-                                        supercategory='head',
-                                        keypoints=list(CEPH_LANDMARK_NAMES),
+                                        name=layout.category,
+                                        supercategory=layout.supercategory,
+                                        keypoints=list(layout.keypoint_names),
                                         skeleton=[])
                                ])
     return payloads
 
 
-def conversion_marker(summary, root: str, spacing_xy: np.ndarray,
-                      split_seed: int) -> dict:
-    """The content of :data:`CONVERSION_MARKER` for a
-    :class:`~.isbi.ConversionSummary`."""
-    return dict(tool='tools/convert_isbi.py',
-                source=osp.abspath(root),
-                date_created=_now(),
-                resize=list(summary.resize) if summary.resize else None,
-                spacing_mm=spacing_xy.tolist(),
-                ground_truth=summary.gt,
-                annotators=summary.annotators,
-                split_seed=split_seed,
-                images_per_split=summary.images_per_split,
-                splits_written=summary.written,
-                notes=summary.notes,
-                skipped=[dict(file=p, reason=r) for p, r in summary.skipped])
+def conversion_marker(summary,
+                      root: str,
+                      spacing_xy: Optional[np.ndarray],
+                      split_seed: int,
+                      tool: str = ISBI_LAYOUT.tool,
+                      extra: Optional[dict] = None) -> dict:
+    """The content of :data:`CONVERSION_MARKER` for a conversion summary
+    (e.g. :class:`~.isbi.ConversionSummary`); ``extra`` is appended."""
+    marker = dict(
+        tool=tool,
+        source=osp.abspath(root),
+        date_created=_now(),
+        resize=list(summary.resize) if summary.resize else None,
+        spacing_mm=None if spacing_xy is None else spacing_xy.tolist(),
+        ground_truth=summary.gt,
+        annotators=summary.annotators,
+        split_seed=split_seed,
+        images_per_split=summary.images_per_split,
+        splits_written=summary.written,
+        notes=summary.notes,
+        skipped=[dict(file=p, reason=r) for p, r in summary.skipped])
+    marker.update(extra or {})
+    return marker
 
 
 def check_written_conversion(folder: str, written: Sequence[str]) -> None:

@@ -37,15 +37,13 @@ input release, is refused with an error naming it.
 """
 import os
 import os.path as osp
-import shutil
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmchh.utils.io import dumps_json
 from ..ceph_meta import ISBI_SPACING_MM, NUM_CEPH_LANDMARKS
-from .atomic_output import (check_replaceable, fsync_dir, kill_point,
-                            make_sibling_tmp, recover_output_folder, swap_in,
+from .atomic_output import (build_aside_and_swap, check_replaceable,
+                            fsync_dir, kill_point, prepare_output,
                             write_synced)
 from .coco_writer import (CONVERSION_MARKER, check_written_conversion,
                           coco_payloads, conversion_marker)
@@ -54,6 +52,7 @@ from .isbi_reader import (IMAGE_EXTENSIONS, find_annotator_dirs,
                           read_annotation_index, read_isbi_release)
 from .resize import padded_resize_params, write_resized_image
 from .splits import SPLITS, hold_out_splits
+from .summary import SplitSummary
 from .validation import BadInputPolicy, validate_options
 
 __all__ = ['ConversionSummary', 'convert_isbi']
@@ -64,53 +63,16 @@ _TOOL = 'tools/convert_isbi.py'
 
 
 @dataclass
-class ConversionSummary:
-    """What a conversion wrote (and skipped).
-
-    ``notes`` maps a split to why it is empty or incomplete (e.g. test2:
-    ``RawImage/Test2Data not found``); ``written`` lists the split JSONs
-    written.
-    """
-    out_dir: str
-    images_per_split: Dict[str, int]
-    annotators: List[str]
-    gt: str
-    skipped: List[Tuple[str, str]] = field(default_factory=list)
-    resize: Optional[Tuple[int, int]] = None
-    notes: Dict[str, str] = field(default_factory=dict)
-    written: List[str] = field(default_factory=list)
+class ConversionSummary(SplitSummary):
+    """What an ISBI conversion wrote (and skipped); see
+    :class:`~.summary.SplitSummary`."""
 
     def format(self) -> str:
-        lines = [f'convert_isbi: wrote {self.out_dir}']
-        for split in SPLITS:
-            line = (f'  {split:6s} {self.images_per_split[split]:4d} '
-                    'images')
-            if split in self.notes:
-                line += f' ({self.notes[split]})'
-            lines.append(line)
-        lines.append(f'  landmarks {NUM_CEPH_LANDMARKS}; annotators '
-                     f'{", ".join(self.annotators)}; ground truth {self.gt}')
-        if self.resize:
-            lines.append(f'  images resized to {self.resize[0]}x'
-                         f'{self.resize[1]} (padded right/bottom)')
+        lines = self.head_lines('convert_isbi', SPLITS, NUM_CEPH_LANDMARKS)
         lines.append(f'  skipped {len(self.skipped)} bad image(s)')
         for path, why in self.skipped:
             lines.append(f'    {path}: {why}')
         return '\n'.join(lines)
-
-
-def _check_output(root: str, out_dir: str, target: str) -> None:
-    """Repairs what killed runs left at ``target``, then refuses it unless
-    it is ours to replace."""
-    if osp.isdir(osp.dirname(target)):
-        try:
-            for line in recover_output_folder(target):
-                warnings.warn(f'{out_dir}: {line}')
-        except OSError as e:
-            raise ConversionError(f'{out_dir}: cannot repair what an '
-                                  f'interrupted conversion left ({e})') from e
-    check_replaceable(target, root, CONVERSION_MARKER, _SPLIT_FILES,
-                      IMAGE_EXTENSIONS, _TOOL)
 
 
 def _write_resized_images(tmp: str, records: Dict[str, List[dict]],
@@ -136,12 +98,8 @@ def _build_and_swap(root, out_dir, target, records, payloads, summary,
                     spacing_xy, split_seed, progress) -> None:
     """Writes the conversion beside ``target``, checks it, writes the
     marker last and swaps it in; a failure removes the half-built one."""
-    try:
-        tmp = make_sibling_tmp(target)
-    except OSError as e:
-        raise ConversionError(f'{out_dir}: cannot write the output folder '
-                              f'({e})') from e
-    try:
+
+    def write(tmp: str) -> None:
         if summary.resize is not None:
             _write_resized_images(tmp, records, summary.resize, progress)
         for split, payload in payloads.items():
@@ -153,17 +111,11 @@ def _build_and_swap(root, out_dir, target, records, payloads, summary,
         write_synced(osp.join(tmp, CONVERSION_MARKER),
                      dumps_json(marker, indent=1).encode())
         kill_point('checked')
-        check_replaceable(target, root, CONVERSION_MARKER, _SPLIT_FILES,
-                          IMAGE_EXTENSIONS, _TOOL)  # still ours to replace?
-        swap_in(tmp, target)
-    except BaseException as e:
-        if osp.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):  # e.g. disk full: the user's to fix
-            raise ConversionError(
-                f'{out_dir}: writing the conversion failed ({e}); the '
-                'folder is unchanged') from e
-        raise
+
+    build_aside_and_swap(
+        out_dir, target, write, lambda: check_replaceable(
+            target, root, CONVERSION_MARKER, _SPLIT_FILES, IMAGE_EXTENSIONS,
+            _TOOL))
 
 
 def convert_isbi(root: str,
@@ -211,7 +163,8 @@ def convert_isbi(root: str,
     if not osp.isdir(root):
         raise ConversionError(f'{root}: not a folder')
     target = osp.realpath(out_dir)  # a symlinked OUT_DIR: swap its target
-    _check_output(root, out_dir, target)
+    prepare_output(out_dir, target, root, CONVERSION_MARKER, _SPLIT_FILES,
+                   IMAGE_EXTENSIONS, _TOOL)
     annotator_dirs = find_annotator_dirs(root)
     annotators = list(annotator_dirs)
     if gt not in ('mean', *annotators):

@@ -16,10 +16,9 @@ Test2's and ignored (counted in the note). Every bad file goes to the
 :class:`~.validation.BadInputPolicy`.
 """
 import math
-import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -27,6 +26,8 @@ from ..ceph_meta import (CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES,
                          ISBI_ANNOTATOR_FOLDERS, ISBI_IMAGE_FOLDERS,
                          ISBI_OPTIONAL_IMAGE_FOLDERS, NUM_CEPH_LANDMARKS)
 from .errors import ConversionError
+from .image_reader import check_exif_orientation
+from .records import Annotation, duplicate_message, stem_files
 from .splits import SPLITS
 from .validation import BadInputPolicy
 
@@ -37,17 +38,6 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = ('.bmp', '.png', '.jpg', '.jpeg', '.tif', '.tiff')
-
-
-@dataclass
-class Annotation:
-    """One annotator's reading of one image.
-
-    Note:
-        - points: (19, 2) float64, 0-based pixels
-    """
-    points: np.ndarray
-    labels: Optional[Dict[str, int]]  # the 8 classification labels, if any
 
 
 @dataclass
@@ -158,17 +148,7 @@ def read_image_size(path: str) -> Tuple[int, int]:
     if img is None or img.size == 0:
         raise ConversionError(f'{path}: cannot read image (missing, corrupt '
                               'or not an image)')
-    from PIL import Image
-    try:
-        with Image.open(path) as pil:
-            orientation = pil.getexif().get(0x0112, 1)
-    except (OSError, ValueError):  # Pillow cannot parse it: no EXIF
-        orientation = 1
-    if orientation not in (0, 1):
-        raise ConversionError(
-            f'{path}: EXIF orientation {orientation} (rotated/flipped): the '
-            'annotations are in stored pixels but LoadImage would rotate '
-            'the image; save it without the orientation tag first')
+    check_exif_orientation(path)
     return img.shape[1], img.shape[0]
 
 
@@ -187,33 +167,6 @@ def find_annotator_dirs(root: str) -> Dict[str, str]:
             f'{root}: no annotation folders; expected AnnotationsByMD/'
             f'{first} (or {first} directly under the root)')
     return found
-
-
-def stem_files(folder: str, extensions: Sequence[str]
-               ) -> Tuple[Dict[str, str], Dict[str, List[str]]]:
-    """Stem -> file in ``folder`` for the given extensions (any case).
-
-    Returns:
-        tuple: (stem -> path of the stems found once, stem -> every path of
-        the stems found more than once, e.g. ``002.bmp`` and ``002.png``).
-    """
-    found: Dict[str, List[str]] = {}
-    for name in sorted(os.listdir(folder)):
-        stem, ext = osp.splitext(name)
-        if ext.lower() in extensions and not name.startswith('.'):
-            found.setdefault(stem, []).append(osp.join(folder, name))
-    once = {stem: paths[0] for stem, paths in found.items()
-            if len(paths) == 1}
-    dups = {stem: paths for stem, paths in found.items() if len(paths) > 1}
-    return once, dups
-
-
-def duplicate_message(paths: Sequence[str], what: str) -> str:
-    """Says that ``paths`` are ``what`` files with the same name."""
-    return (f'{" and ".join(paths)}: {len(paths)} {what} files with the same '
-            f'name {osp.splitext(osp.basename(paths[0]))[0]}; which one is '
-            'meant? Remove or rename all but one')
-
 
 
 def read_annotation_index(dirs: Dict[str, str],

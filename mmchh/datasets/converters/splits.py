@@ -7,12 +7,18 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .errors import ConversionError
-from .validation import check_count
+from .validation import check_count, check_test_fraction
 
-__all__ = ['SPLITS', 'default_hold_out', 'hold_out_splits']
+__all__ = [
+    'SPLITS', 'LANDMARK_SPLITS', 'default_hold_out', 'hold_out_splits',
+    'hold_out_test'
+]
 
-#: Every split a conversion writes, in order.
+#: Every split an ISBI conversion writes, in order.
 SPLITS = ('train', 'val', 'calib', 'test1', 'test2')
+
+#: Every split a general landmark conversion writes, in order.
+LANDMARK_SPLITS = ('train', 'val', 'calib', 'test')
 
 
 def default_hold_out(num_train: int) -> int:
@@ -48,3 +54,27 @@ def hold_out_splits(stems: Sequence[str], num_val: Optional[int],
     return dict(val=sorted(picked[:num_val]),
                 calib=sorted(picked[num_val:num_val + num_calib]),
                 train=sorted(picked[num_val + num_calib:]))
+
+
+def hold_out_test(stems: Sequence[str], fraction: float,
+                  seed: int) -> Dict[str, List[str]]:
+    """Splits stems into development (``rest``) and ``test`` by a fixed
+    seed: ``round(fraction * N)`` test images, at least 1 when
+    ``fraction > 0``.
+
+    Raises:
+        ConversionError: for a fraction outside [0, 1) or one that leaves
+            no development image.
+    """
+    check_test_fraction(fraction)
+    num_test = 0 if fraction == 0 else max(1,
+                                           int(round(fraction * len(stems))))
+    if num_test >= len(stems):
+        raise ConversionError(
+            f'--test-fraction {fraction} of {len(stems)} images leaves none '
+            'to train on; lower it')
+    # a stream of its own: the val/calib draw of the rest stays as it is
+    order = np.random.default_rng([seed, 1]).permutation(len(stems))
+    picked = [stems[i] for i in order]
+    return dict(test=sorted(picked[:num_test]),
+                rest=sorted(picked[num_test:]))

@@ -1,0 +1,172 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Predicted landmarks as labelme files, for a clinician's review.
+
+One labelme 5.x JSON per image (what ``tools/infer.py --format labelme``
+writes): a point shape per landmark whose ``label`` is the keypoint name,
+``flags`` ``{"flagged": true|false}`` (``{}`` when flagging is unavailable:
+no spacing or no threshold) and a ``description`` with the ERE (mm when
+the spacing is known, else pixels, and says which) and the probability.
+``imagePath`` is the inferred image relative to the JSON's folder, so
+labelme opens it wherever the output folder is; ``imageData`` is null.
+
+Coordinates are the predicted ``x``, ``y`` exactly (full float precision;
+JSON floats round-trip): :mod:`mmchh.datasets.converters.labelme_reader`
+keeps labelme coordinates as given, so a reviewed folder read back by
+``tools/convert_landmarks.py --labelme reviewed=DIR`` gives every
+unedited point unchanged. A landmark without a prediction (``valid``
+False) gets no shape, never an invented point: it is named in the
+top-level ``flags`` (``"no prediction: <name>": true``, a checkbox in
+labelme) and in the ``mmchh`` note, which labelme keeps when it saves.
+"""
+import os.path as osp
+from typing import Any, Dict, List, Sequence
+
+from mmchh.utils.io import write_json
+
+from .landmark_result import LandmarkResult
+
+__all__ = [
+    'LABELME_FOLDER', 'LABELME_VERSION', 'NO_PREDICTION_FLAG',
+    'labelme_document', 'landmarks_without_prediction', 'labelme_summary',
+    'write_labelme'
+]
+
+#: Sub-folder of an inference output folder holding the labelme files.
+LABELME_FOLDER = 'labelme'
+#: The labelme file format written (labelme warns only on another major).
+LABELME_VERSION = '5.4.1'
+#: Prefix of the top-level flag naming a landmark without a prediction.
+NO_PREDICTION_FLAG = 'no prediction: '
+
+
+def landmarks_without_prediction(result: LandmarkResult) -> List[str]:
+    """The names of the landmarks the model gave no answer for."""
+    return [lm['name'] for lm in result.landmarks if not lm['valid']]
+
+
+def _relative_image_path(image: str, json_path: str) -> str:
+    """``image`` relative to the folder of ``json_path`` (absolute where
+    no relative path exists, e.g. another Windows drive)."""
+    image = osp.abspath(image)
+    try:
+        return osp.relpath(image, osp.dirname(osp.abspath(json_path)))
+    except ValueError:
+        return image
+
+
+def _description(lm: Dict[str, Any], flag_threshold_mm) -> str:
+    """ERE (mm, else px, with its unit), probability and flag, in words."""
+    if lm['ere_mm'] is not None:
+        ere = f'ERE {lm["ere_mm"]:.3f} mm'
+    else:
+        ere = f'ERE {lm["ere_px"]:.2f} px (spacing unknown: not in mm)'
+    text = f'{ere}; probability {lm["probability"]:.4g}'
+    if lm['flagged']:
+        text += f'; FLAGGED for review (ERE > {flag_threshold_mm:g} mm)'
+    elif lm['flagged'] is None:
+        text += '; not flagged: flagging needs spacing and a threshold'
+    return text
+
+
+def _shape(lm: Dict[str, Any], flag_threshold_mm) -> Dict[str, Any]:
+    """The labelme point shape of one predicted landmark."""
+    return dict(label=lm['name'],
+                points=[[lm['x'], lm['y']]],
+                group_id=None,
+                description=_description(lm, flag_threshold_mm),
+                shape_type='point',
+                flags={} if lm['flagged'] is None else dict(
+                    flagged=bool(lm['flagged'])))
+
+
+def labelme_document(result: LandmarkResult, json_path: str) -> Dict[str, Any]:
+    """The labelme 5.x document of one image's prediction.
+
+    Args:
+        result (LandmarkResult): The prediction; ``result.path`` must be
+            the image file it was predicted on.
+        json_path (str): Where the document will be written (``imagePath``
+            is relative to its folder).
+
+    Returns:
+        dict: ``version``, ``flags``, ``shapes``, ``imagePath``,
+        ``imageData`` (None), ``imageHeight``, ``imageWidth`` and the
+        ``mmchh`` note (see the module docstring).
+
+    Raises:
+        ValueError: If ``result.path`` is None (an in-memory array has no
+            file for labelme to open).
+
+    Note:
+        Points are ``[[x, y]]`` in pixels of the image (``result.landmarks``
+        exactly), one per valid landmark, in model order.
+    """
+    if result.path is None:
+        raise ValueError('labelme_document: the result has no image file '
+                         '(predicted on an array); labelme needs imagePath')
+    missing = landmarks_without_prediction(result)
+    ere_unit = 'mm' if result.spacing is not None else 'px'
+    width, height = result.image_size
+    return dict(
+        version=LABELME_VERSION,
+        flags={f'{NO_PREDICTION_FLAG}{name}': True
+               for name in missing},
+        shapes=[
+            _shape(lm, result.flag_threshold_mm) for lm in result.landmarks
+            if lm['valid']
+        ],
+        imagePath=_relative_image_path(result.path, json_path),
+        imageData=None,
+        imageHeight=int(height),
+        imageWidth=int(width),
+        mmchh=dict(
+            source='tools/infer.py (mmchh)',
+            calibrated=result.calibrated,
+            flag_threshold_mm=result.flag_threshold_mm,
+            spacing=None if result.spacing is None else list(result.spacing),
+            ere_unit=ere_unit,
+            landmarks_without_prediction=missing,
+            note='points are the predicted positions in image pixels, '
+            'kept exactly' + ('; a landmark without a prediction has no '
+                              'shape (add it by hand)' if missing else '')))
+
+
+def write_labelme(result: LandmarkResult, json_path: str) -> None:
+    """Writes :func:`labelme_document` to ``json_path`` atomically
+    (strict JSON, full float precision)."""
+    write_json(json_path, labelme_document(result, json_path))
+
+
+def labelme_summary(results: Sequence[LandmarkResult],
+                    folder: str,
+                    max_images: int = 5) -> str:
+    """What a labelme export holds, for the printed summary.
+
+    Args:
+        results (Sequence[LandmarkResult]): The exported predictions.
+        folder (str): The folder of the labelme files.
+        max_images (int): Images named at most in the line about landmarks
+            without a prediction.
+
+    Returns:
+        str: One or two lines: the file count and flagged landmarks; the
+        landmarks left out (no prediction) with their images.
+    """
+    flagged = sum(
+        bool(lm['flagged']) and lm['valid'] for r in results
+        for lm in r.landmarks)
+    lines = [
+        f'labelme: {len(results)} review file(s) in {folder}, '
+        f'{flagged} flagged landmark(s) marked'
+    ]
+    missing = [(r.path, landmarks_without_prediction(r)) for r in results]
+    missing = [(path, names) for path, names in missing if names]
+    if missing:
+        total = sum(len(names) for _, names in missing)
+        named = '; '.join(f'{osp.basename(path)}: {", ".join(names)}'
+                          for path, names in missing[:max_images])
+        more = ' ...' if len(missing) > max_images else ''
+        lines.append(f'labelme: {total} landmark(s) without a prediction '
+                     f'left out (no point written; add them by hand): '
+                     f'{named}{more}')
+    return '\n'.join(lines)

@@ -1,0 +1,269 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Reading an image file of any supported kind: pixels, spacing, its source.
+
+- PNG, JPEG, BMP, TIFF (8- or 16-bit, grey or colour): OpenCV with
+  ``IMREAD_UNCHANGED`` (16 bits stay 16 bits; 12-bit detectors store
+  0..4095 in them). No spacing in the file. An EXIF orientation other than
+  "normal" is refused (the annotations are in stored pixels, the training
+  pipeline's ``LoadImage`` would rotate the image).
+- DICOM (``.dcm``, ``.dicom``): ``pydicom``. Spacing from ``PixelSpacing``
+  (at the patient), else ``ImagerPixelSpacing`` (at the detector, as
+  projection radiographs give it; ``EstimatedRadiographicMagnification
+  Factor``, which relates it to the patient plane, is not applied), the
+  source recorded. Both are stored (row, column), i.e. (y, x): they are
+  swapped to (x, y) here. ``MONOCHROME1`` (white = low) is inverted over the
+  stored bit range so bone is bright as in every other format; signed
+  pixels are shifted to unsigned; the modality LUT (rescale slope and
+  intercept) is not applied (it maps to physical units, not to display).
+  Compressed transfer syntaxes need a decoder plugin: when none is
+  installed the error names the file, the transfer syntax and what to
+  install (``pylibjpeg`` with ``pylibjpeg-libjpeg``/``-openjpeg``, or
+  ``python-gdcm``).
+- MetaImage (``.mha``, ``.mhd``), NRRD (``.nrrd``), NIfTI (``.nii``,
+  ``.nii.gz``): ``SimpleITK``. ``GetSpacing()`` is already (x, y[, z]). A
+  third axis of size 1 (a radiograph stored as ``W H 1``) is accepted; any
+  other 3-D image is refused. ITK reports spacing 1 when a header has none,
+  so for MetaImage and NRRD the header itself is checked for a spacing
+  field (``ElementSpacing``/``ElementSize``, ``spacings``/``space
+  directions``); NIfTI always carries ``pixdim``, taken as given.
+
+Pixels written to PNG must be unsigned 8 or 16 bits: other types are
+accepted when every value is a whole number in 0..65535 (stored as 16
+bits), refused otherwise (:func:`to_storable`).
+"""
+import math
+import os.path as osp
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .errors import ConversionError
+from .records import split_image_name
+
+__all__ = [
+    'RASTER_EXTENSIONS', 'DICOM_EXTENSIONS', 'ITK_EXTENSIONS',
+    'ALL_IMAGE_EXTENSIONS', 'COPY_AS_IS_EXTENSIONS', 'LoadedImage',
+    'check_exif_orientation', 'to_storable', 'read_image'
+]
+
+RASTER_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+DICOM_EXTENSIONS = ('.dcm', '.dicom')
+ITK_EXTENSIONS = ('.mha', '.mhd', '.nrrd', '.nii', '.nii.gz')
+ALL_IMAGE_EXTENSIONS = RASTER_EXTENSIONS + DICOM_EXTENSIONS + ITK_EXTENSIONS
+#: 8-bit files of these kinds are readable by the training pipeline as they
+#: are and are copied byte for byte; every other image is written as PNG.
+COPY_AS_IS_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
+
+#: What to install for DICOM transfer syntaxes pydicom cannot decode alone.
+DICOM_DECODERS_HINT = ('pip install pylibjpeg pylibjpeg-libjpeg '
+                       'pylibjpeg-openjpeg (JPEG, JPEG-LS, JPEG 2000) or '
+                       'pip install python-gdcm')
+
+
+@dataclass
+class LoadedImage:
+    """An image's pixels and what its file says about their size in mm.
+
+    Attributes:
+        array (np.ndarray): The pixels, uint8 or uint16, in the orientation
+            the annotations refer to (OpenCV channel order for colour).
+        spacing (tuple, optional): (x, y) mm per pixel from the file, None
+            when the file has none.
+        spacing_source (str, optional): Where ``spacing`` comes from
+            (``'PixelSpacing'``, ``'ImagerPixelSpacing'``, ``'header'``).
+        copy_as_is (bool): The file itself can be copied into the output
+            (8-bit PNG, JPEG, BMP); otherwise it is written as PNG.
+
+    Note:
+        - array: (H, W) or (H, W, C)
+    """
+    array: np.ndarray
+    spacing: Optional[Tuple[float, float]]
+    spacing_source: Optional[str]
+    copy_as_is: bool
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.array.shape[1]), int(self.array.shape[0])
+
+
+def check_exif_orientation(path: str) -> None:
+    """Refuses an image whose EXIF orientation is not "normal" (the
+    annotations are in stored pixels, ``LoadImage`` would rotate it)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as pil:
+            orientation = pil.getexif().get(0x0112, 1)
+    except (OSError, ValueError):  # Pillow cannot parse it: no EXIF
+        orientation = 1
+    if orientation not in (0, 1):
+        raise ConversionError(
+            f'{path}: EXIF orientation {orientation} (rotated/flipped): the '
+            'annotations are in stored pixels but LoadImage would rotate '
+            'the image; save it without the orientation tag first')
+
+
+def to_storable(array: np.ndarray, path: str) -> np.ndarray:
+    """``array`` as uint8/uint16 pixels a PNG can hold.
+
+    Raises:
+        ConversionError: naming ``path`` when a value is negative, above
+            65535 or not a whole number.
+    """
+    if array.dtype in (np.uint8, np.uint16):
+        return array
+    if array.size and np.isfinite(array).all():
+        low, high = array.min(), array.max()
+        if low >= 0 and high <= 65535 and (np.issubdtype(
+                array.dtype, np.integer) or (array == np.round(array)).all()):
+            return array.astype(np.uint16)
+    raise ConversionError(
+        f'{path}: pixel values of type {array.dtype} are not whole numbers in '
+        '0..65535, so they cannot be stored as a 16-bit PNG; rescale the '
+        'image to 8 or 16 bits first')
+
+
+def _usable_spacing(values) -> Optional[Tuple[float, float]]:
+    """(x, y) when both are positive finite numbers, else None."""
+    try:
+        x, y = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    if all(math.isfinite(v) and v > 0 for v in (x, y)):
+        return x, y
+    return None
+
+
+def _read_raster(path: str) -> LoadedImage:
+    import cv2
+    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if array is None or array.size == 0:
+        raise ConversionError(f'{path}: cannot read image (missing, corrupt '
+                              'or not an image)')
+    check_exif_orientation(path)
+    ext = split_image_name(path)[1].lower()
+    array = to_storable(array, path)
+    return LoadedImage(
+        array, None, None, ext in COPY_AS_IS_EXTENSIONS
+        and array.dtype == np.uint8)
+
+
+def _dicom_pixels(ds, path: str) -> np.ndarray:
+    """The decoded pixels, with a clear error for a missing decoder."""
+    syntax = getattr(getattr(ds, 'file_meta', None), 'TransferSyntaxUID', None)
+    try:
+        return ds.pixel_array
+    except (RuntimeError, NotImplementedError, ValueError) as e:
+        if syntax is not None and syntax.is_compressed:
+            raise ConversionError(
+                f'{path}: cannot decode its compressed transfer syntax '
+                f'{syntax.name} ({syntax}) with the installed decoders; '
+                f'install one: {DICOM_DECODERS_HINT}') from e
+        raise ConversionError(f'{path}: cannot decode the DICOM pixel data '
+                              f'({e})') from e
+
+
+def _read_dicom(path: str) -> LoadedImage:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, ValueError) as e:
+        raise ConversionError(f'{path}: cannot read DICOM file ({e})') from e
+    if 'PixelData' not in ds:
+        raise ConversionError(f'{path}: DICOM file holds no image (no '
+                              'PixelData)')
+    if int(getattr(ds, 'NumberOfFrames', 1) or 1) > 1:
+        raise ConversionError(f'{path}: DICOM file holds '
+                              f'{ds.NumberOfFrames} frames; one radiograph '
+                              'per file is expected')
+    array = np.asarray(_dicom_pixels(ds, path))
+    bits = int(getattr(ds, 'BitsStored', 8 * array.dtype.itemsize))
+    if getattr(ds, 'PixelRepresentation', 0) == 1:  # signed: shift up
+        array = array.astype(np.int64) + (1 << (bits - 1))
+    if getattr(ds, 'PhotometricInterpretation', '') == 'MONOCHROME1':
+        array = ((1 << bits) - 1) - array.astype(np.int64)
+    if array.ndim == 3 and array.shape[2] == 3:
+        array = array[..., ::-1]  # RGB -> OpenCV's BGR
+    if bits <= 8 and array.dtype != np.uint8 and array.size and \
+            0 <= array.min() and array.max() <= 255:
+        array = array.astype(np.uint8)  # stays 8-bit (else: 16-bit)
+    spacing, source = None, None
+    for key in ('PixelSpacing', 'ImagerPixelSpacing'):
+        if key in ds:
+            row_col = _usable_spacing(ds[key].value)
+            if row_col is not None:
+                spacing, source = (row_col[1], row_col[0]), key
+                break
+    return LoadedImage(to_storable(np.ascontiguousarray(array), path), spacing,
+                       source, False)
+
+
+def _itk_header_has_spacing(path: str) -> bool:
+    """Whether a MetaImage/NRRD header names a spacing (ITK reports 1 when
+    it does not); NIfTI always has one."""
+    ext = split_image_name(path)[1].lower()
+    if ext in ('.nii', '.nii.gz'):
+        return True
+    keys = (('elementspacing', 'elementsize') if ext in ('.mha', '.mhd') else
+            ('spacings', 'space directions'))
+    with open(path, 'rb') as f:
+        for raw in f:
+            line = raw.decode('latin-1').strip()
+            if not line or line.lower().startswith('elementdatafile'):
+                break  # end of the header
+            key = line.split('=' if '=' in line else ':', 1)[0]
+            if key.strip().lower() in keys:
+                return True
+    return False
+
+
+def _read_itk(path: str) -> LoadedImage:
+    import SimpleITK as sitk
+    try:
+        image = sitk.ReadImage(path)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else ''
+        raise ConversionError(f'{path}: cannot read image ({first})') from e
+    size = image.GetSize()
+    if len(size) == 3 and size[2] == 1:
+        image = image[:, :, 0]
+    elif len(size) != 2:
+        raise ConversionError(
+            f'{path}: a {len(size)}-D image of size {"x".join(map(str, size))}'
+            '; only 2-D images (or 3-D with a single slice, W x H x 1) are '
+            'radiographs this converter reads')
+    array = sitk.GetArrayFromImage(image)  # (H, W[, C])
+    if array.ndim == 3 and array.shape[2] == 3:
+        array = array[..., ::-1]  # RGB -> OpenCV's BGR
+    spacing = _usable_spacing(image.GetSpacing()[:2]) \
+        if _itk_header_has_spacing(path) else None
+    return LoadedImage(to_storable(np.ascontiguousarray(array), path), spacing,
+                       'header' if spacing else None, False)
+
+
+def read_image(path: str) -> LoadedImage:
+    """Reads an image of any supported kind (see the module docstring).
+
+    Args:
+        path (str): The image file; its extension says its kind.
+
+    Returns:
+        LoadedImage: pixels, spacing (or None) and its source.
+
+    Raises:
+        ConversionError: naming the file, for an unsupported extension, an
+            unreadable file, a missing DICOM decoder, a 3-D volume or pixel
+            values no PNG can hold.
+    """
+    ext = split_image_name(osp.basename(path))[1].lower()
+    if ext in RASTER_EXTENSIONS:
+        return _read_raster(path)
+    if ext in DICOM_EXTENSIONS:
+        return _read_dicom(path)
+    if ext in ITK_EXTENSIONS:
+        return _read_itk(path)
+    raise ConversionError(f'{path}: unsupported image type {ext!r}; '
+                          f'supported: {", ".join(ALL_IMAGE_EXTENSIONS)}')

@@ -1,0 +1,124 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""A training config for one folder converted by ``convert_landmarks``.
+
+MMEngine reads a config before any ``--cfg-options`` and cannot follow a
+top-level ``data_root`` into the datasets that copied it, nor can a config
+read the landmark count from the converted folder. So the generic config
+(``configs/landmark/unet_r34_onehot.py``) is made concrete for one folder
+by a small derived config written here: the folder as every dataset's
+``data_root`` and its metainfo's landmark count as the head's
+``out_channels`` and the datasets' ``num_keypoints`` (which
+:class:`~mmchh.datasets.CephalometricDataset` checks against the data).
+Everything else comes from the base.
+"""
+import os.path as osp
+from typing import List, Tuple
+
+from mmchh.utils.errors import InputError
+from mmchh.utils.io import atomic_write_text
+
+__all__ = [
+    'LANDMARK_LOADERS', 'read_landmark_names', 'landmark_config_source',
+    'write_landmark_config'
+]
+
+#: The dataloaders of a landmark config (one per converted split).
+LANDMARK_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                    'calib_dataloader')
+_TOOL = 'tools/landmark_config.py'
+
+
+def read_landmark_names(data_root: str) -> List[str]:
+    """The keypoint names of a converted folder's ``metainfo.py``, in order.
+
+    Raises:
+        InputError: naming the folder and the fix, when it holds no
+            conversion's ``metainfo.py`` or the file is unusable.
+    """
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    path = osp.join(data_root, 'metainfo.py')
+    if not osp.isfile(path):
+        raise InputError(
+            f'{data_root}: no metainfo.py; give the output folder of '
+            'tools/convert_landmarks.py (it writes metainfo.py there)')
+    try:
+        meta = parse_pose_metainfo(dict(from_file=path))
+    except Exception as e:  # a hand-edited file: name it
+        raise InputError(f'{path}: not a usable MMPose metainfo file '
+                         f'({type(e).__name__}: {e})') from None
+    names = meta['keypoint_id2name']
+    return [names[i] for i in range(meta['num_keypoints'])]
+
+
+def landmark_config_source(data_root: str, config: str,
+                           base: str) -> Tuple[str, int]:
+    """The text of a config deriving from ``base`` for ``data_root``.
+
+    Args:
+        data_root (str): The converted folder.
+        config (str): Where the config will be written (its ``_base_`` is
+            relative to it, as MMEngine resolves it).
+        base (str): The generic config, e.g.
+            ``configs/landmark/unet_r34_onehot.py``.
+
+    Returns:
+        tuple: (text, number of landmarks).
+    """
+    names = read_landmark_names(data_root)
+    root = osp.abspath(data_root).replace('\\', '/').rstrip('/') + '/'
+    base_ref = _base_reference(base, config)
+    shown = ', '.join(names[:10]) + (' ...' if len(names) > 10 else '')
+    lines = [
+        f'# Written by {_TOOL} for the landmarks converted into',
+        f'# {root} ({len(names)}: {shown}).',
+        '# Write it again after converting other keypoints into the folder.',
+        f'_base_ = [{base_ref!r}]',
+        '',
+        f'data_root = {root!r}',
+        f'num_keypoints = {len(names)}',
+        '',
+        'model = dict(head=dict(out_channels=num_keypoints))',
+    ]
+    # the metainfo by its full path too: inference reads the names from
+    # the config without building a dataset
+    lines += ["metainfo = dict(from_file=data_root + 'metainfo.py')", '']
+    lines += [
+        f'{loader} = dict(\n'
+        '    dataset=dict(data_root=data_root, metainfo=metainfo,\n'
+        '                 num_keypoints=num_keypoints))'
+        for loader in LANDMARK_LOADERS
+    ]
+    return '\n'.join(lines) + '\n', len(names)
+
+
+def _base_reference(base: str, config: str) -> str:
+    """``base`` as the written ``config``'s ``_base_`` entry: relative to
+    the config's folder when the two share a folder below the file system
+    root (e.g. both in the repository), else absolute."""
+    base, folder = osp.abspath(base), osp.dirname(osp.abspath(config))
+    common = osp.commonpath([base, folder])
+    if osp.dirname(common) == common:  # only the root (or drive) in common
+        return base.replace(osp.sep, '/')
+    return osp.relpath(base, folder).replace(osp.sep, '/')
+
+
+def write_landmark_config(data_root: str, config: str, base: str) -> int:
+    """Writes :func:`landmark_config_source` to ``config`` (atomically).
+
+    Returns:
+        int: The number of landmarks.
+
+    Raises:
+        InputError: the folder holds no conversion, the base config does
+            not exist, or ``config`` would overwrite the base.
+    """
+    if not osp.isfile(base):
+        raise InputError(f'--base {base}: config file does not exist')
+    if osp.abspath(config) == osp.abspath(base):
+        raise InputError(f'{config}: would overwrite the base config')
+    text, num = landmark_config_source(data_root, config, base)
+    folder = osp.dirname(osp.abspath(config))
+    if not osp.isdir(folder):
+        raise InputError(f'{config}: folder {folder} does not exist')
+    atomic_write_text(config, text)
+    return num

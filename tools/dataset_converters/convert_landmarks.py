@@ -1,0 +1,166 @@
+"""Convert annotated images (labelme, CSV or COCO landmarks) to the
+COCO-keypoint layout mmchh trains on.
+
+Images of any supported kind (PNG/JPEG/BMP/TIFF 8/16-bit, DICOM,
+MetaImage/NRRD/NIfTI) are paired with their annotations by file stem;
+spacing comes from the image header, else ``--spacing``, else it is
+unknown (written as null and reported). Writes OUT/{train,val,calib,test}
+.json, OUT/images/, OUT/metainfo.py, OUT/conversion_report.json and
+OUT/conversion.json; the folder is replaced as a whole and atomically. See
+:mod:`mmchh.datasets.converters.landmarks`; ``tools/convert_landmarks.py``
+runs this.
+
+Example:
+    python tools/dataset_converters/convert_landmarks.py data/own_coco \
+        --images xrays/ --keypoints sella nasion menton \
+        --labelme dr_a=labels_a/ --labelme dr_b=labels_b/ --skip-bad
+"""
+import argparse
+import os.path as osp
+import sys
+import warnings
+
+sys.path.insert(0,
+                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+
+def _annotator_dir(text: str):
+    name, sep, folder = text.partition('=')
+    if not sep or not name or not folder:
+        raise argparse.ArgumentTypeError(
+            f'expected ANNOTATOR=DIR, got {text!r}')
+    return name, folder
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert images annotated with landmarks (labelme JSON '
+        'per annotator, a long-format CSV, or a COCO file) to COCO-keypoint '
+        'JSON files OUT/{train,val,calib,test}.json with OUT/images/, '
+        'OUT/metainfo.py, OUT/conversion_report.json and '
+        'OUT/conversion.json.')
+    parser.add_argument(
+        'out_dir',
+        metavar='OUT',
+        help='where to write: a new or empty '
+        'folder, or an earlier conversion (replaced as a whole)')
+    parser.add_argument('--images',
+                        required=True,
+                        metavar='DIR',
+                        help='the folder of images (paired with annotations '
+                        'by file stem)')
+    parser.add_argument('--keypoints',
+                        required=True,
+                        nargs='+',
+                        metavar='NAME',
+                        help='the keypoint names (labels), '
+                        'in output order')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--labelme',
+                        action='append',
+                        type=_annotator_dir,
+                        metavar='ANNOTATOR=DIR',
+                        help='a folder of labelme JSON files of one '
+                        'annotator (repeat for each annotator)')
+    source.add_argument('--csv',
+                        metavar='FILE',
+                        help='long-format CSV: image,keypoint,x,y'
+                        '[,annotator]')
+    source.add_argument('--coco',
+                        metavar='FILE',
+                        help='an existing COCO-keypoint file')
+    parser.add_argument('--spacing',
+                        type=float,
+                        nargs='+',
+                        metavar='MM',
+                        help='mm per pixel (one value, or x and y) of images '
+                        'whose file has none in its header')
+    parser.add_argument('--skip-bad',
+                        action='store_true',
+                        help='record every fault in '
+                        'OUT/conversion_report.json and go on instead of '
+                        'stopping at the first')
+    parser.add_argument('--resize',
+                        type=int,
+                        nargs=2,
+                        metavar=('W', 'H'),
+                        help='write copies padded right/bottom to aspect W/H '
+                        'and resized to W x H')
+    parser.add_argument('--test-fraction',
+                        type=float,
+                        default=0.2,
+                        metavar='F',
+                        help='share of the images held out as '
+                        'the test split (default 0.2; 0: none)')
+    parser.add_argument('--num-val',
+                        type=int,
+                        default=None,
+                        help='images held out for validation, >= 1 '
+                        '(default: 10 %% of the rest, at least 1, at most 15)')
+    parser.add_argument('--num-calib',
+                        type=int,
+                        default=None,
+                        help='images held out for temperature scaling, >= 1 '
+                        '(default: as --num-val)')
+    parser.add_argument('--split-seed', type=int, default=0)
+    parser.add_argument('--gt',
+                        default='mean',
+                        metavar='mean|ANNOTATOR',
+                        help='ground truth: mean of the annotators who '
+                        'marked each landmark (default), or one annotator')
+    args = parser.parse_args(argv)
+    if args.spacing is not None and len(args.spacing) > 2:
+        parser.error('--spacing takes one value, or x and y')
+    return args
+
+
+def _main(argv=None):
+    args = parse_args(argv)
+    from mmchh.datasets.converters import (BadImageError, ConversionError,
+                                           convert_landmarks)
+    warnings.simplefilter('always')
+    warnings.formatwarning = lambda msg, *a, **k: f'warning: {msg}\n'
+    labelme = None
+    if args.labelme:
+        labelme = {}
+        for name, folder in args.labelme:
+            if name in labelme:
+                raise ConversionError(f'--labelme {name}=...: annotator '
+                                      f'{name} given twice')
+            labelme[name] = folder
+    try:
+        summary = convert_landmarks(
+            args.out_dir,
+            args.images,
+            args.keypoints,
+            labelme=labelme,
+            csv=args.csv,
+            coco=args.coco,
+            gt=args.gt,
+            spacing=None if args.spacing is None else
+            args.spacing[0] if len(args.spacing) == 1 else tuple(args.spacing),
+            skip_bad=args.skip_bad,
+            resize=tuple(args.resize) if args.resize else None,
+            test_fraction=args.test_fraction,
+            num_val=args.num_val,
+            num_calib=args.num_calib,
+            split_seed=args.split_seed)
+    except BadImageError as e:
+        raise BadImageError(f'{e} (use --skip-bad to record faults and go '
+                            'on instead)') from e
+    except KeyboardInterrupt:
+        print(
+            'convert_landmarks.py: interrupted; the output folder holds '
+            'the previous conversion or the new one, complete',
+            file=sys.stderr)
+        sys.exit(130)
+    print(summary.format())
+
+
+def main(argv=None):
+    from mmchh.utils.cli import run_tool
+    return run_tool('convert_landmarks.py', _main, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
