@@ -12,7 +12,7 @@ by a small derived config written here: the folder as every dataset's
 Everything else comes from the base.
 """
 import os.path as osp
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import atomic_write_text
@@ -93,13 +93,25 @@ def landmark_config_source(data_root: str, config: str,
 
 def _base_reference(base: str, config: str) -> str:
     """``base`` as the written ``config``'s ``_base_`` entry: relative to
-    the config's folder when the two share a folder below the file system
-    root (e.g. both in the repository), else absolute."""
+    the config's folder when the config is written inside the checkout
+    that holds ``base`` (the folder above its ``configs/``), so the pair
+    moves together; else absolute (a relative path from elsewhere would
+    break as soon as either folder moves)."""
     base, folder = osp.abspath(base), osp.dirname(osp.abspath(config))
-    common = osp.commonpath([base, folder])
-    if osp.dirname(common) == common:  # only the root (or drive) in common
+    checkout = _checkout_of(base)
+    if checkout is None or osp.commonpath([checkout, folder]) != checkout:
         return base.replace(osp.sep, '/')
     return osp.relpath(base, folder).replace(osp.sep, '/')
+
+
+def _checkout_of(base: str) -> Optional[str]:
+    """The folder holding the ``configs/`` folder ``base`` lies in."""
+    parent = osp.dirname(base)
+    while osp.dirname(parent) != parent:
+        if osp.basename(parent) == 'configs':
+            return osp.dirname(parent)
+        parent = osp.dirname(parent)
+    return None
 
 
 def write_landmark_config(data_root: str, config: str, base: str) -> int:
