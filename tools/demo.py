@@ -460,6 +460,21 @@ def print_calibration(work_dir):
     return report
 
 
+def print_conformal(metrics):
+    """Prints Test1's conformal regions next to the disc baseline (the
+    calibrated test's ``unc/conformal/...`` numbers, stored with the other
+    Test1 numbers under ``test1`` of ``demo_results.json``)."""
+    if 'unc/conformal/coverage' not in metrics:
+        return
+    unit = 'mm2' if 'unc/conformal/area_mm2' in metrics else 'px2'
+    print('\nTest1 conformal regions (fitted on the calibration split):')
+    print(f'{"":16s}{"coverage":>10s}{"median area (" + unit + ")":>22s}')
+    for label, key in (('heatmap region', ''), ('disc baseline',
+                                                  'disc_')):
+        print(f'{label:16s}{metrics[f"unc/conformal/{key}coverage"]:10.3f}'
+              f'{metrics[f"unc/conformal/{key}area_{unit}"]:22.2f}')
+
+
 def print_flagging(metrics, metrics_before):
     """Prints Test1 split by the ERE flag, and the calibration's effect."""
     if 'unc/good/count' not in metrics:
@@ -549,6 +564,7 @@ def _main(argv=None):
     metrics, metrics_before, checkpoint = train_and_test(cfg, args.config)
     stage(5, 'calibration, flagging and the mean-position baseline')
     report = print_calibration(cfg.work_dir)
+    print_conformal(metrics)
     print_flagging(metrics, metrics_before)
     baseline = print_baseline(metrics, data['coco'])
     duration = time.time() - start

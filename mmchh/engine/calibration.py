@@ -13,11 +13,15 @@ and ``tools/calibrate.py`` (an existing checkpoint):
 3. With the calibrated temperatures, predict the calibration split again and
    choose the ERE threshold whose TPR for "erroneous" (radial error >
    ``erroneous_mm``) reaches ``target_tpr``; store it in the head.
-4. Bind the fitted state to the weights (the head's
+4. Fit split-conformal regions (per landmark and pooled thresholds on the
+   calibrated maps, and the disc baseline's radii) at the head's
+   ``conformal_levels`` (:mod:`.conformal_fitting`) and store them in the
+   head.
+5. Bind the fitted state to the weights (the head's
    ``calibration_fingerprint``, see ``SoftmaxHeatmapHead.seal_calibration``),
    so a checkpoint whose weights change afterwards loads uncalibrated.
-5. Save the calibrated checkpoint and a JSON / PNG report with NLL and ECE
-   before and after; both record the fingerprint.
+6. Save the calibrated checkpoint and a JSON / PNG report with NLL and ECE
+   before and after and the conformal fit; both record the fingerprint.
 """
 import contextlib
 import copy
@@ -35,9 +39,12 @@ from mmengine.model import is_model_wrapper
 from mmchh.evaluation.functional.calibration_metrics import (
     expected_calibration_error, threshold_at_tpr)
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
+from mmchh.utils.checkpoint import CALIBRATION_STATE_DEFAULTS
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import write_json
 from mmchh.visualization.calibration_plots import reliability_diagram_png
+from .conformal_fitting import (ConformalScores, collect_conformal_scores,
+                                fit_conformal)
 from .logit_summary import LogitSummary, nll_from_summary, summarize_logits
 from .temperature_fitting import fit_temperatures
 
@@ -275,6 +282,31 @@ def _fit_flag_threshold(model, loader, erroneous_mm: float,
     return flagging
 
 
+def _fit_conformal_regions(model, loader) -> Optional[Dict]:
+    """Fits the head's conformal thresholds and disc radii on the
+    calibration split (its calibrated maps, through the test path); returns
+    the conformal report (main process; None elsewhere)."""
+    head = model.head
+    scores = collect_conformal_scores(model, loader)
+    parts = collect_results([scores], get_world_size(), device='cpu')
+    buffers = {
+        name: torch.zeros_like(getattr(head, name)).cpu()
+        for name in CALIBRATION_STATE_DEFAULTS if name.startswith('conformal_')
+    }
+    report = None
+    if is_main_process():
+        fit = fit_conformal(ConformalScores.cat(parts), head.conformal_levels)
+        buffers = fit.head_buffers(head.conformal_score)
+        names = getattr(loader.dataset, 'metainfo',
+                        {}).get('keypoint_id2name', {})
+        report = dict(fit.report(names), score=head.conformal_score)
+    head.set_conformal_state({
+        name: _broadcast_from_main(value, getattr(head, name).device)
+        for name, value in buffers.items()
+    })
+    return report
+
+
 def _log_report(report: Dict) -> None:
     c = report['calib']
     print_log(
@@ -284,7 +316,10 @@ def _log_report(report: Dict) -> None:
         f'[{min(report["temperature"].values()):.3f}, '
         f'{max(report["temperature"].values()):.3f}]' +
         (f'; flag ERE > {report["flagging"]["threshold_mm"]:.3f} mm'
-         if report.get('flagging') else ''),
+         if report.get('flagging') else '') +
+        (f'; conformal regions at levels {report["conformal"]["levels"]} '
+         f'({report["conformal"]["score"]} score)'
+         if report.get('conformal') else ''),
         logger='current')
 
 
@@ -296,7 +331,8 @@ def calibrate_model(runner,
                     out_dir: Optional[str] = None,
                     checkpoint_name: Optional[str] = 'calibrated.pth',
                     prior_std: Optional[float] = 1.0) -> Dict:
-    """Fits temperatures and the flag threshold of ``runner.model``.
+    """Fits temperatures, the flag threshold and the conformal regions of
+    ``runner.model``.
 
     Args:
         runner (Runner): A runner whose model has a ``SoftmaxHeatmapHead``
@@ -323,7 +359,9 @@ def calibrate_model(runner,
         dict: the report (also written as ``calibration.json``), with
         ``weights_fingerprint``: the hex fingerprint of the weights the
         calibration is bound to (also in the checkpoint's
-        ``meta["calibration"]``).
+        ``meta["calibration"]``), and ``conformal``: the conformal fit
+        (:meth:`~mmchh.engine.conformal_fitting.ConformalFit.report` and
+        the head's ``score``).
     """
     model = _unwrap(runner.model)
     head = model.head
@@ -339,6 +377,8 @@ def calibrate_model(runner,
         if target_tpr:
             report['flagging'] = _fit_flag_threshold(
                 model, loader, erroneous_mm, target_tpr)
+        # on the calibrated maps of the calibration split only
+        report['conformal'] = _fit_conformal_regions(model, loader)
         # the fitted state now belongs to exactly these weights
         report['weights_fingerprint'] = head.seal_calibration(
             model.state_dict())
@@ -408,6 +448,7 @@ def _save_calibrated(model, loader, runner, path: str, report: Dict):
         calibration=dict(
             temperature=report.get('temperature'),
             flagging=report.get('flagging'),
+            conformal=report.get('conformal'),
             weights_fingerprint=report.get('weights_fingerprint')))
     save_checkpoint(
         dict(meta=meta, state_dict=weights_to_cpu(get_state_dict(model))),

@@ -18,6 +18,7 @@ whose weights hash differently knows the calibration was fitted for other
 weights.
 """
 import hashlib
+import math
 import os.path as osp
 import pickle
 from typing import Any, Dict, Iterable, Mapping, Optional
@@ -27,24 +28,36 @@ import torch
 from .errors import InputError
 
 __all__ = [
-    'CALIBRATION_STATE_DEFAULTS', 'CALIBRATION_STATE_NAMES', 'CheckpointError', 'check_finite_state',
-    'checkpoint_state_dict', 'load_checkpoint_file', 'weights_fingerprint'
+    'CALIBRATION_STATE_DEFAULTS', 'CALIBRATION_STATE_NAMES', 'CheckpointError',
+    'UNSET_AS_NAN_STATE_NAMES', 'check_finite_state', 'checkpoint_state_dict',
+    'load_checkpoint_file', 'weights_fingerprint'
 ]
 
 #: Head buffers that hold calibration state (fitted after training, never
 #: trained), each with its "uncalibrated" fill value. They are excluded from
-#: the weights fingerprint; NaN in ``flag_threshold`` means "no threshold
-#: set", zeros in ``calibration_fingerprint`` "no fingerprint". State fitted
-#: later (e.g. conformal or interval levels) joins the same fingerprinted
+#: the weights fingerprint; NaN in ``flag_threshold`` and the ``conformal_*``
+#: buffers (levels, score thresholds, disc radii in image pixels) means
+#: "not fitted", zeros in ``calibration_fingerprint`` "no fingerprint".
+#: State fitted later (e.g. interval levels) joins the same fingerprinted
 #: calibration by adding its buffer here: the head then verifies, resets
 #: and fills it like the others.
 CALIBRATION_STATE_DEFAULTS = {
     'log_temperature': 0.0,
     'flag_threshold': float('nan'),
+    'conformal_level': float('nan'),
+    'conformal_threshold': float('nan'),
+    'conformal_pooled_threshold': float('nan'),
+    'conformal_disc_radius': float('nan'),
+    'conformal_pooled_disc_radius': float('nan'),
     'calibration_fingerprint': 0,
 }
 #: The names of :data:`CALIBRATION_STATE_DEFAULTS`, in order.
 CALIBRATION_STATE_NAMES = tuple(CALIBRATION_STATE_DEFAULTS)
+#: The calibration buffers in which NaN means "not fitted" (their default);
+#: :func:`check_finite_state` accepts NaN, never an infinity, in them.
+UNSET_AS_NAN_STATE_NAMES = tuple(
+    name for name, value in CALIBRATION_STATE_DEFAULTS.items()
+    if isinstance(value, float) and math.isnan(value))
 
 
 class CheckpointError(InputError):
@@ -135,7 +148,8 @@ def check_finite_state(state: Mapping[str, torch.Tensor],
                        path: Optional[str] = None) -> None:
     """Raises unless every floating tensor of ``state`` is finite.
 
-    ``flag_threshold`` may be NaN (no threshold set) but not infinite.
+    The buffers of :data:`UNSET_AS_NAN_STATE_NAMES` (``flag_threshold``,
+    the ``conformal_*`` state) may be NaN (not fitted) but not infinite.
 
     Raises:
         CheckpointError: naming the first offending tensor and how many of
@@ -146,7 +160,7 @@ def check_finite_state(state: Mapping[str, torch.Tensor],
                 value.is_floating_point() or value.is_complex()):
             continue
         bad = ~torch.isfinite(value)
-        if name.rsplit('.', 1)[-1] == 'flag_threshold':
+        if name.rsplit('.', 1)[-1] in UNSET_AS_NAN_STATE_NAMES:
             bad = torch.isinf(value)
         if bool(bad.any()):
             n_nan = int(torch.isnan(value).sum())

@@ -58,6 +58,40 @@ def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
     torch.testing.assert_close(head.temperature, t)
 
 
+def test_calibration_fits_conformal_regions(calibrated_run):
+    """The conformal thresholds and disc radii are fitted on the
+    calibration split, stored in the head and its checkpoint under the
+    fingerprint, and reported."""
+    work = calibrated_run['work']
+    report = json.load(open(osp.join(work, 'calibration.json')))
+    conformal = report['conformal']
+    head = calibrated_run['runner'].model.head
+    assert conformal['levels'] == pytest.approx(list(head.conformal_levels))
+    assert conformal['score'] == head.conformal_score == 'mass'
+    assert set(conformal['thresholds']) == {'density', 'mass'}
+    # 2 calibration images: every landmark counted twice
+    assert set(conformal['num_per_landmark'].values()) == {2}
+    state = torch.load(osp.join(work, 'calibrated.pth'),
+                       map_location='cpu')['state_dict']
+    assert head.has_conformal_regions
+    for name in ('conformal_level', 'conformal_threshold',
+                 'conformal_pooled_threshold', 'conformal_disc_radius',
+                 'conformal_pooled_disc_radius'):
+        assert torch.isfinite(state['head.' + name]).all(), name
+        torch.testing.assert_close(getattr(head, name).cpu(),
+                                   state['head.' + name])
+    assert state['head.conformal_threshold'].shape == (1, 19)
+    level = f'{head.conformal_levels[0]:g}'
+    radius = conformal['disc_radius_px'][level]
+    # n = 2 < 9 maps per landmark at 0.9: the whole image (stored as
+    # float32's largest value, reported as null)
+    assert all(r is None for r in radius.values())
+    assert float(state['head.conformal_disc_radius'].min()) == \
+        float(np.finfo(np.float32).max)
+    # the pooled fit has 38 maps: a finite rank
+    assert conformal['pooled_disc_radius_px'][level] is not None
+
+
 def test_revalidation_logs_calibrated_uncertainty_metrics(calibrated_run):
     work = calibrated_run['work']
     run = [d for d in os.listdir(work) if osp.isdir(osp.join(work, d))][0]
@@ -69,6 +103,9 @@ def test_revalidation_logs_calibrated_uncertainty_metrics(calibrated_run):
     # epoch 1, epoch 2, then the calibrated re-validation
     assert len(vals) == 3
     assert 'unc/good/count' in vals[-1] and 'unc/good/count' not in vals[0]
+    # and the conformal regions fitted with the temperatures
+    assert 'unc/conformal/coverage' in vals[-1]
+    assert 'unc/conformal/coverage' not in vals[0]
     # temperatures never move a mode: the calibrated (best) checkpoint
     # localises exactly as it did when it was validated
     best = min(vals[:2], key=lambda r: r['ceph/MRE'])
@@ -87,7 +124,11 @@ def test_calibration_freezes_everything_but_temperature(
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     # refitting from the calibrated T gives (nearly) the same T; nothing
     # else -- BN running statistics included -- may move
-    assert set(changed) <= {'head.log_temperature', 'head.flag_threshold'}
+    assert set(changed) <= {
+        'head.log_temperature', 'head.flag_threshold',
+        'head.conformal_threshold', 'head.conformal_pooled_threshold',
+        'head.conformal_disc_radius', 'head.conformal_pooled_disc_radius'
+    }
     assert model.training  # restored
     assert all(p.requires_grad for p in model.parameters())
 

@@ -60,6 +60,11 @@ def test_demo_writes_every_promised_output(tmp_path):
     assert run['machine']['logical_cpus'] == os.cpu_count()
     assert run['duration_s'] > 0
     assert results['test1']['ceph/num_landmarks'] == 2 * 19
+    # the conformal regions beside their disc baseline, printed and stored
+    assert 'Test1 conformal regions' in out and 'disc baseline' in out
+    for key in ('coverage', 'area_mm2', 'disc_coverage', 'disc_area_mm2'):
+        assert 'unc/conformal/' + key in results['test1'], key
+    assert results['calibration']['conformal']['score'] == 'mass'
     # the table shows this run's numbers
     assert f'{results["test1"]["ceph/MRE"]:.2f} mm' in demo.results_markdown(
         results)

@@ -117,6 +117,10 @@ def test_state_dict_strips_ddp_prefix():
     ('head.log_temperature', torch.tensor([0.0, float('inf')]), False),
     ('head.flag_threshold', torch.tensor(float('nan')), True),
     ('head.flag_threshold', torch.tensor(float('inf')), False),
+    ('head.conformal_threshold', torch.full((1, 3), float('nan')), True),
+    ('head.conformal_disc_radius', torch.tensor([[1.0, float('inf')]]),
+     False),
+    ('head.conformal_level', torch.tensor([0.9, float('-inf')]), False),
     ('bn.num_batches_tracked', torch.tensor(3), True),
     ('backbone.w', torch.randn(3, 3), True),
 ])
@@ -136,7 +140,8 @@ def _reference_fingerprint(state):
     h = hashlib.sha256()
     for name in sorted(state):
         if name.split('.')[-1] in ('log_temperature', 'flag_threshold',
-                                   'calibration_fingerprint'):
+                                   'calibration_fingerprint') or \
+                name.split('.')[-1].startswith('conformal_'):
             continue
         t = state[name].detach().cpu().contiguous()
         h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
@@ -159,6 +164,11 @@ def test_weights_fingerprint():
     # calibration state does not count; the DDP prefix does not either
     calibrated = dict(state, **{'head.log_temperature': torch.ones(5)})
     assert weights_fingerprint(calibrated) == fp
+    conformal = dict(state, **{
+        'head.conformal_threshold': torch.rand(2, 5, generator=gen),
+        'head.conformal_level': torch.tensor([0.8, 0.9])
+    })
+    assert weights_fingerprint(conformal) == fp
     assert weights_fingerprint(
         {'module.' + k: v for k, v in state.items()}) == fp
     # any weight change, even one ulp, does

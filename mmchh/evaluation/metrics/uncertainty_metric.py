@@ -9,6 +9,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmpose.registry import METRICS
 
+from mmchh.utils.errors import InputError
 from mmchh.utils.io import write_json
 from mmchh.visualization.calibration_plots import (ere_vs_error_png,
                                                    reliability_diagram_png,
@@ -17,6 +18,7 @@ from ..functional.calibration_metrics import (binned_correlation,
                                               expected_calibration_error,
                                               good_erroneous_table,
                                               pearson_spearman, roc_auc)
+from ..functional.conformal import disc_regions, region_summary
 from ..functional.radial_error import radial_errors_mm
 
 
@@ -42,7 +44,17 @@ class UncertaintyMetric(BaseMetric):
       ``erroneous_mm``;
     - with flags (a threshold set by calibration), the paper's Table 2:
       ``{overall,good,erroneous}/{count,MRE,SDR_2mm,...}``, Good = not
-      flagged.
+      flagged;
+    - with conformal regions (thresholds fitted by calibration, the head's
+      ``keypoint_in_region`` / ``keypoint_region_area*`` /
+      ``keypoint_disc_radius``), per level: ``conformal/coverage`` (fraction
+      of landmarks inside their region), ``conformal/area_mm2`` (median
+      region area; ``area_px2`` in original-image pixels without
+      ``spacing``), the disc baseline's ``conformal/disc_coverage`` (radial
+      error in image pixels <= its radius) and ``conformal/disc_area_mm2``
+      (``pi r^2``; ``disc_area_px2``), and ``conformal/coverage/<landmark>``.
+      The first level has no suffix, every other one ``_<level>`` (e.g.
+      ``conformal/coverage_0.95``).
 
     With ``out_dir``, also writes ``<prefix>_uncertainty.json`` (strict
     JSON: every number, the bins and the ROC; NaN is written as null) and
@@ -134,7 +146,44 @@ class UncertaintyMetric(BaseMetric):
             if 'keypoint_flagged' in pred:
                 result['flagged'] = np.asarray(pred['keypoint_flagged'],
                                                bool)[0]
+            if 'keypoint_in_region' in pred:
+                result.update(self._conformal_result(pred, gt, sample))
             self.results.append(result)
+
+    @staticmethod
+    def _conformal_result(pred, gt, sample) -> Dict[str, np.ndarray]:
+        """One sample's conformal regions and disc baseline, as (K, L)
+        arrays (``level`` (L,)); areas in mm² with ``spacing``, else px²."""
+        spacing = sample.get('spacing')
+        error_px = radial_errors_mm(
+            np.asarray(pred['keypoints'])[0, :, :2],
+            np.asarray(gt['keypoints'])[0, :, :2], 1.0)
+        radius = np.asarray(pred['keypoint_disc_radius'], np.float64)[0]
+        # float32's largest value stands for an infinite radius (too few
+        # calibration maps for the level: the whole plane)
+        radius[radius >= np.finfo(np.float32).max] = np.inf
+        # every (landmark, level) pair as one column of one row
+        disc_inside, disc_area = disc_regions(
+            np.repeat(error_px, radius.shape[1])[None], radius.reshape(-1))
+        disc_inside = disc_inside.reshape(radius.shape)
+        disc_area = disc_area.reshape(radius.shape)
+        if spacing is None:
+            area = np.asarray(pred['keypoint_region_area'], np.float64)[0]
+        else:
+            area = np.asarray(pred['keypoint_region_area_mm2'],
+                              np.float64)[0]
+            # a disc of r image pixels is an ellipse of pi r^2 sx sy mm^2
+            disc_area = disc_area * float(
+                np.prod(np.broadcast_to(
+                    np.asarray(spacing, np.float64).reshape(-1), (2, ))))
+        return dict(
+            region_inside=np.asarray(pred['keypoint_in_region'], bool)[0],
+            region_area=area,
+            disc_inside=disc_inside,
+            disc_area=disc_area,
+            area_in_mm2=np.array([spacing is not None]),
+            level=np.asarray(pred['keypoint_region_level'],
+                             np.float64)[0][None])
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         cat = {
@@ -183,6 +232,8 @@ class UncertaintyMetric(BaseMetric):
             for row, values in table.items():
                 for key, value in values.items():
                     metrics[f'{row}/{key}'] = value
+        if 'region_inside' in cat:
+            metrics.update(self._conformal_metrics(cat, mask))
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics['num_invalid'] = 0
 
@@ -202,6 +253,43 @@ class UncertaintyMetric(BaseMetric):
             f'{metrics["AUC"]:.3f} ({mask.sum()} landmarks)')
         return metrics
 
+    def _conformal_metrics(self, cat: dict,
+                           mask: np.ndarray) -> Dict[str, float]:
+        """``conformal/...`` numbers of every level (see the class
+        docstring); the math is :func:`region_summary`."""
+        in_mm2 = cat['area_in_mm2']
+        unit = 'mm2' if in_mm2.all() else 'px2'
+        if unit == 'px2' and in_mm2.any():
+            raise InputError(f'{self.prefix}: some samples have a spacing '
+                             'and some do not; conformal areas would mix '
+                             'mm² and px²')
+        names = (self.dataset_meta or {}).get('keypoint_id2name', {})
+        levels = cat['level'][0]
+        num_images = len(cat['level'])
+
+        def per_image(key, level_index):  # (N * K, L) -> (N, K)
+            return cat[key][:, level_index].reshape(num_images, -1)
+
+        counted = mask.reshape(num_images, -1)
+        metrics = {}
+        for i, level in enumerate(levels):
+            suffix = '' if i == 0 else f'_{level:g}'
+            region = region_summary(
+                per_image('region_inside', i), per_image('region_area', i),
+                counted)
+            disc = region_summary(
+                per_image('disc_inside', i), per_image('disc_area', i),
+                counted)
+            metrics[f'conformal/coverage{suffix}'] = region['coverage']
+            metrics[f'conformal/area_{unit}{suffix}'] = region['median_area']
+            metrics[f'conformal/disc_coverage{suffix}'] = disc['coverage']
+            metrics[f'conformal/disc_area_{unit}{suffix}'] = \
+                disc['median_area']
+            for k, value in enumerate(region['coverage_per_landmark']):
+                name = names.get(k, str(k))
+                metrics[f'conformal/coverage/{name}{suffix}'] = value
+        return metrics
+
     def _invalid_metrics(self, cat: dict, mask: np.ndarray,
                          num_invalid: int) -> Dict[str, float]:
         """Every aggregate NaN, ``num_invalid`` counted; JSON, no plots."""
@@ -218,6 +306,11 @@ class UncertaintyMetric(BaseMetric):
             for row, values in table.items():
                 for key in values:
                     metrics[f'{row}/{key}'] = nan
+        if 'region_inside' in cat:
+            metrics.update({
+                k: nan
+                for k in self._conformal_metrics(cat, mask)
+            })
         metrics['num_invalid'] = num_invalid
         self.last_arrays = {}
         self.last_details = dict(

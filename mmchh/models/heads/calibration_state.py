@@ -4,8 +4,10 @@ weights.
 
 A head's calibration is a few buffers (:data:`~mmchh.utils.checkpoint.
 CALIBRATION_STATE_DEFAULTS`): one temperature per map (``log_temperature``),
-the ERE flag threshold in mm (``flag_threshold``) and the fingerprint of the
-weights they were fitted for (``calibration_fingerprint``). They travel in
+the ERE flag threshold in mm (``flag_threshold``), the split-conformal
+regions (``conformal_*``: levels, score thresholds and disc radii, see
+:mod:`mmchh.engine.conformal_fitting`) and the fingerprint of the weights
+they were fitted for (``calibration_fingerprint``). They travel in
 every checkpoint, and must never outlive the weights they belong to:
 
 - every load refuses non-finite tensors and loads a calibration whose
@@ -21,7 +23,7 @@ listed before ``HeatmapHead`` in the head's bases).
 """
 import logging
 import warnings
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -88,14 +90,38 @@ class CalibrationStateMixin:
     Note:
         - ``log_temperature``: (K,) float, log T per map (T = 1 at 0)
         - ``flag_threshold``: () float, mm; NaN = unset
+        - ``conformal_level``: (L,) float, coverage levels ``1 - alpha``
+        - ``conformal_threshold``: (L, K) float, score threshold per level
+          and landmark; ``conformal_pooled_threshold``: (L,)
+        - ``conformal_disc_radius``: (L, K) float, the disc baseline's
+          radius in original-image pixels; ``conformal_pooled_disc_radius``:
+          (L,)
+        - every ``conformal_*`` buffer: float32, NaN = not fitted
         - ``calibration_fingerprint``: (32,) uint8, a SHA-256 digest
     """
 
-    def _init_calibration_state(self, num_maps: int) -> None:
-        """Registers the calibration buffers (call from ``__init__``)."""
+    def _init_calibration_state(self, num_maps: int,
+                                num_levels: int = 1) -> None:
+        """Registers the calibration buffers (call from ``__init__``).
+
+        Args:
+            num_maps (int): K, the number of landmark maps.
+            num_levels (int): L, the number of conformal coverage levels.
+        """
         self.register_buffer('log_temperature', torch.zeros(num_maps))
         # ERE threshold (mm) above which a landmark is flagged; NaN = unset
         self.register_buffer('flag_threshold', torch.tensor(float('nan')))
+        # split-conformal regions and their disc baseline; NaN = not fitted
+        nan = float('nan')
+        for name, shape in (('conformal_level', (num_levels, )),
+                            ('conformal_threshold', (num_levels, num_maps)),
+                            ('conformal_pooled_threshold', (num_levels, )),
+                            ('conformal_disc_radius',
+                             (num_levels, num_maps)),
+                            ('conformal_pooled_disc_radius',
+                             (num_levels, ))):
+            self.register_buffer(
+                name, torch.full(shape, nan, dtype=torch.float32))
         # SHA-256 digest of the weights the calibration was fitted for
         # (weights_fingerprint of the model's state dict); zeros = none
         self.register_buffer('calibration_fingerprint',
@@ -191,7 +217,8 @@ class CalibrationStateMixin:
         warnings.warn(
             f'stale calibration ({", ".join(calibrated)}) ignored: '
             f'{reason}. The model is loaded UNCALIBRATED (T = 1, no flag '
-            'threshold); re-run tools/calibrate.py on these weights.',
+            'threshold, no conformal regions); re-run tools/calibrate.py on '
+            'these weights.',
             UserWarning,
             stacklevel=2)
         for name in CALIBRATION_STATE_DEFAULTS:
@@ -285,8 +312,8 @@ class CalibrationStateMixin:
             self._calibration_seen_by_loss = True
             print_log(
                 'training from a calibrated checkpoint: calibration reset '
-                '(T = 1, no flag threshold); the TemperatureScalingHook or '
-                'tools/calibrate.py refits it',
+                '(T = 1, no flag threshold, no conformal regions); the '
+                'TemperatureScalingHook or tools/calibrate.py refits it',
                 logger='current',
                 level=logging.WARNING)
 
@@ -304,6 +331,44 @@ class CalibrationStateMixin:
             raise ValueError(f'temperatures must be finite and > 0; got {t}')
         with torch.no_grad():
             self.log_temperature.copy_(t.log())
+        self._calibration_seen_by_loss = False
+
+    @property
+    def has_conformal_regions(self) -> bool:
+        """Whether conformal thresholds are fitted (none is NaN)."""
+        return not bool(torch.isnan(self.conformal_threshold).any())
+
+    def set_conformal_state(self, buffers: Dict[str, Tensor]) -> None:
+        """Sets the conformal buffers, e.g. from
+        :meth:`~mmchh.engine.conformal_fitting.ConformalFit.head_buffers`.
+
+        Args:
+            buffers (dict): Every ``conformal_*`` buffer name -> a tensor
+                of the buffer's shape, without NaN or infinity.
+
+        Raises:
+            ValueError: when a buffer is missing, of another shape or not
+                finite.
+        """
+        names = [n for n in CALIBRATION_STATE_DEFAULTS
+                 if n.startswith('conformal_')]
+        missing = sorted(set(names) - set(buffers))
+        if missing:
+            raise ValueError(f'conformal state lacks {missing}')
+        values = {}
+        for name in names:
+            own = getattr(self, name)
+            value = torch.as_tensor(buffers[name]).to(own)
+            if tuple(value.shape) != tuple(own.shape):
+                raise ValueError(
+                    f'{name} must have shape {tuple(own.shape)} (levels x '
+                    f'landmarks of this head); got {tuple(value.shape)}')
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f'{name} must be finite; got {value}')
+            values[name] = value
+        with torch.no_grad():
+            for name, value in values.items():
+                getattr(self, name).copy_(value)
         self._calibration_seen_by_loss = False
 
     def set_flag_threshold(self, threshold_mm: float) -> None:

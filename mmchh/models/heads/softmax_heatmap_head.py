@@ -12,7 +12,8 @@ from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 from torch import Tensor
 
-from mmchh.codecs.utils import (HeatmapFrame, expected_radial_error,
+from mmchh.codecs.utils import (CONFORMAL_SCORES, HeatmapFrame,
+                                conformal_regions, expected_radial_error,
                                 nll_at_index, softmax_2d)
 from mmchh.utils.errors import InputError
 from .calibration_state import CalibrationStateMixin
@@ -82,8 +83,20 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
     flagging is on. The check is one ``isfinite().all()`` per map on the
     device.
 
-    Calibration state (``log_temperature``, ``flag_threshold`` and
-    ``calibration_fingerprint``, the buffers named in
+    Conformal regions: once calibration has fitted split-conformal
+    thresholds (``conformal_threshold``, one per level and landmark, see
+    :mod:`mmchh.engine.conformal_fitting`), predict also returns, per
+    landmark and level, the area of the region (the map's pixels whose
+    ``conformal_score`` is within the threshold) in original-image pixels
+    (``keypoint_region_area``) and, with ``spacing``, in mm²
+    (``keypoint_region_area_mm2``); with the ground truth encoded, whether
+    the true pixel lies in it (``keypoint_in_region``); and the disc
+    baseline's radius (``keypoint_disc_radius``, image pixels) for the
+    metric (:meth:`conformal_fields`).
+
+    Calibration state (``log_temperature``, ``flag_threshold``, the
+    ``conformal_*`` buffers and ``calibration_fingerprint``, the buffers
+    named in
     :data:`~mmchh.utils.checkpoint.CALIBRATION_STATE_DEFAULTS`) follows the
     weights: :meth:`seal_calibration` records the fingerprint of the
     weights it was fitted for; every load refuses non-finite tensors and
@@ -99,13 +112,23 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
         loss (dict): Loss config. Defaults to ``SoftmaxNLLLoss``.
         decoder (dict): Codec config, normally ``SoftmaxHeatmap``; it must
             provide ``decode_tensors``.
+        conformal_levels (Sequence[float]): Coverage levels ``1 - alpha``
+            calibration fits conformal regions for. Defaults to (0.9,).
+        conformal_score (str): The score the regions use, ``'mass'`` (the
+            highest-density set, default) or ``'density'`` (one probability
+            threshold); see :mod:`mmchh.codecs.utils.conformal_regions`.
 
     Note:
         - logits: (B, K, H, W)
         - target ``heatmap_indices``: (B, K) flat pixel indices
         - ``pred_instances``: ``keypoints`` (1, K, 2), ``keypoint_scores``
           (1, K) = probability at the mode, ``keypoint_ere`` (1, K) = ERE in
-          model-input pixels, ``keypoint_valid`` (1, K) bool.
+          model-input pixels, ``keypoint_valid`` (1, K) bool; with
+          conformal regions ``keypoint_region_area``,
+          ``keypoint_region_area_mm2``, ``keypoint_in_region`` and
+          ``keypoint_disc_radius`` (1, K, L) and ``keypoint_region_level``
+          (1, L).
+        - ``conformal_threshold``, ``conformal_disc_radius``: (L, K).
         - ``calibration_fingerprint``: (32,) uint8, a SHA-256 digest.
     """
 
@@ -119,7 +142,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
                  final_layer: dict = dict(kernel_size=1),
                  loss: ConfigType = dict(type='SoftmaxNLLLoss'),
                  decoder: OptConfigType = None,
-                 init_cfg: OptConfigType = None):
+                 init_cfg: OptConfigType = None,
+                 conformal_levels: Sequence[float] = (0.9, ),
+                 conformal_score: str = 'mass'):
         super().__init__(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -131,7 +156,18 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
             loss=loss,
             decoder=decoder,
             init_cfg=init_cfg)
-        self._init_calibration_state(out_channels)
+        levels = tuple(float(level) for level in conformal_levels)
+        if not levels or not all(0 < level < 1 for level in levels):
+            raise InputError(
+                'SoftmaxHeatmapHead: conformal_levels must be one or more '
+                f'coverage levels in (0, 1); got {conformal_levels!r}')
+        if conformal_score not in CONFORMAL_SCORES:
+            raise InputError(
+                'SoftmaxHeatmapHead: conformal_score must be one of '
+                f'{CONFORMAL_SCORES}; got {conformal_score!r}')
+        self.conformal_levels = levels
+        self.conformal_score = conformal_score
+        self._init_calibration_state(out_channels, len(levels))
         # the grids whose targets were checked against the decoder, by
         # stage ('train', 'test'): one host sync per stage, not per batch
         self._grids_checked = set()
@@ -255,22 +291,10 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
             InputError: when the indices are not one-hot (an annotator
                 codec in the val/test pipeline) or belong to another grid.
         """
-        labels = [d.get('gt_instance_labels', None)
-                  for d in batch_data_samples or []]
-        if not labels or any(lab is None or 'heatmap_indices' not in lab
-                             for lab in labels):
+        truth = self.target_indices(probs, batch_data_samples)
+        if truth is None:
             return {}
-        index = torch.cat([lab.heatmap_indices for lab in labels]).to(
-            probs.device)
-        if index.ndim != 2:
-            raise InputError(
-                'SoftmaxHeatmapHead: predictions are scored against the '
-                'ground truth, so the val/test pipeline\'s GenerateTarget '
-                'must encode one-hot targets (annotator_targets=False); got '
-                f'target indices of shape {tuple(index.shape)}')
-        self.check_target_grid(probs, batch_data_samples, stage='test')
-        weight = torch.cat([lab.keypoint_weights for lab in labels]).to(
-            probs.device)
+        index, weight = truth
         if logits is None:  # the NLL of the mixture distribution
             nll = -probs.flatten(-2).gather(-1, index[..., None])[
                 ..., 0].clamp_min(torch.finfo(probs.dtype).tiny).log()
@@ -282,6 +306,102 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
             keypoint_mode_hit=(probs.flatten(-2).argmax(-1) == index)
             & valid,
             keypoint_target_weight=weight)
+
+    def target_indices(self, probs: Tensor,
+                       batch_data_samples: OptSampleList
+                       ) -> Optional[Tuple[Tensor, Tensor]]:
+        """The encoded ground truth of a predicted batch, checked.
+
+        Args:
+            probs (Tensor): (B, K, H, W) probability maps (their device and
+                grid).
+            batch_data_samples (list[PoseDataSample]): The batch.
+
+        Returns:
+            tuple | None: ``heatmap_indices`` (B, K) flat target pixels and
+            ``keypoint_weights`` (B, K), on the maps' device; None when a
+            sample carries no ``heatmap_indices`` (e.g. inference).
+
+        Raises:
+            InputError: when the indices are not one-hot or belong to
+                another grid (:meth:`check_target_grid`).
+        """
+        labels = [d.get('gt_instance_labels', None)
+                  for d in batch_data_samples or []]
+        if not labels or any(lab is None or 'heatmap_indices' not in lab
+                             for lab in labels):
+            return None
+        index = torch.cat([lab.heatmap_indices for lab in labels]).to(
+            probs.device)
+        if index.ndim != 2:
+            raise InputError(
+                'SoftmaxHeatmapHead: predictions are scored against the '
+                'ground truth, so the val/test pipeline\'s GenerateTarget '
+                'must encode one-hot targets (annotator_targets=False); got '
+                f'target indices of shape {tuple(index.shape)}')
+        self.check_target_grid(probs, batch_data_samples, stage='test')
+        weight = torch.cat([lab.keypoint_weights for lab in labels]).to(
+            probs.device)
+        return index, weight
+
+    def conformal_fields(self, probs: Tensor, valid: Tensor,
+                         batch_data_samples: OptSampleList) -> dict:
+        """Per landmark and level: the conformal region's area, whether
+        it holds the ground truth, and the disc baseline's radius.
+
+        Args:
+            probs (Tensor): (B, K, H, W) probability maps.
+            valid (Tensor): (B, K) bool map validity.
+            batch_data_samples (list[PoseDataSample]): The batch; their
+                ``input_scale`` maps heatmap pixels to image pixels.
+
+        Returns:
+            dict: Empty without fitted thresholds or samples. Otherwise
+            ``keypoint_region_area`` (B, K, L) in original-image px², NaN
+            for an invalid map; ``keypoint_region_area_mm2`` (B, K, L) when
+            every sample has ``spacing``; ``keypoint_in_region`` (B, K, L)
+            bool (never for an invalid map) when the ground truth is
+            encoded; ``keypoint_disc_radius`` (B, K, L) image pixels and
+            ``keypoint_region_level`` (B, L).
+        """
+        if not batch_data_samples or not self.has_conformal_regions:
+            return {}
+        frames = [
+            HeatmapFrame.from_codec(self.decoder, sample.metainfo)
+            for sample in batch_data_samples
+        ]
+        # image px^2 (and mm^2) covered by one heatmap pixel of each sample
+        pixel_area = torch.as_tensor(
+            [float(np.prod(f.heatmap_scale * f.input_pixel_size()))
+             for f in frames], dtype=torch.float64, device=probs.device)
+        mm2 = [f.heatmap_pixel_mm() for f in frames]
+        truth = self.target_indices(probs, batch_data_samples)
+        index = None if truth is None else truth[0]
+        areas, inside = [], []
+        for threshold in self.conformal_threshold:  # (K,) per level
+            area, hit = conformal_regions(probs, threshold, index,
+                                          self.conformal_score)
+            areas.append(torch.where(valid, area,
+                                     torch.full_like(area, float('nan'))))
+            if hit is not None:
+                inside.append(hit & valid)
+        area = torch.stack(areas, dim=-1)  # (B, K, L) heatmap pixels
+        num_levels = area.shape[-1]
+        fields = dict(
+            keypoint_region_area=area * pixel_area[:, None, None],
+            keypoint_disc_radius=self.conformal_disc_radius.T[None].expand(
+                len(probs), -1, -1),
+            keypoint_region_level=self.conformal_level[None].expand(
+                len(probs), num_levels))
+        if all(m is not None for m in mm2):
+            area_mm2 = torch.as_tensor(
+                [float(np.prod(m)) for m in mm2], dtype=torch.float64,
+                device=probs.device)
+            fields['keypoint_region_area_mm2'] = \
+                area * area_mm2[:, None, None]
+        if inside:
+            fields['keypoint_in_region'] = torch.stack(inside, dim=-1)
+        return fields
 
     def predict(self,
                 feats: Features,
@@ -303,8 +423,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
             list[InstanceData] | tuple: Per sample ``keypoints``,
             ``keypoint_scores``, ``keypoint_ere`` and ``keypoint_valid``
             (NaN values where it is False), plus the fields of
-            :meth:`_physical_fields` and :meth:`target_scores` when the
-            samples allow them; with ``output_heatmaps`` / ``output_logits``
+            :meth:`_physical_fields`, :meth:`target_scores` and
+            :meth:`conformal_fields` when the samples and the calibration
+            allow them; with ``output_heatmaps`` / ``output_logits``
             also a list of ``PixelData``.
         """
         logits, probs, valid = self._forward_probabilities(
@@ -322,6 +443,8 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
             self._physical_fields(probs, ere, valid, batch_data_samples))
         fields.update(
             self.target_scores(logits, probs, valid, batch_data_samples))
+        fields.update(
+            self.conformal_fields(probs, valid, batch_data_samples))
         host = {
             k: v[:, None].detach().cpu().numpy()
             for k, v in fields.items()

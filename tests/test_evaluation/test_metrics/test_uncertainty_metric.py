@@ -76,3 +76,87 @@ def test_requires_the_head_fields():
     del bad['pred_instances']['keypoint_nll']
     with pytest.raises(KeyError, match='keypoint_nll'):
         metric.process({}, [bad])
+
+
+def conformal_sample(pred_xy, gt_xy, inside, area_mm2, radius,
+                     levels=(0.8, 0.9), spacing=(0.5, 0.5)):
+    """A sample with the head's conformal fields, (1, K, L) each."""
+    k = len(pred_xy)
+    out = sample(pred_xy, gt_xy, [1.0] * k, [0.1] * k, [2.0] * k,
+                 [True] * k, spacing=spacing)
+    pixel_area_mm2 = spacing[0] * spacing[1]
+    out['pred_instances'].update(
+        keypoint_in_region=np.asarray(inside, bool)[None],
+        keypoint_region_area_mm2=np.asarray(area_mm2, np.float64)[None],
+        keypoint_region_area=np.asarray(area_mm2, np.float64)[None] /
+        pixel_area_mm2,
+        keypoint_disc_radius=np.asarray(radius, np.float32)[None],
+        keypoint_region_level=np.asarray(levels, np.float32)[None])
+    return out
+
+
+def test_conformal_numbers_by_hand():
+    """Two images of two landmarks at levels 0.8 and 0.9, 0.5 mm pixels."""
+    radius = [[6.0, 12.0], [0.5, 2.0]]  # (K, L) image pixels
+    batch = [
+        # radial errors 5 and 0 px
+        conformal_sample([[0, 0], [10, 10]], [[3, 4], [10, 10]],
+                         inside=[[True, True], [False, True]],
+                         area_mm2=[[2.0, 5.0], [1.0, 3.0]], radius=radius),
+        # radial errors 10 and 1 px
+        conformal_sample([[0, 0], [0, 0]], [[6, 8], [0, 1]],
+                         inside=[[False, True], [False, False]],
+                         area_mm2=[[4.0, 8.0], [6.0, 7.0]], radius=radius),
+    ]
+    metric = UncertaintyMetric(corr_bin_size=2)
+    metric.dataset_meta = dict(keypoint_id2name={0: 'sella', 1: 'nasion'})
+    metric.process({}, batch)
+    res = metric.evaluate(2)
+    expected = {
+        'coverage': 1 / 4, 'area_mm2': 3.0,  # median of 2, 1, 4, 6
+        'disc_coverage': 2 / 4,  # 5 <= 6, 0 <= 0.5; 10 > 6, 1 > 0.5
+        # pi r^2 of 6 and 0.5 px at 0.25 mm^2 per px^2, median of two each
+        'disc_area_mm2': (9 * np.pi + np.pi / 16) / 2,
+        'coverage/sella': 1 / 2, 'coverage/nasion': 0.0,
+        'coverage_0.9': 3 / 4, 'area_mm2_0.9': 6.0,  # of 5, 3, 8, 7
+        'disc_coverage_0.9': 1.0,
+        'disc_area_mm2_0.9': (36 * np.pi + np.pi) / 2,
+        'coverage/sella_0.9': 1.0, 'coverage/nasion_0.9': 1 / 2,
+    }
+    got = {k[len('unc/conformal/'):]: v for k, v in res.items()
+           if k.startswith('unc/conformal/')}
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key
+
+
+def test_conformal_disc_of_unbounded_radius_is_the_whole_plane():
+    """A radius fitted from too few maps is stored as float32's largest
+    value; the metric reads it as infinite."""
+    big = float(np.finfo(np.float32).max)
+    metric = UncertaintyMetric(corr_bin_size=2)
+    metric.process({}, [conformal_sample(
+        [[0, 0]], [[30, 40]], [[True, True]], [[1.0, 2.0]],
+        [[big, 1.0]])] * 2)
+    res = metric.evaluate(2)
+    assert res['unc/conformal/disc_coverage'] == 1.0
+    assert res['unc/conformal/disc_area_mm2'] == np.inf
+    assert res['unc/conformal/disc_coverage_0.9'] == 0.0  # 50 px > 1 px
+
+
+def test_conformal_numbers_absent_without_regions_and_nan_when_invalid():
+    plain = UncertaintyMetric(corr_bin_size=2)
+    plain.process({}, [sample([[0, 0]], [[1, 0]], [1.0], [0.1], [2.0],
+                              [True])] * 2)
+    assert not [k for k in plain.evaluate(2) if 'conformal' in k]
+    broken = conformal_sample([[0, 0]], [[1, 0]], [[False, False]],
+                              [[np.nan, np.nan]], [[2.0, 3.0]])
+    broken['pred_instances']['keypoint_valid'] = np.zeros((1, 1), bool)
+    metric = UncertaintyMetric(corr_bin_size=2)
+    metric.process({}, [broken, conformal_sample(
+        [[0, 0]], [[1, 0]], [[True, True]], [[1.0, 2.0]], [[2.0, 3.0]])])
+    with pytest.warns(UserWarning, match='no valid prediction'):
+        res = metric.evaluate(2)
+    conformal = {k: v for k, v in res.items() if 'conformal' in k}
+    assert 'unc/conformal/coverage_0.9' in conformal
+    assert all(np.isnan(v) for v in conformal.values())
