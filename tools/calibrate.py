@@ -21,6 +21,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: keyword of ``calibrate_model`` -> what it sets.
 HOOK_SETTINGS = {
     'erroneous_mm': 'radial error that counts as erroneous',
+    'erroneous_px': 'the same in original-image pixels, for a calibration '
+    'split without spacing',
     'target_tpr': 'TPR of the flagging threshold on the calibration split',
     'prior_std': 'std of the prior on each landmark\'s log T around the '
     'pooled T; 0 = plain maximum likelihood as in the paper',

@@ -324,6 +324,15 @@ def results_markdown(results):
         f'{_num(t1.get("unc/pearson"), ".2f")} / '
         f'{_num(t1.get("unc/AUC"), ".2f")} |',
     ]
+    levels = (calib.get('conformal') or {}).get('levels') or []
+    if levels and 'unc/conformal/coverage' in t1:
+        lines.append(
+            f'| Test1 conformal region at {levels[0]:g} (coverage, median '
+            'area) / disc baseline | '
+            f'{_num(t1.get("unc/conformal/coverage"), ".2f")}, '
+            f'{_num(t1.get("unc/conformal/area_mm2"), ".1f", " mm²")} / '
+            f'{_num(t1.get("unc/conformal/disc_coverage"), ".2f")}, '
+            f'{_num(t1.get("unc/conformal/disc_area_mm2"), ".1f", " mm²")} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -460,19 +469,37 @@ def print_calibration(work_dir):
     return report
 
 
-def print_conformal(metrics):
+def print_conformal(metrics, conformal):
     """Prints Test1's conformal regions next to the disc baseline (the
     calibrated test's ``unc/conformal/...`` numbers, stored with the other
-    Test1 numbers under ``test1`` of ``demo_results.json``)."""
-    if 'unc/conformal/coverage' not in metrics:
+    Test1 numbers under ``test1`` of ``demo_results.json``) and which
+    thresholds the calibration's ``conformal`` report says are in use."""
+    if 'unc/conformal/coverage' not in metrics or not conformal:
         return
     unit = 'mm2' if 'unc/conformal/area_mm2' in metrics else 'px2'
-    print('\nTest1 conformal regions (fitted on the calibration split):')
+    level = f'{conformal["levels"][0]:g}'
+    source = conformal['sources'][level]
+    print(f'\nTest1 conformal regions at {level} (fitted on the calibration '
+          f'split; {source.replace("_", "-")} thresholds' +
+          (f': fewer than {conformal["min_maps_per_landmark"][level]} '
+           'calibration images per landmark)' if source == 'pooled' else ')')
+          + ':')
     print(f'{"":16s}{"coverage":>10s}{"median area (" + unit + ")":>22s}')
     for label, key in (('heatmap region', ''), ('disc baseline',
                                                   'disc_')):
         print(f'{label:16s}{metrics[f"unc/conformal/{key}coverage"]:10.3f}'
               f'{metrics[f"unc/conformal/{key}area_{unit}"]:22.2f}')
+    num_test = metrics.get('unc/overall/count')
+    if num_test:
+        from mmchh.evaluation.functional import conformal_coverage
+        counts = list(conformal['num_per_landmark'].values())
+        n = sum(counts) if source == 'pooled' else min(counts)
+        low, high = conformal_coverage(
+            n, float(level), confidence=0.95,
+            num_test=int(num_test))['conditional']
+        print(f'(with {n} calibration maps, the coverage observed on '
+              f'{int(num_test)} test landmarks lies in [{low:.2f}, '
+              f'{high:.2f}] 95 % of the time, were they independent draws)')
 
 
 def print_flagging(metrics, metrics_before):
@@ -564,7 +591,7 @@ def _main(argv=None):
     metrics, metrics_before, checkpoint = train_and_test(cfg, args.config)
     stage(5, 'calibration, flagging and the mean-position baseline')
     report = print_calibration(cfg.work_dir)
-    print_conformal(metrics)
+    print_conformal(metrics, (report or {}).get('conformal') or {})
     print_flagging(metrics, metrics_before)
     baseline = print_baseline(metrics, data['coco'])
     duration = time.time() - start

@@ -37,7 +37,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--show-dir',
         help='write an overlay per test image into this folder: landmarks, '
-        'probability contours and ERE (mmchh.visualization.draw_overlay)')
+        'probability contours, conformal region outlines (a calibrated '
+        'checkpoint with fitted regions) and ERE '
+        '(mmchh.visualization.draw_overlay)')
     parser.add_argument(
         '--show', action='store_true',
         help='also display each overlay in a window (needs a display; on a '
@@ -62,7 +64,8 @@ def _has_display() -> bool:
 
 def _overlay_hook(show_dir, show, wait_time):
     """A hook drawing :func:`mmchh.visualization.draw_overlay` per test
-    sample (registered on the Runner; needs ``output_heatmaps``)."""
+    sample (registered on the Runner; needs ``output_heatmaps``, which also
+    gives the conformal regions' outlines)."""
     from mmengine.hooks import Hook
 
     from mmchh.apis import load_xray
@@ -151,7 +154,8 @@ def _main(argv=None):
             dict(type='DumpResults', out_file_path=args.dump)
         ]
     if show_dir:
-        # the overlays draw the probability contours from the heatmaps
+        # the overlays draw the probability contours and the conformal
+        # regions' outlines from the heatmaps
         cfg.model.setdefault('test_cfg', {})['output_heatmaps'] = True
         os.makedirs(show_dir, exist_ok=True)
     init_cpu_distributed(cfg)

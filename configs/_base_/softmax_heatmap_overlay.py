@@ -16,4 +16,14 @@ softmax_overlay = dict(
         loss=dict(type='SoftmaxNLLLoss', _delete_=True)),
     # the flipped probability maps are averaged with the plain ones; the
     # SoftmaxHeatmap grid mirrors exactly, so no shift
-    test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))
+    test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False),
+    # the ground truth encoded on the model's grid in the val/test pipeline
+    # (inserted before PackPoseInputs, with the head's codec as encoder):
+    # the head scores its predictions against it (NLL, mode hit) and
+    # calibration fits on it; images without keypoints pass through
+    target=dict(type='GenerateTargetIfAnnotated'),
+    # NLL, ECE, ERE-error correlation, AUC, flags and conformal coverage,
+    # added to the base's evaluators; without a spacing (COCO, hands) ERE
+    # and errors are in original-image pixels and "erroneous" is a radial
+    # error above erroneous_px
+    metric=dict(type='UncertaintyMetric', erroneous_px=10.0))

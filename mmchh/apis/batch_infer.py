@@ -7,6 +7,7 @@ extensions, so a stray text file is reported rather than silently skipped)
 is tried; files that cannot be read are reported with their reason and
 skipped, the others are predicted in batches.
 """
+import json
 import os
 import os.path as osp
 import sys
@@ -15,7 +16,8 @@ from typing import (Any, Dict, Iterator, List, Optional, Sequence, TextIO,
 
 import numpy as np
 
-from mmchh.utils.io import atomic_write_text, csv_text, write_json
+from mmchh.utils.io import (atomic_write_text, csv_text, to_jsonable,
+                            write_json)
 
 from .image_loading import ImageLoadError, load_xray
 from .inference import predict_landmarks
@@ -28,9 +30,17 @@ __all__ = [
     'MEASUREMENT_SAMPLING_ASSUMPTION', 'measurement_rows'
 ]
 
-#: Columns of ``landmarks.csv``, one row per image x landmark.
+#: Columns of ``landmarks.csv``, one row per image x landmark. The
+#: ``region_*`` columns hold the landmark's conformal region at the model's
+#: first coverage level (every level is in the JSON): ``region_level``,
+#: ``region_area_px2``, ``region_area_mm2`` and ``region_outline``, its
+#: rings as compact JSON (``[[[x, y], ...], ...]``, image pixels; a hole's
+#: ring has a negative signed area, see
+#: :func:`~mmchh.codecs.utils.region_outlines`); empty without a region.
 CSV_COLUMNS = ('image', 'landmark', 'index', 'x', 'y', 'x_mm', 'y_mm',
-               'probability', 'ere_mm', 'ere_px', 'flagged', 'valid')
+               'probability', 'ere_mm', 'ere_px', 'flagged', 'valid',
+               'region_level', 'region_area_px2', 'region_area_mm2',
+               'region_outline')
 
 #: Columns of ``measurements.csv``, one row per image x measurement;
 #: ``p_class1..4`` are the class probabilities (MW has 4 classes, the
@@ -59,6 +69,18 @@ def list_inputs(input_path: str) -> List[str]:
     raise FileNotFoundError(f'input {input_path} does not exist')
 
 
+def _region_cells(lm: Dict[str, Any]) -> list:
+    """The ``region_*`` cells of one landmark: its first-level region, or
+    four empty cells."""
+    regions = lm.get('regions')
+    if not regions:
+        return [None] * 4
+    region = to_jsonable(regions[0])
+    return [region['level'], region['area_px2'], region['area_mm2'],
+            json.dumps(region['outline'], separators=(',', ':'),
+                       allow_nan=False)]
+
+
 def _landmark_rows(results: Sequence[LandmarkResult]) -> Iterator[list]:
     """Rows of :data:`CSV_COLUMNS`, one per image x landmark."""
     for r in results:
@@ -66,7 +88,7 @@ def _landmark_rows(results: Sequence[LandmarkResult]) -> Iterator[list]:
             yield [r.path, lm['name'], lm['index']] + [
                 lm[k] for k in ('x', 'y', 'x_mm', 'y_mm', 'probability',
                                 'ere_mm', 'ere_px', 'flagged', 'valid')
-            ]
+            ] + _region_cells(lm)
 
 
 def measurement_rows(image: Any, measurements: Dict[str, Dict]) -> List[list]:
@@ -266,10 +288,15 @@ def infer_files(model,
     """Predicts an image or every file of a folder and writes the outputs.
 
     Writes ``out_dir/landmarks.json`` (``results``, ``errors``, the
-    model's calibration state and ``complete``), ``out_dir/landmarks.csv``
-    (one row per image x landmark, columns :data:`CSV_COLUMNS`),
+    model's calibration state and ``complete``; with a model whose
+    calibration fitted conformal regions, each landmark's ``regions``:
+    area and outline per coverage level), ``out_dir/landmarks.csv``
+    (one row per image x landmark, columns :data:`CSV_COLUMNS`: the
+    region at the first level),
     ``out_dir/results/<name>.json`` per image and, with ``overlay``,
-    ``out_dir/overlays/<name>.png``; with ``measurements`` also the eight
+    ``out_dir/overlays/<name>.png`` (with the region outlines, see
+    :func:`~mmchh.visualization.draw_overlay`); with ``measurements`` also
+    the eight
     ISBI 2015 measurements with their uncertainty, in each result of the
     JSON and in ``out_dir/measurements.csv`` (one row per image x
     measurement, columns :data:`MEASUREMENT_CSV_COLUMNS`); with ``labelme``

@@ -265,8 +265,8 @@ def _predict_batches(model: nn.Module, pipeline: Compose,
               [i for i, im in enumerate(images) if im.spacing is None]]
     results: List[Optional[LandmarkResult]] = [None] * len(images)
     old_test_cfg = dict(model.test_cfg)
-    model.test_cfg['output_heatmaps'] = bool(context.return_heatmaps
-                                             or context.measure is not None)
+    # the maps stay on the device: the regions' masks are computed there
+    model.test_cfg['output_heatmaps'] = context.needs_heatmaps
     try:
         for group in groups:
             for start in range(0, len(group), batch_size):
@@ -338,7 +338,14 @@ def predict_landmarks(model: nn.Module,
             results do not depend on ``batch_size``.
 
     Returns:
-        list[LandmarkResult]: One per image, in input order.
+        list[LandmarkResult]: One per image, in input order. When the
+        model's calibration fitted conformal regions
+        (``model.head.has_conformal_regions``), each valid landmark's
+        ``regions`` hold its region per coverage level: area and outline
+        in image pixels (see :class:`LandmarkResult`); the head returns its
+        probability maps for them (no second forward pass), the region
+        masks are computed on the model's device and only they are copied
+        to the host. Without fitted regions every ``regions`` is None.
 
     Raises:
         ImageLoadError: If an input cannot be read (nothing is predicted).

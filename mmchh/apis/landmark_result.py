@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmchh.codecs.utils import HeatmapFrame
+from mmchh.codecs.utils import (HeatmapFrame, conformal_region_masks,
+                                region_outlines, ring_area)
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
 from mmchh.evaluation.functional import (ceph_measurements,
                                          sample_ceph_measurements,
@@ -45,7 +46,10 @@ class LandmarkResult:
             without spacing), ``valid`` (False when the model gave no
             answer for it: a non-finite or degenerate heatmap; then ``x``,
             ``y``, ``x_mm``, ``y_mm``, ``probability``, ``ere_px`` and
-            ``ere_mm`` are None and ``flagged`` is True).
+            ``ere_mm`` are None and ``flagged`` is True) and ``regions``
+            (the landmark's conformal regions, one dict per coverage level,
+            see Note; None for an invalid landmark and for a model without
+            fitted conformal regions).
         calibrated (bool): Whether the model's temperatures were fitted
             (a calibration fitted for other weights is never loaded).
         flag_threshold_mm (float | None): The model's ERE flag threshold.
@@ -71,6 +75,24 @@ class LandmarkResult:
         the pixel on the codec's grid, then the mapping MMPose applies to
         keypoints (``x = x_in / input_size[0] * input_scale[0] +
         input_center[0] - input_scale[0] / 2``, same for y).
+
+        A region (``landmarks[k]['regions'][l]``, the head's split-conformal
+        region at level ``l``: it holds the true landmark with probability
+        >= ``level``) is a dict: ``level`` (coverage ``1 - alpha``),
+        ``area_px2`` (image px²), ``area_mm2`` (None without spacing),
+        ``disc_radius_px`` (the radius, image pixels, of the disc around
+        the prediction that would give the same coverage: the baseline;
+        ``inf``, null in JSON, when the calibration split was too small
+        to bound it),
+        ``outline`` (closed rings, each a list of ``[x, y]`` image pixels,
+        the last vertex joining the first: the boundary of the region's
+        heatmap pixel squares, :func:`~mmchh.codecs.utils.region_outlines`)
+        and ``outline_holes`` (one bool per ring: True for the boundary of
+        a hole). The area enclosed (outer rings minus holes) is
+        ``area_px2``. Regions need the probability maps:
+        :func:`predict_landmarks` always asks the head for them when the
+        model has regions; :func:`landmark_result` gives no regions for a
+        sample without ``pred_fields.heatmaps``.
     """
     path: Optional[str]
     image_size: Tuple[int, int]
@@ -173,12 +195,21 @@ class ResultContext:
         flag_threshold_mm (float | None): Its ERE flag threshold.
         return_heatmaps (bool): Keep the (K, H, W) probability maps.
         measure (MeasureSettings | None): Also compute the measurements.
+        regions (bool): Its head has fitted conformal regions: each
+            landmark gets their outlines (needs the probability maps).
     """
     model: nn.Module
     calibrated: bool
     flag_threshold_mm: Optional[float]
     return_heatmaps: bool = False
     measure: Optional[MeasureSettings] = None
+    regions: bool = False
+
+    @property
+    def needs_heatmaps(self) -> bool:
+        """Whether the head must return its probability maps."""
+        return self.return_heatmaps or self.measure is not None or \
+            self.regions
 
     @classmethod
     def of_model(cls,
@@ -188,8 +219,10 @@ class ResultContext:
                  ) -> 'ResultContext':
         """The context of ``model``, its calibration state read from its
         head."""
-        return cls(model, bool(getattr(model.head, 'is_calibrated', False)),
-                   _flag_threshold_mm(model), bool(return_heatmaps), measure)
+        head = model.head
+        return cls(model, bool(getattr(head, 'is_calibrated', False)),
+                   _flag_threshold_mm(model), bool(return_heatmaps), measure,
+                   bool(getattr(head, 'has_conformal_regions', False)))
 
 
 @dataclass(frozen=True)
@@ -258,6 +291,84 @@ def _sample_heatmaps(sample) -> Optional[np.ndarray]:
     return np.asarray(heatmaps, dtype=np.float32)
 
 
+def _region_masks(maps: torch.Tensor, head: nn.Module,
+                  keep: np.ndarray) -> np.ndarray:
+    """The conformal region masks of the ``keep`` landmarks of one image,
+    computed on the maps' device; only the booleans reach the host.
+
+    Note:
+        Shapes: ``maps`` (K, H, W), ``keep`` (K',) indices, result
+        (L, K', H, W) bool with L = the head's levels.
+    """
+    index = torch.as_tensor(keep, dtype=torch.long, device=maps.device)
+    probs = maps[index]
+    threshold = head.conformal_threshold.to(maps.device)[:, index]  # (L, K')
+    masks = conformal_region_masks(
+        probs[None].expand(len(threshold), *probs.shape), threshold,
+        head.conformal_score)
+    return masks.cpu().numpy()
+
+
+def _outline(mask: np.ndarray, frame: HeatmapFrame) -> Dict[str, list]:
+    """``outline`` (rings of [x, y] image pixels) and ``outline_holes`` of
+    one (H, W) region mask."""
+    rings = region_outlines(mask)
+    if not rings:
+        return dict(outline=[], outline_holes=[])
+    # every vertex through the frame at once
+    image = frame.heatmap_to_image(np.concatenate(rings))
+    ends = np.cumsum([len(r) for r in rings])[:-1]
+    return dict(
+        outline=[r.tolist() for r in np.split(image, ends)],
+        outline_holes=[ring_area(r) < 0 for r in rings])
+
+
+def _landmark_regions(sample, context: ResultContext, frame: HeatmapFrame,
+                      valid: np.ndarray) -> Optional[List[Optional[list]]]:
+    """Each landmark's conformal regions (see :class:`LandmarkResult`):
+    None for an invalid landmark; None for all without fitted regions or
+    without the maps in the sample.
+
+    Note:
+        Shapes: ``valid`` (K,) bool; the head's ``keypoint_region_area``
+        and ``keypoint_disc_radius`` (1, K, L), ``keypoint_region_level``
+        (1, L); ``pred_fields.heatmaps`` (K, H, W).
+    """
+    pred = sample.pred_instances
+    if not (context.regions and 'keypoint_region_area' in pred
+            and 'pred_fields' in sample
+            and 'heatmaps' in sample.pred_fields):
+        return None
+    area = np.asarray(pred.keypoint_region_area, np.float64)[0]  # (K, L)
+    # in mm² when the head had the sample's spacing (as ``ere_mm``)
+    area_mm2 = (np.asarray(pred.keypoint_region_area_mm2, np.float64)[0]
+                if 'keypoint_region_area_mm2' in pred else None)
+    radius = np.asarray(pred.keypoint_disc_radius, np.float64)[0]
+    # float32's largest value stands for an unbounded disc (the whole image)
+    radius[radius >= np.finfo(np.float32).max] = np.inf
+    # the float32 levels as typed (0.9, not 0.8999999761581421)
+    level = [float(str(v)) for v in np.asarray(
+        pred.keypoint_region_level, np.float32)[0]]  # (L,)
+    # a region is an answer only for a valid map (its area is then finite)
+    keep = np.flatnonzero(valid & np.isfinite(area).all(-1))
+    regions: List[Optional[list]] = [None] * len(valid)
+    if not len(keep):
+        return regions
+    maps = torch.as_tensor(sample.pred_fields.heatmaps)
+    masks = _region_masks(maps, context.model.head, keep)
+    for j, k in enumerate(keep):
+        regions[k] = [
+            dict(level=level[lv],
+                 area_px2=float(area[k, lv]),
+                 area_mm2=(None if area_mm2 is None else
+                           float(area_mm2[k, lv])),
+                 disc_radius_px=float(radius[k, lv]),
+                 **_outline(masks[lv, j], frame))
+            for lv in range(len(level))
+        ]
+    return regions
+
+
 def _measure(frame: HeatmapFrame, heatmaps: np.ndarray, kpts: np.ndarray,
              settings: MeasureSettings, index: int) -> Dict[str, Dict]:
     """The eight measurements of one image: value from the decoded
@@ -303,8 +414,8 @@ def build_landmark_result(sample, context: ResultContext,
 
     Args:
         sample (PoseDataSample): A sample returned by ``model.test_step``
-            (with ``pred_fields.heatmaps`` when the context keeps heatmaps
-            or measures).
+            (with ``pred_fields.heatmaps`` when the context keeps heatmaps,
+            measures or has regions: ``context.needs_heatmaps``).
         context (ResultContext): The model and the options of the call.
         image (SourceImage): The image the sample was predicted on.
 
@@ -321,11 +432,15 @@ def build_landmark_result(sample, context: ResultContext,
         valid &= np.asarray(pred.keypoint_valid, bool)[0]
     names = landmark_names(context.model, kpts.shape[0])
     keep_maps = context.return_heatmaps or context.measure is not None
+    landmarks = _landmark_dicts(pred, frame, names, valid)
+    regions = _landmark_regions(sample, context, frame, valid)
+    for k, lm in enumerate(landmarks):
+        lm['regions'] = None if regions is None else regions[k]
     h, w = image.shape
     result = LandmarkResult(
         path=image.path,
         image_size=(int(w), int(h)),
-        landmarks=_landmark_dicts(pred, frame, names, valid),
+        landmarks=landmarks,
         calibrated=context.calibrated,
         flag_threshold_mm=context.flag_threshold_mm,
         frame=frame,
@@ -356,7 +471,9 @@ def landmark_result(sample,
 
     Args:
         sample (PoseDataSample): A sample returned by ``model.test_step``
-            (with ``pred_fields.heatmaps`` when ``return_heatmaps``).
+            (with ``pred_fields.heatmaps`` when ``return_heatmaps``; also
+            needed for the conformal regions' outlines: without the maps
+            every ``regions`` is None).
         model (nn.Module): The model that predicted it.
         image_shape (tuple[int, int]): (h, w) of the image.
         path (str, optional): The image file.

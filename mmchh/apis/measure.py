@@ -22,27 +22,35 @@ other landmark positions, e.g. one annotator's instead of the mean).
 """
 import json
 import os.path as osp
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, NUM_CEPH_LANDMARKS
+from mmchh.engine.measurement_interval_fitting import (
+    MEASUREMENT_INTERVAL_FILE, MeasurementIntervalFit,
+    fit_measurement_intervals)
 from mmchh.evaluation.functional import (CEPH_MEASUREMENT_UNITS,
                                          ceph_measurements, classify_ceph,
-                                         interval_coverage)
+                                         interval_coverage, interval_scores,
+                                         scaled_intervals)
+from mmchh.utils.errors import InputError
 from mmchh.utils.io import atomic_write_text, csv_text, write_json
 
 from .batch_infer import MEASUREMENT_SAMPLING_ASSUMPTION, progress_bar
 from .inference import check_measurement_model, predict_landmarks
+from .region_measurements import RegionDraws, region_center_spread
 
-__all__ = ['EVAL_CSV_COLUMNS', 'evaluate_measurements', 'format_table',
-           'load_measurement_split']
+__all__ = ['EVAL_CSV_COLUMNS', 'evaluate_measurements',
+           'fit_split_intervals', 'format_table', 'load_measurement_split']
 
-#: Columns of ``measurements_eval.csv``, one row per image x measurement.
+#: Columns of ``measurements_eval.csv``, one row per image x measurement;
+#: the ``interval_*`` ones are empty without a fitted interval scale.
 EVAL_CSV_COLUMNS = ('image', 'measurement', 'unit', 'label', 'true_value',
                     'true_class', 'value', 'mean', 'std', 'ci95_low',
                     'ci95_high', 'covered', 'most_likely_class', 'correct',
-                    'p_label')
+                    'p_label', 'interval_low', 'interval_high',
+                    'interval_covered')
 
 
 def load_measurement_split(ann_file: str,
@@ -114,14 +122,19 @@ def _nan(v):
     return float('nan') if v is None else float(v)
 
 
-def evaluate_measurements(model,
-                          ann_file: str,
-                          num_samples: int = 1000,
-                          seed: int = 0,
-                          batch_size: int = 4,
-                          img_root: Optional[str] = None,
-                          out_dir: Optional[str] = None,
-                          progress: bool = True) -> Dict[str, Any]:
+def evaluate_measurements(
+        model,
+        ann_file: str,
+        num_samples: int = 1000,
+        seed: int = 0,
+        batch_size: int = 4,
+        img_root: Optional[str] = None,
+        out_dir: Optional[str] = None,
+        progress: bool = True,
+        calib_file: Optional[str] = None,
+        interval_fit: Union[None, str, MeasurementIntervalFit] = None,
+        level: float = 0.95,
+        region_level: Optional[float] = None) -> Dict[str, Any]:
     """Accuracy, coverage and error of predicted measurements on a split.
 
     Args:
@@ -135,18 +148,37 @@ def evaluate_measurements(model,
         img_root (str, optional): See :func:`load_measurement_split`.
         out_dir (str, optional): Writes ``measurements_eval.json`` (summary
             and per-image entries) and ``measurements_eval.csv`` (columns
-            :data:`EVAL_CSV_COLUMNS`) there, atomically.
+            :data:`EVAL_CSV_COLUMNS`) there, atomically; with
+            ``calib_file`` also the fit,
+            :data:`~mmchh.engine.measurement_interval_fitting.MEASUREMENT_INTERVAL_FILE`.
         progress (bool): Progress bar on stderr.
+        calib_file (str, optional): A calibration split (never the
+            evaluated one) to fit the interval scale on first
+            (:func:`fit_split_intervals`).
+        interval_fit (str | MeasurementIntervalFit, optional): A fit made
+            before (or its JSON file), instead of ``calib_file``.
+        level (float): Coverage level of the fitted intervals.
+        region_level (float, optional): The head's conformal region level
+            the landmarks are drawn within; default its highest.
 
     Returns:
         dict: ``summary`` (per measurement: ``accuracy`` of the most likely
         class vs the label, ``accuracy_point`` (class of the point value vs
-        the label), ``coverage95``, ``mean_ci95_width``, ``mae`` (point
-        value vs true value), ``mean_std``, ``label_agreement``, ``unit``,
-        ``count``; and ``mean`` over the eight of the accuracies and the
-        coverage), ``images`` (per image and measurement: label, true value
-        and the prediction's entry), ``ann_file``, ``num_images``,
-        ``num_samples``, ``seed``.
+        the label), ``coverage95``, ``mean_ci95_width`` (the full-map
+        interval ``ci95``), ``mae`` (point value vs true value),
+        ``mean_std``, ``label_agreement``, ``unit``, ``count``; with a fit
+        also ``coverage_interval``, ``mean_interval_width`` and
+        ``width_over_mae`` of the fitted interval; and ``mean`` over the
+        eight of the accuracies and the coverages), ``images`` (per image
+        and measurement: label, true value, the prediction's entry and,
+        with a fit, ``interval``: ``center``, ``spread``, ``low``,
+        ``high``), ``interval_fit`` (the fit's dict, or None),
+        ``ann_file``, ``num_images``, ``num_samples``, ``seed``.
+
+    Raises:
+        InputError: If ``calib_file`` shares images with ``ann_file``, the
+            model has no conformal regions (with a fit), or the fit was made
+            for other weights.
 
     Note:
         Shapes: each image's 19 keypoints (19, 2) in the converted image's
@@ -155,8 +187,26 @@ def evaluate_measurements(model,
     """
     check_measurement_model(model)
     split = load_measurement_split(ann_file, img_root)
+    fit = None
+    if calib_file is not None:
+        if interval_fit is not None:
+            raise InputError('give calib_file (fit now) or interval_fit (a '
+                             'fit made before), not both')
+        _check_disjoint(calib_file, img_root, split, ann_file)
+        fit = fit_split_intervals(model, calib_file, level, region_level,
+                                  num_samples, seed, batch_size, img_root,
+                                  progress)
+    elif interval_fit is not None:
+        fit = interval_fit if isinstance(
+            interval_fit, MeasurementIntervalFit) else \
+            MeasurementIntervalFit.load(interval_fit)
+        fit.check_model(_fingerprint(model))
+    draws = None if fit is None else RegionDraws.of_model(
+        model, fit.region_level, num_samples, seed)
     images = _predict_split(model, split, num_samples, seed, batch_size,
-                            progress)
+                            progress, draws)
+    if fit is not None:
+        _add_intervals(images, fit.scale)
     result = dict(
         ann_file=ann_file,
         checkpoint=getattr(model, 'checkpoint_path', None),
@@ -164,6 +214,7 @@ def evaluate_measurements(model,
         num_samples=int(num_samples),
         seed=int(seed),
         assumption=MEASUREMENT_SAMPLING_ASSUMPTION,
+        interval_fit=None if fit is None else fit.to_dict(),
         summary=_summary(images),
         images=images)
     if out_dir is not None:
@@ -172,14 +223,87 @@ def evaluate_measurements(model,
         atomic_write_text(
             osp.join(out_dir, 'measurements_eval.csv'),
             csv_text(EVAL_CSV_COLUMNS, _eval_rows(images)))
+        if calib_file is not None:
+            fit.save(osp.join(out_dir, MEASUREMENT_INTERVAL_FILE))
     return result
 
 
+def fit_split_intervals(model,
+                        calib_file: str,
+                        level: float = 0.95,
+                        region_level: Optional[float] = None,
+                        num_samples: int = 1000,
+                        seed: int = 0,
+                        batch_size: int = 4,
+                        img_root: Optional[str] = None,
+                        progress: bool = True) -> MeasurementIntervalFit:
+    """Fits the measurement interval scale on a calibration split.
+
+    Every image of ``calib_file`` is predicted; each measurement's center
+    and spread are drawn within the conformal regions
+    (:func:`~mmchh.apis.region_measurements.region_center_spread`), its
+    true value computed from the JSON's keypoints, and the normalised
+    residuals of all measurements and images are pooled
+    (:func:`~mmchh.engine.fit_measurement_intervals`).
+
+    Args:
+        model: As for :func:`evaluate_measurements` (with conformal
+            regions).
+        calib_file (str): The calibration split JSON (``calib.json``).
+        level, region_level, num_samples, seed, batch_size, img_root,
+            progress: As for :func:`evaluate_measurements`.
+
+    Returns:
+        MeasurementIntervalFit: The fit, with the calibration split, the
+        model's fingerprint and the per-measurement calibration coverage.
+    """
+    check_measurement_model(model)
+    split = load_measurement_split(calib_file, img_root)
+    draws = RegionDraws.of_model(model, region_level, num_samples, seed)
+    images = _predict_split(model, split, num_samples, seed, batch_size,
+                            progress, draws)
+    scores = {
+        name: interval_scores(*np.array(
+            [(im['measurements'][name]['interval']['center'],
+              im['measurements'][name]['interval']['spread'],
+              im['measurements'][name]['true_value'])
+             for im in images], dtype=np.float64).T)
+        for name in CEPH_LABEL_NAMES
+    }
+    return fit_measurement_intervals(
+        scores, level=level, region_level=draws.level,
+        calib_file=calib_file, weights_fingerprint=_fingerprint(model),
+        num_samples=int(num_samples), seed=int(seed))
+
+
+def _fingerprint(model) -> Optional[str]:
+    return getattr(model.head, 'calibration_fingerprint_hex', None)
+
+
+def _check_disjoint(calib_file: str, img_root: Optional[str],
+                    split: List[Dict], ann_file: str) -> None:
+    """Refuses a calibration split that shares an image (by its resolved
+    path) with the evaluated one: a scale fitted on the evaluated images
+    covers them by construction, and says nothing."""
+    calib = load_measurement_split(calib_file, img_root)
+    shared = {osp.realpath(s['path']) for s in calib} & {
+        osp.realpath(s['path']) for s in split}
+    if shared or osp.realpath(calib_file) == osp.realpath(ann_file):
+        raise InputError(
+            f'the calibration split {calib_file} is (or shares '
+            f'{len(shared)} image(s) with) the evaluated split {ann_file}: '
+            'fit the interval scale on the calibration split only '
+            '(e.g. calib.json) and evaluate on another split')
+
+
 def _predict_split(model, split: List[Dict], num_samples: int, seed: int,
-                   batch_size: int, progress: bool) -> List[Dict]:
+                   batch_size: int, progress: bool,
+                   draws: Optional[RegionDraws] = None) -> List[Dict]:
     """Per image of ``split`` (from :func:`load_measurement_split`) its
     ``id``, ``file_name`` and ``measurements`` (per name: ``label``,
-    ``true_value``, ``true_class`` and the predicted ``prediction``)."""
+    ``true_value``, ``true_class``, the predicted ``prediction`` and, with
+    ``draws``, ``interval``: ``center`` and ``spread`` of the region
+    draws)."""
     bar = progress_bar(len(split), progress)
     images = []
     for start in range(0, len(split), batch_size):
@@ -190,13 +314,32 @@ def _predict_split(model, split: List[Dict], num_samples: int, seed: int,
             batch_size=batch_size,
             measurements=True,
             num_samples=num_samples,
-            seed=(int(seed), start))
-        images += [_image_entry(s, r) for s, r in zip(chunk, preds)]
+            seed=(int(seed), start),
+            return_heatmaps=draws is not None)
+        for i, (s, r) in enumerate(zip(chunk, preds)):
+            entry = _image_entry(s, r)
+            if draws is not None:
+                stats = region_center_spread(r, model.head, draws, start + i)
+                for name, (center, spread) in stats.items():
+                    entry['measurements'][name]['interval'] = dict(
+                        center=center, spread=spread)
+                r.heatmaps = None  # memory: one image's maps at a time
+            images.append(entry)
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None and hasattr(bar, 'close'):
         bar.close()
     return images
+
+
+def _add_intervals(images: List[Dict], scale: float) -> None:
+    """Fills each ``interval`` with ``low``, ``high`` (``center +- scale *
+    spread``) in place."""
+    for im in images:
+        for r in im['measurements'].values():
+            iv = r['interval']
+            lo, hi = scaled_intervals([iv['center']], [iv['spread']], scale)
+            iv.update(low=float(lo[0]), high=float(hi[0]))
 
 
 def _image_entry(item: Dict, result) -> Dict:
@@ -221,13 +364,16 @@ def _image_entry(item: Dict, result) -> Dict:
 def _summary(images: List[Dict]) -> Dict[str, Dict]:
     """Per measurement name its scores (see :func:`evaluate_measurements`),
     and ``mean``: the mean over the eight of ``accuracy``,
-    ``accuracy_point``, ``coverage95`` and ``label_agreement``."""
+    ``accuracy_point``, ``coverage95``, ``label_agreement`` and, with
+    fitted intervals, ``coverage_interval``."""
     summary = {
         name: _measurement_summary(
             name, [im['measurements'][name] for im in images])
         for name in CEPH_LABEL_NAMES
     }
-    keys = ('accuracy', 'accuracy_point', 'coverage95', 'label_agreement')
+    keys = ['accuracy', 'accuracy_point', 'coverage95', 'label_agreement']
+    if 'coverage_interval' in summary[CEPH_LABEL_NAMES[0]]:
+        keys.append('coverage_interval')
     summary['mean'] = {
         k: float(np.nanmean([summary[n][k] for n in CEPH_LABEL_NAMES]))
         for k in keys
@@ -254,19 +400,29 @@ def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
     std = np.array([_nan(r['prediction']['std']) for r in rows])
     cov = interval_coverage(ci[:, 0], ci[:, 1], truth)
     err = np.abs(value - truth)
-    return dict(
+    mae = float(np.nanmean(err)) if np.isfinite(err).any() else float('nan')
+    out = dict(
         unit=CEPH_MEASUREMENT_UNITS[name],
         count=len(rows),
         accuracy=float(np.mean(best == label)),
         accuracy_point=float(np.mean(point_cls == label)),
         coverage95=cov['coverage'],
         mean_ci95_width=cov['mean_width'],
-        mae=float(np.nanmean(err)) if np.isfinite(err).any() else
-        float('nan'),
+        mae=mae,
         mean_std=float(np.nanmean(std)) if np.isfinite(std).any() else
         float('nan'),
         label_agreement=float(np.mean(
             np.array([r['true_class'] for r in rows]) == label)))
+    if rows and 'low' in rows[0].get('interval', {}):
+        iv = np.array([(r['interval']['low'], r['interval']['high'])
+                       for r in rows], dtype=np.float64)
+        new = interval_coverage(iv[:, 0], iv[:, 1], truth)
+        out.update(coverage_interval=new['coverage'],
+                   mean_interval_width=new['mean_width'],
+                   interval_count=new['count'],
+                   width_over_mae=new['mean_width'] / mae if mae > 0 else
+                   float('nan'))
+    return out
 
 
 def _eval_rows(images: List[Dict]) -> Iterator[list]:
@@ -280,30 +436,48 @@ def _eval_rows(images: List[Dict]) -> Iterator[list]:
             correct = None if p['most_likely_class'] is None else \
                 p['most_likely_class'] == r['label']
             probs = p['class_probabilities'] or {}
+            iv = r.get('interval') or {}
+            lo, hi = iv.get('low'), iv.get('high')
+            ok = lo is not None and np.isfinite(lo) and np.isfinite(hi)
             yield [
                 im['file_name'], name, p['unit'], r['label'],
                 r['true_value'], r['true_class'], p['value'], p['mean'],
                 p['std'], ci[0], ci[1], covered, p['most_likely_class'],
-                correct, probs.get(str(r['label']))
+                correct, probs.get(str(r['label'])),
+                lo if ok else None, hi if ok else None,
+                bool(lo <= r['true_value'] <= hi) if ok else None
             ]
 
 
 def format_table(result: Dict[str, Any]) -> str:
-    """The summary as a fixed-width text table."""
+    """The summary as a fixed-width text table: the full-map interval
+    (``cov95``, ``width95``) beside the fitted one (``cov_fit``,
+    ``w_fit``, ``w/MAE``; ``-`` without a fit)."""
     s = result['summary']
     head = (f'{"measure":8s} {"unit":5s} {"acc":>6s} {"acc_pt":>6s} '
-            f'{"cov95":>6s} {"width95":>8s} {"MAE":>8s} {"std":>8s} '
-            f'{"lab_ag":>6s}')
+            f'{"MAE":>8s} {"cov95":>6s} {"width95":>8s} {"cov_fit":>7s} '
+            f'{"w_fit":>8s} {"w/MAE":>6s} {"lab_ag":>6s}')
     lines = [head, '-' * len(head)]
+
+    def fit_cols(r):
+        if 'coverage_interval' not in r:
+            return f'{"-":>7s} {"-":>8s} {"-":>6s}'
+        return (f'{r["coverage_interval"]:7.3f} '
+                f'{r["mean_interval_width"]:8.3f} '
+                f'{r["width_over_mae"]:6.2f}')
+
     for name in CEPH_LABEL_NAMES:
         r = s[name]
         lines.append(f'{name:8s} {r["unit"]:5s} {r["accuracy"]:6.3f} '
-                     f'{r["accuracy_point"]:6.3f} {r["coverage95"]:6.3f} '
-                     f'{r["mean_ci95_width"]:8.3f} {r["mae"]:8.3f} '
-                     f'{r["mean_std"]:8.3f} {r["label_agreement"]:6.3f}')
+                     f'{r["accuracy_point"]:6.3f} {r["mae"]:8.3f} '
+                     f'{r["coverage95"]:6.3f} {r["mean_ci95_width"]:8.3f} '
+                     f'{fit_cols(r)} {r["label_agreement"]:6.3f}')
     m = s['mean']
+    cov_fit = (f'{m["coverage_interval"]:7.3f}'
+               if 'coverage_interval' in m else f'{"-":>7s}')
     lines.append('-' * len(head))
     lines.append(f'{"mean":8s} {"":5s} {m["accuracy"]:6.3f} '
-                 f'{m["accuracy_point"]:6.3f} {m["coverage95"]:6.3f} '
-                 f'{"":8s} {"":8s} {"":8s} {m["label_agreement"]:6.3f}')
+                 f'{m["accuracy_point"]:6.3f} {"":8s} '
+                 f'{m["coverage95"]:6.3f} {"":8s} {cov_fit} {"":8s} '
+                 f'{"":6s} {m["label_agreement"]:6.3f}')
     return '\n'.join(lines)

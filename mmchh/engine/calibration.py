@@ -12,7 +12,9 @@ and ``tools/calibrate.py`` (an existing checkpoint):
    ground-truth pixel (L-BFGS on log T). The mode never moves.
 3. With the calibrated temperatures, predict the calibration split again and
    choose the ERE threshold whose TPR for "erroneous" (radial error >
-   ``erroneous_mm``) reaches ``target_tpr``; store it in the head.
+   ``erroneous_mm``) reaches ``target_tpr``; store it in the head. Without
+   a pixel ``spacing`` (COCO, hands) ERE, errors and the threshold are in
+   original-image pixels (``erroneous_px``); the head stores the unit.
 4. Fit split-conformal regions (per landmark and pooled thresholds on the
    calibrated maps, and the disc baseline's radii) at the head's
    ``conformal_levels`` (:mod:`.conformal_fitting`) and store them in the
@@ -161,26 +163,49 @@ def _stream_summaries(model, loader, num_bins):
 
 
 def _predict_errors(model, loader):
-    """ERE (mm) and radial error (mm) of every counted landmark."""
-    ere, errors = [], []
+    """ERE and radial error of every counted landmark, per image, in mm
+    when the image has a ``spacing`` and in original-image pixels when it
+    has none; and, per image, whether it has one."""
+    ere, errors, in_mm = [], [], []
     with torch.no_grad():
         for data in loader:
             samples = model.test_step(data)
             _check_valid(samples, 'no flag threshold can be fitted')
             for sample in samples:
                 pred, gt = sample.pred_instances, sample.gt_instances
-                if 'keypoint_ere_mm' not in pred:
+                spacing = sample.metainfo.get('spacing')
+                key = 'keypoint_ere_px' if spacing is None else \
+                    'keypoint_ere_mm'
+                if key not in pred:
                     raise CalibrationError(
-                        'flag threshold needs ERE in mm: list "spacing" in '
-                        'PackPoseInputs(meta_keys=...)')
+                        f'the flag threshold needs {key} for '
+                        f'{sample.metainfo.get("img_path", "a sample")}: '
+                        'keep "input_scale" (and "spacing" for mm) in '
+                        'PackPoseInputs(meta_keys=...) of the calibration '
+                        'pipeline, and give every image a spacing or none')
                 err = radial_errors_mm(
                     np.asarray(pred.keypoints)[0],
                     np.asarray(gt.keypoints)[0, :, :2],
-                    np.asarray(sample.metainfo['spacing']).reshape(-1))
+                    1.0 if spacing is None else
+                    np.asarray(spacing).reshape(-1))
                 counted = np.asarray(pred.keypoint_target_weight)[0] > 0
-                ere.append(np.asarray(pred.keypoint_ere_mm)[0][counted])
+                ere.append(np.asarray(pred[key])[0][counted])
                 errors.append(err[counted])
-    return ere, errors
+                in_mm.append(np.array([spacing is not None]))
+    return ere, errors, in_mm
+
+
+def _flag_unit(in_mm: np.ndarray) -> str:
+    """``'mm'`` when every calibration image has a spacing, ``'px'`` when
+    none has; a CalibrationError for a mix."""
+    if in_mm.all():
+        return 'mm'
+    if not in_mm.any():
+        return 'px'
+    raise CalibrationError(
+        f'{int(in_mm.sum())} of {in_mm.size} calibration images have a '
+        '"spacing" and the others do not; the flag threshold would mix mm '
+        'and image pixels. Give every image a spacing or none')
 
 
 def _mode_confidence(summary: LogitSummary, temperature: torch.Tensor):
@@ -236,49 +261,67 @@ def _fit_temperature(model, loader, num_bins: int,
 
 
 def _flagging_report(ere: np.ndarray, errors: np.ndarray,
-                     erroneous_mm: float, target_tpr: float) -> Dict:
+                     erroneous: float, target_tpr: float,
+                     unit: str = 'mm') -> Dict:
     """The ERE threshold flagging ``target_tpr`` of the erroneous landmarks
-    of the calibration split, with its TPR/FPR there."""
-    erroneous = errors > erroneous_mm
-    if erroneous.any():
-        threshold = threshold_at_tpr(ere, erroneous, target_tpr)
+    (radial error > ``erroneous``) of the calibration split, with its
+    TPR/FPR there; ERE, errors and thresholds in ``unit`` (``'mm'``, or
+    ``'px'``: original-image pixels)."""
+    is_erroneous = errors > erroneous
+    if is_erroneous.any():
+        threshold = threshold_at_tpr(ere, is_erroneous, target_tpr)
     else:
         # nothing to flag on the calibration split: flag only what is less
         # certain than everything seen there
         threshold = float(ere.max())
         print_log(
-            f'calibration: no erroneous landmark (> {erroneous_mm} mm) on '
+            f'calibration: no erroneous landmark (> {erroneous} {unit}) on '
             'the calibration split; threshold set to its largest ERE',
             logger='current', level=30)
     rate = (lambda mask: float((ere[mask] > threshold).mean())
             if mask.any() else float('nan'))
-    return dict(
-        erroneous_mm=erroneous_mm,
-        target_tpr=target_tpr,
-        threshold_mm=float(threshold),
-        tpr=rate(erroneous),
-        fpr=rate(~erroneous),
-        num_landmarks=int(len(ere)),
-        num_erroneous=int(erroneous.sum()))
+    return {
+        'unit': unit,
+        f'erroneous_{unit}': erroneous,
+        'target_tpr': target_tpr,
+        'threshold': float(threshold),
+        f'threshold_{unit}': float(threshold),
+        'tpr': rate(is_erroneous),
+        'fpr': rate(~is_erroneous),
+        'num_landmarks': int(len(ere)),
+        'num_erroneous': int(is_erroneous.sum())
+    }
 
 
 def _fit_flag_threshold(model, loader, erroneous_mm: float,
+                        erroneous_px: float,
                         target_tpr: float) -> Optional[Dict]:
     """Sets the head's flag threshold from the calibrated model's ERE on
-    the calibration split; returns the flagging report (main process)."""
+    the calibration split, in mm when its images have a spacing and in
+    original-image pixels when they have none; returns the flagging report
+    (main process)."""
     head = model.head
-    ere, errors = _predict_errors(model, loader)
+    # the threshold is refitted: the old one (maybe in another unit) must
+    # not flag, or refuse, the predictions it is fitted from
+    head.flag_threshold.fill_(float('nan'))
+    ere, errors, in_mm = _predict_errors(model, loader)
     ere = collect_results(ere, len(loader), device='cpu')
     errors = collect_results(errors, len(loader), device='cpu')
-    threshold = torch.zeros(1)
+    in_mm = collect_results(in_mm, len(loader), device='cpu')
+    # threshold, and 1 for mm / 0 for image pixels
+    fitted = torch.zeros(2)
     flagging = None
     if is_main_process():
+        unit = _flag_unit(np.concatenate(in_mm))
         flagging = _flagging_report(
-            np.concatenate(ere), np.concatenate(errors), erroneous_mm,
-            target_tpr)
-        threshold[0] = flagging['threshold_mm']
-    threshold = _broadcast_from_main(threshold, head.flag_threshold.device)
-    head.set_flag_threshold(float(threshold[0]))
+            np.concatenate(ere), np.concatenate(errors),
+            erroneous_mm if unit == 'mm' else erroneous_px, target_tpr,
+            unit)
+        fitted[0] = flagging['threshold']
+        fitted[1] = float(unit == 'mm')
+    fitted = _broadcast_from_main(fitted, head.flag_threshold.device)
+    head.set_flag_threshold(
+        float(fitted[0]), 'mm' if bool(fitted[1] > 0.5) else 'px')
     return flagging
 
 
@@ -299,7 +342,9 @@ def _fit_conformal_regions(model, loader) -> Optional[Dict]:
         buffers = fit.head_buffers(head.conformal_score)
         names = getattr(loader.dataset, 'metainfo',
                         {}).get('keypoint_id2name', {})
-        report = dict(fit.report(names), score=head.conformal_score)
+        report = dict(
+            fit.report(names, head.conformal_score),
+            score=head.conformal_score)
     head.set_conformal_state({
         name: _broadcast_from_main(value, getattr(head, name).device)
         for name, value in buffers.items()
@@ -315,7 +360,10 @@ def _log_report(report: Dict) -> None:
         f'{c["num_landmarks"]} landmarks; T in '
         f'[{min(report["temperature"].values()):.3f}, '
         f'{max(report["temperature"].values()):.3f}]' +
-        (f'; flag ERE > {report["flagging"]["threshold_mm"]:.3f} mm'
+        (f'; flag ERE > {report["flagging"]["threshold"]:.3f} '
+         f'{report["flagging"]["unit"]}'
+         + ('' if report['flagging']['unit'] == 'mm' else
+            ' (original-image pixels: no spacing)')
          if report.get('flagging') else '') +
         (f'; conformal regions at levels {report["conformal"]["levels"]} '
          f'({report["conformal"]["score"]} score)'
@@ -330,7 +378,8 @@ def calibrate_model(runner,
                     num_bins: int = 2048,
                     out_dir: Optional[str] = None,
                     checkpoint_name: Optional[str] = 'calibrated.pth',
-                    prior_std: Optional[float] = 1.0) -> Dict:
+                    prior_std: Optional[float] = 1.0,
+                    erroneous_px: float = 10.0) -> Dict:
     """Fits temperatures, the flag threshold and the conformal regions of
     ``runner.model``.
 
@@ -340,7 +389,9 @@ def calibrate_model(runner,
         dataloader (dict | DataLoader): The calibration split (never the
             test split); its pipeline must encode the ground truth with
             ``GenerateTarget(encoder=<the head's codec>)``.
-        erroneous_mm (float): Radial error defining "erroneous".
+        erroneous_mm (float): Radial error (mm) defining "erroneous" when
+            the calibration images have a ``spacing``; the threshold is
+            then in mm.
         target_tpr (float): TPR the ERE threshold must reach on the
             calibration split. 0 or None skips the threshold.
         num_bins (int): Histogram bins of the logit summaries.
@@ -354,6 +405,11 @@ def calibrate_model(runner,
             Default 1.0: with a small calibration split a landmark whose every
             target sits at its mode would otherwise get T -> 0 (certainty).
             None or 0 = plain maximum likelihood (the paper's).
+        erroneous_px (float): The same in original-image pixels, used when
+            the calibration images have no ``spacing`` (COCO, hands): the
+            threshold is then in image pixels (the head's
+            ``flag_threshold_in_mm`` is False). Temperatures and conformal
+            regions need no unit.
 
     Returns:
         dict: the report (also written as ``calibration.json``), with
@@ -376,7 +432,7 @@ def calibrate_model(runner,
                                   out_dir)
         if target_tpr:
             report['flagging'] = _fit_flag_threshold(
-                model, loader, erroneous_mm, target_tpr)
+                model, loader, erroneous_mm, erroneous_px, target_tpr)
         # on the calibrated maps of the calibration split only
         report['conformal'] = _fit_conformal_regions(model, loader)
         # the fitted state now belongs to exactly these weights

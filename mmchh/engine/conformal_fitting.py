@@ -21,14 +21,15 @@ Only the calibration split may be used: a threshold fitted on the test
 split covers it by construction, and says nothing.
 """
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
 from mmchh.codecs.utils.conformal_regions import (CONFORMAL_SCORES,
                                                    conformal_scores)
-from mmchh.evaluation.functional.conformal import conformal_thresholds
+from mmchh.evaluation.functional.conformal import (conformal_min_maps,
+                                                   conformal_thresholds)
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
 from mmchh.utils.errors import InputError
 
@@ -116,6 +117,16 @@ class ConformalFit:
         num_per_landmark (np.ndarray): Counted calibration maps per
             landmark, int.
 
+    Which thresholds a head uses at each level is :meth:`sources`: the
+    per-landmark ones when every landmark has enough calibration maps for
+    the level (split conformal needs ``n >= 1 / alpha - 1``, e.g. 9 at 90 %),
+    else the pooled one for every landmark. All or nothing, so the pooled
+    guarantee (coverage over landmarks drawn at random) holds as stated;
+    mixing per-landmark and pooled thresholds would carry neither
+    guarantee. A per-landmark "whole image" is a valid region but says
+    nothing, and small calibration splits (the demo's four images) are
+    common.
+
     Note:
         Shapes: ``levels`` (L,); ``thresholds[score]`` and
         ``disc_radius_px`` (L, K); ``pooled_thresholds[score]`` and
@@ -128,6 +139,26 @@ class ConformalFit:
     pooled_disc_radius_px: np.ndarray
     num_per_landmark: np.ndarray
 
+    def sources(self, score: str = 'mass') -> List[str]:
+        """Per level, the thresholds a head uses: ``'per_landmark'`` when
+        every landmark's threshold (``score``'s and the disc's) is finite,
+        else ``'pooled'`` (see the class docstring)."""
+        if score not in self.thresholds:
+            raise ValueError(f'no thresholds fitted for score {score!r}; '
+                             f'fitted: {sorted(self.thresholds)}')
+        enough = (np.isfinite(self.thresholds[score]).all(axis=1)
+                  & np.isfinite(self.disc_radius_px).all(axis=1))
+        return ['per_landmark' if ok else 'pooled' for ok in enough]
+
+    def _used(self, per_landmark: np.ndarray, pooled: np.ndarray,
+              sources: Sequence[str]) -> np.ndarray:
+        """(L, K) thresholds in use: each level's row per landmark or the
+        pooled value broadcast."""
+        return np.stack([
+            row if source == 'per_landmark' else np.full_like(row, value)
+            for row, value, source in zip(per_landmark, pooled, sources)
+        ])
+
     def head_buffers(self, score: str = 'mass') -> Dict[str, torch.Tensor]:
         """The fit as float32 head buffers, for one score.
 
@@ -135,37 +166,46 @@ class ConformalFit:
             score (str): The score the head's regions use.
 
         Returns:
-            dict: ``conformal_level`` (L,), ``conformal_threshold`` (L, K),
-            ``conformal_pooled_threshold`` (L,), ``conformal_disc_radius``
-            (L, K) and ``conformal_pooled_disc_radius`` (L,), float32 on the
-            CPU. Values are rounded up to float32 (so no calibration map
+            dict: ``conformal_level`` (L,), ``conformal_threshold`` (L, K)
+            and ``conformal_disc_radius`` (L, K), the thresholds in use at
+            each level (per landmark or pooled, :meth:`sources`),
+            ``conformal_pooled_threshold`` (L,) and
+            ``conformal_pooled_disc_radius`` (L,), float32 on the CPU. Values are rounded up to float32 (so no calibration map
             whose score equals a threshold falls out) and ``inf`` is stored
             as float32's largest value (still above every score).
         """
-        if score not in self.thresholds:
-            raise ValueError(f'no thresholds fitted for score {score!r}; '
-                             f'fitted: {sorted(self.thresholds)}')
+        sources = self.sources(score)
         return dict(
             conformal_level=torch.as_tensor(self.levels, dtype=torch.float32),
-            conformal_threshold=_round_up_float32(self.thresholds[score]),
+            conformal_threshold=_round_up_float32(
+                self._used(self.thresholds[score],
+                           self.pooled_thresholds[score], sources)),
             conformal_pooled_threshold=_round_up_float32(
                 self.pooled_thresholds[score]),
-            conformal_disc_radius=_round_up_float32(self.disc_radius_px),
+            conformal_disc_radius=_round_up_float32(
+                self._used(self.disc_radius_px, self.pooled_disc_radius_px,
+                           sources)),
             conformal_pooled_disc_radius=_round_up_float32(
                 self.pooled_disc_radius_px))
 
-    def report(self, names: Optional[Mapping[int, str]] = None) -> Dict:
+    def report(self,
+               names: Optional[Mapping[int, str]] = None,
+               score: str = 'mass') -> Dict:
         """The fit as strict JSON (``None`` for an infinite threshold).
 
         Args:
             names (Mapping[int, str], optional): Landmark names by index
                 (``keypoint_id2name``); indices as strings otherwise.
+            score (str): The score a head uses (for ``sources``).
 
         Returns:
             dict: ``levels``; per score ``thresholds`` {level: {name:
             value}} and ``pooled_thresholds`` {level: value};
             ``disc_radius_px`` and ``pooled_disc_radius_px`` alike;
-            ``num_per_landmark`` {name: count}.
+            ``num_per_landmark`` {name: count}; ``sources`` {level:
+            ``'per_landmark'`` or ``'pooled'``} (:meth:`sources`) and
+            ``min_maps_per_landmark`` {level: the fewest counted maps per
+            landmark that give every landmark its own finite threshold}.
         """
         names = names or {}
         keys = [names.get(k, str(k)) for k in range(len(
@@ -194,6 +234,12 @@ class ConformalFit:
             pooled_disc_radius_px=pooled(self.pooled_disc_radius_px),
             num_per_landmark={
                 k: int(n) for k, n in zip(keys, self.num_per_landmark)
+            },
+            sources={f'{level:g}': source for level, source in zip(
+                self.levels, self.sources(score))},
+            min_maps_per_landmark={
+                f'{level:g}': conformal_min_maps(level)
+                for level in self.levels
             })
 
 

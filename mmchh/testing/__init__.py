@@ -1,3 +1,5 @@
+from .conformal_maps import (blob_maps, compare_scores, draw_targets,
+                             format_score_rows, mode_errors)
 from .dense_nll import dense_softmax_nll
 from .folder_digest import folder_digest
 from .smp_unet import smp_to_ours_key
@@ -5,7 +7,8 @@ from .tiny_marks import TINY_KEYPOINT_NAMES, tiny_runner_cfg, write_tiny_coco
 from .tool_loader import TOOLS_DIR, load_tool
 
 __all__ = [
-    'TINY_KEYPOINT_NAMES', 'TOOLS_DIR', 'dense_softmax_nll', 'folder_digest',
-    'load_tool',
-    'smp_to_ours_key', 'tiny_runner_cfg', 'write_tiny_coco'
+    'TINY_KEYPOINT_NAMES', 'TOOLS_DIR', 'blob_maps', 'compare_scores',
+    'dense_softmax_nll', 'draw_targets', 'folder_digest', 'format_score_rows',
+    'load_tool', 'mode_errors', 'smp_to_ours_key', 'tiny_runner_cfg',
+    'write_tiny_coco'
 ]

@@ -38,12 +38,16 @@ __all__ = [
 #: the weights fingerprint; NaN in ``flag_threshold`` and the ``conformal_*``
 #: buffers (levels, score thresholds, disc radii in image pixels) means
 #: "not fitted", zeros in ``calibration_fingerprint`` "no fingerprint".
+#: ``flag_threshold_in_mm`` is the threshold's unit (True: mm, False:
+#: original-image pixels); True by default, so a checkpoint written before
+#: the unit was stored keeps its (mm) meaning.
 #: State fitted later (e.g. interval levels) joins the same fingerprinted
 #: calibration by adding its buffer here: the head then verifies, resets
 #: and fills it like the others.
 CALIBRATION_STATE_DEFAULTS = {
     'log_temperature': 0.0,
     'flag_threshold': float('nan'),
+    'flag_threshold_in_mm': True,
     'conformal_level': float('nan'),
     'conformal_threshold': float('nan'),
     'conformal_pooled_threshold': float('nan'),

@@ -1,9 +1,11 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Overlays of predicted landmarks with their probability contours.
+"""Overlays of predicted landmarks with their probability contours and
+conformal regions.
 
 MMPose's ``PoseLocalVisualizer`` draws keypoints and skeletons but not the
 contours of a probability map, which is what shows a clinician *where* the
-model hesitates; so this is a plain OpenCV drawing.
+model hesitates, nor a region that holds the landmark with a stated
+probability; so this is a plain OpenCV drawing.
 """
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
@@ -13,10 +15,13 @@ import numpy as np
 
 from mmchh.utils.io import atomic_write_bytes
 
-__all__ = ['draw_overlay', 'CONTOUR_LEVELS']
+__all__ = ['draw_overlay', 'CONTOUR_LEVELS', 'REGION_ALPHA']
 
 #: Contour levels, as fractions of each map's maximum.
 CONTOUR_LEVELS = (0.05, 0.25, 0.5)
+
+#: Opacity of the conformal region outlines (drawn under everything else).
+REGION_ALPHA = 0.7
 
 # BGR
 _OK = (60, 200, 60)
@@ -98,6 +103,34 @@ def _has_position(lm: dict) -> bool:
                 or lm.get('y') is None)
 
 
+def _first_region(lm: dict):
+    """The landmark's region at the first coverage level, or None."""
+    regions = lm.get('regions')
+    return regions[0] if regions else None
+
+
+def _draw_regions(canvas: np.ndarray, geo: _Canvas, landmarks: list) -> None:
+    """Outlines each landmark's first-level conformal region (its rings,
+    holes included) with a thin line in the landmark's colour, blended at
+    :data:`REGION_ALPHA` so the bone under it stays visible."""
+    layer = canvas.copy()
+    drawn = False
+    for lm in landmarks:
+        region = _first_region(lm)
+        if region is None:
+            continue
+        colour = _landmark_colour(lm.get('flagged'))
+        rings = [
+            geo.fixed(np.asarray(ring, np.float64)).reshape(-1, 1, 2)
+            for ring in region['outline'] if len(ring)
+        ]
+        cv2.polylines(layer, rings, True, colour, 1, cv2.LINE_AA, geo.shift)
+        drawn = drawn or bool(rings)
+    if drawn:
+        cv2.addWeighted(layer, REGION_ALPHA, canvas, 1 - REGION_ALPHA, 0,
+                        dst=canvas)
+
+
 def _label_text(lm: dict, show_names: bool) -> str:
     if lm.get('ere_mm') is not None:
         text = f"{lm['index']}: {lm['ere_mm']:.1f} mm"
@@ -158,22 +191,29 @@ def _write_labels(canvas: np.ndarray, geo: _Canvas, labels: list) -> None:
 
 def _write_legend(canvas: np.ndarray, geo: _Canvas, result,
                   invalid: List[str]) -> None:
-    """The colour legend at the bottom, and above it the invalid
-    landmarks (in the "check this" colour)."""
+    """The colour legend at the bottom; above it what the blocky outlines
+    are (when drawn) and the invalid landmarks (in the "check this"
+    colour)."""
     legend = ('label = index: ERE   orange: ERE > threshold   green: ok'
               if result.flag_threshold_mm is not None and any(
                   lm.get('flagged') is not None for lm in result.landmarks)
               else 'no flag threshold / spacing: cyan')
     if not result.calibrated:
         legend += '   UNCALIBRATED'
-    _outlined_text(canvas, geo, legend, (8, canvas.shape[0] - 10),
-                   (255, 255, 255))
+    lines = [(legend, (255, 255, 255))]
+    regions = [_first_region(lm) for lm in result.landmarks]
+    level = next((r['level'] for r in regions if r is not None), None)
+    if level is not None:
+        lines.append((f'blocky outline: {100 * level:.3g} % conformal '
+                      'region', (255, 255, 255)))
     if invalid:
-        (_, th), base = cv2.getTextSize(legend, cv2.FONT_HERSHEY_SIMPLEX,
-                                        geo.font_scale, geo.thick)
-        line = 'INVALID (no answer, not drawn): ' + ', '.join(invalid)
-        y = canvas.shape[0] - 10 - th - base - 4
-        _outlined_text(canvas, geo, line, (8, y), _FLAGGED)
+        lines.append(('INVALID (no answer, not drawn): ' + ', '.join(invalid),
+                      _FLAGGED))
+    (_, th), base = cv2.getTextSize(legend, cv2.FONT_HERSHEY_SIMPLEX,
+                                    geo.font_scale, geo.thick)
+    for i, (line, colour) in enumerate(lines):
+        y = canvas.shape[0] - 10 - i * (th + base + 4)
+        _outlined_text(canvas, geo, line, (8, y), colour)
 
 
 def draw_overlay(image_gray_uint8: np.ndarray,
@@ -184,9 +224,12 @@ def draw_overlay(image_gray_uint8: np.ndarray,
     """Draws landmarks, probability contours and ERE on an X-ray.
 
     Each landmark gets its probability contours at ``levels`` of its map's
-    maximum (thin to thick), a cross at the predicted point and a label
-    ``index: ERE`` (mm with spacing, else image pixels; labels that would
-    overlap are moved down). Flagged landmarks are
+    maximum (thin to thick), the outline of its conformal region at the
+    first coverage level when the result has regions (a thin, slightly
+    transparent line along the heatmap pixels' edges, holes included, see
+    :class:`~mmchh.apis.LandmarkResult`), a cross at the predicted point
+    and a label ``index: ERE`` (mm with spacing, else image pixels; labels
+    that would overlap are moved down). Flagged landmarks are
     orange-red, unflagged ones green, and landmarks that cannot be judged
     (no threshold or no spacing) cyan. Invalid landmarks (``valid`` False:
     the model gave no answer) have no position: nothing is drawn for them,
@@ -196,8 +239,8 @@ def draw_overlay(image_gray_uint8: np.ndarray,
         image_gray_uint8 (np.ndarray): (H, W) uint8 image the result was
             predicted on (e.g. from :func:`mmchh.apis.load_xray`).
         result (LandmarkResult): From ``predict_landmarks``; contours need
-            ``return_heatmaps=True`` (without heatmaps only points and text
-            are drawn).
+            ``return_heatmaps=True`` (without heatmaps only points, region
+            outlines and text are drawn).
         out_path (str): PNG to write (atomically: temp name + rename).
         levels (Sequence[float]): Contour levels as fractions of the max.
         show_names (bool): Also write each landmark's name.
@@ -216,6 +259,8 @@ def draw_overlay(image_gray_uint8: np.ndarray,
     drawn = [lm for lm in result.landmarks if _has_position(lm)]
     invalid = [lm['name'] for lm in result.landmarks
                if not _has_position(lm)]
+    # regions first, under the contours, crosses and text
+    _draw_regions(canvas, geo, drawn)
     labels = [
         _draw_landmark(canvas, geo, result, lm, levels, show_names)
         for lm in drawn

@@ -19,6 +19,7 @@ from conftest import train_small_demo
 import mmchh  # noqa: F401
 from mmchh.apis import (ImageLoadError, LandmarkResult, init_landmark_model,
                         load_xray, predict_landmarks)
+from mmchh.codecs.utils import conformal_region_masks, ring_area
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
 from mmchh.testing import load_tool
 from mmchh.visualization import draw_overlay
@@ -244,3 +245,151 @@ def test_cli_only_bad_files_exits_1(trained, tmp_path, capsys):
     assert 'a.txt' in err and 'no image could be predicted' in err
     doc = json.load(open(out / 'landmarks.json'))
     assert doc['results'] == [] and len(doc['errors']) == 1
+
+
+# --------------------------------------------------------------------------
+# conformal regions (issue 16): outlines in image pixels
+# --------------------------------------------------------------------------
+def _inside(rings, pts):
+    """Even-odd crossing test of (N, 2) points against every ring."""
+    px, py = pts[:, :1], pts[:, 1:]
+    count = np.zeros(len(pts), int)
+    for ring in rings:
+        a = np.asarray(ring, np.float64)
+        b = np.roll(a, -1, axis=0)
+        ay, by = a[None, :, 1], b[None, :, 1]
+        cross = (ay > py) != (by > py)
+        dy = np.where(by == ay, 1.0, by - ay)
+        x = a[None, :, 0] + (py - ay) * (b[None, :, 0] - a[None, :, 0]) / dy
+        count += (cross & (x > px)).sum(1)
+    return count % 2 == 1
+
+
+def _outline_area(region):
+    return sum(ring_area(np.asarray(r)) for r in region['outline'])
+
+
+def test_regions_outline_the_heads_regions_in_image_pixels(trained):
+    model = trained['model']
+    head = model.head
+    assert head.has_conformal_regions
+    # another size and aspect than the model input: image px != input px
+    big = cv2.resize(load_xray(trained['images'][0]), (150, 130))
+    r = predict_landmarks(model, big, spacing=(0.3, 0.4),
+                          return_heatmaps=True)[0]
+    h, w = r.heatmaps.shape[1:]
+    vs, us = np.mgrid[0:h, 0:w]
+    centres = r.heatmap_to_image(np.stack([us.ravel(), vs.ravel()], 1))
+    per_pixel = float(
+        np.prod(r.frame.heatmap_scale * r.frame.input_pixel_size()))
+    levels = head.conformal_level.tolist()
+    for lm in r.landmarks:
+        k = lm['index']
+        assert [g['level'] for g in lm['regions']] == pytest.approx(levels)
+        for lv, g in enumerate(lm['regions']):
+            # the outline encloses exactly the area the head reports
+            assert _outline_area(g) == pytest.approx(g['area_px2'],
+                                                     rel=1e-9)
+            assert g['area_mm2'] == pytest.approx(g['area_px2'] * 0.3 * 0.4,
+                                                  rel=1e-5)
+            assert g['disc_radius_px'] == pytest.approx(
+                float(head.conformal_disc_radius[lv, k]))
+            assert g['outline_holes'] == [
+                ring_area(np.asarray(ring)) < 0 for ring in g['outline']]
+            # the region's pixels, from the returned maps: their centres
+            # (image pixels) are inside the outline, the others outside
+            mask = conformal_region_masks(
+                torch.from_numpy(r.heatmaps[k]),
+                float(head.conformal_threshold[lv, k]),
+                head.conformal_score).numpy()
+            assert mask.sum() * per_pixel == pytest.approx(g['area_px2'])
+            np.testing.assert_array_equal(
+                _inside(g['outline'], centres), mask.ravel())
+    doc = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert doc['landmarks'][0]['regions'][0]['outline'] == \
+        r.landmarks[0]['regions'][0]['outline']
+
+
+def test_regions_none_for_invalid_landmark_and_model_without_regions(
+        trained):
+    model, src = trained['model'], trained['images'][0]
+    head = model.head
+    bias = head.final_layer.bias.detach().clone()
+    radius = head.conformal_disc_radius.clone()
+    try:
+        with torch.no_grad():
+            head.final_layer.bias[2] = float('inf')
+        # a level the calibration split was too small to bound the disc at
+        head.conformal_disc_radius[0, 0] = float(np.finfo(np.float32).max)
+        with pytest.warns(UserWarning, match='no valid heatmap'):
+            r = predict_landmarks(model, src)[0]
+    finally:
+        with torch.no_grad():
+            head.final_layer.bias.copy_(bias)
+        head.conformal_disc_radius.copy_(radius)
+    assert r.landmarks[2]['valid'] is False
+    assert r.landmarks[2]['regions'] is None
+    assert r.landmarks[0]['regions'][0]['disc_radius_px'] == float('inf')
+    doc = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert doc['landmarks'][0]['regions'][0]['disc_radius_px'] is None
+    assert doc['landmarks'][2]['regions'] is None
+    others = [lm for lm in r.landmarks if lm['index'] != 2]
+    # no spacing: areas in image px² only
+    assert all(lm['regions'][0]['area_px2'] > 0
+               and lm['regions'][0]['area_mm2'] is None for lm in others)
+    threshold = head.conformal_threshold.clone()
+    try:
+        head.conformal_threshold.fill_(float('nan'))  # never fitted
+        r = predict_landmarks(model, src)[0]
+    finally:
+        head.conformal_threshold.copy_(threshold)
+    assert all(lm['regions'] is None for lm in r.landmarks)
+
+
+def test_overlay_draws_region_outlines(trained, tmp_path):
+    model, src = trained['model'], trained['images'][0]
+    r = predict_landmarks(model, src, spacing=SPACING)[0]
+    grey = load_xray(src)
+    with_regions = draw_overlay(grey, r, str(tmp_path / 'regions.png'))
+    for lm in r.landmarks:
+        lm['regions'] = None
+    bare = draw_overlay(grey, r, str(tmp_path / 'bare.png'))
+    changed = (with_regions != bare).any(-1)
+    assert changed.any()
+    # only along the outlines: every changed canvas pixel is within a
+    # line width of an outline edge (first level) ...
+    zoom = bare.shape[1] / grey.shape[1]
+    for lm in predict_landmarks(model, src, spacing=SPACING)[0].landmarks:
+        for ring in lm['regions'][0]['outline']:
+            pts = (np.asarray(ring) * zoom + 0.5 * (zoom - 1))
+            cv2.polylines(changed.view(np.uint8), [np.round(pts).astype(
+                np.int32).reshape(-1, 1, 2)], True, 0, 3)
+    # ... and for the legend's line saying what they are, at the bottom
+    ys, _ = np.nonzero(changed)
+    assert len(ys) and ys.min() > 0.9 * changed.shape[0]
+
+
+def test_test_tool_show_dir_overlays_draw_regions(trained, tmp_path,
+                                                  monkeypatch):
+    """tools/test.py --show-dir builds its overlays through the API's
+    landmark_result: with the regions of the calibrated checkpoint."""
+    import mmchh.visualization as vis
+    drawn, real = [], vis.draw_overlay
+
+    def spy(grey, result, out, *args, **kwargs):
+        drawn.append(result)
+        return real(grey, result, out, *args, **kwargs)
+
+    monkeypatch.setattr(vis, 'draw_overlay', spy)
+    show = tmp_path / 'show'
+    assert load_tool('test').main([
+        trained['cfg'], trained['ckpt'], '--work-dir',
+        str(tmp_path / 'w'), '--show-dir', str(show)
+    ]) == 0
+    assert drawn and len(os.listdir(show)) == len(drawn)
+    for r in drawn:
+        for lm in r.landmarks:
+            g = lm['regions'][0]
+            assert g['outline'] and sum(
+                ring_area(np.asarray(ring))
+                for ring in g['outline']) == pytest.approx(g['area_px2'])

@@ -232,3 +232,79 @@ def test_infer_cli_writes_measurements(tiny_ceph, tmp_path):
             '--measurements', '--num-samples', '0'
         ])
     assert exc.value.code == 2
+
+
+def test_fitted_intervals_on_the_tiny_model(tiny_ceph, tmp_path):
+    """tools/measure.py --calib: the scale is fitted on the calibration
+    split only (it covers that split at its level by construction), its
+    intervals are reported beside the full-map ones and reused from the
+    saved fit; the evaluated split can never be the calibration one."""
+    from mmchh.apis.measure import fit_split_intervals
+    from mmchh.engine import MeasurementIntervalFit
+    from mmchh.evaluation.functional import interval_scores
+    calib = osp.join(tiny_ceph['data'], 'calib.json')
+    out = tmp_path / 'fit'
+    # 2 calibration images x 8 values: 0.95 needs 19, 0.9 takes the 16th
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'measure.py'),
+         tiny_ceph['cfg'], tiny_ceph['ckpt'], tiny_ceph['test1'],
+         '--num-samples', '200', '--out-dir', str(out), '--no-progress',
+         '--calib', calib, '--level', '0.9'],
+        capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'interval scale' in proc.stdout and 'cov_fit' in proc.stdout
+    doc = json.load(open(out / 'measurements_eval.json'))
+    fit = MeasurementIntervalFit.load(str(out / 'measurement_intervals.json'))
+    assert doc['interval_fit'] == fit.to_dict()
+    assert fit.calib_file == calib and fit.num_scores == 16
+    assert fit.rank == 16 and np.isfinite(fit.scale)
+    # by hand: the fit is the largest calibration score, and covers all
+    model = tiny_ceph['model']
+    again = fit_split_intervals(model, calib, level=0.9, num_samples=200,
+                                progress=False)
+    assert again.scale == fit.scale
+    assert all(m['coverage'] == 1.0 for m in fit.per_measurement.values())
+    # the test split's intervals: center +- scale * spread, coverage
+    # recomputed the slow way
+    split = load_measurement_split(tiny_ceph['test1'])
+    for name in CEPH_LABEL_NAMES:
+        covered = []
+        for im in doc['images']:
+            e = im['measurements'][name]
+            iv = e['interval']
+            assert iv['low'] == pytest.approx(
+                iv['center'] - fit.scale * iv['spread'])
+            assert iv['high'] == pytest.approx(
+                iv['center'] + fit.scale * iv['spread'])
+            covered.append(iv['low'] <= e['true_value'] <= iv['high'])
+            s = interval_scores([iv['center']], [iv['spread']],
+                                [e['true_value']])[0]
+            assert covered[-1] == (s <= fit.scale)
+        summ = doc['summary'][name]
+        assert summ['coverage_interval'] == pytest.approx(np.mean(covered))
+        assert np.isfinite(summ['mean_interval_width'])
+    assert len(doc['images']) == len(split)
+    rows = list(csv.DictReader(open(out / 'measurements_eval.csv')))
+    assert rows[0]['interval_low'] != ''
+    # the saved fit gives the same intervals without refitting
+    reused = evaluate_measurements(model, tiny_ceph['test1'],
+                                   num_samples=200, progress=False,
+                                   interval_fit=str(
+                                       out / 'measurement_intervals.json'))
+    assert reused['summary'] == doc['summary']
+    # never on the evaluated split, nor on one sharing an image with it
+    with pytest.raises(ValueError, match='calibration split only'):
+        evaluate_measurements(model, tiny_ceph['test1'], num_samples=20,
+                              progress=False, calib_file=tiny_ceph['test1'])
+    with pytest.raises(SystemExit) as exc:
+        load_tool('measure').main([
+            tiny_ceph['cfg'], tiny_ceph['ckpt'], calib, '--calib', calib,
+            '--out-dir', str(tmp_path / 'o'), '--no-progress'])
+    assert 'calibration split only' in str(exc.value.code)
+    assert not (tmp_path / 'o').exists()
+    # a fit for other weights is refused
+    other = MeasurementIntervalFit(**dict(fit.to_dict(), scale=1.0,
+                                          weights_fingerprint='0' * 64))
+    with pytest.raises(ValueError, match='refit'):
+        evaluate_measurements(model, tiny_ceph['test1'], num_samples=20,
+                              progress=False, interval_fit=other)

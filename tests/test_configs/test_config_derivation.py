@@ -183,5 +183,27 @@ def test_overlay_changes_only_codec_head_and_target(name):
                             base.train_dataloader.dataset.pipeline,
                             {'GenerateTarget'})
     for loader in ('val_dataloader', 'test_dataloader'):
-        assert _plain(cfg[loader]) == _plain(base[loader])
-    assert _plain(cfg.val_evaluator) == _plain(base.val_evaluator)
+        # the ground truth encoded with the codec right before packing
+        pipeline = cfg[loader].dataset.pipeline
+        _assert_differs_only_in(pipeline, base[loader].dataset.pipeline,
+                                set(), added={GT})
+        types = [t['type'] for t in pipeline]
+        assert types[-2:] == [GT, 'PackPoseInputs']
+        assert pipeline[-2].encoder.to_dict() == \
+            cfg.model.head.decoder.to_dict()
+        # the rest of the loader is the base's, but COCO's detected boxes
+        # (they carry no ground truth) give way to the ground-truth boxes
+        ours, theirs = (_plain(c[loader].to_dict()) for c in (cfg, base))
+        for loader_cfg in (ours, theirs):
+            del loader_cfg['dataset']['pipeline']
+        if theirs['dataset'].get('bbox_file'):
+            assert ours['dataset'].pop('bbox_file') is None
+            del theirs['dataset']['bbox_file']
+        assert ours == theirs
+    # the base's metrics, and UncertaintyMetric (unc/..., image pixels)
+    evaluators = base.val_evaluator
+    if not isinstance(evaluators, list):
+        evaluators = [evaluators]
+    for name in ('val_evaluator', 'test_evaluator'):
+        assert _plain(cfg[name][:-1]) == _plain(evaluators)
+        assert cfg[name][-1].type == 'UncertaintyMetric'

@@ -7,7 +7,6 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conformal_maps import blob_maps, draw_targets, mode_errors
 from conftest import small_ceph_options
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData, PixelData
@@ -19,6 +18,7 @@ from mmchh.engine.conformal_fitting import (ConformalFitError,
                                             collect_conformal_scores,
                                             fit_conformal)
 from mmchh.evaluation.functional import conformal_coverage, disc_regions
+from mmchh.testing import blob_maps, draw_targets, mode_errors
 from mmchh.utils.io import write_json
 from mmchh.utils.run_config import load_run_config
 
@@ -163,6 +163,41 @@ def test_fit_thresholds_buffers_and_report(tmp_path):
                                                        nasion=None)
     assert report['pooled_disc_radius_px'] == {'0.5': 3.0, '0.9': None}
     write_json(str(tmp_path / 'conformal.json'), report)  # strict JSON
+
+
+def test_too_few_maps_per_landmark_fall_back_to_pooled_for_all():
+    """Four calibration images of three landmarks at 0.9: no landmark has
+    the nine maps it needs, the twelve pooled ones give a finite threshold
+    (k = ceil(13 * 0.9) = 12, the largest), used for every landmark; at 0.5
+    every landmark has its own."""
+    rng = np.random.default_rng(3)
+    mass = rng.uniform(size=(4, 3))
+    errors = rng.uniform(1, 9, size=(4, 3))
+    scores = ConformalScores(scores=dict(mass=mass), radial_error_px=errors,
+                             counted=np.ones((4, 3), bool))
+    fit = fit_conformal(scores, levels=(0.5, 0.9))
+    assert fit.sources('mass') == ['per_landmark', 'pooled']
+    buffers = fit.head_buffers('mass')
+    used = buffers['conformal_threshold'].double().numpy()
+    radius = buffers['conformal_disc_radius'].double().numpy()
+    # level 0.5, n = 4: k = ceil(5 * 0.5) = 3, each landmark's third
+    np.testing.assert_allclose(used[0], np.sort(mass, axis=0)[2], rtol=1e-7)
+    np.testing.assert_allclose(radius[0], np.sort(errors, axis=0)[2],
+                               rtol=1e-7)
+    np.testing.assert_allclose(used[1], np.full(3, mass.max()), rtol=1e-7)
+    np.testing.assert_allclose(radius[1], np.full(3, errors.max()),
+                               rtol=1e-7)
+    report = fit.report()
+    assert report['sources'] == {'0.5': 'per_landmark', '0.9': 'pooled'}
+    assert report['min_maps_per_landmark'] == {'0.5': 1, '0.9': 9}
+    # one landmark short is enough to pool them all (no mixed guarantee)
+    counted = np.ones((9, 3), bool)
+    counted[0, 1] = False
+    fit = fit_conformal(
+        ConformalScores(scores=dict(mass=rng.uniform(size=(9, 3))),
+                        radial_error_px=rng.uniform(size=(9, 3)),
+                        counted=counted), levels=(0.9, ))
+    assert fit.sources('mass') == ['pooled']
 
 
 def test_nothing_counted_is_refused():

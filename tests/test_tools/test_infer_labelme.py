@@ -174,3 +174,32 @@ def test_earlier_labelme_files_count_as_outputs(review, predicted, tmp_path):
     # --overwrite removes them; this run writes no labelme files
     assert _infer(review, out, '--overwrite') == 0
     assert os.listdir(osp.join(out, LABELME_FOLDER)) == []
+
+
+def test_json_and_csv_carry_the_conformal_regions(review, predicted):
+    """The model's calibration fitted conformal regions: every landmark of
+    the JSON has them per level (outline area = reported area), the CSV
+    the first level's, and the labelme files only points (above)."""
+    import csv
+
+    from mmchh.codecs.utils import ring_area
+    doc = predicted['doc']
+    with open(osp.join(review['out'], 'landmarks.csv')) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == NUM_IMAGES * len(doc['results'][0]['landmarks'])
+    spacing = review['spacing']
+    for i, res in enumerate(doc['results']):
+        for lm in res['landmarks']:
+            regions = lm['regions']
+            assert regions and all(0 < g['level'] < 1 for g in regions)
+            for g in regions:
+                area = sum(ring_area(np.asarray(r)) for r in g['outline'])
+                assert area == pytest.approx(g['area_px2'], rel=1e-9)
+                assert g['area_mm2'] == pytest.approx(
+                    g['area_px2'] * spacing**2, rel=1e-5)
+                assert len(g['outline_holes']) == len(g['outline'])
+            row = rows[i * len(res['landmarks']) + lm['index']]
+            assert float(row['region_level']) == regions[0]['level']
+            assert float(row['region_area_px2']) == regions[0]['area_px2']
+            assert float(row['region_area_mm2']) == regions[0]['area_mm2']
+            assert json.loads(row['region_outline']) == regions[0]['outline']

@@ -9,7 +9,7 @@ import pytest
 
 from mmchh.apis.landmark_result import LandmarkResult
 from mmchh.codecs.utils import HeatmapFrame
-from mmchh.visualization.overlay import draw_overlay
+from mmchh.visualization.overlay import REGION_ALPHA, draw_overlay
 
 FLAGGED, OK, UNKNOWN = (0, 100, 255), (60, 200, 60), (230, 200, 40)
 W, H = 400, 300  # image; heatmap 20 x 15 on an input of 40 x 30
@@ -94,3 +94,47 @@ def test_invalid_landmark_not_drawn_but_listed(tmp_path):
     # and nothing else differs above it: the invalid landmark has no cross
     top = slice(0, int(both.shape[0] - 60 * zoom))
     np.testing.assert_array_equal(both[top], one[top])
+
+
+def _square_region(frame, u, v, half, level=0.9):
+    """A region of (2 half + 1)^2 heatmap pixels around (u, v), with a
+    one-pixel hole at its centre, as LandmarkResult holds it."""
+    from mmchh.codecs.utils import region_outlines
+    mask = np.zeros((15, 20), bool)
+    mask[v - half:v + half + 1, u - half:u + half + 1] = True
+    mask[v, u] = False
+    rings = region_outlines(mask)
+    return dict(level=level, area_px2=float(mask.sum()) * 400.0,
+                area_mm2=None, disc_radius_px=10.0,
+                outline=[frame.heatmap_to_image(r).tolist() for r in rings],
+                outline_holes=[False, True])
+
+
+@pytest.mark.parametrize('flag,colour', [(True, FLAGGED), (False, OK)],
+                         ids=['flagged', 'ok'])
+def test_region_outline_drawn_in_landmark_colour(tmp_path, flag, colour):
+    r = result([flag], with_maps=False)
+    lm = r.landmarks[0]
+    lm['regions'] = [_square_region(r.frame, 4, 3, 2),
+                     _square_region(r.frame, 4, 3, 3, level=0.95)]
+    grey = np.full((H, W), 40, np.uint8)
+    canvas = draw_overlay(grey, r, str(tmp_path / 'r.png'))
+    lm['regions'] = None
+    bare = draw_overlay(grey, r, str(tmp_path / 'bare.png'))
+    zoom = canvas.shape[1] / W
+    # a thin line in the landmark colour, blended with the X-ray
+    blend = tuple(REGION_ALPHA * c + (1 - REGION_ALPHA) * 40 for c in colour)
+    # the first level's outer ring runs 2.5 heatmap pixels (50 image
+    # pixels) left of the cross, its hole 0.5 pixel (10 image pixels)
+    for dx in (-50, -10):
+        at = ((lm['x'] + dx) * zoom, lm['y'] * zoom)
+        assert colour_near(canvas, at, blend, 2)
+        assert not colour_near(bare, at, blend, 2)
+    # the second level is not drawn (first level only), nor anything
+    # between the rings
+    for dx in (-70, -30):
+        at = ((lm['x'] + dx) * zoom, lm['y'] * zoom)
+        assert not colour_near(canvas, at, blend, 2)
+    # the legend says what the outline is (white text at the bottom)
+    bottom = slice(int(canvas.shape[0] - 80 * zoom), None)
+    assert (canvas[bottom] != bare[bottom]).any()

@@ -1,8 +1,8 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """The heatmap math a codec needs, beside it (as ``mmpose.codecs.utils``):
 the distribution (softmax, NLL, mode, ERE), the grid, the frame of one
-sample (heatmap <-> input <-> image <-> mm) and conformal regions (scores
-and regions of a probability map)."""
+sample (heatmap <-> input <-> image <-> mm), conformal regions (scores
+and regions of a probability map) and the outlines of such regions."""
 from .conformal_regions import (CONFORMAL_SCORES, conformal_region_masks,
                                 conformal_regions, conformal_scores)
 from .frame import HeatmapFrame
@@ -10,10 +10,12 @@ from .heatmap_distribution import (expected_radial_error, heatmap_mode,
                                    log_softmax_2d, nll_at_index, softmax_2d)
 from .heatmap_grid import (grid_scale, heatmap_cell, heatmap_to_input,
                            input_to_heatmap, refine_subpixel)
+from .region_outlines import region_outlines, ring_area
 
 __all__ = [
     'CONFORMAL_SCORES', 'HeatmapFrame', 'conformal_region_masks',
     'conformal_regions', 'conformal_scores', 'expected_radial_error', 'grid_scale', 'heatmap_cell',
     'heatmap_mode', 'heatmap_to_input', 'input_to_heatmap', 'log_softmax_2d',
-    'nll_at_index', 'refine_subpixel', 'softmax_2d'
+    'nll_at_index', 'refine_subpixel', 'region_outlines', 'ring_area',
+    'softmax_2d'
 ]

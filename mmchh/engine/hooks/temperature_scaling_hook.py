@@ -34,6 +34,8 @@ class TemperatureScalingHook(Hook):
             ``'calib_dataloader'``.
         erroneous_mm (float): Radial error defining "erroneous" for the
             flagging threshold. Defaults to 2.0.
+        erroneous_px (float): The same in original-image pixels, for a
+            calibration split without ``spacing``. Defaults to 10.0.
         target_tpr (float): TPR the threshold reaches on the calibration
             split. Defaults to 0.5.
         use_best (bool): Calibrate the best checkpoint rather than the last
@@ -53,13 +55,15 @@ class TemperatureScalingHook(Hook):
                  target_tpr: float = 0.5,
                  use_best: bool = True,
                  revalidate: bool = True,
-                 prior_std: Optional[float] = 1.0) -> None:
+                 prior_std: Optional[float] = 1.0,
+                 erroneous_px: float = 10.0) -> None:
         self.calib_dataloader = calib_dataloader
         self.erroneous_mm = erroneous_mm
         self.target_tpr = target_tpr
         self.use_best = use_best
         self.revalidate = revalidate
         self.prior_std = prior_std
+        self.erroneous_px = erroneous_px
 
     def after_train(self, runner) -> None:
         if self.use_best:
@@ -78,7 +82,8 @@ class TemperatureScalingHook(Hook):
             loader,
             erroneous_mm=self.erroneous_mm,
             target_tpr=self.target_tpr,
-            prior_std=self.prior_std)
+            prior_std=self.prior_std,
+            erroneous_px=self.erroneous_px)
         if self.revalidate and runner.val_loop is not None:
             print_log('calibration: validating the calibrated model',
                       logger='current')

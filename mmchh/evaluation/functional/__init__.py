@@ -7,20 +7,26 @@ from .cephalometric import (CEPH_CLASS_NAMES, CEPH_MEASUREMENT_NAMES,
                             ceph_labels_tuple, ceph_measurements,
                             classify_ceph, classify_ceph_measurements,
                             num_ceph_classes)
-from .conformal import (conformal_coverage, conformal_rank,
-                        conformal_thresholds, disc_regions, region_summary)
-from .measurement_uncertainty import (interval_coverage,
+from .conformal import (conformal_coverage, conformal_min_maps,
+                        conformal_rank, conformal_thresholds, disc_regions,
+                        region_summary)
+from .measurement_uncertainty import (interval_coverage, interval_scores,
                                       sample_ceph_measurements,
+                                      sample_center_spread,
                                       sample_heatmap_positions,
-                                      summarize_measurement_samples)
+                                      scaled_intervals,
+                                      summarize_measurement_samples,
+                                      truncate_heatmaps)
 from .radial_error import radial_errors_mm
 
 __all__ = [
     'CEPH_CLASS_NAMES', 'CEPH_MEASUREMENT_NAMES', 'CEPH_MEASUREMENT_UNITS',
     'CEPH_THRESHOLDS', 'ceph_labels_tuple', 'ceph_measurements',
     'classify_ceph', 'classify_ceph_measurements', 'conformal_coverage',
-    'conformal_rank', 'conformal_thresholds', 'disc_regions',
-    'interval_coverage', 'region_summary',
+    'conformal_min_maps', 'conformal_rank', 'conformal_thresholds',
+    'disc_regions', 'interval_coverage', 'interval_scores',
+    'region_summary', 'sample_center_spread', 'scaled_intervals',
+    'truncate_heatmaps',
     'num_ceph_classes', 'sample_ceph_measurements',
     'sample_heatmap_positions', 'summarize_measurement_samples',
     'binned_correlation', 'expected_calibration_error',

@@ -25,7 +25,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = [
-    'conformal_coverage', 'conformal_rank', 'conformal_thresholds',
+    'conformal_coverage', 'conformal_min_maps', 'conformal_rank',
+    'conformal_thresholds',
     'disc_regions', 'region_summary'
 ]
 
@@ -60,6 +61,20 @@ def conformal_rank(n: int, level: float) -> int:
     if int(n) != n or n < 0:
         raise ValueError(f'n must be a non-negative integer; got {n}')
     return int(math.ceil((int(n) + 1) * level - _RANK_TOLERANCE))
+
+
+def conformal_min_maps(level: float) -> int:
+    """The fewest calibration scores that give a finite threshold at
+    ``level``: the smallest ``n`` with ``conformal_rank(n, level) <= n``.
+
+    Note:
+        ``n >= level / (1 - level)``: 9 at 0.9, 19 at 0.95, 99 at 0.99.
+    """
+    level = _check_level(level)
+    n = max(int(math.floor(level / (1 - level))) - 1, 0)
+    while conformal_rank(n, level) > n:
+        n += 1
+    return n
 
 
 def conformal_coverage(n: int,

@@ -27,7 +27,7 @@ The coverage helpers compare intervals with true values: the fraction of
 true values inside their 95 % intervals should be near 0.95 when the maps
 are calibrated.
 """
-from typing import Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -35,11 +35,16 @@ from .cephalometric import (CEPH_CLASS_NAMES, CEPH_MEASUREMENT_UNITS,
                             ceph_measurements, classify_ceph)
 
 __all__ = [
-    'interval_coverage', 'sample_heatmap_positions',
-    'sample_ceph_measurements', 'summarize_measurement_samples'
+    'interval_coverage', 'interval_scores', 'sample_center_spread',
+    'sample_heatmap_positions', 'sample_ceph_measurements',
+    'scaled_intervals',
+    'summarize_measurement_samples', 'truncate_heatmaps'
 ]
 
 SeedLike = Union[None, int, np.random.Generator]
+
+#: Interquartile range of a unit normal, 2 * 0.6745.
+_IQR_PER_STD = 1.3489795003921634
 
 
 def sample_heatmap_positions(heatmaps: np.ndarray, num_samples: int,
@@ -94,13 +99,59 @@ def sample_heatmap_positions(heatmaps: np.ndarray, num_samples: int,
     return np.stack([idx % w, idx // w], axis=-1).astype(np.float64)
 
 
+def truncate_heatmaps(heatmaps: np.ndarray,
+                      masks: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Each map restricted to its region (e.g. its conformal region) and
+    renormalised: the distribution of the landmark given that it lies in
+    the region.
+
+    Args:
+        heatmaps (np.ndarray): (K, H, W) finite, non-negative maps.
+        masks (np.ndarray): (K, H, W) bool, True inside the region.
+
+    Returns:
+        tuple:
+        - maps (np.ndarray): (K, H, W) float64, ``heatmap * mask / (mass of
+          the heatmap inside the mask)``; all zeros where that mass is 0.
+        - has_mass (np.ndarray): (K,) bool, False for a map with no mass in
+          its region (an empty region, or one on pixels of probability 0):
+          nothing can be drawn from it.
+
+    Raises:
+        ValueError: On shapes that differ, or a map that is not finite or
+            has a negative value.
+
+    Note:
+        Shapes: (K, H, W) in, (K, H, W) and (K,) out. The mass inside is
+        summed in float64.
+    """
+    hm = np.asarray(heatmaps, dtype=np.float64)
+    mask = np.asarray(masks)
+    if hm.ndim != 3 or mask.shape != hm.shape:
+        raise ValueError(f'heatmaps and masks must both be (K, H, W); got '
+                         f'{hm.shape} and {mask.shape}')
+    if mask.dtype != np.bool_:
+        raise ValueError(f'masks must be boolean; got {mask.dtype}')
+    bad = ~(np.isfinite(hm).all(axis=(1, 2)) & (hm >= 0).all(axis=(1, 2)))
+    if bad.any():
+        raise ValueError('heatmaps must be finite and non-negative; map(s) '
+                         f'{np.flatnonzero(bad).tolist()} are not')
+    inside = np.where(mask, hm, 0.0)
+    mass = inside.sum(axis=(1, 2))
+    has_mass = mass > 0
+    out = np.zeros_like(inside)
+    out[has_mass] = inside[has_mass] / mass[has_mass, None, None]
+    return out, has_mass
+
+
 def sample_ceph_measurements(
         heatmaps: np.ndarray,
         num_samples: int = 1000,
         seed: SeedLike = 0,
         heatmap_to_image: Optional[Callable[[np.ndarray],
                                             np.ndarray]] = None,
-        spacing=None) -> Dict[str, np.ndarray]:
+        spacing=None,
+        masks: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
     """Samples of the eight ISBI measurements from 19 landmark heatmaps.
 
     Args:
@@ -114,6 +165,11 @@ def sample_ceph_measurements(
             when None.
         spacing: mm per image pixel (None, a number or (x, y)); without it
             MW is NaN (see :func:`ceph_measurements`).
+        masks (np.ndarray, optional): (19, H, W) bool regions: each
+            landmark is drawn from its map restricted to its region
+            (:func:`truncate_heatmaps`); a landmark whose region holds no
+            mass has no position (NaN), and every measurement that uses it
+            is NaN in every draw.
 
     Returns:
         dict[str, np.ndarray]: ``name -> (N,)`` float64 samples.
@@ -123,7 +179,16 @@ def sample_ceph_measurements(
         measurement (N,). Landmarks are drawn independently (see the module
         docstring).
     """
+    empty = None
+    if masks is not None:
+        heatmaps, has_mass = truncate_heatmaps(heatmaps, masks)
+        empty = ~has_mass
+        # a point mass keeps the draw going (the same uniforms for every
+        # landmark); its positions are voided below
+        heatmaps[empty, 0, 0] = 1.0
     pos = sample_heatmap_positions(heatmaps, num_samples, seed)
+    if empty is not None and empty.any():
+        pos[:, empty] = np.nan
     if heatmap_to_image is not None:
         pos = np.asarray(heatmap_to_image(pos), dtype=np.float64)
     return ceph_measurements(pos, spacing)
@@ -217,3 +282,88 @@ def interval_coverage(lower: Sequence[float], upper: Sequence[float],
     inside = (lo[keep] <= t[keep]) & (t[keep] <= hi[keep])
     return dict(coverage=float(inside.mean()), count=n,
                 mean_width=float(np.mean(hi[keep] - lo[keep])))
+
+
+def interval_scores(center, spread, truth) -> np.ndarray:
+    """Normalised residuals ``|truth - center| / spread``: the score a
+    scaled interval ``center +- q * spread`` is fitted on (it holds the
+    true value exactly when the score is ``<= q``).
+
+    Args:
+        center, spread, truth: Arrays of one shape (...); ``spread >= 0``.
+
+    Returns:
+        np.ndarray: (...) float64 scores; where ``spread`` is 0: 0 when
+        ``truth == center``, else ``inf`` (no scale covers it); NaN where
+        any input is NaN/inf or ``spread`` is negative (no interval).
+    """
+    c, s, t = _same_shape(center, spread, truth)
+    ok = np.isfinite(c) & np.isfinite(s) & np.isfinite(t) & (s >= 0)
+    dev = np.abs(t - c)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        out = np.where(s > 0, dev / np.where(s > 0, s, 1.0),
+                       np.where(dev == 0, 0.0, np.inf))
+    return np.where(ok, out, np.nan)
+
+
+def scaled_intervals(center, spread,
+                     scale: float) -> Tuple[np.ndarray, np.ndarray]:
+    """The intervals ``[center - scale * spread, center + scale * spread]``.
+
+    Args:
+        center, spread: (...) arrays of one shape, ``spread >= 0``.
+        scale (float): ``q >= 0`` (e.g. fitted by
+            :func:`mmchh.engine.fit_measurement_intervals`); ``inf`` gives
+            ``(-inf, inf)`` where ``spread > 0`` (too few calibration
+            scores for the level: the interval is everything).
+
+    Returns:
+        tuple: ``(low, high)``, (...) float64; NaN where ``center`` or
+        ``spread`` is not finite or ``spread`` is negative. A zero
+        ``spread`` gives ``[center, center]`` whatever the scale.
+    """
+    q = float(scale)
+    if not q >= 0:  # NaN too
+        raise ValueError(f'scale must be >= 0 (or inf); got {scale}')
+    c, s = _same_shape(center, spread)
+    ok = np.isfinite(c) & np.isfinite(s) & (s >= 0)
+    with np.errstate(invalid='ignore'):
+        half = np.where(s > 0, q * s, 0.0)
+    return (np.where(ok, c - half, np.nan), np.where(ok, c + half, np.nan))
+
+
+def sample_center_spread(
+        samples: Mapping[str, np.ndarray]) -> Dict[str, Tuple[float, float]]:
+    """The center (median) and spread (interquartile range / 1.349, the
+    std of a normal with that IQR) of each measurement's draws: what a
+    scaled interval is built on. Both are robust: a thin tail of far draws
+    (what a softmax map keeps over the whole image) moves neither, where
+    it inflates the std; a spread of 0 (half the draws or more on one
+    value, e.g. near one-hot maps) makes the interval a point.
+
+    Args:
+        samples (Mapping[str, np.ndarray]): ``name -> (N,)`` draws (from
+            :func:`sample_ceph_measurements`); NaN draws are left out.
+
+    Returns:
+        dict[str, tuple[float, float]]: ``name -> (center, spread)``;
+        ``(nan, nan)`` when no draw is finite.
+    """
+    out = {}
+    for name, s in samples.items():
+        s = np.asarray(s, dtype=np.float64).reshape(-1)
+        finite = s[np.isfinite(s)]
+        if not finite.size:
+            out[name] = (float('nan'), float('nan'))
+            continue
+        q25, q50, q75 = np.quantile(finite, [0.25, 0.5, 0.75])
+        out[name] = (float(q50), float((q75 - q25) / _IQR_PER_STD))
+    return out
+
+
+def _same_shape(*arrays) -> Tuple[np.ndarray, ...]:
+    out = tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+    if len({a.shape for a in out}) != 1:
+        raise ValueError('arrays must have one shape; got '
+                         f'{[a.shape for a in out]}')
+    return out

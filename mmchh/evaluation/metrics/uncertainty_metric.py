@@ -27,11 +27,19 @@ class UncertaintyMetric(BaseMetric):
     """How honest the heatmaps are: ERE, calibration and flagging.
 
     Fed per-landmark scalars that ``SoftmaxHeatmapHead.predict`` computes on
-    the device (``keypoint_ere_mm``, ``keypoint_scores``, ``keypoint_nll``,
-    ``keypoint_mode_hit``, optionally ``keypoint_flagged``); no heatmap ever
-    reaches the metric or crosses processes. Reported (prefix ``unc``):
+    the device (``keypoint_ere_mm`` or ``keypoint_ere_px``,
+    ``keypoint_scores``, ``keypoint_nll``, ``keypoint_mode_hit``, optionally
+    ``keypoint_flagged``); no heatmap ever reaches the metric or crosses
+    processes.
 
-    - ``MERE``: mean Expected Radial Error (mm);
+    Units: with a ``spacing`` in every sample (cephalograms), ERE and radial
+    errors are in mm; without one in any sample (COCO, OneHand10K), in
+    pixels of the original image (``keypoint_ere_px``). The unit is named
+    in the log line and as ``unit`` in the JSON (``last_details``); the
+    metric keys are the same in both. One evaluation never mixes them.
+    Reported (prefix ``unc``):
+
+    - ``MERE``: mean Expected Radial Error (mm, or image px);
     - ``pearson`` / ``spearman``: correlation of ERE with the radial error
       over landmarks, and ``pearson_binned`` / ``spearman_binned`` over the
       paper's bins of ``corr_bin_size`` landmarks sorted by ERE;
@@ -41,10 +49,12 @@ class UncertaintyMetric(BaseMetric):
       the mode; correct = the mode is the ground-truth heatmap pixel (the
       pixel the codec assigns to the ground truth, same rounding);
     - ``AUC``: ROC AUC of ERE for "erroneous" = radial error >
-      ``erroneous_mm``;
+      ``erroneous_mm`` (``erroneous_px`` in image pixels);
     - with flags (a threshold set by calibration), the paper's Table 2:
       ``{overall,good,erroneous}/{count,MRE,SDR_2mm,...}``, Good = not
-      flagged;
+      flagged. In image pixels only ``count`` and ``MRE`` (px): SDR radii
+      in pixels depend on each data set's image size, so none is
+      reported;
     - with conformal regions (thresholds fitted by calibration, the head's
       ``keypoint_in_region`` / ``keypoint_region_area*`` /
       ``keypoint_disc_radius``), per level: ``conformal/coverage`` (fraction
@@ -69,24 +79,30 @@ class UncertaintyMetric(BaseMetric):
 
     Args:
         erroneous_mm (float): Radial error (mm) above which a prediction is
-            erroneous. Defaults to 2.0 (the paper's text).
+            erroneous, with ``spacing``. Defaults to 2.0 (the paper's text).
+        erroneous_px (float): The same in original-image pixels, for
+            samples without ``spacing``. Defaults to 10.0.
         num_bins (int): Reliability bins. Defaults to 10.
         corr_bin_size (int): Landmarks per bin of the binned correlation.
             Defaults to 36 (the paper).
-        sdr_thresholds (sequence): SDR thresholds (mm) of the table.
+        sdr_thresholds (sequence): SDR thresholds (mm) of the table (mm
+            units only).
         out_dir (str, optional): Where to write the JSON and plots.
         collect_device (str): 'cpu' or 'gpu'.
         prefix (str, optional): Defaults to ``'unc'``.
 
     Note:
-        Needs the ``spacing`` meta key and ground truth in the samples (as
-        for ``CephalometricMetric``).
+        Needs the ground truth in the samples, encoded on the model's grid
+        (``GenerateTargetIfAnnotated`` in the val/test pipeline). Per
+        landmark, every array is (K,) per sample; conformal ones (K, L).
+        ``spacing`` (mm per pixel) is optional but all-or-none.
     """
 
     default_prefix: Optional[str] = 'unc'
 
     def __init__(self,
                  erroneous_mm: float = 2.0,
+                 erroneous_px: float = 10.0,
                  num_bins: int = 10,
                  corr_bin_size: int = 36,
                  sdr_thresholds: Sequence[float] = (2.0, 2.5, 3.0, 4.0),
@@ -95,6 +111,7 @@ class UncertaintyMetric(BaseMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.erroneous_mm = float(erroneous_mm)
+        self.erroneous_px = float(erroneous_px)
         self.num_bins = int(num_bins)
         self.corr_bin_size = int(corr_bin_size)
         self.sdr_thresholds = tuple(float(t) for t in sdr_thresholds)
@@ -110,45 +127,67 @@ class UncertaintyMetric(BaseMetric):
         for sample in data_samples:
             pred = sample['pred_instances']
             where = sample.get('img_path', sample.get('img_id'))
+            spacing = sample.get('spacing')
+            ere_key = 'keypoint_ere_px' if spacing is None else \
+                'keypoint_ere_mm'
             missing = [
-                k for k in ('keypoint_ere_mm', 'keypoint_nll',
-                            'keypoint_mode_hit') if k not in pred
+                k for k in (ere_key, 'keypoint_nll', 'keypoint_mode_hit')
+                if k not in pred
             ]
-            if missing or 'spacing' not in sample:
+            if missing:
                 raise KeyError(
-                    f'UncertaintyMetric: sample {where} lacks '
-                    f'{missing or ["spacing"]}; use SoftmaxHeatmapHead, '
-                    'encode the ground truth with GenerateTarget(encoder='
-                    '<model.head.decoder>) in the val/test pipeline and list '
-                    '"spacing" in PackPoseInputs(meta_keys=...)')
+                    f'UncertaintyMetric: sample {where} lacks {missing}; '
+                    'use SoftmaxHeatmapHead, encode the ground truth with '
+                    'GenerateTargetIfAnnotated(encoder=<model.head.decoder>) '
+                    'in the val/test pipeline and keep "input_scale" (and '
+                    '"spacing" for mm) in PackPoseInputs(meta_keys=...)')
             gt = sample['gt_instances']
             errors = radial_errors_mm(
                 np.asarray(pred['keypoints'])[0, :, :2],
                 np.asarray(gt['keypoints'])[0, :, :2],
-                np.asarray(sample['spacing'], np.float64).reshape(-1))
+                1.0 if spacing is None else np.asarray(
+                    spacing, np.float64).reshape(-1))
+            ere = np.asarray(pred[ere_key], np.float64)[0]
             visible = np.asarray(
                 gt.get('keypoints_visible',
                        np.ones(errors.shape))).reshape(-1) > 0
-            invalid = ~(np.isfinite(errors) & np.isfinite(
-                np.asarray(pred['keypoint_ere_mm'], np.float64)[0]))
+            invalid = ~(np.isfinite(errors) & np.isfinite(ere))
             if 'keypoint_valid' in pred:
                 invalid |= ~np.asarray(pred['keypoint_valid'], bool)[0]
             result = dict(
                 invalid=invalid,
                 error=errors,
-                ere=np.asarray(pred['keypoint_ere_mm'], np.float64)[0],
+                ere=ere,
                 confidence=np.asarray(pred['keypoint_scores'],
                                       np.float64)[0],
                 nll=np.asarray(pred['keypoint_nll'], np.float64)[0],
                 hit=np.asarray(pred['keypoint_mode_hit'], bool)[0],
                 counted=visible & (np.asarray(
-                    pred['keypoint_target_weight'])[0] > 0))
+                    pred['keypoint_target_weight'])[0] > 0),
+                # one entry per sample: its unit and name
+                in_mm=np.array([spacing is not None]),
+                sample=np.array([str(where)]))
             if 'keypoint_flagged' in pred:
                 result['flagged'] = np.asarray(pred['keypoint_flagged'],
                                                bool)[0]
             if 'keypoint_in_region' in pred:
                 result.update(self._conformal_result(pred, gt, sample))
             self.results.append(result)
+
+    def _unit(self, cat: dict) -> str:
+        """``'mm'`` when every sample has a spacing, ``'px'`` when none
+        has; an InputError naming both kinds otherwise."""
+        in_mm = cat['in_mm']
+        if in_mm.all():
+            return 'mm'
+        if not in_mm.any():
+            return 'px'
+        with_mm, without = cat['sample'][in_mm], cat['sample'][~in_mm]
+        raise InputError(
+            f'{self.prefix}: {len(with_mm)} of {len(in_mm)} samples have a '
+            f'"spacing" (e.g. {with_mm[0]}) and {len(without)} do not (e.g. '
+            f'{without[0]}); errors and ERE would mix mm and image pixels. '
+            'Give every image a spacing or none')
 
     @staticmethod
     def _conformal_result(pred, gt, sample) -> Dict[str, np.ndarray]:
@@ -191,6 +230,7 @@ class UncertaintyMetric(BaseMetric):
             for k in results[0] if all(k in r for r in results)
         }
         mask = cat['counted']
+        unit = self._unit(cat)
         invalid = cat['invalid'][mask] if 'invalid' in cat else np.zeros(
             int(mask.sum()), bool)
         num_invalid = int(invalid.sum())
@@ -199,11 +239,11 @@ class UncertaintyMetric(BaseMetric):
                 f'{self.prefix}: {num_invalid} of {int(mask.sum())} '
                 'landmarks have no valid prediction (non-finite network '
                 'output); every uncertainty metric is NaN', UserWarning)
-            return self._invalid_metrics(cat, mask, num_invalid)
+            return self._invalid_metrics(cat, mask, num_invalid, unit)
         error, ere = cat['error'][mask], cat['ere'][mask]
         conf, hit, nll = (cat['confidence'][mask], cat['hit'][mask],
                           cat['nll'][mask])
-        erroneous = error > self.erroneous_mm
+        erroneous = error > self._erroneous(unit)
         self.last_arrays = dict(error=error, ere=ere, confidence=conf,
                                 hit=hit, nll=nll)
 
@@ -228,7 +268,7 @@ class UncertaintyMetric(BaseMetric):
         if 'flagged' in cat:
             table = good_erroneous_table(
                 error, ere, threshold=None, flagged=cat['flagged'][mask],
-                sdr_thresholds=self.sdr_thresholds)
+                sdr_thresholds=self._sdr_thresholds(unit))
             for row, values in table.items():
                 for key, value in values.items():
                     metrics[f'{row}/{key}'] = value
@@ -239,7 +279,8 @@ class UncertaintyMetric(BaseMetric):
 
         self.last_details = dict(
             metrics=metrics,
-            erroneous_mm=self.erroneous_mm,
+            unit=unit,
+            **{f'erroneous_{unit}': self._erroneous(unit)},
             reliability=ece,
             reliability_unit=ece_unit,
             binned_correlation=binned,
@@ -247,11 +288,23 @@ class UncertaintyMetric(BaseMetric):
             table=table)
         if self.out_dir:
             self._write_outputs()
+        where = 'mm' if unit == 'mm' else 'px of the original images'
         MMLogger.get_current_instance().info(
-            f'{self.prefix}: MERE {metrics["MERE"]:.3f} mm, NLL '
+            f'{self.prefix}: MERE {metrics["MERE"]:.3f} {unit}, NLL '
             f'{metrics["NLL"]:.3f}, ECE {metrics["ECE"]:.4f}, AUC '
-            f'{metrics["AUC"]:.3f} ({mask.sum()} landmarks)')
+            f'{metrics["AUC"]:.3f} ({mask.sum()} landmarks; errors and ERE '
+            f'in {where})')
         return metrics
+
+    def _erroneous(self, unit: str) -> float:
+        """The radial error above which a landmark is erroneous, in
+        ``unit``."""
+        return self.erroneous_mm if unit == 'mm' else self.erroneous_px
+
+    def _sdr_thresholds(self, unit: str) -> tuple:
+        """The table's SDR radii: ``sdr_thresholds`` in mm, none in image
+        pixels (the keys say mm, and pixel radii depend on the data)."""
+        return self.sdr_thresholds if unit == 'mm' else ()
 
     def _conformal_metrics(self, cat: dict,
                            mask: np.ndarray) -> Dict[str, float]:
@@ -291,7 +344,7 @@ class UncertaintyMetric(BaseMetric):
         return metrics
 
     def _invalid_metrics(self, cat: dict, mask: np.ndarray,
-                         num_invalid: int) -> Dict[str, float]:
+                         num_invalid: int, unit: str) -> Dict[str, float]:
         """Every aggregate NaN, ``num_invalid`` counted; JSON, no plots."""
         nan = float('nan')
         keys = ['MERE', 'NLL', 'pearson', 'spearman', 'pearson_binned',
@@ -302,7 +355,7 @@ class UncertaintyMetric(BaseMetric):
             table = good_erroneous_table(
                 np.ones(1), np.ones(1), threshold=None,
                 flagged=np.zeros(1, bool),
-                sdr_thresholds=self.sdr_thresholds)
+                sdr_thresholds=self._sdr_thresholds(unit))
             for row, values in table.items():
                 for key in values:
                     metrics[f'{row}/{key}'] = nan
@@ -314,7 +367,8 @@ class UncertaintyMetric(BaseMetric):
         metrics['num_invalid'] = num_invalid
         self.last_arrays = {}
         self.last_details = dict(
-            metrics=metrics, erroneous_mm=self.erroneous_mm,
+            metrics=metrics, unit=unit,
+            **{f'erroneous_{unit}': self._erroneous(unit)},
             num_landmarks=int(mask.sum()), num_invalid=num_invalid)
         if self.out_dir:
             base = osp.join(self.out_dir, self.prefix or 'uncertainty')

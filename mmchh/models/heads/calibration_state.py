@@ -4,7 +4,8 @@ weights.
 
 A head's calibration is a few buffers (:data:`~mmchh.utils.checkpoint.
 CALIBRATION_STATE_DEFAULTS`): one temperature per map (``log_temperature``),
-the ERE flag threshold in mm (``flag_threshold``), the split-conformal
+the ERE flag threshold (``flag_threshold``) and its unit, mm or
+original-image pixels (``flag_threshold_in_mm``), the split-conformal
 regions (``conformal_*``: levels, score thresholds and disc radii, see
 :mod:`mmchh.engine.conformal_fitting`) and the fingerprint of the weights
 they were fitted for (``calibration_fingerprint``). They travel in
@@ -89,7 +90,10 @@ class CalibrationStateMixin:
 
     Note:
         - ``log_temperature``: (K,) float, log T per map (T = 1 at 0)
-        - ``flag_threshold``: () float, mm; NaN = unset
+        - ``flag_threshold``: () float, mm or image pixels; NaN = unset
+        - ``flag_threshold_in_mm``: () bool, the threshold's unit (True:
+          mm, the default, so older checkpoints keep their meaning; False:
+          original-image pixels)
         - ``conformal_level``: (L,) float, coverage levels ``1 - alpha``
         - ``conformal_threshold``: (L, K) float, score threshold per level
           and landmark; ``conformal_pooled_threshold``: (L,)
@@ -109,8 +113,11 @@ class CalibrationStateMixin:
             num_levels (int): L, the number of conformal coverage levels.
         """
         self.register_buffer('log_temperature', torch.zeros(num_maps))
-        # ERE threshold (mm) above which a landmark is flagged; NaN = unset
+        # ERE threshold above which a landmark is flagged; NaN = unset;
+        # in mm, or in original-image pixels when flag_threshold_in_mm is
+        # False
         self.register_buffer('flag_threshold', torch.tensor(float('nan')))
+        self.register_buffer('flag_threshold_in_mm', torch.tensor(True))
         # split-conformal regions and their disc baseline; NaN = not fitted
         nan = float('nan')
         for name, shape in (('conformal_level', (num_levels, )),
@@ -371,14 +378,33 @@ class CalibrationStateMixin:
                 getattr(self, name).copy_(value)
         self._calibration_seen_by_loss = False
 
-    def set_flag_threshold(self, threshold_mm: float) -> None:
-        """Sets the ERE threshold (mm) above which landmarks are flagged."""
-        value = float(threshold_mm)
+    @property
+    def flag_threshold_unit(self) -> Optional[str]:
+        """The flag threshold's unit, ``'mm'`` or ``'px'`` (original-image
+        pixels); None when no threshold is set."""
+        if not bool(torch.isfinite(self.flag_threshold)):
+            return None
+        return 'mm' if bool(self.flag_threshold_in_mm) else 'px'
+
+    def set_flag_threshold(self, threshold: float, unit: str = 'mm') -> None:
+        """Sets the ERE threshold above which landmarks are flagged.
+
+        Args:
+            threshold (float): The ERE threshold, finite and >= 0.
+            unit (str): Its unit: ``'mm'`` (flags ``keypoint_ere_mm``, needs
+                the samples' ``spacing``) or ``'px'`` (original-image
+                pixels, flags ``keypoint_ere_px``).
+        """
+        if unit not in ('mm', 'px'):
+            raise ValueError(f"flag threshold unit must be 'mm' or 'px'; "
+                             f'got {unit!r}')
+        value = float(threshold)
         if not np.isfinite(value) or value < 0:
-            raise ValueError(f'flag threshold must be a finite ERE >= 0 mm; '
-                             f'got {threshold_mm}')
+            raise ValueError(f'flag threshold must be a finite ERE >= 0 '
+                             f'{unit}; got {threshold}')
         with torch.no_grad():
             self.flag_threshold.fill_(value)
+            self.flag_threshold_in_mm.fill_(unit == 'mm')
         self._calibration_seen_by_loss = False
 
 

@@ -12,11 +12,10 @@ from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 from torch import Tensor
 
-from mmchh.codecs.utils import (CONFORMAL_SCORES, HeatmapFrame,
-                                conformal_regions, expected_radial_error,
-                                nll_at_index, softmax_2d)
+from mmchh.codecs.utils import CONFORMAL_SCORES, nll_at_index, softmax_2d
 from mmchh.utils.errors import InputError
 from .calibration_state import CalibrationStateMixin
+from .uncertainty_fields import UncertaintyFieldsMixin
 
 OptIntSeq = Optional[Sequence[int]]
 
@@ -40,7 +39,8 @@ def _finite_maps(logits: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
+class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
+                         HeatmapHead):
     """Heatmap head whose maps are 2D-softmax distributions over pixels.
 
     A drop-in replacement for MMPose's ``HeatmapHead`` (same arguments and
@@ -70,11 +70,16 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
     per-landmark calibration scalars computed on the device
     (:meth:`target_scores`): ``keypoint_nll`` (NLL of the ground-truth
     pixel) and ``keypoint_mode_hit`` (the mode is the ground-truth pixel).
-    With a ``spacing`` meta key it returns ``keypoint_ere_mm`` (ERE in mm of
-    the original image) and, once a flagging threshold is set
-    (``flag_threshold``, mm, a buffer like the temperatures),
-    ``keypoint_flagged`` = ERE > threshold. Only O(K) numbers per image
-    ever leave the device. The head never maps the ground truth itself.
+    Every sample with an ``input_scale`` (set by ``TopdownAffine``) gets
+    ``keypoint_ere_px`` (ERE in original-image pixels); with a ``spacing``
+    meta key also ``keypoint_ere_mm`` (ERE in mm). Once a flagging
+    threshold is set (``flag_threshold``, a buffer like the temperatures,
+    in mm or image pixels as ``flag_threshold_in_mm`` says),
+    ``keypoint_flagged`` = ERE in that unit > threshold; an mm threshold
+    on samples without ``spacing`` is an error when they carry the ground
+    truth (see :class:`~.uncertainty_fields.UncertaintyFieldsMixin`). Only
+    O(K) numbers per image ever leave the device. The head never maps the
+    ground truth itself.
 
     Invalid maps: a landmark whose logits are not all finite, or whose
     probability map is not a distribution (non-finite or no mass), has no
@@ -94,8 +99,8 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
     baseline's radius (``keypoint_disc_radius``, image pixels) for the
     metric (:meth:`conformal_fields`).
 
-    Calibration state (``log_temperature``, ``flag_threshold``, the
-    ``conformal_*`` buffers and ``calibration_fingerprint``, the buffers
+    Calibration state (``log_temperature``, ``flag_threshold`` and
+    ``flag_threshold_in_mm``, the ``conformal_*`` buffers and ``calibration_fingerprint``, the buffers
     named in
     :data:`~mmchh.utils.checkpoint.CALIBRATION_STATE_DEFAULTS`) follows the
     weights: :meth:`seal_calibration` records the fingerprint of the
@@ -123,8 +128,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
         - target ``heatmap_indices``: (B, K) flat pixel indices
         - ``pred_instances``: ``keypoints`` (1, K, 2), ``keypoint_scores``
           (1, K) = probability at the mode, ``keypoint_ere`` (1, K) = ERE in
-          model-input pixels, ``keypoint_valid`` (1, K) bool; with
-          conformal regions ``keypoint_region_area``,
+          model-input pixels, ``keypoint_valid`` (1, K) bool;
+          ``keypoint_ere_px`` / ``keypoint_ere_mm`` / ``keypoint_flagged``
+          (1, K); with conformal regions ``keypoint_region_area``,
           ``keypoint_region_area_mm2``, ``keypoint_in_region`` and
           ``keypoint_disc_radius`` (1, K, L) and ``keypoint_region_level``
           (1, L).
@@ -172,23 +178,6 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
         # stage ('train', 'test'): one host sync per stage, not per batch
         self._grids_checked = set()
 
-    def heatmap_pixel_mm(self, batch_data_samples: OptSampleList,
-                         device=None) -> Optional[Tensor]:
-        """(B, 1, 2) mm per heatmap pixel (x, y) of each sample, or None
-        when a sample has no ``spacing`` (each sample's
-        :class:`~mmchh.codecs.utils.HeatmapFrame`)."""
-        if not batch_data_samples:
-            return None
-        sizes = [
-            HeatmapFrame.from_codec(self.decoder,
-                                    sample.metainfo).heatmap_pixel_mm()
-            for sample in batch_data_samples
-        ]
-        if any(size is None for size in sizes):
-            return None
-        return torch.as_tensor(
-            np.stack(sizes)[:, None, :], dtype=torch.float32, device=device)
-
     def probabilities(self, logits: Tensor) -> Tensor:
         """Temperature-scaled 2D softmax of (B, K, H, W) logits."""
         return softmax_2d(logits, self.temperature)
@@ -228,37 +217,6 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
         valid = _finite_maps(logits) & _finite_maps(logits_flip)[:,
                                                                  flip_indices]
         return None, probs, valid
-
-    def _physical_fields(self, probs: Tensor, ere: Tensor, valid: Tensor,
-                         batch_data_samples: OptSampleList) -> dict:
-        """``keypoint_ere_mm`` and ``keypoint_flagged`` (B, K), when the
-        samples carry ``spacing``; else nothing."""
-        pixel_mm = self.heatmap_pixel_mm(batch_data_samples, probs.device)
-        if pixel_mm is None:
-            return {}
-        # mm per heatmap pixel = ratio * input pixels per heatmap pixel;
-        # when the ratio is the same along x and y (square pixels after the
-        # affine: the usual case) ERE in mm is ERE in input pixels times it,
-        # and the maps need not be walked a second time
-        scale = torch.as_tensor(
-            self.decoder.scale_factor, dtype=pixel_mm.dtype,
-            device=pixel_mm.device)
-        ratio = (pixel_mm / scale)[:, 0]  # (B, 2)
-        if bool(torch.allclose(ratio[:, 0], ratio[:, 1], rtol=1e-6,
-                               atol=0.0)):
-            ere_mm = ere * ratio.mean(-1, keepdim=True).to(ere.dtype)
-        else:
-            ere_mm = torch.where(
-                valid,
-                expected_radial_error(
-                    probs,
-                    threshold=self.decoder.ere_threshold,
-                    pixel_size=pixel_mm), torch.full_like(ere, float('nan')))
-        fields = dict(keypoint_ere_mm=ere_mm)
-        if torch.isfinite(self.flag_threshold):
-            # an invalid landmark is always flagged
-            fields['keypoint_flagged'] = (ere_mm > self.flag_threshold) | ~valid
-        return fields
 
     def target_scores(self, logits: Optional[Tensor], probs: Tensor,
                       valid: Tensor,
@@ -343,65 +301,6 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, HeatmapHead):
         weight = torch.cat([lab.keypoint_weights for lab in labels]).to(
             probs.device)
         return index, weight
-
-    def conformal_fields(self, probs: Tensor, valid: Tensor,
-                         batch_data_samples: OptSampleList) -> dict:
-        """Per landmark and level: the conformal region's area, whether
-        it holds the ground truth, and the disc baseline's radius.
-
-        Args:
-            probs (Tensor): (B, K, H, W) probability maps.
-            valid (Tensor): (B, K) bool map validity.
-            batch_data_samples (list[PoseDataSample]): The batch; their
-                ``input_scale`` maps heatmap pixels to image pixels.
-
-        Returns:
-            dict: Empty without fitted thresholds or samples. Otherwise
-            ``keypoint_region_area`` (B, K, L) in original-image px², NaN
-            for an invalid map; ``keypoint_region_area_mm2`` (B, K, L) when
-            every sample has ``spacing``; ``keypoint_in_region`` (B, K, L)
-            bool (never for an invalid map) when the ground truth is
-            encoded; ``keypoint_disc_radius`` (B, K, L) image pixels and
-            ``keypoint_region_level`` (B, L).
-        """
-        if not batch_data_samples or not self.has_conformal_regions:
-            return {}
-        frames = [
-            HeatmapFrame.from_codec(self.decoder, sample.metainfo)
-            for sample in batch_data_samples
-        ]
-        # image px^2 (and mm^2) covered by one heatmap pixel of each sample
-        pixel_area = torch.as_tensor(
-            [float(np.prod(f.heatmap_scale * f.input_pixel_size()))
-             for f in frames], dtype=torch.float64, device=probs.device)
-        mm2 = [f.heatmap_pixel_mm() for f in frames]
-        truth = self.target_indices(probs, batch_data_samples)
-        index = None if truth is None else truth[0]
-        areas, inside = [], []
-        for threshold in self.conformal_threshold:  # (K,) per level
-            area, hit = conformal_regions(probs, threshold, index,
-                                          self.conformal_score)
-            areas.append(torch.where(valid, area,
-                                     torch.full_like(area, float('nan'))))
-            if hit is not None:
-                inside.append(hit & valid)
-        area = torch.stack(areas, dim=-1)  # (B, K, L) heatmap pixels
-        num_levels = area.shape[-1]
-        fields = dict(
-            keypoint_region_area=area * pixel_area[:, None, None],
-            keypoint_disc_radius=self.conformal_disc_radius.T[None].expand(
-                len(probs), -1, -1),
-            keypoint_region_level=self.conformal_level[None].expand(
-                len(probs), num_levels))
-        if all(m is not None for m in mm2):
-            area_mm2 = torch.as_tensor(
-                [float(np.prod(m)) for m in mm2], dtype=torch.float64,
-                device=probs.device)
-            fields['keypoint_region_area_mm2'] = \
-                area * area_mm2[:, None, None]
-        if inside:
-            fields['keypoint_in_region'] = torch.stack(inside, dim=-1)
-        return fields
 
     def predict(self,
                 feats: Features,

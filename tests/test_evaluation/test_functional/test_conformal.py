@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from mmchh.evaluation.functional import (conformal_coverage, conformal_rank,
+from mmchh.evaluation.functional import (conformal_coverage,
+                                         conformal_min_maps, conformal_rank,
                                          conformal_thresholds, disc_regions,
                                          region_summary)
 
@@ -24,6 +25,21 @@ from mmchh.evaluation.functional import (conformal_coverage, conformal_rank,
     ids=['n9', 'n8-infinite', 'n19', 'n0', 'float-product', 'n99', 'n100'])
 def test_rank_by_hand(n, level, rank):
     assert conformal_rank(n, level) == rank
+
+
+@pytest.mark.parametrize('level, n', [(0.9, 9), (0.95, 19), (0.5, 1),
+                                      (0.99, 99), (0.8, 4)])
+def test_min_maps_by_hand(level, n):
+    assert conformal_min_maps(level) == n
+
+
+@pytest.mark.parametrize('level', np.linspace(0.01, 0.995, 157))
+def test_min_maps_is_the_first_finite_rank(level):
+    """The slow way: walk n up from 0 until the rank fits."""
+    n = 0
+    while conformal_rank(n, level) > n:
+        n += 1
+    assert conformal_min_maps(level) == n
 
 
 @pytest.mark.parametrize(

@@ -160,3 +160,73 @@ def test_conformal_numbers_absent_without_regions_and_nan_when_invalid():
     conformal = {k: v for k, v in res.items() if 'conformal' in k}
     assert 'unc/conformal/coverage_0.9' in conformal
     assert all(np.isnan(v) for v in conformal.values())
+
+
+def px_sample(pred_xy, gt_xy, ere_px, flagged=None, name='a.png'):
+    """A sample without spacing: the head's ERE in image pixels."""
+    out = sample(pred_xy, gt_xy, ere_px, [0.5] * len(ere_px),
+                 [1.0] * len(ere_px), [True] * len(ere_px), flagged=flagged)
+    pred = out['pred_instances']
+    pred['keypoint_ere_px'] = pred.pop('keypoint_ere_mm')
+    del out['spacing']
+    out['img_path'] = name
+    return out
+
+
+def test_pixel_units_by_hand(tmp_path):
+    """Two images of two landmarks without spacing: radial errors 5, 0, 10
+    and 13 px; ERE 4, 1, 12, 2 px; erroneous = error > 6 px."""
+    batch = [
+        px_sample([[0, 0], [10, 10]], [[3, 4], [10, 10]], [4.0, 1.0],
+                  flagged=[True, False]),
+        px_sample([[0, 0], [0, 0]], [[6, 8], [5, 12]], [12.0, 2.0],
+                  flagged=[True, False]),
+    ]
+    metric = UncertaintyMetric(erroneous_px=6.0, corr_bin_size=2,
+                               out_dir=str(tmp_path))
+    metric.process({}, batch)
+    res = metric.evaluate(2)
+    error, ere = np.array([5.0, 0.0, 10.0, 13.0]), np.array([4, 1, 12, 2.0])
+    assert res['unc/MERE'] == pytest.approx(19 / 4)
+    assert res['unc/erroneous_fraction'] == pytest.approx(50.0)
+    # erroneous: 10 (ERE 12) and 13 (ERE 2); good: 5 (ERE 4) and 0 (ERE 1)
+    # pairs ranked right: 12 > 4, 12 > 1, 2 > 1; wrong: 2 < 4 -> AUC 3/4
+    assert res['unc/AUC'] == pytest.approx(0.75)
+    assert res['unc/pearson'] == pytest.approx(np.corrcoef(ere, error)[0, 1])
+    assert res['unc/NLL'] == pytest.approx(1.0)
+    # the table in pixels: counts and MRE, no SDR (its radii are in mm)
+    assert res['unc/good/count'] == 2 and res['unc/erroneous/count'] == 2
+    assert res['unc/good/MRE'] == pytest.approx(6.5)
+    assert res['unc/erroneous/MRE'] == pytest.approx(7.5)
+    assert not [k for k in res if 'SDR' in k]
+    assert metric.last_details['unit'] == 'px'
+    assert metric.last_details['erroneous_px'] == 6.0
+    report = json.load(open(osp.join(str(tmp_path), 'unc_uncertainty.json')))
+    assert report['unit'] == 'px' and 'erroneous_mm' not in report
+
+
+def test_mm_units_named_in_details():
+    metric = UncertaintyMetric(corr_bin_size=2)
+    metric.process({}, [sample([[0, 0]], [[1, 0]], [1.0], [0.1], [2.0],
+                               [True])] * 2)
+    metric.evaluate(2)
+    assert metric.last_details['unit'] == 'mm'
+    assert metric.last_details['erroneous_mm'] == 2.0
+
+
+def test_mixed_spacing_is_refused_naming_both():
+    from mmchh.utils.errors import InputError
+    metric = UncertaintyMetric(corr_bin_size=2)
+    with_mm = sample([[0, 0]], [[1, 0]], [1.0], [0.1], [2.0], [True])
+    with_mm['img_path'] = 'ceph.bmp'
+    metric.process({}, [with_mm, px_sample([[0, 0]], [[1, 0]], [1.0],
+                                           name='hand.jpg')])
+    with pytest.raises(InputError, match=r'1 of 2 .*ceph\.bmp.*hand\.jpg'):
+        metric.evaluate(2)
+
+
+def test_pixel_units_need_the_px_ere():
+    bad = px_sample([[0, 0]], [[1, 0]], [1.0])
+    del bad['pred_instances']['keypoint_ere_px']
+    with pytest.raises(KeyError, match='keypoint_ere_px'):
+        UncertaintyMetric().process({}, [bad])

@@ -3,7 +3,8 @@
 # the codec (SoftmaxHeatmap: flat target indices, heatmaps at 1/4 of the
 # input), the head (SoftmaxHeatmapHead: 2D softmax + NLL; predicts
 # calibrated mode probabilities and ERE) and the loss (SoftmaxNLLLoss).
-# Everything else (data, schedule, flip test, CocoMetric) is inherited.
+# Everything else (data, schedule, flip test, CocoMetric) is inherited;
+# val/test add the encoded ground truth and UncertaintyMetric (below).
 #
 #   python tools/train.py \
 #       configs/body_2d_keypoint/topdown_softmax/coco/td-sm_hrnet-w32_8xb64-210e_coco-256x192.py
@@ -29,3 +30,17 @@ train_pipeline = [
     for t in _base_.train_pipeline
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# val/test: the ground truth encoded with the codec before PackPoseInputs,
+# on the ground-truth boxes (the base's detected boxes carry no ground
+# truth to score NLL, ERE or coverage against; CocoMetric then reports AP
+# with ground-truth boxes), and UncertaintyMetric (unc/..., in image
+# pixels) next to CocoMetric
+val_pipeline = [
+    step for t in _base_.val_pipeline for step in (
+        [dict(_base_.softmax_overlay.target, encoder=codec), t]
+        if t.type == 'PackPoseInputs' else [t])
+]
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline, bbox_file=None))
+test_dataloader = val_dataloader
+val_evaluator = [_base_.val_evaluator, _base_.softmax_overlay.metric]
+test_evaluator = val_evaluator

@@ -25,3 +25,15 @@ train_pipeline = [
     for t in _base_.train_pipeline
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# val/test: the ground truth encoded with the codec before PackPoseInputs,
+# and UncertaintyMetric (unc/..., in image pixels) next to the base's
+# PCK, AUC and EPE
+val_pipeline = [
+    step for t in _base_.val_pipeline for step in (
+        [dict(_base_.softmax_overlay.target, encoder=codec), t]
+        if t.type == 'PackPoseInputs' else [t])
+]
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = [*_base_.val_evaluator, _base_.softmax_overlay.metric]
+test_evaluator = val_evaluator

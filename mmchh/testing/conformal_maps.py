@@ -1,13 +1,11 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Synthetic calibrated heatmaps for the conformal tests: the true landmark
-is drawn from each map itself, so the maps are calibrated by construction
-(imported as ``from conformal_maps import ...``, like ``conftest``).
+"""Synthetic calibrated heatmaps for conformal regions: the true landmark
+is drawn from each map itself, so the maps are calibrated by construction.
 
-:func:`compare_scores` measures which conformal score gives smaller regions
-at equal coverage on such maps (run from ``tests/test_engine``)::
-
-    ../../.venv/bin/python -c "from conformal_maps import compare_scores; \\
-        compare_scores(seed=0); compare_scores(seed=0, max_blobs=1)"
+The conformal tests draw their maps here, and :func:`compare_scores`
+measures which conformal score gives smaller regions at equal coverage on
+such maps (``benchmarks/conformal_scores.py`` runs it over seeds and writes
+``docs/results/conformal_scores.json``).
 """
 import math
 
@@ -67,7 +65,8 @@ def mode_errors(maps, index):
 def compare_scores(n_calib=1000, n_test=20000, size=(32, 32),
                    levels=(0.8, 0.9, 0.95), seed=0, max_blobs=3):
     """Coverage and region area of each score (and the disc) on synthetic
-    calibrated maps; prints one row per level and score, returns them.
+    calibrated maps; returns one row per level and score (see
+    :func:`format_score_rows`).
 
     The "uncertain third" of the test maps are those whose 90 % mass region
     is largest: coverage there shows how evenly each score spreads its
@@ -102,12 +101,16 @@ def compare_scores(n_calib=1000, n_test=20000, size=(32, 32),
                 empty=float((area == 0).mean()),
                 coverage_uncertain_third=region_summary(
                     inside, area, hard)['coverage']))
-    print(f'{n_calib} calibration / {n_test} test maps of {w}x{h}, '
-          f'seed {seed}')
-    print('score    level coverage median_px mean_px empty '
-          'cover(uncertain 1/3)')
-    for r in rows:
-        print(f'{r["score"]:8s} {r["level"]:.2f}  {r["coverage"]:.4f}  '
-              f'{r["median_area"]:8.1f} {r["mean_area"]:7.1f} '
-              f'{r["empty"]:.3f} {r["coverage_uncertain_third"]:.4f}')
     return rows
+
+
+def format_score_rows(rows) -> str:
+    """:func:`compare_scores`' rows as a text table."""
+    lines = ['score    level coverage median_px mean_px empty '
+             'cover(uncertain 1/3)']
+    for r in rows:
+        lines.append(
+            f'{r["score"]:8s} {r["level"]:.2f}  {r["coverage"]:.4f}  '
+            f'{r["median_area"]:8.1f} {r["mean_area"]:7.1f} '
+            f'{r["empty"]:.3f} {r["coverage_uncertain_third"]:.4f}')
+    return '\n'.join(lines)

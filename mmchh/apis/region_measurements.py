@@ -1,0 +1,124 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""Measurement draws from within each landmark's conformal region.
+
+The calibrated maps keep a thin tail over the whole image; drawing from
+the full maps turns each landmark into "anywhere" and the measurement
+intervals into most of the possible range. Here every landmark is drawn
+from its calibrated map restricted to the head's conformal region at one
+level (the set that holds the true landmark with probability >= that
+level) and renormalised; each measurement's draws then give a center (the
+median) and a spread (IQR / 1.349), the two numbers a fitted scale turns into
+an interval (:mod:`mmchh.engine.measurement_interval_fitting`).
+"""
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmchh.codecs.utils import conformal_region_masks
+from mmchh.evaluation.functional import (sample_ceph_measurements,
+                                         sample_center_spread)
+from mmchh.utils.errors import InputError
+
+__all__ = ['RegionDraws', 'region_center_spread']
+
+
+@dataclass(frozen=True)
+class RegionDraws:
+    """Which regions the landmarks are drawn within, and how many draws.
+
+    Attributes:
+        level_index (int): Index of the level in the head's
+            ``conformal_level``.
+        level (float): That level.
+        num_samples (int): Draws per landmark.
+        seed (int): Image ``j`` draws from ``default_rng([seed, j, 1])``.
+    """
+    level_index: int
+    level: float
+    num_samples: int = 1000
+    seed: int = 0
+
+    @classmethod
+    def of_model(cls,
+                 model: nn.Module,
+                 region_level: Optional[float] = None,
+                 num_samples: int = 1000,
+                 seed: int = 0) -> 'RegionDraws':
+        """The draws of ``model``'s regions at ``region_level``.
+
+        Args:
+            model (nn.Module): A model whose calibration fitted conformal
+                regions (``model.head.has_conformal_regions``).
+            region_level (float, optional): One of the head's levels;
+                default its highest.
+
+        Raises:
+            InputError: If the model has no regions, or not at that level.
+        """
+        head = model.head
+        if not bool(getattr(head, 'has_conformal_regions', False)):
+            raise InputError(
+                'the model has no fitted conformal regions (its calibration '
+                'fitted none: too few calibration images, or an old '
+                'checkpoint); measurement intervals are drawn within them. '
+                'Recalibrate with tools/calibrate.py')
+        levels = [round(float(v), 6)
+                  for v in head.conformal_level.tolist()]
+        if region_level is None:
+            index = int(np.argmax(levels))
+        else:
+            near = [i for i, v in enumerate(levels)
+                    if abs(v - float(region_level)) < 1e-9]
+            if not near:
+                raise InputError(
+                    f'region level {region_level} is not one the model\'s '
+                    f'conformal regions were fitted at ({levels})')
+            index = near[0]
+        return cls(index, levels[index], int(num_samples), int(seed))
+
+
+def region_center_spread(result, head: nn.Module, draws: RegionDraws,
+                         index: int) -> Dict[str, Tuple[float, float]]:
+    """Center and spread of the eight measurements of one image, drawn
+    within the landmarks' conformal regions.
+
+    Args:
+        result (LandmarkResult): Predicted with ``return_heatmaps=True``
+            (its maps, frame, spacing and landmarks' ``valid``).
+        head (nn.Module): The model's head (its regions' thresholds).
+        draws (RegionDraws): Level, draws, seed.
+        index (int): The image's index (seeds its draws).
+
+    Returns:
+        dict[str, tuple[float, float]]: ``name -> (center, spread)``
+        (:func:`~mmchh.evaluation.functional.sample_center_spread`); NaN
+        for a measurement that needs an invalid landmark or one whose
+        region holds no mass.
+
+    Note:
+        Shapes: ``result.heatmaps`` (19, H, W); the head's
+        ``conformal_threshold`` (L, 19); masks (19, H, W).
+    """
+    if result.heatmaps is None:
+        raise RuntimeError('region draws need the heatmaps: predict with '
+                           'return_heatmaps=True')
+    maps = np.asarray(result.heatmaps)
+    usable = np.isfinite(maps).all(axis=(1, 2)) & np.array(
+        [bool(lm['valid']) for lm in result.landmarks])
+    # the maps' own dtype: the masks are those of the regions' outlines
+    maps = np.where(usable[:, None, None], maps, 0).astype(maps.dtype)
+    threshold = head.conformal_threshold[draws.level_index].detach().cpu()
+    masks = conformal_region_masks(
+        torch.as_tensor(maps), threshold, head.conformal_score).numpy()
+    masks &= usable[:, None, None]  # an unusable landmark: empty region
+    samples = sample_ceph_measurements(
+        maps,
+        draws.num_samples,
+        seed=np.random.default_rng([draws.seed, int(index), 1]),
+        heatmap_to_image=result.heatmap_to_image,
+        spacing=result.spacing,
+        masks=masks)
+    return sample_center_spread(samples)
