@@ -164,17 +164,24 @@ def _run_header(model, measurements: bool, num_samples: int,
         seed (int): Seed of the draws.
 
     Returns:
-        dict: ``checkpoint``, ``calibrated``, ``flag_threshold_mm`` (None
-        when the head has no finite threshold) and, with ``measurements``,
+        dict: ``checkpoint``, ``calibrated``, ``flag_threshold`` and its
+        ``flag_threshold_unit`` (``'mm'`` or ``'px'``, image pixels),
+        ``flag_threshold_mm`` (None when the head has no finite threshold
+        or it is in pixels) and, with ``measurements``,
         ``measurement_sampling`` (``num_samples``, ``seed``, ``assumption``).
     """
     head = model.head
     thr = getattr(head, 'flag_threshold', None)
+    thr = float(thr) if thr is not None and bool(np.isfinite(
+        float(thr))) else None
+    unit = getattr(head, 'flag_threshold_unit', 'mm')
     header = dict(
         checkpoint=getattr(model, 'checkpoint_path', None),
         calibrated=bool(getattr(head, 'is_calibrated', False)),
-        flag_threshold_mm=(float(thr) if thr is not None
-                           and bool(np.isfinite(float(thr))) else None))
+        # a threshold fitted in image pixels is never labelled as mm
+        flag_threshold_mm=thr if unit == 'mm' else None,
+        flag_threshold=thr,
+        flag_threshold_unit=None if thr is None else unit)
     if measurements:
         header['measurement_sampling'] = dict(
             num_samples=int(num_samples), seed=int(seed),

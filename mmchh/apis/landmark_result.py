@@ -166,8 +166,13 @@ def landmark_names(model: nn.Module, num: int) -> List[str]:
 
 
 def _flag_threshold_mm(model: nn.Module) -> Optional[float]:
+    """The head's flag threshold when it is in mm; None without one or
+    when it was fitted in image pixels (never relabelled as mm; the flags
+    themselves come from the head, in its threshold's unit)."""
     t = getattr(model.head, 'flag_threshold', None)
     if t is None or not bool(torch.isfinite(t)):
+        return None
+    if getattr(model.head, 'flag_threshold_unit', 'mm') != 'mm':
         return None
     return float(t)
 
