@@ -221,6 +221,11 @@ class HeatmapFrame:
         return (np.asarray(self.input_scale, dtype=np.float64) /
                 np.asarray(self.input_size, dtype=np.float64))
 
+    def heatmap_pixel_image(self) -> np.ndarray:
+        """(2,) float64 original-image pixels per heatmap pixel (x, y):
+        ``heatmap_scale * input_scale / input_size``."""
+        return self.heatmap_scale * self.input_pixel_size()
+
     def heatmap_pixel_mm(self) -> Optional[np.ndarray]:
         """(2,) float64 mm per heatmap pixel (x, y), or None without
         ``spacing``.

@@ -89,7 +89,7 @@ class UncertaintyFieldsMixin:
         frames = self._frames(batch_data_samples)
         if not frames or any(f.input_scale is None for f in frames):
             return None
-        sizes = [f.heatmap_scale * f.input_pixel_size() for f in frames]
+        sizes = [f.heatmap_pixel_image() for f in frames]
         return torch.as_tensor(
             np.stack(sizes)[:, None, :], dtype=torch.float32, device=device)
 
@@ -198,7 +198,7 @@ class UncertaintyFieldsMixin:
         frames = self._frames(batch_data_samples)
         # image px^2 (and mm^2) covered by one heatmap pixel of each sample
         pixel_area = torch.as_tensor(
-            [float(np.prod(f.heatmap_scale * f.input_pixel_size()))
+            [float(np.prod(f.heatmap_pixel_image()))
              for f in frames], dtype=torch.float64, device=probs.device)
         mm2 = [f.heatmap_pixel_mm() for f in frames]
         truth = self.target_indices(probs, batch_data_samples)
