@@ -6,6 +6,35 @@ import pytest
 
 from mmchh.testing import tiny_runner_cfg
 
+
+@pytest.fixture(scope='session', autouse=True)
+def memoized_config_formatting():
+    """Formats each distinct config text with yapf once per session.
+
+    MMEngine re-formats the whole config with yapf every time it logs it
+    and in every checkpoint's meta (``Config.pretty_text``): about a second
+    each on 2 cores, dozens of times in this suite. ``FormatCode`` is a pure
+    function of (text, style), so remembering its answers changes no
+    output; the runners, checkpoints and logs stay real.
+    """
+    import json
+
+    import mmengine.config.config as mmengine_config
+    format_code = mmengine_config.FormatCode
+    answers = {}
+
+    def remembered(text, style_config=None, **kwargs):
+        key = (text, json.dumps(style_config, sort_keys=True),
+               json.dumps(kwargs, sort_keys=True))
+        if key not in answers:
+            answers[key] = format_code(
+                text, style_config=style_config, **kwargs)
+        return answers[key]
+
+    mmengine_config.FormatCode = remembered
+    yield
+    mmengine_config.FormatCode = format_code
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: The demo's config: ``train_small_demo`` trains it shrunk.
 DEMO_CONFIG = osp.join(REPO, 'configs', 'ceph',

@@ -20,7 +20,10 @@ num_keypoints = 19
 
 # 15 epochs, Adam 1e-3, lr x 0.1 at epochs 4, 6 and 8
 train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=1)
-optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
+# fused=True: the whole Adam update in one kernel per step (the same
+# update as torch's default loop over parameters, 2x faster on a CPU:
+# docs/benchmarks.md)
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, fused=True))
 param_scheduler = [
     dict(type='MultiStepLR', by_epoch=True, milestones=[4, 6, 8], gamma=0.1)
 ]

@@ -14,7 +14,6 @@ input_size = (128, 160)
 data_root = 'data/synthetic_ceph_coco/'
 
 train_cfg = dict(max_epochs=40, val_interval=10)
-optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
 param_scheduler = [
     dict(type='MultiStepLR', by_epoch=True, milestones=[30, 36], gamma=0.1)
 ]

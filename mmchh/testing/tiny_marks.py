@@ -145,7 +145,8 @@ def tiny_runner_cfg(root, work_dir, max_epochs=8, input_size=(64, 64),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
         val_cfg=dict(),
         test_cfg=dict(),
-        optim_wrapper=dict(optimizer=dict(type='Adam', lr=2e-3)),
+        optim_wrapper=dict(
+            optimizer=dict(type='Adam', lr=2e-3, fused=True)),
         param_scheduler=[
             dict(type='MultiStepLR', by_epoch=True,
                  milestones=[max_epochs - 1], gamma=0.1)

@@ -50,22 +50,32 @@ def trained_ceph(ceph_coco_small, tmp_path_factory):
     return dict(work=work, checkpoint=ckpt, data=ceph_coco_small)
 
 
-def test_train_then_test_with_dump(trained_ceph, tmp_path):
-    losses = scalars(trained_ceph['work'])
-    assert len(losses) >= 4 and all(l == l for l in losses)
-    out, dump = str(tmp_path / 'metrics.json'), str(tmp_path / 'preds.pkl')
+@pytest.fixture(scope='module')
+def single_process_test(trained_ceph, tmp_path_factory):
+    """tools/test.py on the trained checkpoint, one process, with --out and
+    --dump (the reference of the two-process test as well)."""
+    tmp = tmp_path_factory.mktemp('ceph_test')
+    out, dump = str(tmp / 'metrics.json'), str(tmp / 'preds.pkl')
     proc = run([
         sys.executable, 'tools/test.py', CONFIG, trained_ceph['checkpoint'],
-        '--work-dir', str(tmp_path / 'w'), '--out', out, '--dump', dump,
+        '--work-dir', str(tmp / 'w'), '--out', out, '--dump', dump,
         '--cfg-options', *small_options(trained_ceph['data'])
     ])
+    return dict(out=out, dump=dump, work=str(tmp / 'w'), proc=proc)
+
+
+def test_train_then_test_with_dump(trained_ceph, single_process_test):
+    losses = scalars(trained_ceph['work'])
+    assert len(losses) >= 4 and all(l == l for l in losses)
+    out, dump = single_process_test['out'], single_process_test['dump']
+    proc = single_process_test['proc']
     metrics = json.load(open(out))
     assert {'ceph/MRE', 'ceph/SDR_2mm', 'ceph/SDR_4mm'} <= set(metrics)
     # the uncertainty metrics come with their plots and JSON
     assert {'unc/MERE', 'unc/NLL', 'unc/ECE', 'unc/AUC'} <= set(metrics)
     for name in ('unc_reliability.png', 'unc_ere_vs_error.png',
                  'unc_uncertainty.json'):
-        assert osp.isfile(osp.join(str(tmp_path / 'w'), name)), name
+        assert osp.isfile(osp.join(single_process_test['work'], name)), name
     assert metrics['ceph/num_landmarks'] == 3 * 19
     import pickle
     with open(dump, 'rb') as f:
@@ -106,7 +116,9 @@ def test_missing_checkpoint_and_amp_without_gpu_fail_clearly(
     assert amp.returncode != 0 and '--amp needs a CUDA GPU' in amp.stderr
 
 
-def test_two_process_training_and_testing_on_cpu(trained_ceph, tmp_path):
+def test_two_process_training_and_testing_on_cpu(trained_ceph,
+                                                single_process_test,
+                                                tmp_path):
     """torchrun with 2 gloo processes: trains, and tests the single-process
     checkpoint to the same metrics as one process."""
     env = dict(os.environ, PYTHON=sys.executable, PORT='29561',
@@ -122,10 +134,7 @@ def test_two_process_training_and_testing_on_cpu(trained_ceph, tmp_path):
     run_dir = [d for d in os.listdir(work) if osp.isdir(osp.join(work, d))]
     log = open(osp.join(work, run_dir[0], run_dir[0] + '.log')).read()
     assert "backend='gloo'" in log and 'Distributed training: True' in log
-    single, double = str(tmp_path / 'm1.json'), str(tmp_path / 'm2.json')
-    run([sys.executable, 'tools/test.py', CONFIG, trained_ceph['checkpoint'],
-         '--work-dir', str(tmp_path / 't1'), '--out', single,
-         '--cfg-options', *opts])
+    single, double = single_process_test['out'], str(tmp_path / 'm2.json')
     env['PORT'] = '29562'
     proc = subprocess.run([
         'bash', 'tools/dist_test.sh', CONFIG, trained_ceph['checkpoint'], '2',

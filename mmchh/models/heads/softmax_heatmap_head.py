@@ -35,7 +35,11 @@ def _warn_shift_heatmap_once() -> None:
 
 def _finite_maps(logits: Tensor) -> Tensor:
     """(B, K) bool: every value of the (B, K, H, W) map is finite."""
-    return torch.isfinite(logits).flatten(-2).all(-1)
+    # a map's minimum and maximum are finite exactly when all its values
+    # are (NaN propagates into both): one read of the maps, no (B, K, H, W)
+    # bool mask (half the time of isfinite().all() at 19 x 640 x 800)
+    low, high = torch.aminmax(logits.flatten(-2), dim=-1)
+    return torch.isfinite(low) & torch.isfinite(high)
 
 
 @MODELS.register_module()
@@ -85,7 +89,7 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
     probability map is not a distribution (non-finite or no mass), has no
     answer. Its ``keypoint_valid`` is False, its keypoint, score, ERE and
     NLL are NaN (never a plausible (0, 0)), and it is flagged whenever
-    flagging is on. The check is one ``isfinite().all()`` per map on the
+    flagging is on. The check is one min-and-max pass per map on the
     device.
 
     Conformal regions: once calibration has fitted split-conformal
@@ -183,19 +187,33 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
         return softmax_2d(logits, self.temperature)
 
     def _forward_probabilities(
-            self, feats: Features, batch_data_samples: OptSampleList,
-            test_cfg: ConfigType) -> Tuple[Optional[Tensor], Tensor, Tensor]:
-        """Logits, probability maps and map validity of one batch.
+        self, feats: Features, batch_data_samples: OptSampleList,
+        test_cfg: ConfigType
+    ) -> Tuple[Optional[Tensor], Tensor, Tensor, Optional[Tensor]]:
+        """Scaled logits, probability maps and map validity of one batch.
 
         Returns:
-            tuple: ``logits`` (B, K, H, W), None with flip test (the maps
-            are then a mixture of two passes and have no single logit map);
-            ``probs`` (B, K, H, W); ``valid`` (B, K) bool, False where a
-            logit is not finite.
+            tuple: ``scaled`` (B, K, H, W), the logits divided by the
+            temperatures, None with flip test (the maps are then a mixture
+            of two passes and have no single logit map); ``probs``
+            (B, K, H, W); ``valid`` (B, K) bool, False where a logit is not
+            finite; ``logits`` (B, K, H, W), the network's own logits, only
+            with ``output_logits`` (else None).
         """
         if not test_cfg.get('flip_test', False):
             logits = self.forward(feats)
-            return logits, self.probabilities(logits), _finite_maps(logits)
+            valid = _finite_maps(logits)
+            keep = test_cfg.get('output_logits', False)
+            dtype = torch.promote_types(logits.dtype, torch.float32)
+            temperature = self.temperature.to(
+                device=logits.device, dtype=dtype)[:, None, None]
+            if keep or torch.is_grad_enabled() or logits.dtype != dtype:
+                scaled = logits.to(dtype) / temperature
+            else:
+                # nothing reads the raw logits after this: dividing them in
+                # place saves a copy of the maps (the same quotient)
+                scaled = logits.div_(temperature)
+            return scaled, softmax_2d(scaled), valid, logits if keep else None
         assert isinstance(feats, list) and len(feats) == 2
         if test_cfg.get('output_logits', False):
             raise ValueError('SoftmaxHeatmapHead: output_logits cannot be '
@@ -216,7 +234,7 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
         probs = (self.probabilities(logits) + probs_flip) * 0.5
         valid = _finite_maps(logits) & _finite_maps(logits_flip)[:,
                                                                  flip_indices]
-        return None, probs, valid
+        return None, probs, valid, None
 
     def target_scores(self, logits: Optional[Tensor], probs: Tensor,
                       valid: Tensor,
@@ -232,9 +250,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
         image leave it (metrics never see a heatmap).
 
         Args:
-            logits (Tensor | None): (B, K, H, W) logits, or None when the
-                maps are a flip-test mixture (the NLL is then read from
-                ``probs``).
+            logits (Tensor | None): (B, K, H, W) logits divided by the
+                temperatures, or None when the maps are a flip-test mixture
+                (the NLL is then read from ``probs``).
             probs (Tensor): (B, K, H, W) probability maps.
             valid (Tensor): (B, K) bool map validity.
             batch_data_samples (list[PoseDataSample]): The batch.
@@ -257,7 +275,7 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             nll = -probs.flatten(-2).gather(-1, index[..., None])[
                 ..., 0].clamp_min(torch.finfo(probs.dtype).tiny).log()
         else:
-            nll = nll_at_index(logits, index, self.temperature)
+            nll = nll_at_index(logits, index)
         return dict(
             keypoint_nll=torch.where(valid, nll,
                                      torch.full_like(nll, float('nan'))),
@@ -327,7 +345,7 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             allow them; with ``output_heatmaps`` / ``output_logits``
             also a list of ``PixelData``.
         """
-        logits, probs, valid = self._forward_probabilities(
+        scaled, probs, valid, logits = self._forward_probabilities(
             feats, batch_data_samples, test_cfg)
         # a map with a non-finite logit, or whose probabilities are not a
         # distribution, has no answer: NaN keypoint, score and ERE
@@ -341,7 +359,7 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
         fields.update(
             self._physical_fields(probs, ere, valid, batch_data_samples))
         fields.update(
-            self.target_scores(logits, probs, valid, batch_data_samples))
+            self.target_scores(scaled, probs, valid, batch_data_samples))
         fields.update(
             self.conformal_fields(probs, valid, batch_data_samples))
         host = {
