@@ -16,15 +16,21 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 
-def load_config(input_size=None):
+def load_config(input_size=None, with_cp=False):
     """The paper's config, offline (no ImageNet weights); ``input_size``
-    (W, H) overrides 640 x 800 (the --quick mode's tiny inputs)."""
+    (W, H) overrides 640 x 800 (the --quick mode's tiny inputs);
+    ``with_cp=True`` is the memory mode (activation checkpointing in the
+    backbone and the U-Net decoder)."""
     import mmchh  # noqa: F401  (registers our modules, patches mmcv-lite)
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     init_default_scope('mmpose')
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.init_cfg = None
+    if with_cp:
+        for part in (cfg.model.backbone, cfg.model.neck.backbone,
+                     cfg.model.neck):
+            part.with_cp = True
     if input_size is not None:
         size = tuple(input_size)
         cfg.model.head.decoder.input_size = size

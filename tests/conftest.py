@@ -206,7 +206,7 @@ def train_small_demo(data_root, work_dir, cfg_name, epochs=1, options=None):
         options (dict, optional): More ``--cfg-options`` overrides.
 
     Returns:
-        tuple: (config path, calibrated checkpoint path)
+        tuple: (config path, calibrated checkpoint path, the Runner)
     """
     from mmengine.runner import Runner
 
@@ -215,10 +215,31 @@ def train_small_demo(data_root, work_dir, cfg_name, epochs=1, options=None):
     opts.update(options or {})
     opts['visualizer.name'] = f'vis_{osp.basename(work_dir)}'
     cfg = load_run_config(DEMO_CONFIG, opts, work_dir)
-    Runner.from_cfg(cfg).train()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
     cfg_path = osp.join(work_dir, cfg_name)
     cfg.dump(cfg_path)
-    return cfg_path, osp.join(work_dir, 'calibrated.pth')
+    return cfg_path, osp.join(work_dir, 'calibrated.pth'), runner
+
+
+@pytest.fixture(scope='session')
+def calibrated_small_demo(ceph_coco_small, tmp_path_factory):
+    """The demo config trained 2 epochs on ``ceph_coco_small`` (validated
+    after each) and calibrated by its ``TemperatureScalingHook``, once per
+    session: the run that the calibration-hook, API, measurement and
+    labelme tests read. None of them writes into its work dir; a test that
+    changes the runner's model restores it.
+
+    Returns:
+        dict: ``cfg`` (the dumped config), ``ckpt`` (calibrated.pth),
+        ``work`` (the run's folder), ``runner`` (the Runner after training
+        and calibration), ``data`` (the ``ceph_coco_small`` folder).
+    """
+    work = str(tmp_path_factory.mktemp('calibrated_demo'))
+    cfg_path, ckpt, runner = train_small_demo(
+        ceph_coco_small, work, 'demo_cfg.py', epochs=2)
+    return dict(cfg=cfg_path, ckpt=ckpt, work=work, runner=runner,
+                data=ceph_coco_small)
 
 
 def as_cli_options(opts):

@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import train_small_demo
 
 import mmchh  # noqa: F401
 from mmchh.apis import (ImageLoadError, LandmarkResult, init_landmark_model,
@@ -29,14 +28,12 @@ SPACING = 0.6
 
 
 @pytest.fixture(scope='module')
-def trained(ceph_coco_small, tmp_path_factory):
-    """2 epochs + the config's TemperatureScalingHook -> calibrated.pth,
-    and the shrunk config dumped next to it, loaded once for the module."""
-    work = str(tmp_path_factory.mktemp('infer_run'))
-    cfg_path, ckpt = train_small_demo(
-        ceph_coco_small, work, 'infer_cfg.py', epochs=2,
-        # one validation is enough here
-        options={'train_cfg.val_interval': 2})
+def trained(ceph_coco_small, calibrated_small_demo):
+    """The session's calibrated demo model (2 epochs + the config's
+    TemperatureScalingHook), loaded once for the module."""
+    work = calibrated_small_demo['work']
+    cfg_path, ckpt = calibrated_small_demo['cfg'], calibrated_small_demo[
+        'ckpt']
     with warnings.catch_warnings():
         warnings.simplefilter('error', UserWarning)  # calibrated: no warning
         model = init_landmark_model(cfg_path, ckpt, device='cpu')

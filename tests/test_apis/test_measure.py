@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import train_small_demo
 
 import mmchh  # noqa: F401
 from mmchh.apis import init_landmark_model, predict_landmarks
@@ -30,11 +29,10 @@ ENTRY_KEYS = {'value', 'value_class', 'mean', 'std', 'ci95',
 
 
 @pytest.fixture(scope='module')
-def tiny_ceph(ceph_coco_small, tmp_path_factory):
-    """1 epoch + the config's temperature scaling -> calibrated.pth."""
-    work = str(tmp_path_factory.mktemp('measure_run'))
-    cfg_path, ckpt = train_small_demo(ceph_coco_small, work,
-                                      'measure_cfg.py', epochs=1)
+def tiny_ceph(ceph_coco_small, calibrated_small_demo):
+    """The session's calibrated demo model (calibrated.pth)."""
+    cfg_path, ckpt = calibrated_small_demo['cfg'], calibrated_small_demo[
+        'ckpt']
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
         model = init_landmark_model(cfg_path, ckpt, device='cpu')

@@ -19,6 +19,9 @@ ROWS = [
     'peak CPU RSS, batch 2',
     'peak GPU memory allocated, batch 1',
     'peak GPU memory allocated, batch 2',
+    'memory mode (with_cp): peak CPU RSS, batch 1',
+    'memory mode (with_cp): peak CPU RSS, batch 2',
+    'memory mode (with_cp): training step, batch 1',
     'RSS before the first step',
     'saved for backward by the network',
     'saved for backward by the loss path',
@@ -58,4 +61,7 @@ def test_run_quick(tmp_path):
     loss = results['first_step_loss']
     assert loss['ours'] == pytest.approx(loss['reference'], rel=1e-4)
     assert results['ere']['max_rel_diff_loop_vs_ours'] < 1e-4
-    assert set(results['memory']) == {'reference', 'ours'}
+    assert set(results['memory']) == {'reference', 'ours', 'ours_cp'}
+    # the memory mode changes memory, not the loss
+    assert loss['ours_cp'] == pytest.approx(loss['ours'], rel=1e-4)
+    assert 'ours_cp' in results['train_step']['1']

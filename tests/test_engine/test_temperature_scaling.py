@@ -10,31 +10,20 @@ import numpy as np
 import pytest
 import torch
 from conftest import as_cli_options, small_ceph_options
-from mmengine.runner import Runner
 
 import mmchh  # noqa: F401
 from mmchh.engine import CalibrationError, calibrate_model
-from mmchh.utils.run_config import load_run_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'ceph',
                   'unet_r34_onehot_synthetic_demo.py')
 
 
-def build_runner(data_root, work_dir, epochs=2, **extra):
-    opts = small_ceph_options(data_root, epochs)
-    opts['visualizer.name'] = f'vis_{osp.basename(work_dir)}'
-    opts.update(extra)
-    return Runner.from_cfg(load_run_config(CONFIG, opts, work_dir))
-
-
 @pytest.fixture(scope='module')
-def calibrated_run(ceph_coco_small, tmp_path_factory):
-    """Trains 2 epochs; the config's TemperatureScalingHook calibrates."""
-    work = str(tmp_path_factory.mktemp('calib_run'))
-    runner = build_runner(ceph_coco_small, work)
-    runner.train()
-    return dict(runner=runner, work=work, data=ceph_coco_small)
+def calibrated_run(calibrated_small_demo):
+    """2 epochs of the demo config; its TemperatureScalingHook calibrated
+    (the session's shared run)."""
+    return calibrated_small_demo
 
 
 def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
@@ -119,6 +108,7 @@ def test_calibration_freezes_everything_but_temperature(
     runner = calibrated_run['runner']
     model = runner.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    was_training = model.training
     model.train()  # calibration must switch to eval itself
     calibrate_model(runner, runner.cfg.calib_dataloader,
                     out_dir=str(tmp_path), checkpoint_name=None)
@@ -133,6 +123,8 @@ def test_calibration_freezes_everything_but_temperature(
     }
     assert model.training  # restored
     assert all(p.requires_grad for p in model.parameters())
+    model.load_state_dict(before)  # the session's run, as other tests know it
+    model.train(was_training)
 
 
 def test_missing_or_empty_calibration_split_fails_clearly(

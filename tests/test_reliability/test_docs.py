@@ -432,3 +432,28 @@ def test_results_markdown_shows_missing_numbers_as_na(demo, recorded):
     text = demo.results_markdown(broken)
     assert '| Test1 MRE / SDR 2 mm / SDR 4 mm | n/a /' in text
     assert '| calibration split NLL before → after | n/a → n/a |' in text
+
+
+@pytest.mark.parametrize('script, marker, results', [
+    ('run', 'benchmarks-cpu', 'benchmarks_cpu.json'),
+    ('infer_throughput', 'infer-throughput-cpu', 'infer_throughput_cpu.json'),
+])
+def test_benchmark_tables_are_the_recorded_runs(script, marker, results):
+    """The benchmark tables in docs/benchmarks.md are the scripts' own
+    rendering of the JSON files those runs wrote (docs/results/)."""
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location(
+        f'bench_{script}', osp.join(REPO, 'benchmarks', f'{script}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with open(osp.join(REPO, 'docs', 'results', results)) as f:
+        recorded = json.load(f)
+    if hasattr(module, 'with_int_keys'):
+        recorded = module.with_int_keys(recorded)
+    doc = 'docs/benchmarks.md'
+    table = between(read(doc), f'<!-- {marker}:begin -->',
+                    f'<!-- {marker}:end -->', doc)
+    assert table == module.format_table(recorded) + '\n', (
+        f'{doc}: the {marker} table must be exactly what '
+        f'benchmarks/{script}.py renders for docs/results/{results}')

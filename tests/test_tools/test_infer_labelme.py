@@ -12,7 +12,6 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import train_small_demo
 
 from mmchh.apis import init_landmark_model, predict_landmarks
 from mmchh.apis.labelme_export import LABELME_FOLDER
@@ -23,13 +22,12 @@ NUM_IMAGES = 4
 
 
 @pytest.fixture(scope='module')
-def review(ceph_coco_small, tmp_path_factory):
-    """A calibrated model (1 epoch), NUM_IMAGES X-rays in their own folder
-    (another size than the model's input, so the predicted points are
-    long floats), and the CLI's outputs (with --format labelme) in another
-    tree."""
-    work = str(tmp_path_factory.mktemp('labelme_model'))
-    cfg, ckpt = train_small_demo(ceph_coco_small, work, 'labelme_cfg.py')
+def review(ceph_coco_small, calibrated_small_demo, tmp_path_factory):
+    """The session's calibrated model, NUM_IMAGES X-rays in their own
+    folder (another size than the model's input, so the predicted points
+    are long floats), and the CLI's outputs (with --format labelme) in
+    another tree."""
+    cfg, ckpt = calibrated_small_demo['cfg'], calibrated_small_demo['ckpt']
     xrays = tmp_path_factory.mktemp('clinic') / 'xrays'
     xrays.mkdir()
     source = osp.join(ceph_coco_small, 'images')

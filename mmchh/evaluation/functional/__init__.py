@@ -1,3 +1,6 @@
+from .bootstrap import (BootstrapInterval, bootstrap_indices,
+                        bootstrap_mean, image_bootstrap, paired_bootstrap,
+                        paired_bootstrap_mean, resample_counts)
 from .calibration_metrics import (binned_correlation,
                                   expected_calibration_error,
                                   good_erroneous_table, pearson_spearman,
@@ -20,6 +23,9 @@ from .measurement_uncertainty import (interval_coverage, interval_scores,
 from .radial_error import radial_errors_mm
 
 __all__ = [
+    'BootstrapInterval', 'bootstrap_indices', 'bootstrap_mean',
+    'image_bootstrap', 'paired_bootstrap', 'paired_bootstrap_mean',
+    'resample_counts',
     'CEPH_CLASS_NAMES', 'CEPH_MEASUREMENT_NAMES', 'CEPH_MEASUREMENT_UNITS',
     'CEPH_THRESHOLDS', 'ceph_labels_tuple', 'ceph_measurements',
     'classify_ceph', 'classify_ceph_measurements', 'conformal_coverage',

@@ -1,6 +1,7 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 import copy
-from typing import List, Optional, Sequence, Tuple
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,6 +9,8 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS
 from torch import Tensor, nn
+
+from ..utils import checkpoint_train
 
 #: input side of the probe that reads a backbone's features (a multiple of
 #: 64 so stride-32 and stride-64 backbones give integer sizes)
@@ -29,9 +32,30 @@ def backbone_feature_info(backbone: dict,
     Returns:
         tuple: ``channels`` and ``strides`` (input pixels per feature
         pixel), one entry per returned feature, in the backbone's order.
+
+    Note:
+        The answer depends on the config alone, so it is remembered per
+        process: building the backbone again (its random init is most of a
+        model build's time) is paid once per distinct backbone config.
     """
     cfg = copy.deepcopy(dict(backbone))
     cfg['init_cfg'] = None
+    key = (json.dumps(cfg, sort_keys=True, default=repr), int(probe_size))
+    if key not in _FEATURE_INFO:
+        _FEATURE_INFO[key] = _probe_features(cfg, probe_size)
+    channels, strides = _FEATURE_INFO[key]
+    return list(channels), list(strides)
+
+
+#: backbone_feature_info's answers, by (config JSON, probe size)
+_FEATURE_INFO: Dict[Tuple[str, int], Tuple[Tuple[int, ...],
+                                          Tuple[int, ...]]] = {}
+
+
+def _probe_features(cfg: dict, probe_size: int
+                    ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """Builds the backbone of ``cfg`` and probes it (see
+    :func:`backbone_feature_info`)."""
     in_ch = int(cfg.get('in_channels', 3))
     # the probe's random init must not shift the seeded model's weights
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -40,17 +64,28 @@ def backbone_feature_info(backbone: dict,
         outs = net(torch.zeros(1, in_ch, probe_size, probe_size))
     if isinstance(outs, Tensor):
         outs = (outs, )
-    channels = [int(o.shape[1]) for o in outs]
-    strides = [probe_size // int(o.shape[-1]) for o in outs]
+    channels = tuple(int(o.shape[1]) for o in outs)
+    strides = tuple(probe_size // int(o.shape[-1]) for o in outs)
     return channels, strides
 
 
 class UNetDecoderBlock(nn.Module):
-    """Upsample x2 (nearest) -> concat skip -> 2 x (conv3x3 + BN + ReLU)."""
+    """Upsample x2 (nearest) -> concat skip -> 2 x (conv3x3 + BN + ReLU).
+
+    ``with_cp``: the block is checkpointed as a whole (only ``x`` and
+    ``skip`` are kept for backward); ``cp_convs`` (with ``with_cp``)
+    checkpoints each conv + BN + ReLU inside it as well, so that the
+    recompute in backward holds one of them at a time (one tensor of the
+    block's output size less at the peak, for one more forward of the
+    first conv).
+    """
 
     def __init__(self, in_channels: int, skip_channels: int,
-                 out_channels: int, norm_cfg: dict):
+                 out_channels: int, norm_cfg: dict, with_cp: bool = False,
+                 cp_convs: bool = False):
         super().__init__()
+        self.with_cp = with_cp
+        self.cp_convs = with_cp and cp_convs
         self.conv1 = ConvModule(
             in_channels + skip_channels,
             out_channels,
@@ -67,13 +102,23 @@ class UNetDecoderBlock(nn.Module):
             act_cfg=dict(type='ReLU'))
 
     def forward(self, x: Tensor, skip: Optional[Tensor] = None) -> Tensor:
+        if self.with_cp:
+            return checkpoint_train(self, self._forward, x, skip)
+        return self._forward(x, skip)
+
+    def _forward(self, x: Tensor, skip: Optional[Tensor] = None) -> Tensor:
         if skip is not None:
             # the skip's size, which is 2x for sizes divisible by the stride
             x = F.interpolate(x, size=skip.shape[-2:], mode='nearest')
             x = torch.cat([x, skip], dim=1)
         else:
             x = F.interpolate(x, scale_factor=2.0, mode='nearest')
-        return self.conv2(self.conv1(x))
+        return self._conv(self.conv2, self._conv(self.conv1, x))
+
+    def _conv(self, layer: nn.Module, x: Tensor) -> Tensor:
+        if self.cp_convs:
+            return checkpoint_train(layer, layer, x)
+        return layer(x)
 
 
 @MODELS.register_module()
@@ -108,6 +153,15 @@ class UNetDecoder(BaseModule):
         decoder_channels (Sequence[int]): Output channels of each block,
             deepest first.
         norm_cfg (dict): Normalisation layer. Defaults to BN.
+        with_cp (bool): The memory mode (MMPose's convention): while
+            training, each block keeps only its inputs for backward and
+            recomputes the rest there (non-reentrant
+            ``torch.utils.checkpoint``; BN running statistics are updated
+            once per step, as without it). The last block, at the output
+            resolution (the largest tensors: 32 x 640 x 800 in the paper),
+            also checkpoints its two convs one by one; at 640 x 800 on CPU
+            that lowers the peak by one such tensor (65 MB per image).
+            Defaults to False.
         init_cfg (dict, optional): Initialisation config.
 
     Note:
@@ -123,6 +177,7 @@ class UNetDecoder(BaseModule):
                  backbone: Optional[dict] = None,
                  in_strides: Optional[Sequence[int]] = None,
                  norm_cfg: dict = dict(type='BN'),
+                 with_cp: bool = False,
                  init_cfg=dict(
                      type='Kaiming', layer='Conv2d', nonlinearity='relu')):
         super().__init__(init_cfg=init_cfg)
@@ -161,6 +216,7 @@ class UNetDecoder(BaseModule):
         self.in_channels = tuple(in_channels)
         self.in_strides = tuple(in_strides)
         self.out_stride = out_stride
+        self.with_cp = bool(with_cp)
         # block j works at stride deepest / 2^(j+1); its skip is the feature
         # of that stride, if the backbone has one
         self.skip_index: List[Optional[int]] = []
@@ -172,7 +228,9 @@ class UNetDecoder(BaseModule):
             self.skip_index.append(skip)
             blocks.append(
                 UNetDecoderBlock(prev, 0 if skip is None else
-                                 in_channels[skip], int(out), norm_cfg))
+                                 in_channels[skip], int(out), norm_cfg,
+                                 with_cp=bool(with_cp),
+                                 cp_convs=j == len(decoder_channels) - 1))
             prev = int(out)
         self.blocks = nn.ModuleList(blocks)
 

@@ -1,0 +1,3 @@
+from .checkpoint import checkpoint_train, frozen_running_stats
+
+__all__ = ['checkpoint_train', 'frozen_running_stats']
