@@ -463,6 +463,14 @@ def print_calibration(work_dir):
           f'({c["num_landmarks"]} landmarks):')
     print(f'  NLL {_pair(c["NLL_before"], c["NLL_after"], ".3f")}   '
           f'ECE {_pair(c["ECE_before"], c["ECE_after"], ".4f")}')
+    for name, fmt in (('NLL', '+.3f'), ('ECE', '+.4f')):
+        change = c.get('intervals', {}).get(f'{name}_change')
+        if change:
+            print(f'  {name} change {_num(change["estimate"], fmt)}, 95 % '
+                  f'interval [{_num(change["low"], fmt)}, '
+                  f'{_num(change["high"], fmt)}] over the '
+                  f'{change["num_images"]} calibration images (paired '
+                  'bootstrap; in-sample: the fit saw these images)')
     if 'flagging' in report:
         print('  flag landmarks with ERE > '
               f'{_num(report["flagging"]["threshold_mm"], ".2f")} mm')

@@ -38,6 +38,8 @@ from mmengine.dist import (broadcast, collect_results, get_world_size,
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from mmchh.evaluation.functional.bootstrap import (paired_bootstrap,
+                                                   paired_bootstrap_mean)
 from mmchh.evaluation.functional.calibration_metrics import (
     expected_calibration_error, threshold_at_tpr)
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
@@ -354,8 +356,12 @@ def _fit_conformal_regions(model, loader) -> Optional[Dict]:
 
 def _log_report(report: Dict) -> None:
     c = report['calib']
+    change = c['intervals']['NLL_change']
     print_log(
-        f'calibration: NLL {c["NLL_before"]:.4f} -> {c["NLL_after"]:.4f}, '
+        f'calibration: NLL {c["NLL_before"]:.4f} -> {c["NLL_after"]:.4f} '
+        f'(change {change["estimate"]:+.4f}, 95 % interval over the '
+        f'{c["num_images"]} calibration images [{change["low"]:+.4f}, '
+        f'{change["high"]:+.4f}], in-sample), '
         f'ECE {c["ECE_before"]:.4f} -> {c["ECE_after"]:.4f} on '
         f'{c["num_landmarks"]} landmarks; T in '
         f'[{min(report["temperature"].values()):.3f}, '
@@ -449,18 +455,20 @@ def calibrate_model(runner,
 
 
 def _report(summary, weight, before_t, after_t, names, out_dir) -> Dict:
-    """NLL and ECE before/after on the calibration split, plus a diagram."""
+    """NLL and ECE before/after on the calibration split, their paired
+    bootstrap intervals over images, plus a diagram."""
     mask = (weight > 0).numpy()
-    out = {}
+    out, per_image = {}, {}
     for tag, t in (('before', before_t), ('after', after_t)):
-        conf, hit, nll = _mode_confidence(summary, t)
-        conf, hit, nll = conf.numpy()[mask], hit.numpy()[mask], \
-            nll.numpy()[mask]
+        conf, hit, nll = (v.numpy() for v in _mode_confidence(summary, t))
+        # (B, K) per image: the bootstrap resamples images, not landmarks
+        per_image[tag] = (conf, hit, nll)
         out[tag] = dict(
-            nll=float(nll.mean()),
-            reliability=expected_calibration_error(conf, hit, 10, 'max'),
+            nll=float(nll[mask].mean()),
+            reliability=expected_calibration_error(conf[mask], hit[mask],
+                                                   10, 'max'),
             reliability_unit=expected_calibration_error(
-                conf, hit, 10, 'unit'))
+                conf[mask], hit[mask], 10, 'unit'))
     os.makedirs(out_dir, exist_ok=True)
     reliability_diagram_png(
         osp.join(out_dir, 'calib_reliability_before_after.png'),
@@ -481,8 +489,28 @@ def _report(summary, weight, before_t, after_t, names, out_dir) -> Dict:
             ECE_after=out['after']['reliability']['ece'],
             ECE_unit_before=out['before']['reliability_unit']['ece'],
             ECE_unit_after=out['after']['reliability_unit']['ece'],
+            intervals=_paired_intervals(per_image, mask),
             reliability_before=out['before']['reliability'],
             reliability_after=out['after']['reliability']))
+
+
+def _paired_intervals(per_image: Dict, mask) -> Dict:
+    """Bootstrap intervals (95 %, 1000 resamples of the calibration images,
+    seed 0) of the NLL and the ECE after minus before, paired: each
+    resample draws the same images for both. In-sample (the temperatures
+    were fitted on these images), so the change is optimistic."""
+    conf_b, hit_b, nll_b = per_image['before']
+    conf_a, hit_a, nll_a = per_image['after']
+
+    def ece(conf, hit, valid):
+        return expected_calibration_error(conf[valid], hit[valid], 10,
+                                          'max')['ece']
+
+    return dict(
+        NLL_change=paired_bootstrap_mean(
+            nll_b, nll_a, valid_a=mask, valid_b=mask).as_dict(),
+        ECE_change=paired_bootstrap(ece, (conf_b, hit_b, mask),
+                                    (conf_a, hit_a, mask)).as_dict())
 
 
 def _save_calibrated(model, loader, runner, path: str, report: Dict):

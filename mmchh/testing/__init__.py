@@ -4,11 +4,11 @@ from .dense_nll import dense_softmax_nll
 from .folder_digest import folder_digest
 from .smp_unet import smp_to_ours_key
 from .tiny_marks import TINY_KEYPOINT_NAMES, tiny_runner_cfg, write_tiny_coco
-from .tool_loader import TOOLS_DIR, load_tool
+from .tool_loader import TOOLS_DIR, load_tool, run_tool_in_process
 
 __all__ = [
     'TINY_KEYPOINT_NAMES', 'TOOLS_DIR', 'blob_maps', 'compare_scores',
     'dense_softmax_nll', 'draw_targets', 'folder_digest', 'format_score_rows',
-    'load_tool', 'mode_errors', 'smp_to_ours_key', 'tiny_runner_cfg',
-    'write_tiny_coco'
+    'load_tool', 'mode_errors', 'run_tool_in_process', 'smp_to_ours_key',
+    'tiny_runner_cfg', 'write_tiny_coco'
 ]

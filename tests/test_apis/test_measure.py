@@ -6,8 +6,6 @@ import csv
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -20,9 +18,8 @@ from mmchh.apis.measure import (EVAL_CSV_COLUMNS, evaluate_measurements,
                                 load_measurement_split)
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES
 from mmchh.evaluation.functional import ceph_measurements, classify_ceph
-from mmchh.testing import load_tool
+from mmchh.testing import load_tool, run_tool_in_process
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ENTRY_KEYS = {'value', 'value_class', 'mean', 'std', 'ci95',
               'most_likely_class', 'class_probabilities', 'class_names',
               'unit', 'num_valid'}
@@ -132,11 +129,9 @@ def test_non_isbi_model_is_a_clear_error():
 
 def test_measure_tool_end_to_end(tiny_ceph, tmp_path):
     out = tmp_path / 'eval'
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'measure.py'),
-         tiny_ceph['cfg'], tiny_ceph['ckpt'], tiny_ceph['test1'],
-         '--num-samples', '200', '--out-dir', str(out), '--no-progress'],
-        capture_output=True, text=True, cwd=REPO)
+    proc = run_tool_in_process('measure', [
+        tiny_ceph['cfg'], tiny_ceph['ckpt'], tiny_ceph['test1'],
+        '--num-samples', '200', '--out-dir', str(out), '--no-progress'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in CEPH_LABEL_NAMES:
         assert f'\n{name} ' in proc.stdout
@@ -201,13 +196,11 @@ def test_infer_cli_writes_measurements(tiny_ceph, tmp_path):
         os.symlink(s['path'], folder / osp.basename(s['path']))
     out = tmp_path / 'out'
     sx, sy = split[0]['spacing']
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'infer.py'), str(folder),
-         '--config', tiny_ceph['cfg'], '--checkpoint', tiny_ceph['ckpt'],
-         '--out-dir', str(out), '--spacing', str(sx), str(sy),
-         '--no-overlay', '--measurements', '--num-samples', '100',
-         '--seed', '1'],
-        capture_output=True, text=True, cwd=REPO)
+    proc = run_tool_in_process('infer', [
+        str(folder), '--config', tiny_ceph['cfg'], '--checkpoint',
+        tiny_ceph['ckpt'], '--out-dir', str(out), '--spacing', str(sx),
+        str(sy), '--no-overlay', '--measurements', '--num-samples', '100',
+        '--seed', '1'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.load(open(out / 'landmarks.json'))
     assert doc['measurement_sampling']['num_samples'] == 100
@@ -243,12 +236,10 @@ def test_fitted_intervals_on_the_tiny_model(tiny_ceph, tmp_path):
     calib = osp.join(tiny_ceph['data'], 'calib.json')
     out = tmp_path / 'fit'
     # 2 calibration images x 8 values: 0.95 needs 19, 0.9 takes the 16th
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'measure.py'),
-         tiny_ceph['cfg'], tiny_ceph['ckpt'], tiny_ceph['test1'],
-         '--num-samples', '200', '--out-dir', str(out), '--no-progress',
-         '--calib', calib, '--level', '0.9'],
-        capture_output=True, text=True, cwd=REPO)
+    proc = run_tool_in_process('measure', [
+        tiny_ceph['cfg'], tiny_ceph['ckpt'], tiny_ceph['test1'],
+        '--num-samples', '200', '--out-dir', str(out), '--no-progress',
+        '--calib', calib, '--level', '0.9'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'interval scale' in proc.stdout and 'cov_fit' in proc.stdout
     doc = json.load(open(out / 'measurements_eval.json'))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mmchh.datasets import CEPH_LANDMARK_NAMES
+from mmchh.testing import run_tool_in_process
 from mmchh.datasets.converters import (ConversionError, convert_isbi,
                                        padded_resize_params,
                                        parse_annotation_file)
@@ -249,9 +250,9 @@ def test_cli(tmp_path, isbi_tree):
     assert 'train' in ok.stdout and 'skipped 0' in ok.stdout
     assert 'resized 10/10' in ok.stdout
     _corrupt(root, 'non_numeric')
-    bad = subprocess.run(
-        [sys.executable, tool, root, str(tmp_path / 'c2'), '--num-val', '1',
-         '--num-calib', '1'], capture_output=True, text=True)
+    # the error path in-process (its message as the script prints it)
+    bad = run_tool_in_process('dataset_converters/convert_isbi', [
+        root, str(tmp_path / 'c2'), '--num-val', '1', '--num-calib', '1'])
     assert bad.returncode == 1
     assert '002.txt:5' in bad.stderr and '--skip-bad' in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith(

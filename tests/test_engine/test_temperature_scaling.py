@@ -13,6 +13,7 @@ from conftest import as_cli_options, small_ceph_options
 
 import mmchh  # noqa: F401
 from mmchh.engine import CalibrationError, calibrate_model
+from mmchh.testing import run_tool_in_process
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'ceph',
@@ -36,6 +37,15 @@ def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
     assert calib['num_images'] == 2 and calib['num_landmarks'] == 38
     # the fit minimises exactly this NLL, starting from T = 1
     assert calib['NLL_after'] <= calib['NLL_before'] + 1e-6
+    # the change comes with its paired interval over the 2 images
+    change = calib['intervals']['NLL_change']
+    assert change['num_images'] == 2 and change['level'] == 0.95
+    assert change['estimate'] == pytest.approx(
+        calib['NLL_after'] - calib['NLL_before'], abs=1e-6)
+    assert change['low'] <= change['estimate'] <= change['high']
+    ece = calib['intervals']['ECE_change']
+    assert ece['estimate'] == pytest.approx(
+        calib['ECE_after'] - calib['ECE_before'], abs=1e-9)
     assert set(report['temperature']) >= {'sella', 'articulare'}
     state = torch.load(ckpt, map_location='cpu')['state_dict']
     t = state['head.log_temperature'].exp()
@@ -158,11 +168,10 @@ def test_calibrate_tool_on_an_existing_checkpoint(calibrated_run, tmp_path):
     report = json.load(open(osp.join(str(tmp_path), 'calibration.json')))
     assert report['calib']['NLL_after'] <= report['calib']['NLL_before']
     assert 'NLL' in proc.stdout + proc.stderr
-    bad = subprocess.run([
-        sys.executable, 'tools/calibrate.py', CONFIG,
-        osp.join(calibrated_run['work'], ckpt), '--work-dir',
+    bad = run_tool_in_process('calibrate', [
+        CONFIG, osp.join(calibrated_run['work'], ckpt), '--work-dir',
         str(tmp_path / 'b'), '--cfg-options', *as_cli_options(opts),
         'calib_dataloader.dataset.ann_file=' +
         osp.join(calibrated_run['data'], 'missing.json')
-    ], capture_output=True, text=True, cwd=REPO)
+    ])
     assert bad.returncode != 0 and 'missing.json' in bad.stderr

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from mmchh.testing import run_tool_in_process
+
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'ceph', 'unet_r34_onehot.py')
@@ -100,19 +102,15 @@ def test_resume_continues_from_last_checkpoint(trained_ceph, tmp_path):
 
 def test_missing_checkpoint_and_amp_without_gpu_fail_clearly(
         trained_ceph, tmp_path):
-    bad = subprocess.run([
-        sys.executable, 'tools/test.py', CONFIG,
-        str(tmp_path / 'nope.pth')
-    ], capture_output=True, text=True, cwd=REPO)
+    bad = run_tool_in_process('test', [CONFIG, str(tmp_path / 'nope.pth')])
     assert bad.returncode != 0 and 'does not exist' in bad.stderr
     import torch
     if torch.cuda.is_available():
         pytest.skip('a GPU is present')
-    amp = subprocess.run([
-        sys.executable, 'tools/train.py', CONFIG, '--amp', '--work-dir',
-        str(tmp_path / 'amp'), '--cfg-options',
-        *small_options(trained_ceph['data'])
-    ], capture_output=True, text=True, cwd=REPO)
+    amp = run_tool_in_process('train', [
+        CONFIG, '--amp', '--work-dir', str(tmp_path / 'amp'),
+        '--cfg-options', *small_options(trained_ceph['data'])
+    ])
     assert amp.returncode != 0 and '--amp needs a CUDA GPU' in amp.stderr
 
 
