@@ -489,20 +489,35 @@ def _report(summary, weight, before_t, after_t, names, out_dir) -> Dict:
             ECE_after=out['after']['reliability']['ece'],
             ECE_unit_before=out['before']['reliability_unit']['ece'],
             ECE_unit_after=out['after']['reliability_unit']['ece'],
-            intervals=_paired_intervals(per_image, mask),
+            intervals=calibration_change_intervals(per_image, mask),
             reliability_before=out['before']['reliability'],
             reliability_after=out['after']['reliability']))
 
 
-def _paired_intervals(per_image: Dict, mask) -> Dict:
+def calibration_change_intervals(per_image: Dict, mask) -> Dict:
     """Bootstrap intervals (95 %, 1000 resamples of the calibration images,
     seed 0) of the NLL and the ECE after minus before, paired: each
     resample draws the same images for both. In-sample (the temperatures
-    were fitted on these images), so the change is optimistic."""
+    were fitted on these images), so the change is optimistic.
+
+    Args:
+        per_image (dict): ``'before'`` and ``'after'``, each a tuple of
+            (B, K) arrays: mode confidence, mode hit, NLL.
+        mask (np.ndarray): (B, K) bool, the annotated landmarks.
+
+    Returns:
+        dict: ``NLL_change`` and ``ECE_change``, each
+        :class:`~mmchh.evaluation.functional.bootstrap.BootstrapInterval`
+        as a dict.
+    """
     conf_b, hit_b, nll_b = per_image['before']
     conf_a, hit_a, nll_a = per_image['after']
 
     def ece(conf, hit, valid):
+        # undefined (dropped and counted) on a resample of images that have
+        # no annotated landmark
+        if not valid.any():
+            return float('nan')
         return expected_calibration_error(conf[valid], hit[valid], 10,
                                           'max')['ece']
 
