@@ -91,7 +91,7 @@ def write_folder(folder, num, size):
     return sorted(osp.join(folder, n) for n in os.listdir(folder))
 
 
-def write_model(workdir, input_size, paper_size):
+def write_model(workdir, input_size):
     """The paper's config (model input ``input_size``) and random weights
     as files, as a user hands them to ``tools/infer.py``.
 
@@ -102,10 +102,7 @@ def write_model(workdir, input_size, paper_size):
     from mmpose.registry import MODELS
 
     import ours
-    cfg = ours.load_config(None if input_size == paper_size else input_size)
-    for step in cfg.test_dataloader.dataset.pipeline:
-        if step['type'] == 'TopdownAffine':  # ours.py sets only training's
-            step['input_size'] = tuple(input_size)
+    cfg = ours.load_config(input_size)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     tag = 'x'.join(str(v) for v in input_size)
@@ -181,7 +178,7 @@ def bench_paper_model(s, device, workdir, folder, paths, results):
     from mmchh.apis.batch_infer import infer_files
     from mmchh.testing import load_tool
     n, batch = len(paths), s['batch']
-    cfg_path, ckpt_path = write_model(workdir, s['size'], SETTINGS['size'][0])
+    cfg_path, ckpt_path = write_model(workdir, s['size'])
     t = time.perf_counter()
     model = load_model(cfg_path, ckpt_path, device)  # imports: warm-up
     log(f'model loaded in {time.perf_counter() - t:.1f} s (first time, '

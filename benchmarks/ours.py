@@ -35,12 +35,16 @@ def load_config(input_size=None, with_cp=False):
         size = tuple(input_size)
         cfg.model.head.decoder.input_size = size
         cfg.model.head.decoder.heatmap_size = size
+        # every pipeline at that size (training's and the test split's,
+        # which tools/infer.py runs), targets encoded on the new grid
         for pipeline in (cfg.train_pipeline,
-                         cfg.train_dataloader.dataset.pipeline):
+                         cfg.train_dataloader.dataset.pipeline,
+                         cfg.test_dataloader.dataset.pipeline):
             for t in pipeline:
                 if t['type'] == 'TopdownAffine':
                     t['input_size'] = size
-                if t['type'] == 'GenerateTarget':
+                if t['type'] in ('GenerateTarget',
+                                 'GenerateTargetIfAnnotated'):
                     t['encoder'] = dict(cfg.model.head.decoder)
     return cfg
 

@@ -118,7 +118,7 @@ def make_inputs(batch, size, seed=0):
     return images, index
 
 
-def build_pair(size, device, quick):
+def build_pair(size, device):
     """Reference, ours and ours in the memory mode (``with_cp``), all with
     the same weights and in train mode."""
     import torch
@@ -147,7 +147,7 @@ def bench_train(s, device, quick, results):
     import reference
     w, h = s['size']
     ref, ref_opt, cfg, model, wrapper, (model_cp, wrapper_cp) = build_pair(
-        s['size'], device, quick)
+        s['size'], device)
     step_rows = {}
     for b in s['batches']:
         images, index = make_inputs(b, s['size'], seed=b)

@@ -318,14 +318,11 @@ def paired_bootstrap_mean(values_a: ArrayLike,
         BootstrapInterval: As :func:`paired_bootstrap` (equal to it with
         pooled-mean statistics for the same seed).
     """
-    if tuple(values_a.shape if isinstance(values_a, Tensor) else
-             np.shape(values_a)) != tuple(
-                 values_b.shape if isinstance(values_b, Tensor) else
-                 np.shape(values_b)):
+    values_a, values_b = _numpy(values_a), _numpy(values_b)
+    if values_a.shape != values_b.shape:
         raise ValueError('values_a and values_b must have the same shape '
                          '(the same images and landmarks); got '
-                         f'{tuple(np.shape(values_a))} and '
-                         f'{tuple(np.shape(values_b))}')
+                         f'{values_a.shape} and {values_b.shape}')
     sums_a, counts_a = _image_sums(values_a, image_ids, valid_a, 'values_a')
     sums_b, counts_b = _image_sums(values_b, image_ids, valid_b, 'values_b')
     _check_options(num_resamples, level, max_failed_fraction, method)
@@ -383,11 +380,16 @@ class _Groups:
         return tuple(a[rows] for a in arrays)
 
 
+def _numpy(x: ArrayLike, dtype=None) -> np.ndarray:
+    """An array, tensor (any device) or sequence as a numpy array."""
+    if isinstance(x, Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
 def _image_codes(image_ids: ArrayLike, rows: int) -> np.ndarray:
     """Image ids as codes 0..N-1 (sorted ids), checked against the rows."""
-    if isinstance(image_ids, Tensor):
-        image_ids = image_ids.detach().cpu().numpy()
-    ids = np.asarray(image_ids)
+    ids = _numpy(image_ids)
     if ids.ndim != 1 or ids.shape[0] != rows:
         raise ValueError(f'image_ids must be (M,) with M = {rows} rows of '
                          f'data; got shape {ids.shape}')
@@ -401,9 +403,7 @@ def _as_arrays(data: Data, name: str) -> Tuple[np.ndarray, ...]:
         raise ValueError(f'{name} is an empty tuple; give at least one array')
     out = []
     for i, x in enumerate(items):
-        if isinstance(x, Tensor):
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x)
+        x = _numpy(x)
         if x.ndim == 0:
             raise ValueError(f'{name}[{i}] must have at least one axis '
                              '(rows = images or landmarks); got a scalar')
@@ -415,17 +415,13 @@ def _image_sums(values: ArrayLike, image_ids: Optional[ArrayLike],
                 valid: Optional[ArrayLike],
                 name: str) -> Tuple[np.ndarray, np.ndarray]:
     """Per-image sums and counts of the valid values, (N,) float64 each."""
-    if isinstance(values, Tensor):
-        values = values.detach().cpu().numpy()
-    values = np.asarray(values, dtype=np.float64)
+    values = _numpy(values, np.float64)
     if values.ndim == 0:
         raise ValueError(f'{name} must have at least one axis; got a scalar')
     if valid is None:
         valid = np.ones(values.shape, dtype=bool)
     else:
-        if isinstance(valid, Tensor):
-            valid = valid.detach().cpu().numpy()
-        valid = np.asarray(valid, dtype=bool)
+        valid = _numpy(valid, bool)
         if valid.shape != values.shape:
             raise ValueError(f'the valid mask of {name} must have its shape '
                              f'{values.shape}; got {valid.shape}')
