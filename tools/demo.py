@@ -63,8 +63,13 @@ DEMO_OUTPUTS = {
     'ROC of ERE for errors > 2 mm on Test1 (calibrated)',
     'unc_uncertainty.json':
     'every uncertainty number on Test1 (calibrated)',
+    'unc_landmarks.npz':
+    'per landmark of Test1 (calibrated): error, ERE, confidence, NLL ... '
+    '(what the paired before/after intervals are computed from)',
     'uncalibrated/unc_uncertainty.json':
     'the same for the best checkpoint before calibration',
+    'uncalibrated/unc_landmarks.npz':
+    'per landmark of Test1 before calibration',
     'demo_results.json':
     'every number the demo printed, with the machine, the command and the '
     'duration',
@@ -255,8 +260,25 @@ def _num(value, fmt, unit=''):
     return _NA if value is None else f'{value:{fmt}}{unit}'
 
 
-def _pair(before, after, fmt):
-    return f'{_num(before, fmt)} → {_num(after, fmt)}'
+def _pair(before, after, fmt, change=None):
+    """``before → after``, with the paired change's interval when given (a
+    ``BootstrapInterval`` dict)."""
+    text = f'{_num(before, fmt)} → {_num(after, fmt)}'
+    if change:
+        text += (f' (change {_num(change.get("estimate"), "+" + fmt)}, '
+                 f'[{_num(change.get("low"), "+" + fmt)}, '
+                 f'{_num(change.get("high"), "+" + fmt)}])')
+    return text
+
+
+def _ci(metrics, key, fmt, unit=''):
+    """A metric with its 95 % interval (``<key>_low`` / ``_high``) when the
+    metric reported one: ``'1.80 mm [1.52, 2.10]'``."""
+    text = _num(metrics.get(key), fmt, unit)
+    if f'{key}_low' in metrics:
+        text += (f' [{_num(metrics.get(key + "_low"), fmt)}, '
+                 f'{_num(metrics.get(key + "_high"), fmt)}]')
+    return text
 
 
 def results_markdown(results):
@@ -282,6 +304,11 @@ def results_markdown(results):
     c = calib.get('calib', {})
     flag = calib.get('flagging', {})
     base = results['mean_position_baseline']
+    # paired intervals of the before/after changes (95 %, over images)
+    ci_nll, ci_ece = ((c.get('intervals') or {}).get(f'{k}_change')
+                      for k in ('NLL', 'ECE'))
+    t1_nll, t1_ece = ((results.get('test1_calibration_change') or {}).get(k)
+                      for k in ('NLL', 'ECE'))
     lines = [
         f'Command: `{run["command"]}`, {run["date_utc"]}, '
         f'{run["duration_s"]:.0f} s wall clock'
@@ -298,38 +325,38 @@ def results_markdown(results):
         '| | value |',
         '|---|---|',
         '| Test1 MRE / SDR 2 mm / SDR 4 mm | '
-        f'{_num(t1.get("ceph/MRE"), ".2f", " mm")} / '
-        f'{_num(t1.get("ceph/SDR_2mm"), ".1f", " %")} / '
-        f'{_num(t1.get("ceph/SDR_4mm"), ".1f", " %")} |',
+        f'{_ci(t1, "ceph/MRE", ".2f", " mm")} / '
+        f'{_ci(t1, "ceph/SDR_2mm", ".1f", " %")} / '
+        f'{_ci(t1, "ceph/SDR_4mm", ".1f", " %")} |',
         '| mean-position baseline MRE / SDR 2 mm | '
         f'{_num(base.get("MRE"), ".2f", " mm")} / '
         f'{_num(base.get("SDR_2mm"), ".1f", " %")} |',
         '| calibration split NLL before → after | '
-        f'{_pair(c.get("NLL_before"), c.get("NLL_after"), ".3f")} |',
+        f'{_pair(c.get("NLL_before"), c.get("NLL_after"), ".3f", ci_nll)} |',
         '| calibration split ECE before → after | '
-        f'{_pair(c.get("ECE_before"), c.get("ECE_after"), ".3f")} |',
+        f'{_pair(c.get("ECE_before"), c.get("ECE_after"), ".3f", ci_ece)} |',
         '| Test1 NLL before → after | '
-        f'{_pair(before.get("unc/NLL"), t1.get("unc/NLL"), ".3f")} |',
+        f'{_pair(before.get("unc/NLL"), t1.get("unc/NLL"), ".3f", t1_nll)} |',
         '| Test1 ECE before → after | '
-        f'{_pair(before.get("unc/ECE"), t1.get("unc/ECE"), ".3f")} |',
+        f'{_pair(before.get("unc/ECE"), t1.get("unc/ECE"), ".3f", t1_ece)} |',
         f'| ERE flag threshold (TPR {_num(flag.get("target_tpr"), "g")} '
         'on the calibration split) | '
         f'{_num(flag.get("threshold_mm"), ".2f", " mm")} |',
         '| Test1 Good / Erroneous (count, MRE) | '
         f'{_num(t1.get("unc/good/count"), ".0f")}, '
-        f'{_num(t1.get("unc/good/MRE"), ".2f", " mm")} / '
+        f'{_ci(t1, "unc/good/MRE", ".2f", " mm")} / '
         f'{_num(t1.get("unc/erroneous/count"), ".0f")}, '
-        f'{_num(t1.get("unc/erroneous/MRE"), ".2f", " mm")} |',
+        f'{_ci(t1, "unc/erroneous/MRE", ".2f", " mm")} |',
         '| ERE–error Pearson / AUC of ERE for > 2 mm | '
-        f'{_num(t1.get("unc/pearson"), ".2f")} / '
-        f'{_num(t1.get("unc/AUC"), ".2f")} |',
+        f'{_ci(t1, "unc/pearson", ".2f")} / '
+        f'{_ci(t1, "unc/AUC", ".2f")} |',
     ]
     levels = (calib.get('conformal') or {}).get('levels') or []
     if levels and 'unc/conformal/coverage' in t1:
         lines.append(
             f'| Test1 conformal region at {levels[0]:g} (coverage, median '
             'area) / disc baseline | '
-            f'{_num(t1.get("unc/conformal/coverage"), ".2f")}, '
+            f'{_ci(t1, "unc/conformal/coverage", ".2f")}, '
             f'{_num(t1.get("unc/conformal/area_mm2"), ".1f", " mm²")} / '
             f'{_num(t1.get("unc/conformal/disc_coverage"), ".2f")}, '
             f'{_num(t1.get("unc/conformal/disc_area_mm2"), ".1f", " mm²")} |')
@@ -471,6 +498,10 @@ def print_calibration(work_dir):
                   f'{_num(change["high"], fmt)}] over the '
                   f'{change["num_images"]} calibration images (paired '
                   'bootstrap; in-sample: the fit saw these images)')
+    selection = c.get('selection')
+    if selection:
+        print(f'  temperatures kept: {selection["chosen"]} '
+              f'({selection["reason"]})')
     if 'flagging' in report:
         print('  flag landmarks with ERE > '
               f'{_num(report["flagging"]["threshold_mm"], ".2f")} mm')
@@ -510,8 +541,9 @@ def print_conformal(metrics, conformal):
               f'{high:.2f}] 95 % of the time, were they independent draws)')
 
 
-def print_flagging(metrics, metrics_before):
-    """Prints Test1 split by the ERE flag, and the calibration's effect."""
+def print_flagging(metrics, metrics_before, change=None):
+    """Prints Test1 split by the ERE flag, and the calibration's effect
+    (``change``: :func:`test1_calibration_change`)."""
     if 'unc/good/count' not in metrics:
         return
     print('\nTest1, split by the ERE flag (the paper\'s Table 2):')
@@ -529,8 +561,41 @@ def print_flagging(metrics, metrics_before):
               f'{metrics["unc/NLL"]:.3f}, ECE '
               f'{metrics_before["unc/ECE"]:.4f} -> '
               f'{metrics["unc/ECE"]:.4f} (before -> after calibration)')
-    print(f'ERE-error Pearson {metrics["unc/pearson"]:.2f}, '
-          f'AUC of ERE for errors > 2 mm {metrics["unc/AUC"]:.2f}\n')
+    for name, fmt in (('NLL', '+.3f'), ('ECE', '+.4f'), ('AUC', '+.3f')):
+        interval = (change or {}).get(name)
+        if interval:
+            print(f'  {name} change {_num(interval["estimate"], fmt)}, 95 % '
+                  f'interval [{_num(interval["low"], fmt)}, '
+                  f'{_num(interval["high"], fmt)}] over the '
+                  f'{interval["num_images"]} Test1 images (paired bootstrap)')
+    print(f'ERE-error Pearson {_ci(metrics, "unc/pearson", ".2f")}, '
+          f'AUC of ERE for errors > 2 mm {_ci(metrics, "unc/AUC", ".2f")} '
+          '(95 % intervals over images)\n')
+
+
+def test1_calibration_change(work_dir):
+    """Test1's NLL, ECE and AUC change by calibration, paired: the same
+    resampled Test1 images for the uncalibrated and the calibrated run
+    (their ``unc_landmarks.npz``), 95 % intervals.
+
+    Returns:
+        dict | None: name -> ``BootstrapInterval`` dict; None without both
+        runs or when they cannot be compared (the reason is printed).
+    """
+    from mmchh.evaluation.functional import compare_runs
+    from mmchh.utils.io import read_npz
+    before = osp.join(work_dir, 'uncalibrated', 'unc_landmarks.npz')
+    after = osp.join(work_dir, 'unc_landmarks.npz')
+    if not (osp.isfile(before) and osp.isfile(after)):
+        return None
+    try:
+        intervals = compare_runs(read_npz(before), read_npz(after),
+                                 ('NLL', 'ECE', 'AUC'),
+                                 names=(before, after))
+    except ValueError as e:
+        print(f'no paired before/after comparison on Test1: {e}')
+        return None
+    return {name: i.as_dict() for name, i in intervals.items()}
 
 
 def print_baseline(metrics, coco):
@@ -547,8 +612,12 @@ def print_baseline(metrics, coco):
             ('SDR 4 mm (%)', 'SDR_4mm')]
     print(f'{"":14s}{"model":>10s}{"baseline":>10s}')
     for label, key in rows:
+        low, high = (metrics.get(f'ceph/{key}_{end}')
+                     for end in ('low', 'high'))
         print(f'{label:14s}{metrics["ceph/" + key]:10.2f}'
-              f'{baseline[key]:10.2f}')
+              f'{baseline[key]:10.2f}' +
+              ('' if low is None else
+               f'   (model: 95 % interval [{low:.2f}, {high:.2f}])'))
     return baseline
 
 
@@ -600,7 +669,8 @@ def _main(argv=None):
     stage(5, 'calibration, flagging and the mean-position baseline')
     report = print_calibration(cfg.work_dir)
     print_conformal(metrics, (report or {}).get('conformal') or {})
-    print_flagging(metrics, metrics_before)
+    change = test1_calibration_change(cfg.work_dir)
+    print_flagging(metrics, metrics_before, change)
     baseline = print_baseline(metrics, data['coco'])
     duration = time.time() - start
     write_results(cfg.work_dir, dict(
@@ -613,6 +683,7 @@ def _main(argv=None):
             load_average_end=round(os.getloadavg()[0], 2)),
         test1=metrics,
         test1_uncalibrated=metrics_before,
+        test1_calibration_change=change,
         calibration=report,
         mean_position_baseline=baseline,
         checkpoint=checkpoint))

@@ -9,6 +9,9 @@
   ``null`` (the bare ``NaN`` that Python's ``json`` writes by default is not
   JSON, and most readers reject it). ``allow_nan=False`` is always passed,
   so a non-finite value that slipped through is an error, never a file.
+* :func:`write_npz` writes named arrays as an ``.npz`` that loads without
+  pickle (numbers, bools, unicode strings); :func:`read_npz` reads one
+  back, with an error naming the file.
 * :func:`csv_text` is the one CSV layout of the tables the tools write: a
   header row, ``\\n`` line ends, missing values (None) as empty cells.
 """
@@ -19,13 +22,16 @@ import math
 import os
 import os.path as osp
 import tempfile
-from typing import Any, Iterable, Sequence
+import zipfile
+from typing import Any, Dict, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = [
     'atomic_write_bytes', 'atomic_write_text', 'csv_text', 'to_jsonable',
-    'dumps_json', 'write_json'
+    'dumps_json', 'read_npz', 'write_json', 'write_npz'
 ]
 
 
@@ -104,3 +110,56 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     writer.writerow(header)
     writer.writerows(['' if v is None else v for v in row] for row in rows)
     return buf.getvalue()
+
+
+def write_npz(path: str, arrays: Mapping[str, Any]) -> None:
+    """Writes ``arrays`` as an uncompressed ``.npz`` to ``path``, atomically.
+
+    Every value must convert to a numpy array of numbers, bools or unicode
+    strings (dtype kind ``'U'``), so the file loads with
+    ``np.load(path)`` (``allow_pickle=False``).
+
+    Args:
+        path (str): Destination file (``.npz``).
+        arrays (Mapping[str, array-like]): Name -> array.
+    """
+    out = {}
+    for name, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype.kind not in 'biufcU':
+            raise ValueError(f'write_npz({path}): array "{name}" has dtype '
+                             f'{array.dtype}; only numbers, bools and '
+                             'unicode strings load without pickle')
+        out[name] = array
+    buf = io.BytesIO()
+    np.savez(buf, **out)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_npz(path: str, required: Sequence[str] = ()) -> Dict[str, Any]:
+    """The arrays of an ``.npz`` written by :func:`write_npz`, loaded
+    without pickle.
+
+    Args:
+        path (str): The file.
+        required (Sequence[str]): Names that must be present.
+
+    Returns:
+        dict: name -> np.ndarray.
+
+    Raises:
+        InputError: The file is missing, is not an ``.npz`` of plain arrays,
+            or lacks a required array (named with the file).
+    """
+    if not osp.isfile(path):
+        raise InputError(f'{path} does not exist')
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise InputError(f'{path} is not a readable .npz of plain arrays '
+                         f'({e})') from e
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise InputError(f'{path} lacks the array(s) {missing}')
+    return arrays

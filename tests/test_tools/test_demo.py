@@ -55,6 +55,16 @@ def test_demo_writes_every_promised_output(tmp_path):
     assert run['machine']['logical_cpus'] == os.cpu_count()
     assert run['duration_s'] > 0
     assert results['test1']['ceph/num_landmarks'] == 2 * 19
+    # calibration's effect on Test1, paired over the same test images
+    change = results['test1_calibration_change']
+    assert set(change) == {'NLL', 'ECE', 'AUC'}
+    assert change['NLL']['num_images'] == 2
+    assert change['NLL']['estimate'] == pytest.approx(
+        results['test1']['unc/NLL'] -
+        results['test1_uncalibrated']['unc/NLL'], abs=1e-5)
+    assert 'Test1 images (paired bootstrap)' in out
+    # the metrics' own intervals over images
+    assert results['test1']['ceph/MRE_low'] <= results['test1']['ceph/MRE']
     # the conformal regions beside their disc baseline, printed and stored
     assert 'Test1 conformal regions' in out and 'disc baseline' in out
     for key in ('coverage', 'area_mm2', 'disc_coverage', 'disc_area_mm2'):

@@ -205,3 +205,16 @@ def test_cfg_option_data_root_reaches_every_dataset(own_val_root):
     if own_val_root:
         expected['val_dataloader'] = 'val_root/'
     assert roots == expected
+
+
+def test_write_npz_round_trips_without_pickle(tmp_path):
+    from mmchh.utils.io import write_npz
+    path = str(tmp_path / 'sub' / 'rows.npz')
+    write_npz(path, dict(sample=np.array(['a.png', 'bé.png']),
+                         value=np.array([1.5, np.nan]), hit=[True, False]))
+    with np.load(path, allow_pickle=False) as f:
+        assert f['sample'].tolist() == ['a.png', 'bé.png']
+        assert f['hit'].dtype == bool and math.isnan(f['value'][1])
+    assert os.listdir(str(tmp_path / 'sub')) == ['rows.npz']
+    with pytest.raises(ValueError, match='"bad".*object'):
+        write_npz(path, dict(bad=np.array([{}, 1], dtype=object)))

@@ -1,6 +1,7 @@
-from .bootstrap import (BootstrapInterval, bootstrap_indices,
-                        bootstrap_mean, image_bootstrap, paired_bootstrap,
-                        paired_bootstrap_mean, resample_counts)
+from .bootstrap import (BootstrapInterval, bootstrap_counts,
+                        bootstrap_indices, bootstrap_mean, image_bootstrap,
+                        paired_bootstrap, paired_bootstrap_mean,
+                        resample_counts)
 from .calibration_metrics import (binned_correlation,
                                   expected_calibration_error,
                                   good_erroneous_table, pearson_spearman,
@@ -21,9 +22,16 @@ from .measurement_uncertainty import (interval_coverage, interval_scores,
                                       summarize_measurement_samples,
                                       truncate_heatmaps)
 from .radial_error import radial_errors_mm
+from .bootstrap_weighted import (paired_weighted_bootstrap,
+                                 weighted_bootstrap)
+from .run_comparison import RUN_STATISTICS, align_runs, compare_runs
+from .weighted_statistics import (weighted_ece, weighted_mean,
+                                  weighted_pearson, weighted_reliability_bins,
+                                  weighted_roc_auc, weighted_spearman)
 
 __all__ = [
-    'BootstrapInterval', 'bootstrap_indices', 'bootstrap_mean',
+    'BootstrapInterval', 'bootstrap_counts', 'bootstrap_indices',
+    'bootstrap_mean',
     'image_bootstrap', 'paired_bootstrap', 'paired_bootstrap_mean',
     'resample_counts',
     'CEPH_CLASS_NAMES', 'CEPH_MEASUREMENT_NAMES', 'CEPH_MEASUREMENT_UNITS',
@@ -37,5 +45,9 @@ __all__ = [
     'sample_heatmap_positions', 'summarize_measurement_samples',
     'binned_correlation', 'expected_calibration_error',
     'good_erroneous_table', 'pearson_spearman', 'radial_errors_mm',
-    'roc_auc', 'threshold_at_tpr'
+    'roc_auc', 'threshold_at_tpr', 'paired_weighted_bootstrap',
+    'RUN_STATISTICS', 'align_runs', 'compare_runs', 'weighted_bootstrap',
+    'weighted_ece',
+    'weighted_mean', 'weighted_pearson', 'weighted_reliability_bins',
+    'weighted_roc_auc', 'weighted_spearman'
 ]

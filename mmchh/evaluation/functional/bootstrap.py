@@ -24,7 +24,10 @@ and covers near nominal from ~10 images.
 
 For one seed the same image indices are drawn by every function, so a mean
 bootstrapped by :func:`bootstrap_mean` equals :func:`image_bootstrap` with
-a mean statistic, resample by resample.
+a mean statistic, resample by resample; so does
+:func:`.bootstrap_weighted.weighted_bootstrap`, which evaluates a vectorised
+statistic on all resamples at once (AUC, correlations, ECE:
+:mod:`.weighted_statistics`).
 
 Undefined resamples (the statistic returns a non-finite value, e.g. an AUC
 on a resample with one class) are dropped and counted in ``num_failed``;
@@ -33,6 +36,7 @@ is NaN with a reason (dropping them would bias it). With fewer than 2
 images there is no interval either (NaN with a reason), never a crash.
 """
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -122,6 +126,41 @@ def resample_counts(indices: np.ndarray, num_images: int) -> np.ndarray:
     return counts.reshape(r, num_images).astype(np.float64)
 
 
+def bootstrap_counts(num_images: int, num_resamples: int,
+                     seed) -> np.ndarray:
+    """:func:`resample_counts` of the seeded :func:`bootstrap_indices`.
+
+    One evaluation bootstraps many statistics of the same images with one
+    seed; the counts of an integer seed are drawn once and cached
+    (read-only, the last 4 draws of at most 2**23 counts each kept).
+
+    Args:
+        num_images (int): Number of images N (>= 1).
+        num_resamples (int): Number of resamples R (>= 1).
+        seed (int): Seed of :func:`bootstrap_indices`.
+
+    Returns:
+        np.ndarray: (R, N) float64 counts (read-only when cached).
+    """
+    num_images = _positive_int(num_images, 'num_images')
+    num_resamples = _positive_int(num_resamples, 'num_resamples')
+    small = num_images * num_resamples <= 2**23  # <= 64 MiB cached
+    if small and isinstance(seed, (int, np.integer)) and \
+            not isinstance(seed, bool):
+        return _cached_counts(num_images, num_resamples, int(seed))
+    return resample_counts(
+        bootstrap_indices(num_images, num_resamples, seed), num_images)
+
+
+@lru_cache(maxsize=4)
+def _cached_counts(num_images: int, num_resamples: int,
+                   seed: int) -> np.ndarray:
+    counts = resample_counts(
+        bootstrap_indices(num_images, num_resamples, seed), num_images)
+    counts.flags.writeable = False
+    return counts
+
+
 def image_bootstrap(statistic: Callable[..., float],
                     data: Data,
                     image_ids: Optional[ArrayLike] = None,
@@ -168,20 +207,20 @@ def image_bootstrap(statistic: Callable[..., float],
         arrays keep their trailing shape, (M', ...) with M' the resample's
         landmark count; without, (N, ...).
     """
-    arrays = _as_arrays(data, 'data')
-    groups = _Groups(arrays, image_ids)
-    _check_options(num_resamples, level, max_failed_fraction, method)
+    arrays = as_arrays(data, 'data')
+    groups = ImageGroups(arrays, image_ids)
+    check_options(num_resamples, level, max_failed_fraction, method)
     estimate = _call(statistic, arrays, 'statistic')
     if groups.num_images < 2:
-        return _no_interval(estimate, level, num_resamples,
-                            groups.num_images, method)
+        return no_interval(estimate, level, num_resamples,
+                           groups.num_images, method)
     indices = bootstrap_indices(groups.num_images, num_resamples, seed)
     samples = np.array([
         _call(statistic, groups.take(arrays, idx), 'statistic')
         for idx in indices
     ])
-    return _percentile(estimate, samples, level, groups.num_images,
-                       max_failed_fraction, method)
+    return percentile_interval(estimate, samples, level, groups.num_images,
+                               max_failed_fraction, method)
 
 
 def paired_bootstrap(statistic_a: Callable[..., float],
@@ -219,28 +258,29 @@ def paired_bootstrap(statistic_a: Callable[..., float],
         fraction of valid resamples with ``b - a > 0``. A resample fails
         when either statistic is not finite.
     """
-    arrays_a = _as_arrays(data_a, 'data_a')
-    arrays_b = arrays_a if data_b is None else _as_arrays(data_b, 'data_b')
+    arrays_a = as_arrays(data_a, 'data_a')
+    arrays_b = arrays_a if data_b is None else as_arrays(data_b, 'data_b')
     statistic_b = statistic_a if statistic_b is None else statistic_b
     if arrays_b[0].shape[0] != arrays_a[0].shape[0]:
         raise ValueError('data_a and data_b must have the same number of '
                          f'rows (the same images / landmarks); got '
                          f'{arrays_a[0].shape[0]} and {arrays_b[0].shape[0]}')
-    groups = _Groups(arrays_a + arrays_b, image_ids)
-    _check_options(num_resamples, level, max_failed_fraction, method)
+    groups = ImageGroups(arrays_a + arrays_b, image_ids)
+    check_options(num_resamples, level, max_failed_fraction, method)
     est_a = _call(statistic_a, arrays_a, 'statistic_a')
     est_b = _call(statistic_b, arrays_b, 'statistic_b')
     if groups.num_images < 2:
-        return _no_interval(est_b - est_a, level, num_resamples,
-                            groups.num_images, method, est_a, est_b)
+        return no_interval(est_b - est_a, level, num_resamples,
+                           groups.num_images, method, est_a, est_b)
     indices = bootstrap_indices(groups.num_images, num_resamples, seed)
     diffs = np.empty(num_resamples)
     for r, idx in enumerate(indices):
         a = _call(statistic_a, groups.take(arrays_a, idx), 'statistic_a')
         b = _call(statistic_b, groups.take(arrays_b, idx), 'statistic_b')
         diffs[r] = b - a
-    return _percentile(est_b - est_a, diffs, level, groups.num_images,
-                       max_failed_fraction, method, est_a, est_b)
+    return percentile_interval(est_b - est_a, diffs, level,
+                               groups.num_images, max_failed_fraction,
+                               method, est_a, est_b)
 
 
 def bootstrap_mean(values: ArrayLike,
@@ -278,17 +318,16 @@ def bootstrap_mean(values: ArrayLike,
         are ignored whatever they hold.
     """
     sums, counts = _image_sums(values, image_ids, valid, 'values')
-    _check_options(num_resamples, level, max_failed_fraction, method)
+    check_options(num_resamples, level, max_failed_fraction, method)
     num_images = sums.size
     estimate = _ratio(sums.sum(), counts.sum())
     if num_images < 2:
-        return _no_interval(estimate, level, num_resamples, num_images,
-                            method)
-    weights = resample_counts(
-        bootstrap_indices(num_images, num_resamples, seed), num_images)
+        return no_interval(estimate, level, num_resamples, num_images,
+                           method)
+    weights = bootstrap_counts(num_images, num_resamples, seed)
     samples = _ratio(weights @ sums, weights @ counts)
-    return _percentile(estimate, samples, level, num_images,
-                       max_failed_fraction, method)
+    return percentile_interval(estimate, samples, level, num_images,
+                               max_failed_fraction, method)
 
 
 def paired_bootstrap_mean(values_a: ArrayLike,
@@ -325,26 +364,37 @@ def paired_bootstrap_mean(values_a: ArrayLike,
                          f'{values_a.shape} and {values_b.shape}')
     sums_a, counts_a = _image_sums(values_a, image_ids, valid_a, 'values_a')
     sums_b, counts_b = _image_sums(values_b, image_ids, valid_b, 'values_b')
-    _check_options(num_resamples, level, max_failed_fraction, method)
+    check_options(num_resamples, level, max_failed_fraction, method)
     num_images = sums_a.size
     est_a = _ratio(sums_a.sum(), counts_a.sum())
     est_b = _ratio(sums_b.sum(), counts_b.sum())
     if num_images < 2:
-        return _no_interval(est_b - est_a, level, num_resamples, num_images,
-                            method, est_a, est_b)
-    weights = resample_counts(
-        bootstrap_indices(num_images, num_resamples, seed), num_images)
+        return no_interval(est_b - est_a, level, num_resamples, num_images,
+                           method, est_a, est_b)
+    weights = bootstrap_counts(num_images, num_resamples, seed)
     diffs = (_ratio(weights @ sums_b, weights @ counts_b) -
              _ratio(weights @ sums_a, weights @ counts_a))
-    return _percentile(est_b - est_a, diffs, level, num_images,
-                       max_failed_fraction, method, est_a, est_b)
+    return percentile_interval(est_b - est_a, diffs, level, num_images,
+                               max_failed_fraction, method, est_a, est_b)
 
 
 # --------------------------------------------------------------------------
-# helpers
+# helpers (the public ones are shared with :mod:`.bootstrap_weighted`)
 # --------------------------------------------------------------------------
-class _Groups:
-    """Rows of each image, for gathering a resample's rows quickly."""
+class ImageGroups:
+    """Rows of each image, for gathering a resample's rows quickly.
+
+    Args:
+        arrays (tuple[np.ndarray]): The data, equal lengths along axis 0
+            (a ValueError otherwise).
+        image_ids (array, optional): (M,) image of each row; None: each row
+            is one image.
+
+    Attributes:
+        num_images (int): Images N.
+        codes (np.ndarray): (M,) int64 image of each row, 0..N-1 (images in
+            sorted-id order, the order of :func:`resample_counts` columns).
+    """
 
     def __init__(self, arrays: Tuple[np.ndarray, ...],
                  image_ids: Optional[ArrayLike]):
@@ -357,8 +407,10 @@ class _Groups:
         if image_ids is None:
             self.order = None
             self.num_images = rows
+            self.codes = np.arange(rows, dtype=np.int64)
             return
         codes = _image_codes(image_ids, rows)
+        self.codes = codes.astype(np.int64)
         self.order = np.argsort(codes, kind='stable')
         self.sizes = np.bincount(codes)
         self.starts = np.cumsum(self.sizes) - self.sizes
@@ -396,8 +448,9 @@ def _image_codes(image_ids: ArrayLike, rows: int) -> np.ndarray:
     return np.unique(ids, return_inverse=True)[1].reshape(-1)
 
 
-def _as_arrays(data: Data, name: str) -> Tuple[np.ndarray, ...]:
-    """One array (or list) or a tuple of arrays as a tuple of >= 1-D arrays."""
+def as_arrays(data: Data, name: str) -> Tuple[np.ndarray, ...]:
+    """One array (or list) or a tuple of arrays as a tuple of >= 1-D arrays
+    (a ValueError naming ``name`` otherwise)."""
     items = data if isinstance(data, tuple) else (data, )
     if not items:
         raise ValueError(f'{name} is an empty tuple; give at least one array')
@@ -468,8 +521,8 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _check_options(num_resamples, level, max_failed_fraction,
-                   method) -> None:
+def check_options(num_resamples, level, max_failed_fraction,
+                  method) -> None:
     """ValueError for a bad R, level, failure tolerance or method."""
     if method not in METHODS:
         raise ValueError(f'method must be one of {METHODS}; got {method!r}')
@@ -481,13 +534,13 @@ def _check_options(num_resamples, level, max_failed_fraction,
                          f'{max_failed_fraction!r}')
 
 
-def _no_interval(estimate: float,
-                 level: float,
-                 num_resamples: int,
-                 num_images: int,
-                 method: str,
-                 est_a: float = float('nan'),
-                 est_b: float = float('nan')) -> BootstrapInterval:
+def no_interval(estimate: float,
+                level: float,
+                num_resamples: int,
+                num_images: int,
+                method: str,
+                est_a: float = float('nan'),
+                est_b: float = float('nan')) -> BootstrapInterval:
     """The result for fewer than 2 images: no interval, with the reason."""
     return BootstrapInterval(
         estimate=float(estimate), low=float('nan'), high=float('nan'),
@@ -508,15 +561,17 @@ def _tail(level: float, num_images: int, method: str) -> float:
     return float(stats.norm.cdf(-np.sqrt(n / (n - 1)) * t))
 
 
-def _percentile(estimate: float,
-                samples: np.ndarray,
-                level: float,
-                num_images: int,
-                max_failed_fraction: float,
-                method: str,
-                est_a: Optional[float] = None,
-                est_b: Optional[float] = None) -> BootstrapInterval:
-    """Interval from the finite samples (failures dropped), see method."""
+def percentile_interval(estimate: float,
+                        samples: np.ndarray,
+                        level: float,
+                        num_images: int,
+                        max_failed_fraction: float,
+                        method: str,
+                        est_a: Optional[float] = None,
+                        est_b: Optional[float] = None) -> BootstrapInterval:
+    """Interval from the resampled statistics ``samples`` (R,), failures
+    (non-finite) dropped; see ``method`` of :func:`image_bootstrap`. With
+    ``est_a`` / ``est_b``: a paired result."""
     samples = np.asarray(samples, dtype=np.float64).reshape(-1)
     ok = np.isfinite(samples)
     num_failed = int(samples.size - ok.sum())

@@ -16,6 +16,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from torch import Tensor
 
+from .weighted_statistics import (weighted_pearson, weighted_reliability_bins,
+                                  weighted_roc_auc, weighted_spearman)
+
 
 def _as_1d(x, name: str, dtype=np.float64) -> np.ndarray:
     """Flattens an array-like (or tensor) to 1-D ``dtype``."""
@@ -72,41 +75,24 @@ def expected_calibration_error(confidence: np.ndarray,
     if not np.all(np.isfinite(conf)) or conf.min() < 0 or conf.max() > 1:
         raise ValueError('confidence must be finite and within [0, 1]; got '
                          f'range [{np.nanmin(conf)}, {np.nanmax(conf)}]')
-    if int(num_bins) != num_bins or num_bins < 1:
-        raise ValueError(f'num_bins must be a positive integer; got '
-                         f'{num_bins}')
-    num_bins = int(num_bins)
-    if binning == 'max':
-        top = float(conf.max())
-    elif binning == 'unit':
-        top = 1.0
-    else:
-        raise ValueError(f"binning must be 'max' or 'unit'; got {binning!r}")
-    edges = np.linspace(0.0, top, num_bins + 1)  # edges[-1] == top exactly
-    # side='left' maps (edges[i], edges[i+1]] to i + 1; the clip puts the
-    # left edge of the first bin into bin 0
-    which = np.clip(np.searchsorted(edges, conf, side='left') - 1, 0,
-                    num_bins - 1)
-    count = np.bincount(which, minlength=num_bins)
-    conf_sum = np.bincount(which, weights=conf, minlength=num_bins)
-    hit_sum = np.bincount(which, weights=corr.astype(np.float64),
-                          minlength=num_bins)
-    nonempty = count > 0
-    safe = np.maximum(count, 1)
-    bin_conf = np.where(nonempty, conf_sum / safe, np.nan)
-    bin_acc = np.where(nonempty, hit_sum / safe, np.nan)
-    gaps = np.abs(bin_acc[nonempty] - bin_conf[nonempty])
-    ece = float(np.sum(count[nonempty] / conf.size * gaps))
+    # the binning and the ECE formula live in weighted_reliability_bins; one
+    # row of unit weights is this data set
+    bins = weighted_reliability_bins(
+        np.ones((1, conf.size)), conf, corr, num_bins, binning)
     return dict(
-        ece=ece,
-        edges=edges,
-        bin_confidence=bin_conf,
-        bin_accuracy=bin_acc,
-        bin_count=count.astype(np.int64))
+        ece=float(bins['ece'][0]),
+        edges=bins['edges'][0],
+        bin_confidence=bins['bin_confidence'][0],
+        bin_accuracy=bins['bin_accuracy'][0],
+        bin_count=bins['bin_count'][0].astype(np.int64))
 
 
 def pearson_spearman(x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
-    """Pearson and Spearman correlation of paired samples (scipy.stats).
+    """Pearson and Spearman correlation of paired samples.
+
+    The formulas are :func:`.weighted_statistics.weighted_pearson` and
+    :func:`.weighted_statistics.weighted_spearman` with unit weights (equal
+    to ``scipy.stats.pearsonr`` / ``spearmanr`` up to rounding).
 
     Args:
         x (np.ndarray): First variable (e.g. ERE), any shape (flattened).
@@ -117,14 +103,14 @@ def pearson_spearman(x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
         fewer than 2 pairs or either variable is constant (a correlation is
         undefined there, which is not an input error).
     """
-    from scipy import stats
-
     x, y = _paired(x, y, 'x', 'y')
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+    # non-finite values: NaN (undefined), as scipy gives
+    if x.size < 2 or not (np.ptp(x) > 0 and np.ptp(y) > 0) or \
+            not np.all(np.isfinite(x + y)):
         return float('nan'), float('nan')
-    pearson = stats.pearsonr(x, y)[0]
-    spearman = stats.spearmanr(x, y)[0]
-    return float(pearson), float(spearman)
+    ones = np.ones((1, x.size))
+    return (float(weighted_pearson(ones, x, y)[0]),
+            float(weighted_spearman(ones, x, y)[0]))
 
 
 def binned_correlation(ere: np.ndarray,
@@ -188,8 +174,10 @@ def _check_two_classes(ere, erroneous, who: str):
 def roc_auc(ere: np.ndarray, erroneous: np.ndarray) -> dict:
     """ROC of the ERE as a detector of erroneous landmarks (Sec. 5.3.1).
 
-    Score = ERE, positive = erroneous (e.g. radial error > 2 mm), via
-    ``sklearn.metrics.roc_curve`` / ``roc_auc_score``.
+    Score = ERE, positive = erroneous (e.g. radial error > 2 mm): the curve
+    by ``sklearn.metrics.roc_curve``, the AUC by
+    :func:`.weighted_statistics.weighted_roc_auc` with unit weights (the
+    Mann-Whitney statistic, = ``sklearn.metrics.roc_auc_score``).
 
     Args:
         ere (np.ndarray): ERE per landmark, any shape (flattened).
@@ -207,7 +195,7 @@ def roc_auc(ere: np.ndarray, erroneous: np.ndarray) -> dict:
         Raises ValueError when only one class is present (the ROC is then
         undefined).
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_curve
 
     ere, bad = _check_two_classes(ere, erroneous, 'roc_auc')
     positives = int(bad.sum())
@@ -220,7 +208,7 @@ def roc_auc(ere: np.ndarray, erroneous: np.ndarray) -> dict:
         fpr=fpr,
         tpr=tpr,
         thresholds=thresholds,
-        auc=float(roc_auc_score(bad, ere)))
+        auc=float(weighted_roc_auc(np.ones((1, bad.size)), ere, bad)[0]))
 
 
 def threshold_at_tpr(ere: np.ndarray,

@@ -7,6 +7,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmpose.registry import METRICS
 
+from ..functional.bootstrap import bootstrap_mean, check_options
 from ..functional.radial_error import radial_errors_mm
 
 
@@ -38,6 +39,15 @@ class CephalometricMetric(BaseMetric):
     every aggregate over a set containing one (MRE, MRE_std, SDR, overall
     and per landmark) is NaN.
 
+    Confidence intervals (issue 18, unless ``ci_resamples=0``):
+    ``MRE_low`` / ``MRE_high`` and ``SDR_<t>mm_low`` / ``_high`` for every
+    threshold, a seeded bootstrap over IMAGES (the landmarks of one image
+    are not independent) of the pooled mean
+    (:func:`~mmchh.evaluation.functional.bootstrap_mean`; SDR is the mean
+    of 0/100 per landmark), the expanded percentile interval. NaN with
+    fewer than 2 images or any invalid prediction. None per landmark (too
+    many keys).
+
     Args:
         thresholds (sequence): SDR thresholds in mm. Defaults to the
             challenge's (2, 2.5, 3, 4).
@@ -46,6 +56,11 @@ class CephalometricMetric(BaseMetric):
             per landmark.
         spacing (float, optional): mm/pixel to use when a sample carries no
             ``spacing``; by default such a sample is an error.
+        ci_level (float): Nominal coverage of the intervals. Defaults to
+            0.95.
+        ci_resamples (int): Bootstrap resamples; 0 reports no interval.
+            Defaults to 1000.
+        ci_seed (int): Seed of the resampling. Defaults to 0.
         collect_device (str): 'cpu' or 'gpu'.
         prefix (str): Metric name prefix. Defaults to ``'ceph'``.
 
@@ -63,9 +78,22 @@ class CephalometricMetric(BaseMetric):
                  thresholds: Sequence[float] = (2.0, 2.5, 3.0, 4.0),
                  per_landmark: bool = True,
                  spacing: Optional[float] = None,
+                 ci_level: float = 0.95,
+                 ci_resamples: int = 1000,
+                 ci_seed: int = 0,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        if isinstance(ci_resamples, bool) or \
+                int(ci_resamples) != ci_resamples or ci_resamples < 0 or \
+                int(ci_seed) != ci_seed:
+            raise ValueError('CephalometricMetric: ci_resamples must be an '
+                             'integer >= 0 (0: no intervals) and ci_seed an '
+                             f'integer; got {ci_resamples!r}, {ci_seed!r}')
+        check_options(max(int(ci_resamples), 1), ci_level, 0.1, 'expanded')
+        self.ci_level = float(ci_level)
+        self.ci_resamples = int(ci_resamples)
+        self.ci_seed = int(ci_seed)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.per_landmark = per_landmark
         self.spacing = spacing
@@ -106,6 +134,8 @@ class CephalometricMetric(BaseMetric):
             num_invalid=num_invalid)
         for t in self.thresholds:
             metrics[f'SDR_{t:g}mm'] = _sdr(valid, t)
+        if self.ci_resamples:
+            metrics.update(self._intervals(errors, visible, num_invalid))
         if self.per_landmark:
             names = (self.dataset_meta or {}).get('keypoint_id2name', {})
             t0 = self.thresholds[0]
@@ -121,7 +151,29 @@ class CephalometricMetric(BaseMetric):
                 f'{self.prefix}: {num_invalid} of {metrics["num_landmarks"]} '
                 'landmarks have no valid prediction (non-finite network '
                 'output); MRE and SDR over them are NaN', UserWarning)
+        interval = (f' [{metrics["MRE_low"]:.3f}, {metrics["MRE_high"]:.3f}]'
+                    if 'MRE_low' in metrics else '')
         MMLogger.get_current_instance().info(
-            f'{self.prefix}: MRE {metrics["MRE"]:.3f} mm over '
+            f'{self.prefix}: MRE {metrics["MRE"]:.3f}{interval} mm over '
             f'{metrics["num_landmarks"]} landmarks in {len(results)} images')
         return metrics
+
+    def _intervals(self, errors: np.ndarray, visible: np.ndarray,
+                   num_invalid: int) -> Dict[str, float]:
+        """``MRE_low`` / ``_high`` and ``SDR_<t>mm_low`` / ``_high`` from
+        the (N, K) errors and visibility, one row per image; all NaN with
+        an invalid prediction."""
+        values = {'MRE': errors}
+        for t in self.thresholds:
+            values[f'SDR_{t:g}mm'] = (errors < t) * 100.0
+        out = {}
+        for key, value in values.items():
+            if num_invalid:
+                low = high = float('nan')
+            else:
+                res = bootstrap_mean(value, valid=visible,
+                                     num_resamples=self.ci_resamples,
+                                     level=self.ci_level, seed=self.ci_seed)
+                low, high = res.low, res.high
+            out[f'{key}_low'], out[f'{key}_high'] = low, high
+        return out

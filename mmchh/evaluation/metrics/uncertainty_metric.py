@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 import warnings
+from functools import partial
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -10,16 +11,27 @@ from mmengine.logging import MMLogger, print_log
 from mmpose.registry import METRICS
 
 from mmchh.utils.errors import InputError
-from mmchh.utils.io import write_json
+from mmchh.utils.io import write_json, write_npz
 from mmchh.visualization.calibration_plots import (ere_vs_error_png,
                                                    reliability_diagram_png,
                                                    roc_png)
+from ..functional.bootstrap import (BootstrapInterval, bootstrap_mean,
+                                    check_options)
+from ..functional.bootstrap_weighted import weighted_bootstrap
 from ..functional.calibration_metrics import (binned_correlation,
                                               expected_calibration_error,
                                               good_erroneous_table,
                                               pearson_spearman, roc_auc)
 from ..functional.conformal import disc_regions, region_summary
 from ..functional.radial_error import radial_errors_mm
+from ..functional.weighted_statistics import (weighted_ece, weighted_pearson,
+                                              weighted_roc_auc,
+                                              weighted_spearman)
+
+#: The keys with a bootstrap interval, besides the table's MRE / SDR rows
+#: and the conformal coverages (see :func:`_has_interval`)
+INTERVAL_KEYS = ('MERE', 'NLL', 'ECE', 'ECE_unit', 'pearson', 'spearman',
+                 'AUC', 'erroneous_fraction')
 
 
 @METRICS.register_module()
@@ -66,16 +78,34 @@ class UncertaintyMetric(BaseMetric):
       The first level has no suffix, every other one ``_<level>`` (e.g.
       ``conformal/coverage_0.95``).
 
+    Confidence intervals (issue 18, unless ``ci_resamples=0``): for
+    ``MERE``, ``NLL``, ``ECE``, ``ECE_unit``, ``pearson``, ``spearman``,
+    ``AUC``, ``erroneous_fraction``, the table's ``MRE`` and ``SDR_*`` of
+    every row and the conformal ``coverage`` / ``disc_coverage`` of every
+    level, ``<key>_low`` and ``<key>_high`` (e.g. ``unc/AUC_low``): a
+    seeded bootstrap over IMAGES (each sample is one image; its landmarks
+    are not independent), the expanded percentile interval of
+    :func:`~mmchh.evaluation.functional.image_bootstrap`. NaN where
+    undefined (fewer than 2 images, too many resamples with one class for
+    the AUC, ...); the JSON's ``intervals`` holds each one in full
+    (``BootstrapInterval.as_dict()``: estimate, level, failures, reason).
+
     With ``out_dir``, also writes ``<prefix>_uncertainty.json`` (strict
-    JSON: every number, the bins and the ROC; NaN is written as null) and
-    three PNGs: the reliability diagram, ERE vs radial error (scatter and
-    binned) and the ROC curve.
+    JSON: every number, the bins, the ROC and the intervals; NaN is written
+    as null), ``<prefix>_landmarks.npz`` (one row per landmark of every
+    sample: ``sample`` (name), ``landmark`` (index), ``error``, ``ere``,
+    ``confidence``, ``hit``, ``nll``, ``counted``, ``invalid``, and the 0-d
+    ``unit`` of error and ERE; two runs over the same images pair up by
+    (sample, landmark): :func:`~mmchh.evaluation.functional.compare_runs`)
+    and three PNGs: the reliability
+    diagram, ERE vs radial error (scatter and binned) and the ROC curve.
 
     Counted landmarks without a valid prediction (``keypoint_valid`` False
     or a non-finite keypoint/ERE: the network gave no answer) are counted
     as ``num_invalid`` with a warning, and then every aggregate number is
     NaN (the statistics of a set with an unknown member are not numbers);
-    no plot is drawn.
+    no plot is drawn, no ``.npz`` written, and every ``_low`` / ``_high``
+    is NaN too.
 
     Args:
         erroneous_mm (float): Radial error (mm) above which a prediction is
@@ -87,7 +117,13 @@ class UncertaintyMetric(BaseMetric):
             Defaults to 36 (the paper).
         sdr_thresholds (sequence): SDR thresholds (mm) of the table (mm
             units only).
-        out_dir (str, optional): Where to write the JSON and plots.
+        out_dir (str, optional): Where to write the JSON, ``.npz`` and
+            plots.
+        ci_level (float): Nominal coverage of the intervals. Defaults to
+            0.95.
+        ci_resamples (int): Bootstrap resamples; 0 reports no interval
+            (no ``_low`` / ``_high`` key). Defaults to 1000.
+        ci_seed (int): Seed of the resampling. Defaults to 0.
         collect_device (str): 'cpu' or 'gpu'.
         prefix (str, optional): Defaults to ``'unc'``.
 
@@ -95,7 +131,10 @@ class UncertaintyMetric(BaseMetric):
         Needs the ground truth in the samples, encoded on the model's grid
         (``GenerateTargetIfAnnotated`` in the val/test pipeline). Per
         landmark, every array is (K,) per sample; conformal ones (K, L).
-        ``spacing`` (mm per pixel) is optional but all-or-none.
+        ``spacing`` (mm per pixel) is optional but all-or-none. The
+        bootstrap's image of a landmark is the index of its sample in the
+        results (names may repeat), and its weighted statistics take (R, M)
+        weights over the M counted landmarks.
     """
 
     default_prefix: Optional[str] = 'unc'
@@ -107,17 +146,24 @@ class UncertaintyMetric(BaseMetric):
                  corr_bin_size: int = 36,
                  sdr_thresholds: Sequence[float] = (2.0, 2.5, 3.0, 4.0),
                  out_dir: Optional[str] = None,
+                 ci_level: float = 0.95,
+                 ci_resamples: int = 1000,
+                 ci_seed: int = 0,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        self.ci_level, self.ci_resamples, self.ci_seed = _ci_options(
+            ci_level, ci_resamples, ci_seed)
         self.erroneous_mm = float(erroneous_mm)
         self.erroneous_px = float(erroneous_px)
         self.num_bins = int(num_bins)
         self.corr_bin_size = int(corr_bin_size)
         self.sdr_thresholds = tuple(float(t) for t in sdr_thresholds)
         self.out_dir = out_dir
-        #: per-landmark arrays of the last evaluation (the ERE vs error
-        #: plot of ``out_dir`` draws them); empty after an invalid one
+        #: per-landmark arrays of the counted landmarks of the last
+        #: evaluation, with their ``sample`` name and ``landmark`` index
+        #: (the ERE vs error plot of ``out_dir`` draws them); empty after
+        #: an invalid one
         self.last_arrays: Dict[str, np.ndarray] = {}
         #: everything ``<prefix>_uncertainty.json`` holds for the last
         #: evaluation
@@ -234,18 +280,20 @@ class UncertaintyMetric(BaseMetric):
         invalid = cat['invalid'][mask] if 'invalid' in cat else np.zeros(
             int(mask.sum()), bool)
         num_invalid = int(invalid.sum())
+        rows = _landmark_rows(results, cat)
         if num_invalid:
             warnings.warn(
                 f'{self.prefix}: {num_invalid} of {int(mask.sum())} '
                 'landmarks have no valid prediction (non-finite network '
                 'output); every uncertainty metric is NaN', UserWarning)
-            return self._invalid_metrics(cat, mask, num_invalid, unit)
+            return self._invalid_metrics(cat, rows, mask, num_invalid, unit)
         error, ere = cat['error'][mask], cat['ere'][mask]
         conf, hit, nll = (cat['confidence'][mask], cat['hit'][mask],
                           cat['nll'][mask])
         erroneous = error > self._erroneous(unit)
-        self.last_arrays = dict(error=error, ere=ere, confidence=conf,
-                                hit=hit, nll=nll)
+        self.last_arrays = dict(sample=rows['sample'][mask],
+                                landmark=rows['landmark'][mask], error=error,
+                                ere=ere, confidence=conf, hit=hit, nll=nll)
 
         metrics = dict(MERE=float(ere.mean()), NLL=float(nll.mean()))
         metrics['pearson'], metrics['spearman'] = pearson_spearman(ere, error)
@@ -275,6 +323,12 @@ class UncertaintyMetric(BaseMetric):
         if 'region_inside' in cat:
             metrics.update(self._conformal_metrics(cat, mask))
         metrics = {k: float(v) for k, v in metrics.items()}
+        intervals = self._intervals(
+            rows['image'][mask], dict(self.last_arrays, erroneous=erroneous),
+            cat, mask, unit) if self.ci_resamples else {}
+        for key, interval in intervals.items():
+            metrics[f'{key}_low'] = interval.low
+            metrics[f'{key}_high'] = interval.high
         metrics['num_invalid'] = 0
 
         self.last_details = dict(
@@ -285,16 +339,76 @@ class UncertaintyMetric(BaseMetric):
             reliability_unit=ece_unit,
             binned_correlation=binned,
             roc=roc,
-            table=table)
+            table=table,
+            intervals={k: v.as_dict() for k, v in intervals.items()})
         if self.out_dir:
-            self._write_outputs()
+            self._write_outputs(rows, cat)
         where = 'mm' if unit == 'mm' else 'px of the original images'
         MMLogger.get_current_instance().info(
-            f'{self.prefix}: MERE {metrics["MERE"]:.3f} {unit}, NLL '
-            f'{metrics["NLL"]:.3f}, ECE {metrics["ECE"]:.4f}, AUC '
-            f'{metrics["AUC"]:.3f} ({mask.sum()} landmarks; errors and ERE '
-            f'in {where})')
+            f'{self.prefix}: MERE {_with_ci(metrics, "MERE", ".3f")} {unit}, '
+            f'NLL {_with_ci(metrics, "NLL", ".3f")}, ECE '
+            f'{_with_ci(metrics, "ECE", ".4f")}, AUC '
+            f'{_with_ci(metrics, "AUC", ".3f")} ({mask.sum()} landmarks in '
+            f'{len(results)} images; errors and ERE in {where}'
+            + (f'; {self.ci_level:.0%} bootstrap intervals over images'
+               if intervals else '') + ')')
         return metrics
+
+    def _intervals(self, ids: np.ndarray, a: Dict[str, np.ndarray],
+                   cat: dict, mask: np.ndarray,
+                   unit: str) -> Dict[str, BootstrapInterval]:
+        """The bootstrap interval of every key :func:`_has_interval`
+        names, resampling images ``ids`` (M,) of the counted landmarks
+        ``a`` (M,) each; the statistics are those of the metrics."""
+        opts = dict(image_ids=ids, num_resamples=self.ci_resamples,
+                    level=self.ci_level, seed=self.ci_seed)
+        ece = partial(weighted_ece, num_bins=self.num_bins)
+        # an infinite NLL (a zero probability) has no interval, not a crash
+        nll = bootstrap_mean(a['nll'], **opts) if np.isfinite(
+            a['nll']).all() else self._no_interval(
+                'non-finite NLL values', np.unique(ids).size)
+        out = dict(
+            MERE=bootstrap_mean(a['ere'], **opts),
+            NLL=nll,
+            ECE=weighted_bootstrap(partial(ece, binning='max'),
+                                   (a['confidence'], a['hit']), **opts),
+            ECE_unit=weighted_bootstrap(partial(ece, binning='unit'),
+                                        (a['confidence'], a['hit']), **opts),
+            pearson=weighted_bootstrap(weighted_pearson,
+                                       (a['ere'], a['error']), **opts),
+            spearman=weighted_bootstrap(weighted_spearman,
+                                        (a['ere'], a['error']), **opts),
+            AUC=weighted_bootstrap(weighted_roc_auc,
+                                   (a['ere'], a['erroneous']), **opts),
+            erroneous_fraction=bootstrap_mean(a['erroneous'] * 100.0,
+                                              **opts))
+        if 'flagged' in cat:
+            flagged = cat['flagged'][mask]
+            for row, keep in (('overall', np.ones_like(flagged)),
+                              ('good', ~flagged), ('erroneous', flagged)):
+                out[f'{row}/MRE'] = bootstrap_mean(a['error'], valid=keep,
+                                                   **opts)
+                for t in self._sdr_thresholds(unit):
+                    out[f'{row}/SDR_{t:g}mm'] = bootstrap_mean(
+                        (a['error'] < t) * 100.0, valid=keep, **opts)
+        if 'region_inside' in cat:
+            for i, level in enumerate(cat['level'][0]):
+                suffix = '' if i == 0 else f'_{level:g}'
+                for key in ('region_inside', 'disc_inside'):
+                    name = 'coverage' if key == 'region_inside' else \
+                        'disc_coverage'
+                    out[f'conformal/{name}{suffix}'] = bootstrap_mean(
+                        cat[key][mask][:, i].astype(np.float64), **opts)
+        return out
+
+    def _no_interval(self, reason: str,
+                     num_images: int) -> BootstrapInterval:
+        """An undefined interval (NaN everywhere) with its reason."""
+        nan = float('nan')
+        return BootstrapInterval(
+            estimate=nan, low=nan, high=nan, level=self.ci_level,
+            num_resamples=self.ci_resamples, num_images=num_images,
+            num_failed=0, reason=reason)
 
     def _erroneous(self, unit: str) -> float:
         """The radial error above which a landmark is erroneous, in
@@ -343,9 +457,11 @@ class UncertaintyMetric(BaseMetric):
                 metrics[f'conformal/coverage/{name}{suffix}'] = value
         return metrics
 
-    def _invalid_metrics(self, cat: dict, mask: np.ndarray,
+    def _invalid_metrics(self, cat: dict, rows: Dict[str, np.ndarray],
+                         mask: np.ndarray,
                          num_invalid: int, unit: str) -> Dict[str, float]:
-        """Every aggregate NaN, ``num_invalid`` counted; JSON, no plots."""
+        """Every aggregate NaN, ``num_invalid`` counted; JSON and the
+        landmarks file, no plots."""
         nan = float('nan')
         keys = ['MERE', 'NLL', 'pearson', 'spearman', 'pearson_binned',
                 'spearman_binned', 'ECE', 'ECE_unit', 'erroneous_fraction',
@@ -364,24 +480,58 @@ class UncertaintyMetric(BaseMetric):
                 k: nan
                 for k in self._conformal_metrics(cat, mask)
             })
+        intervals = {}
+        if self.ci_resamples:
+            undefined = self._no_interval(
+                f'{num_invalid} invalid landmark predictions; the '
+                'statistics are undefined', len(cat['sample']))
+            intervals = {
+                key: undefined.as_dict()
+                for key in metrics if _has_interval(key)
+            }
+            for key in intervals:
+                metrics[f'{key}_low'] = metrics[f'{key}_high'] = nan
         metrics['num_invalid'] = num_invalid
         self.last_arrays = {}
         self.last_details = dict(
             metrics=metrics, unit=unit,
             **{f'erroneous_{unit}': self._erroneous(unit)},
-            num_landmarks=int(mask.sum()), num_invalid=num_invalid)
+            num_landmarks=int(mask.sum()), num_invalid=num_invalid,
+            intervals=intervals)
         if self.out_dir:
             base = osp.join(self.out_dir, self.prefix or 'uncertainty')
             write_json(f'{base}_uncertainty.json', self.last_details)
+            self._write_landmarks(rows, cat, unit)
         MMLogger.get_current_instance().warning(
             f'{self.prefix}: {num_invalid} invalid landmark predictions; '
             'uncertainty metrics are NaN')
         return metrics
 
-    def _write_outputs(self) -> None:
+    def _write_landmarks(self, rows: Dict[str, np.ndarray], cat: dict,
+                         unit: str) -> None:
+        """``<prefix>_landmarks.npz``: every landmark of every sample,
+        ``counted`` marking the measured ones and ``invalid`` the ones
+        without a valid prediction (written on an invalid evaluation too,
+        so an earlier run's file never stands for this one); ``unit`` (0-d)
+        names the unit of ``error`` and ``ere``."""
+        os.makedirs(self.out_dir, exist_ok=True)
+        base = osp.join(self.out_dir, self.prefix or 'uncertainty')
+        write_npz(
+            f'{base}_landmarks.npz',
+            dict(sample=rows['sample'], landmark=rows['landmark'],
+                 unit=np.array(unit),
+                 invalid=cat.get('invalid', np.zeros(len(rows['sample']),
+                                                     bool)),
+                 **{k: cat[k] for k in ('error', 'ere', 'confidence', 'hit',
+                                        'nll', 'counted')}))
+
+    def _write_outputs(self, rows: Dict[str, np.ndarray], cat: dict) -> None:
+        """The JSON, the per-landmark ``.npz`` (every landmark of every
+        sample, ``counted`` marking the ones measured) and the plots."""
         os.makedirs(self.out_dir, exist_ok=True)
         base = osp.join(self.out_dir, self.prefix or 'uncertainty')
         d, a = self.last_details, self.last_arrays
+        self._write_landmarks(rows, cat, d['unit'])
         reliability_diagram_png(f'{base}_reliability.png', d['reliability'],
                                 title=f'{self.prefix}: reliability')
         ere_vs_error_png(f'{base}_ere_vs_error.png', a['ere'], a['error'],
@@ -389,3 +539,55 @@ class UncertaintyMetric(BaseMetric):
         if d['roc'] is not None:
             roc_png(f'{base}_roc.png', d['roc'])
         write_json(f'{base}_uncertainty.json', d)
+
+
+def _ci_options(level, resamples, seed) -> tuple:
+    """``(ci_level, ci_resamples, ci_seed)`` checked: a ValueError naming
+    the argument otherwise (``ci_resamples`` 0 = no intervals)."""
+    if isinstance(resamples, bool) or int(resamples) != resamples or \
+            resamples < 0:
+        raise ValueError('UncertaintyMetric: ci_resamples must be an integer '
+                         f'>= 0 (0: no intervals); got {resamples!r}')
+    if int(seed) != seed:
+        raise ValueError(f'UncertaintyMetric: ci_seed must be an integer; '
+                         f'got {seed!r}')
+    try:
+        check_options(max(int(resamples), 1), level, 0.1, 'expanded')
+    except ValueError as e:
+        raise ValueError(f'UncertaintyMetric: ci_{e}') from None
+    return float(level), int(resamples), int(seed)
+
+
+def _has_interval(key: str) -> bool:
+    """Whether metric ``key`` gets ``_low`` / ``_high``: the INTERVAL_KEYS,
+    the table's MRE / SDR rows, the conformal coverages (not per
+    landmark)."""
+    parts = key.split('/')
+    if len(parts) == 1:
+        return key in INTERVAL_KEYS
+    if len(parts) != 2:
+        return False
+    if parts[0] in ('overall', 'good', 'erroneous'):
+        return parts[1] == 'MRE' or parts[1].startswith('SDR_')
+    return parts[0] == 'conformal' and parts[1].startswith(
+        ('coverage', 'disc_coverage'))
+
+
+def _landmark_rows(results: list, cat: dict) -> Dict[str, np.ndarray]:
+    """(M_all,) ``sample`` name, ``landmark`` index and ``image`` (the
+    result's index: names may repeat) of every landmark of every result."""
+    sizes = [r['error'].size for r in results]
+    return dict(
+        sample=np.repeat(cat['sample'].astype(str), sizes),
+        landmark=np.concatenate([np.arange(k) for k in sizes]),
+        image=np.repeat(np.arange(len(results)), sizes))
+
+
+def _with_ci(metrics: Dict[str, float], key: str, fmt: str) -> str:
+    """``'2.431 [2.31, 2.55]'``: the value and, if reported, its
+    interval."""
+    text = format(metrics[key], fmt)
+    if f'{key}_low' in metrics:
+        text += (f' [{format(metrics[key + "_low"], fmt)}, '
+                 f'{format(metrics[key + "_high"], fmt)}]')
+    return text

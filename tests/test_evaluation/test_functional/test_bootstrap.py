@@ -9,10 +9,14 @@ import pytest
 import torch
 from scipy import stats
 
-from mmchh.evaluation.functional import (bootstrap_indices, bootstrap_mean,
+from mmchh.evaluation.functional import (bootstrap_counts, bootstrap_indices,
+                                         bootstrap_mean,
                                          image_bootstrap, paired_bootstrap,
                                          paired_bootstrap_mean,
-                                         resample_counts, roc_auc)
+                                         resample_counts, roc_auc,
+                                         weighted_bootstrap, weighted_mean,
+                                         weighted_roc_auc, weighted_spearman)
+from mmchh.evaluation.functional import bootstrap_weighted
 
 
 # --------------------------------------------------------------------------
@@ -388,3 +392,82 @@ def test_plain_percentile_undercovers_with_few_images():
     assert rate < 0.9
     _, *_, widths_exp = _simulated_coverage(20, 15, 0.9, 'expanded')
     assert np.all(np.array(widths_exp) > np.array(widths[:20]))
+
+
+# --------------------------------------------------------------------------
+# weighted_bootstrap: the same resamples, all at once
+# --------------------------------------------------------------------------
+def nan_auc(score, label):
+    """The plain statistic: sklearn's AUC, NaN with one class."""
+    try:
+        return roc_auc(score, label)['auc']
+    except ValueError:
+        return math.nan
+
+
+@pytest.mark.parametrize('chunk_bytes', [None, 8 * 24 * 7])
+def test_weighted_bootstrap_equals_image_bootstrap(monkeypatch, chunk_bytes):
+    """Same seed -> the same resamples: the weighted AUC and Spearman
+    intervals equal image_bootstrap's with the plain statistics, with and
+    without chunking (7 resamples of 24 rows per chunk)."""
+    if chunk_bytes is not None:
+        monkeypatch.setattr(bootstrap_weighted, 'CHUNK_BYTES', chunk_bytes)
+    rng = np.random.default_rng(8)
+    ids = np.repeat(np.array([f'im{k}' for k in range(8)]), 3)
+    perm = rng.permutation(ids.size)
+    ids = ids[perm]
+    score = np.round(rng.random(ids.size), 1)  # ties
+    label = rng.random(ids.size) < 0.3
+    error = score + rng.normal(0, 0.3, ids.size)
+    for method in ('expanded', 'percentile'):
+        fast = weighted_bootstrap(weighted_roc_auc, (score, label), ids,
+                                  num_resamples=60, seed=4,
+                                  max_failed_fraction=1.0, method=method)
+        slow = image_bootstrap(nan_auc, (score, label), ids,
+                               num_resamples=60, seed=4,
+                               max_failed_fraction=1.0, method=method)
+        assert fast.num_failed == slow.num_failed
+        for key in ('estimate', 'low', 'high'):
+            assert getattr(fast, key) == pytest.approx(
+                getattr(slow, key), rel=1e-12, abs=1e-12)
+        assert fast.as_dict().keys() == slow.as_dict().keys()
+    fast = weighted_bootstrap(weighted_spearman, (score, error), ids,
+                              num_resamples=60, seed=2)
+    slow = image_bootstrap(lambda s, e: stats.spearmanr(s, e)[0],
+                           (score, error), ids, num_resamples=60, seed=2)
+    assert fast.low == pytest.approx(slow.low, rel=1e-10)
+    assert fast.high == pytest.approx(slow.high, rel=1e-10)
+    assert fast.num_failed == slow.num_failed == 0
+
+
+def test_weighted_bootstrap_rows_as_images_and_errors():
+    """Without image_ids each row is one image: the weighted mean equals
+    bootstrap_mean resample by resample; too few images and bad
+    statistics are handled as in image_bootstrap."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=9)
+    fast = weighted_bootstrap(weighted_mean, values, num_resamples=100,
+                              seed=6)
+    mean = bootstrap_mean(values, num_resamples=100, seed=6)
+    assert fast.low == pytest.approx(mean.low, rel=1e-12)
+    assert fast.high == pytest.approx(mean.high, rel=1e-12)
+    assert fast.estimate == pytest.approx(values.mean(), rel=1e-12)
+    one = weighted_bootstrap(weighted_mean, values[:1])
+    assert one.estimate == values[0] and math.isnan(one.low)
+    assert 'at least 2' in one.reason
+    with pytest.raises(ValueError, match='one value per weight row'):
+        weighted_bootstrap(lambda w, v: 0.0, values)
+    with pytest.raises(ValueError, match='image_ids'):
+        weighted_bootstrap(weighted_mean, values, np.arange(3))
+    with pytest.raises(ValueError, match='method'):
+        weighted_bootstrap(weighted_mean, values, method='bca')
+
+
+def test_bootstrap_counts_are_the_seeded_draw_cached_read_only():
+    counts = bootstrap_counts(6, 40, 9)
+    assert np.array_equal(counts,
+                          resample_counts(bootstrap_indices(6, 40, 9), 6))
+    assert bootstrap_counts(6, 40, np.int64(9)) is counts  # one draw
+    assert not counts.flags.writeable
+    with pytest.raises(ValueError, match='num_images'):
+        bootstrap_counts(2.5, 40, 9)

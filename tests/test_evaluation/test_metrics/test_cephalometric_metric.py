@@ -86,3 +86,47 @@ def test_mean_position_baseline_hand_computed(tmp_path):
     assert res['MRE'] == pytest.approx(1.75)
     assert res['SDR_2mm'] == pytest.approx(50.0)
     assert res['SDR_2.5mm'] == pytest.approx(100.0)
+
+
+def test_intervals_over_images():
+    """MRE / SDR intervals equal bootstrap_mean on the (N, K) errors, one
+    row per image; NaN with an invalid prediction; none when disabled."""
+    from mmchh.evaluation.functional import bootstrap_mean
+    rng = np.random.default_rng(2)
+    gt = rng.uniform(0, 100, (10, 4, 2))
+    pred = gt + rng.normal(0, 15, gt.shape)
+    visible = rng.random((10, 4)) < 0.9
+    batch = [sample(p, g, 0.1, v) for p, g, v in zip(pred, gt, visible)]
+    metric = CephalometricMetric(per_landmark=False, ci_resamples=200,
+                                 ci_seed=3)
+    metric.process({}, batch)
+    res = metric.evaluate(10)
+    errors = np.linalg.norm(
+        pred.astype(np.float32) - gt.astype(np.float32), axis=-1) * 0.1
+    opts = dict(valid=visible, num_resamples=200, seed=3)
+    for key, values in (('MRE', errors),
+                        ('SDR_2mm', (errors < 2) * 100.0),
+                        ('SDR_4mm', (errors < 4) * 100.0)):
+        want = bootstrap_mean(values, **opts)
+        assert res[f'ceph/{key}_low'] == pytest.approx(want.low, rel=1e-6)
+        assert res[f'ceph/{key}_high'] == pytest.approx(want.high, rel=1e-6)
+        assert res[f'ceph/{key}_low'] <= res[f'ceph/{key}'] <= \
+            res[f'ceph/{key}_high']
+    assert {k for k in res if k.endswith('_low')} == {
+        'ceph/MRE_low', 'ceph/SDR_2mm_low', 'ceph/SDR_2.5mm_low',
+        'ceph/SDR_3mm_low', 'ceph/SDR_4mm_low'}
+
+    broken = CephalometricMetric(per_landmark=False, ci_resamples=50)
+    batch[0]['pred_instances']['keypoint_valid'] = np.zeros((1, 4), bool)
+    batch[0]['gt_instances']['keypoints_visible'] = np.ones((1, 4))
+    broken.process({}, batch)
+    with pytest.warns(UserWarning, match='no valid prediction'):
+        res = broken.evaluate(10)
+    ends = [k for k in res if k.endswith(('_low', '_high'))]
+    assert len(ends) == 10 and all(math.isnan(res[k]) for k in ends)
+
+    off = CephalometricMetric(per_landmark=False, ci_resamples=0)
+    off.process({}, batch[1:])
+    assert not [k for k in off.evaluate(9) if k.endswith('_low')]
+    with pytest.raises(ValueError, match='ci_resamples'):
+        CephalometricMetric(ci_resamples=2.5)

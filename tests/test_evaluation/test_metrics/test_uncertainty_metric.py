@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from mmchh.evaluation.functional import compare_runs
 from mmchh.evaluation.metrics import UncertaintyMetric
+from mmchh.utils.errors import InputError
+from mmchh.utils.io import read_npz
 
 
 def sample(pred_xy, gt_xy, ere, conf, nll, hit, spacing=(0.5, 0.5),
@@ -124,8 +127,14 @@ def test_conformal_numbers_by_hand():
         'coverage/sella_0.9': 1.0, 'coverage/nasion_0.9': 1 / 2,
     }
     got = {k[len('unc/conformal/'):]: v for k, v in res.items()
-           if k.startswith('unc/conformal/')}
+           if k.startswith('unc/conformal/')
+           and not k.endswith(('_low', '_high'))}
     assert set(got) == set(expected)
+    # intervals of the coverages of every level, not per landmark
+    ends = {k[len('unc/conformal/'):] for k in res
+            if k.startswith('unc/conformal/') and k.endswith('_low')}
+    assert ends == {'coverage_low', 'disc_coverage_low',
+                    'coverage_0.9_low', 'disc_coverage_0.9_low'}
     for key, value in expected.items():
         assert got[key] == pytest.approx(value), key
 
@@ -230,3 +239,198 @@ def test_pixel_units_need_the_px_ere():
     del bad['pred_instances']['keypoint_ere_px']
     with pytest.raises(KeyError, match='keypoint_ere_px'):
         UncertaintyMetric().process({}, [bad])
+
+
+# --------------------------------------------------------------------------
+# bootstrap intervals over images (issue 18)
+# --------------------------------------------------------------------------
+def interval_batch(num_images=12, k=5, seed=3):
+    """Random samples that all share ONE file name (names may repeat: the
+    bootstrap's image is the sample), with flags; the per-landmark truth
+    (errors in mm at 0.5 mm/px)."""
+    rng = np.random.default_rng(seed)
+    batch, truth = [], dict(error=[], ere=[], conf=[], nll=[], hit=[],
+                            flag=[])
+    for _ in range(num_images):
+        gt = rng.uniform(0, 50, (k, 2))
+        err_px = rng.exponential(4.0, k)
+        pred = gt + np.stack([err_px, np.zeros(k)], 1)
+        ere = err_px * 0.5 * rng.uniform(0.5, 1.5, k)
+        conf = np.round(rng.uniform(0, 0.3, k), 2)
+        nll, hit = rng.uniform(1, 5, k), rng.random(k) < 0.3
+        flag = ere > 2.0
+        s = sample(pred, gt, ere, conf, nll, hit, flagged=flag)
+        s['img_path'] = 'same_name.png'
+        batch.append(s)
+        for key, v in zip(truth, (err_px * 0.5, ere, conf, nll, hit, flag)):
+            truth[key].append(np.asarray(v, np.float32).astype(np.float64))
+    return batch, {key: np.concatenate(v) for key, v in truth.items()}
+
+
+def nan_on_error(fn):
+    def wrapped(*args):
+        try:
+            return fn(*args)
+        except ValueError:
+            return float('nan')
+    return wrapped
+
+
+def test_intervals_equal_the_bootstrap_on_the_same_arrays(tmp_path):
+    from scipy import stats
+
+    from mmchh.evaluation.functional import (bootstrap_mean,
+                                             expected_calibration_error,
+                                             image_bootstrap)
+    batch, t = interval_batch()
+    metric = UncertaintyMetric(erroneous_mm=2.0, corr_bin_size=4,
+                               ci_resamples=150, ci_seed=7,
+                               out_dir=str(tmp_path))
+    metric.process({}, batch)
+    res = metric.evaluate(len(batch))
+    ids = np.repeat(np.arange(len(batch)), 5)
+    opts = dict(image_ids=ids, num_resamples=150, seed=7)
+    bad = t['error'] > 2.0
+    want = dict(
+        MERE=bootstrap_mean(t['ere'], **opts),
+        NLL=bootstrap_mean(t['nll'], **opts),
+        erroneous_fraction=bootstrap_mean(bad * 100.0, **opts),
+        AUC=image_bootstrap(nan_on_error(lambda e, b: roc_auc_score(b, e)),
+                            (t['ere'], bad), **opts),
+        ECE=image_bootstrap(
+            lambda c, h: expected_calibration_error(c, h, 10)['ece'],
+            (t['conf'], t['hit'] > 0), **opts),
+        ECE_unit=image_bootstrap(
+            lambda c, h: expected_calibration_error(c, h, 10, 'unit')['ece'],
+            (t['conf'], t['hit'] > 0), **opts),
+        pearson=image_bootstrap(lambda e, r: stats.pearsonr(e, r)[0],
+                                (t['ere'], t['error']), **opts),
+        spearman=image_bootstrap(lambda e, r: stats.spearmanr(e, r)[0],
+                                 (t['ere'], t['error']), **opts))
+    flag = t['flag'] > 0
+    want['good/MRE'] = bootstrap_mean(t['error'], valid=~flag, **opts)
+    want['erroneous/SDR_2.5mm'] = bootstrap_mean(
+        (t['error'] < 2.5) * 100.0, valid=flag, **opts)
+    for key, interval in want.items():
+        assert np.isfinite(interval.low), key
+        assert res[f'unc/{key}_low'] == pytest.approx(interval.low,
+                                                      rel=1e-6), key
+        assert res[f'unc/{key}_high'] == pytest.approx(interval.high,
+                                                       rel=1e-6), key
+        # the interval brackets the metric's own value
+        assert res[f'unc/{key}_low'] <= res[f'unc/{key}'] <= \
+            res[f'unc/{key}_high'], key
+    ends = {k[:-len('_low')] for k in res if k.endswith('_low')}
+    assert ends == {f'unc/{k}' for k in (
+        'MERE', 'NLL', 'ECE', 'ECE_unit', 'pearson', 'spearman', 'AUC',
+        'erroneous_fraction')} | {
+        f'unc/{row}/{key}' for row in ('overall', 'good', 'erroneous')
+        for key in ('MRE', 'SDR_2mm', 'SDR_2.5mm', 'SDR_3mm', 'SDR_4mm')}
+    assert all(isinstance(v, float) for k, v in res.items()
+               if k.endswith(('_low', '_high')))
+    report = json.load(open(osp.join(str(tmp_path), 'unc_uncertainty.json')))
+    auc = report['intervals']['AUC']
+    assert auc['num_images'] == len(batch) and auc['num_resamples'] == 150
+    assert auc['low'] == pytest.approx(res['unc/AUC_low'])
+    assert report['metrics']['AUC_high'] == pytest.approx(res['unc/AUC_high'])
+
+
+def test_invalid_predictions_give_nan_intervals_and_none_when_disabled():
+    batch, _ = interval_batch(num_images=4)
+    valid = UncertaintyMetric(corr_bin_size=4, ci_resamples=20)
+    valid.process({}, batch)
+    valid_keys = {k for k in valid.evaluate(4) if k.endswith('_low')}
+    batch[1]['pred_instances']['keypoint_valid'] = np.array(
+        [[True, False, True, True, True]])
+    broken = UncertaintyMetric(corr_bin_size=4, ci_resamples=20)
+    broken.process({}, batch)
+    with pytest.warns(UserWarning, match='no valid prediction'):
+        res = broken.evaluate(4)
+    ends = [k for k in res if k.endswith(('_low', '_high'))]
+    assert {k for k in ends if k.endswith('_low')} == valid_keys
+    assert all(np.isnan(res[k]) for k in ends)
+    assert 'invalid' in broken.last_details['intervals']['MERE']['reason']
+    # an infinite NLL (a zero probability): no NLL interval, the rest stay
+    batch, _ = interval_batch(num_images=4)
+    batch[2]['pred_instances']['keypoint_nll'][0, 3] = np.inf
+    inf_nll = UncertaintyMetric(corr_bin_size=4, ci_resamples=20)
+    inf_nll.process({}, batch)
+    res = inf_nll.evaluate(4)
+    assert res['unc/NLL'] == np.inf and np.isnan(res['unc/NLL_low'])
+    assert np.isfinite(res['unc/MERE_low'])
+    assert 'NLL' in inf_nll.last_details['intervals']['NLL']['reason']
+    off = UncertaintyMetric(corr_bin_size=4, ci_resamples=0)
+    off.process({}, interval_batch(num_images=4)[0])
+    res = off.evaluate(4)
+    assert not [k for k in res if k.endswith(('_low', '_high'))]
+    assert off.last_details['intervals'] == {}
+    with pytest.raises(ValueError, match='ci_resamples'):
+        UncertaintyMetric(ci_resamples=-1)
+    with pytest.raises(ValueError, match='ci_level'):
+        UncertaintyMetric(ci_level=95)
+
+
+def test_landmark_rows_round_trip_through_npz(tmp_path):
+    batch, t = interval_batch(num_images=3, k=4)
+    batch[2]['img_path'] = 'other.png'
+    # an invisible landmark: in the file, not counted
+    batch[0]['gt_instances']['keypoints_visible'] = np.array([[1, 0, 1, 1]])
+    metric = UncertaintyMetric(corr_bin_size=4, ci_resamples=10,
+                               out_dir=str(tmp_path))
+    metric.process({}, batch)
+    metric.evaluate(3)
+    rows = read_npz(osp.join(str(tmp_path), 'unc_landmarks.npz'))
+    assert set(rows) == {'sample', 'landmark', 'error', 'ere', 'confidence',
+                         'hit', 'nll', 'counted', 'invalid', 'unit'}
+    assert str(rows['unit']) == 'mm' and not rows['invalid'].any()
+    assert rows['sample'].dtype.kind == 'U'
+    assert rows['sample'].tolist() == ['same_name.png'] * 8 + \
+        ['other.png'] * 4
+    assert rows['landmark'].tolist() == [0, 1, 2, 3] * 3
+    assert rows['counted'].tolist() == [True, False] + [True] * 10
+    np.testing.assert_allclose(rows['error'], t['error'], rtol=1e-5)
+    np.testing.assert_allclose(rows['ere'], t['ere'], rtol=1e-6)
+    np.testing.assert_allclose(rows['nll'], t['nll'], rtol=1e-6)
+    assert rows['hit'].tolist() == (t['hit'] > 0).tolist()
+    # last_arrays: the counted rows, named
+    counted = rows['counted']
+    assert metric.last_arrays['sample'].tolist() == \
+        rows['sample'][counted].tolist()
+    assert metric.last_arrays['landmark'].tolist() == \
+        rows['landmark'][counted].tolist()
+    np.testing.assert_array_equal(metric.last_arrays['error'],
+                                  rows['error'][counted])
+    # two images share a name: runs cannot be paired by name, and a
+    # comparison says so instead of mixing their landmarks
+    with pytest.raises(ValueError, match='occurs twice'):
+        compare_runs(rows, rows, ('NLL', ), num_resamples=10)
+
+
+def test_invalid_run_writes_its_landmarks_marked_invalid(tmp_path):
+    out = str(tmp_path)
+    batch, _ = interval_batch(num_images=3, k=4)
+    for i, data_sample in enumerate(batch):
+        data_sample['img_path'] = f'{i}.png'
+    good = UncertaintyMetric(corr_bin_size=4, ci_resamples=10, out_dir=out)
+    good.process({}, batch)
+    good.evaluate(3)
+    before = read_npz(osp.join(out, 'unc_landmarks.npz'))
+    batch[1]['pred_instances']['keypoint_valid'] = np.array(
+        [[True, False, True, True]])
+    broken = UncertaintyMetric(corr_bin_size=4, ci_resamples=10, out_dir=out)
+    broken.process({}, batch)
+    with pytest.warns(UserWarning, match='no valid prediction'):
+        broken.evaluate(3)
+    # the earlier run's file is replaced, never left standing for this one
+    rows = read_npz(osp.join(out, 'unc_landmarks.npz'))
+    assert rows['invalid'].tolist() == [False] * 5 + [True] + [False] * 6
+    with pytest.raises(ValueError, match='no valid prediction'):
+        compare_runs(before, rows)
+    with pytest.raises(InputError, match='lacks the array'):
+        read_npz(osp.join(out, 'unc_landmarks.npz'), required=('xyz', ))
+    with pytest.raises(InputError, match='does not exist'):
+        read_npz(osp.join(out, 'missing.npz'))
+    with open(osp.join(out, 'bad.npz'), 'w') as f:
+        f.write('not a zip')
+    with pytest.raises(InputError, match='bad.npz is not a readable'):
+        read_npz(osp.join(out, 'bad.npz'))
