@@ -1,7 +1,9 @@
 """Temperature-scale an existing checkpoint and set its flagging threshold.
 
 Fits one temperature per landmark on the config's calibration split (never
-the test split) with every weight frozen, chooses the ERE threshold that
+the test split) with every weight frozen -- by default kept only when
+cross-validation over the calibration images says it lowers the NLL of
+unseen images, else one pooled temperature, else T = 1 (`--fit`) --, chooses the ERE threshold that
 flags `--target-tpr` of the erroneous landmarks there, saves the calibrated
 checkpoint with a report (calibration.json, a before/after reliability
 diagram), then validates the calibrated model.
@@ -29,14 +31,18 @@ HOOK_SETTINGS = {
 }
 
 
-def hook_defaults():
+#: ``--fit`` choice -> the hook's / ``calibrate_model``'s ``do_no_harm``.
+FIT_CHOICES = {'safe': True, 'per-landmark': False}
+
+
+def hook_defaults(names=None):
     """The TemperatureScalingHook's own default of each
-    :data:`HOOK_SETTINGS` entry."""
+    :data:`HOOK_SETTINGS` entry (or of each of ``names``)."""
     import inspect
 
     from mmchh.engine.hooks import TemperatureScalingHook
     params = inspect.signature(TemperatureScalingHook).parameters
-    return {name: params[name].default for name in HOOK_SETTINGS}
+    return {name: params[name].default for name in names or HOOK_SETTINGS}
 
 
 def parse_args(argv=None):
@@ -53,6 +59,22 @@ def parse_args(argv=None):
             '--' + name.replace('_', '-'), type=float, default=None,
             help=f'{HOOK_SETTINGS[name]} (default: the config hook\'s, else '
             f'{default})')
+    defaults = hook_defaults(('do_no_harm', 'cv_folds'))
+    parser.add_argument(
+        '--fit', choices=sorted(FIT_CHOICES), default=None,
+        help='safe: keep the per-landmark temperatures only when the '
+        'paired bootstrap interval of their cross-validated NLL change over '
+        'the calibration images lies below 0, else the pooled temperature '
+        '(same test), else T = 1; calibration.json\'s calib.selection says '
+        'which and why. per-landmark: the per-landmark fit, unchecked '
+        '(the behaviour before the check). Default: the config hook\'s '
+        'do_no_harm, else ' +
+        ('safe' if defaults['do_no_harm'] else 'per-landmark'))
+    parser.add_argument(
+        '--cv-folds', type=int, default=None,
+        help='folds of that cross-validation at most; with up to this many '
+        'calibration images, leave-one-image-out (default: the config '
+        f'hook\'s, else {defaults["cv_folds"]})')
     parser.add_argument('--no-validate', action='store_true')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -88,6 +110,11 @@ def _main(argv=None):
         getattr(args, name)
         for name, default in hook_defaults().items()
     }
+    extra = hook_defaults(('do_no_harm', 'cv_folds'))
+    settings['do_no_harm'] = hook.get('do_no_harm', extra['do_no_harm']) \
+        if args.fit is None else FIT_CHOICES[args.fit]
+    settings['cv_folds'] = hook.get('cv_folds', extra['cv_folds']) \
+        if args.cv_folds is None else args.cv_folds
     # the hook must not calibrate a second time inside runner.val()
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', [])

@@ -9,7 +9,10 @@ and ``tools/calibrate.py`` (an existing checkpoint):
    (:func:`summarize_logits`, about 33 KB per map instead of 2 MB at
    640x800), never the dense logits.
 2. Fit one temperature per landmark by minimising the NLL of the
-   ground-truth pixel (L-BFGS on log T). The mode never moves.
+   ground-truth pixel (L-BFGS on log T). The mode never moves. Do no harm:
+   the fit is kept only when cross-validation over the calibration images
+   says it lowers the NLL of unseen images; else the pooled T, else T = 1
+   (:mod:`.temperature_selection`).
 3. With the calibrated temperatures, predict the calibration split again and
    choose the ERE threshold whose TPR for "erroneous" (radial error >
    ``erroneous_mm``) reaches ``target_tpr``; store it in the head. Without
@@ -50,7 +53,7 @@ from mmchh.visualization.calibration_plots import reliability_diagram_png
 from .conformal_fitting import (ConformalScores, collect_conformal_scores,
                                 fit_conformal)
 from .logit_summary import LogitSummary, nll_from_summary, summarize_logits
-from .temperature_fitting import fit_temperatures
+from .temperature_selection import select_temperatures
 
 
 class CalibrationError(InputError):
@@ -126,8 +129,9 @@ def _check_valid(samples, what: str) -> None:
             f'{what}')
 
 
-def _stream_summaries(model, loader, num_bins):
-    """Logit summaries and target weights of this rank's shard.
+def stream_logit_summaries(model, loader, num_bins: int = 2048):
+    """Logit summaries and target weights of this rank's shard of
+    ``loader``, as two lists with one (B_i, K) entry per batch.
 
     Runs the model's own test path (``test_step``: data preprocessor,
     backbone, head) with the head returning its logits, on one pass without
@@ -230,14 +234,16 @@ def _broadcast_from_main(tensor: torch.Tensor, device) -> torch.Tensor:
 
 
 def _fit_temperature(model, loader, num_bins: int,
-                     prior_std: Optional[float], out_dir: str) -> Dict:
-    """Fits and sets the head's temperatures; returns the report (main
-    process; ``{}`` elsewhere)."""
+                     prior_std: Optional[float], out_dir: str,
+                     do_no_harm: bool = True, cv_folds: int = 10) -> Dict:
+    """Fits (:func:`~.temperature_selection.select_temperatures`) and sets
+    the head's temperatures; returns the report (main process; ``{}``
+    elsewhere)."""
     head = model.head
     print_log(
         f'calibration: streaming {len(loader.dataset)} images of the '
         'calibration split', logger='current')
-    summaries, weights = _stream_summaries(model, loader, num_bins)
+    summaries, weights = stream_logit_summaries(model, loader, num_bins)
     summaries = collect_results(summaries, len(loader), device='cpu')
     weights = collect_results(weights, len(loader), device='cpu')
     temperature = torch.ones_like(head.temperature).cpu()
@@ -250,12 +256,15 @@ def _fit_temperature(model, loader, num_bins: int,
                 'no landmark of the calibration split lies inside the '
                 'heatmap; nothing to fit')
         before_t = head.temperature.detach().cpu()
-        temperature = fit_temperatures(
-            summary, weight, init=before_t, prior_std=prior_std or None)
+        selection = select_temperatures(
+            summary, weight, init=before_t, prior_std=prior_std or None,
+            do_no_harm=do_no_harm, cv_folds=cv_folds)
+        temperature = selection.temperature
         names = getattr(loader.dataset, 'metainfo',
                         {}).get('keypoint_id2name', {})
         report = _report(summary, weight, before_t, temperature, names,
                          out_dir)
+        report['calib']['selection'] = selection.report()
         report['prior_std'] = prior_std or None
     head.set_temperature(
         _broadcast_from_main(temperature, head.log_temperature.device))
@@ -357,6 +366,10 @@ def _fit_conformal_regions(model, loader) -> Optional[Dict]:
 def _log_report(report: Dict) -> None:
     c = report['calib']
     change = c['intervals']['NLL_change']
+    selection = c.get('selection')
+    if selection:
+        print_log(f'calibration: temperatures: {selection["chosen"]} '
+                  f'({selection["reason"]})', logger='current')
     print_log(
         f'calibration: NLL {c["NLL_before"]:.4f} -> {c["NLL_after"]:.4f} '
         f'(change {change["estimate"]:+.4f}, 95 % interval over the '
@@ -385,7 +398,9 @@ def calibrate_model(runner,
                     out_dir: Optional[str] = None,
                     checkpoint_name: Optional[str] = 'calibrated.pth',
                     prior_std: Optional[float] = 1.0,
-                    erroneous_px: float = 10.0) -> Dict:
+                    erroneous_px: float = 10.0,
+                    do_no_harm: bool = True,
+                    cv_folds: int = 10) -> Dict:
     """Fits temperatures, the flag threshold and the conformal regions of
     ``runner.model``.
 
@@ -416,6 +431,14 @@ def calibrate_model(runner,
             threshold is then in image pixels (the head's
             ``flag_threshold_in_mm`` is False). Temperatures and conformal
             regions need no unit.
+        do_no_harm (bool): Keep the per-landmark fit only when its
+            cross-validated NLL change over the calibration images excludes
+            harm, else the pooled T, else T = 1
+            (:func:`~.temperature_selection.select_temperatures`; the choice
+            and why are in the report's ``calib.selection``). False: the
+            per-landmark fit, unchecked.
+        cv_folds (int): Folds of that cross-validation at most (with up to
+            this many images, leave-one-image-out).
 
     Returns:
         dict: the report (also written as ``calibration.json``), with
@@ -435,7 +458,7 @@ def calibrate_model(runner,
     loader = _build_loader(runner, dataloader)
     with _frozen_eval(model):
         report = _fit_temperature(model, loader, num_bins, prior_std,
-                                  out_dir)
+                                  out_dir, do_no_harm, cv_folds)
         if target_tpr:
             report['flagging'] = _fit_flag_threshold(
                 model, loader, erroneous_mm, erroneous_px, target_tpr)

@@ -123,7 +123,7 @@ def _fit_one(objective: LandmarkObjective,
 
 
 @contextmanager
-def _single_threaded(device: torch.device):
+def single_threaded(device: torch.device):
     """Runs CPU work with one intra-op thread, restoring the setting after.
 
     Each landmark's problem is a (B, NB) slab of ~2 MB that stays in cache;
@@ -196,7 +196,7 @@ def fit_shared_temperature(summary: LogitSummary,
     pooled = summary.pool_landmarks()
     w = weights.detach().to(summary.bin_mean.device,
                             torch.float64).reshape(b * k, 1)
-    with _single_threaded(summary.bin_mean.device):
+    with single_threaded(summary.bin_mean.device):
         return _fit_landmark(pooled, w, 0, 1.0, max_iter)
 
 
@@ -204,7 +204,8 @@ def fit_temperatures(summary: LogitSummary,
                      weights: Optional[Tensor] = None,
                      init: Optional[Tensor] = None,
                      max_iter: int = 100,
-                     prior_std: Optional[float] = None) -> Tensor:
+                     prior_std: Optional[float] = None,
+                     pooled: Optional[float] = None) -> Tensor:
     """Fits one temperature per landmark by minimising the NLL (Sec. 3.3).
 
     For each landmark k, minimises the weighted mean over the B samples of
@@ -236,6 +237,9 @@ def fit_temperatures(summary: LogitSummary,
             on the next miss); the prior keeps it near the pooled T, and
             fades as samples accumulate. None (default) is the plain
             maximum likelihood of the paper.
+        pooled (float, optional): With ``prior_std``: the
+            :func:`fit_shared_temperature` of these ``summary`` and
+            ``weights``, when the caller already has it (it is not refitted).
 
     Returns:
         Tensor: Fitted temperatures in shape (K,), float32, on the CPU, each
@@ -281,11 +285,12 @@ def fit_temperatures(summary: LogitSummary,
     if prior_std is not None:
         if not (math.isfinite(prior_std) and prior_std > 0):
             raise ValueError(f'prior_std must be > 0; got {prior_std}')
-        pooled = fit_shared_temperature(summary, weights, max_iter)
+        if pooled is None:
+            pooled = fit_shared_temperature(summary, weights, max_iter)
         mu = 0.0 if pooled <= _T_MIN else math.log(pooled)
         prior = (mu, float(prior_std))
 
-    with _single_threaded(device):
+    with single_threaded(device):
         fitted = [
             _fit_landmark(summary, weights, j, float(init[j]), max_iter,
                           prior) for j in range(k)

@@ -47,9 +47,30 @@ def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
     assert ece['estimate'] == pytest.approx(
         calib['ECE_after'] - calib['ECE_before'], abs=1e-9)
     assert set(report['temperature']) >= {'sella', 'articulare'}
+    # the do-no-harm choice: cross-validated over the 2 images (leave one
+    # out), with every candidate's out-of-fold NLL and why
+    selection = calib['selection']
+    assert selection['do_no_harm'] is True
+    assert selection['scheme'] == 'leave-one-image-out'
+    assert selection['folds'] == 2
+    assert set(selection['candidates']) == {'per_landmark', 'pooled',
+                                            'identity'}
+    chosen = selection['candidates'][selection['chosen']]
+    identity = selection['candidates']['identity']
+    assert chosen['oof_nll'] <= identity['oof_nll']
+    if selection['chosen'] != 'identity':
+        assert chosen['change']['high'] < 0
+    assert selection['reason']
     state = torch.load(ckpt, map_location='cpu')['state_dict']
     t = state['head.log_temperature'].exp()
-    assert (t > 0).all() and not torch.allclose(t, torch.ones(19))
+    assert (t > 0).all()
+    assert torch.allclose(t, torch.ones(19)) == (
+        selection['chosen'] == 'identity')
+    if selection['chosen'] == 'pooled':
+        assert torch.allclose(t, t[0].expand(19))
+    run = [d for d in os.listdir(work) if osp.isdir(osp.join(work, d))][0]
+    log = open(osp.join(work, run, f'{run}.log')).read()
+    assert f'calibration: temperatures: {selection["chosen"]} (' in log
     assert torch.isfinite(state['head.flag_threshold'])
     assert report['flagging']['threshold_mm'] == pytest.approx(
         float(state['head.flag_threshold']))
@@ -161,13 +182,18 @@ def test_calibrate_tool_on_an_existing_checkpoint(calibrated_run, tmp_path):
     proc = subprocess.run([
         sys.executable, 'tools/calibrate.py', CONFIG,
         osp.join(calibrated_run['work'], ckpt), '--work-dir',
-        str(tmp_path), '--cfg-options', *as_cli_options(opts)
+        str(tmp_path), '--fit', 'per-landmark', '--cfg-options',
+        *as_cli_options(opts)
     ], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert osp.isfile(osp.join(str(tmp_path), 'calibrated.pth'))
     report = json.load(open(osp.join(str(tmp_path), 'calibration.json')))
     assert report['calib']['NLL_after'] <= report['calib']['NLL_before']
     assert 'NLL' in proc.stdout + proc.stderr
+    # --fit per-landmark: the fit without the do-no-harm check
+    selection = report['calib']['selection']
+    assert selection['chosen'] == 'per_landmark'
+    assert selection['do_no_harm'] is False and selection['folds'] == 0
     bad = run_tool_in_process('calibrate', [
         CONFIG, osp.join(calibrated_run['work'], ckpt), '--work-dir',
         str(tmp_path / 'b'), '--cfg-options', *as_cli_options(opts),

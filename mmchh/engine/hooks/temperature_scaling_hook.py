@@ -45,6 +45,15 @@ class TemperatureScalingHook(Hook):
             around the pooled temperature (MAP fit; keeps landmarks whose
             every calibration target is at the mode from T -> 0). None or 0
             for the paper's plain maximum likelihood. Defaults to 1.0.
+        do_no_harm (bool): Keep the per-landmark fit only when its
+            cross-validated NLL change over the calibration images excludes
+            harm, else the pooled temperature, else T = 1 (the choice and
+            why are logged and in ``calibration.json``'s
+            ``calib.selection``). False: the per-landmark fit, unchecked.
+            Defaults to True.
+        cv_folds (int): Folds of that cross-validation at most (with up to
+            this many calibration images, leave-one-image-out). Defaults
+            to 10.
     """
 
     priority = 'LOW'
@@ -56,7 +65,9 @@ class TemperatureScalingHook(Hook):
                  use_best: bool = True,
                  revalidate: bool = True,
                  prior_std: Optional[float] = 1.0,
-                 erroneous_px: float = 10.0) -> None:
+                 erroneous_px: float = 10.0,
+                 do_no_harm: bool = True,
+                 cv_folds: int = 10) -> None:
         self.calib_dataloader = calib_dataloader
         self.erroneous_mm = erroneous_mm
         self.target_tpr = target_tpr
@@ -64,6 +75,8 @@ class TemperatureScalingHook(Hook):
         self.revalidate = revalidate
         self.prior_std = prior_std
         self.erroneous_px = erroneous_px
+        self.do_no_harm = do_no_harm
+        self.cv_folds = cv_folds
 
     def after_train(self, runner) -> None:
         if self.use_best:
@@ -83,7 +96,9 @@ class TemperatureScalingHook(Hook):
             erroneous_mm=self.erroneous_mm,
             target_tpr=self.target_tpr,
             prior_std=self.prior_std,
-            erroneous_px=self.erroneous_px)
+            erroneous_px=self.erroneous_px,
+            do_no_harm=self.do_no_harm,
+            cv_folds=self.cv_folds)
         if self.revalidate and runner.val_loop is not None:
             print_log('calibration: validating the calibrated model',
                       logger='current')

@@ -252,13 +252,16 @@ class CalibrationStateMixin:
 
     @property
     def is_calibrated(self) -> bool:
-        """Whether any temperature differs from 1.
+        """Whether any temperature differs from 1, or a calibration is
+        sealed to these weights (``calibrate_model`` may keep T = 1 when
+        cross-validation finds no fit that helps: still calibrated).
 
         A checkpoint whose calibration does not match its weights is loaded
-        with T = 1 (see :func:`verify_loaded_state`), so this is False for
-        it.
+        with T = 1 and no fingerprint (see :func:`verify_loaded_state`), so
+        this is False for it.
         """
-        return bool((self.log_temperature != 0).any())
+        return bool((self.log_temperature != 0).any()) or bool(
+            self.calibration_fingerprint.any())
 
     @property
     def calibration_fingerprint_hex(self) -> Optional[str]:

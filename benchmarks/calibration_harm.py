@@ -1,0 +1,332 @@
+"""How often does temperature scaling on a small calibration split make the
+test NLL worse, with the per-landmark fit and with the do-no-harm rule?
+
+Streams the logit summaries of a pool of synthetic cephalograms (the
+project's generator, another seed than the demo's data) through a trained
+model ONCE, then, for each calibration size n and seed, draws n calibration
+images and uses the other images of the pool (all but a reference part) as
+the test set, fits the temperatures with today's rule (per-landmark MAP,
+``prior_std=1``, :func:`mmchh.engine.fit_temperatures`) and with the
+do-no-harm rule (:func:`mmchh.engine.temperature_selection.
+select_temperatures`) and records the test NLL change against T = 1 of each.
+
+Two regimes:
+
+* ``raw``: the model's logits as they are;
+* ``calibrated``: the logits divided by temperatures fitted on a reference
+  part of the pool (disjoint from every draw), so that T = 1 is about right
+  -- where small-sample fits can only add noise.
+
+The numbers behind docs/method.md ("Do no harm"). Usage:
+
+    python benchmarks/calibration_harm.py [--seeds 50] \
+        [--json docs/results/calibration_harm.json]
+    python benchmarks/calibration_harm.py --table-from \
+        docs/results/calibration_harm.json
+
+``--quick`` is the smoke test (tests/test_benchmarks): a randomly
+initialised model of the config (no checkpoint, nothing trained), a pool of
+30 small images, n in (5, 10) and 2 seeds.
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+CONFIG = osp.join(REPO, 'configs', 'ceph',
+                  'unet_r34_onehot_synthetic_demo.py')
+REGIMES = ('raw', 'calibrated')
+
+
+def default_checkpoint():
+    """The best checkpoint of the demo run (work_dirs/demo/best_*.pth)."""
+    found = sorted(glob.glob(osp.join(REPO, 'work_dirs', 'demo',
+                                      'best_*.pth')))
+    return found[-1] if found else None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--config', default=CONFIG)
+    parser.add_argument('--checkpoint', default=None,
+                        help='trained weights (default: work_dirs/demo/'
+                        'best_*.pth; --quick uses a random-init model)')
+    parser.add_argument('--data-dir',
+                        default=osp.join(REPO, 'work_dirs', 'calibration_harm',
+                                         'pool'),
+                        help='where the synthetic pool is written (reused '
+                        'when it is already there)')
+    parser.add_argument('--pool-size', type=int, default=200)
+    parser.add_argument('--pool-seed', type=int, default=1000,
+                        help='seed of the synthetic pool (the demo: 0)')
+    parser.add_argument('--reference-size', type=int, default=60,
+                        help='pool images whose fitted temperatures make the '
+                        '"calibrated" regime (never drawn)')
+    parser.add_argument('--sizes', type=int, nargs='+',
+                        default=[5, 10, 20, 40],
+                        help='calibration set sizes n')
+    parser.add_argument('--seeds', type=int, default=50)
+    parser.add_argument('--prior-std', type=float, default=1.0)
+    parser.add_argument('--quick', action='store_true',
+                        help='random-init model, 30 small images, n in '
+                        '(5, 10), 2 seeds (a smoke run)')
+    parser.add_argument('--json', help='write the results here')
+    parser.add_argument('--table-from', metavar='JSON',
+                        help='only print the markdown table of a result')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.pool_size, args.reference_size = 30, 10
+        args.sizes, args.seeds = [5, 10], min(args.seeds, 2)
+    if args.seeds < 1:
+        parser.error(f'--seeds must be >= 1; got {args.seeds}')
+    if max(args.sizes) + 2 > args.pool_size - args.reference_size:
+        parser.error('--pool-size must leave, after --reference-size, at '
+                     'least 2 test images beside the largest n')
+    return args
+
+
+def make_pool(data_dir, num_images, seed, input_size, image_size):
+    """The pool's COCO folder (written unless its test1.json exists)."""
+    from mmchh.datasets.converters import convert_isbi
+    from mmchh.testing.synthetic_ceph import make_synthetic_ceph
+    raw, coco = osp.join(data_dir, 'raw'), osp.join(data_dir, 'coco')
+    if osp.isfile(osp.join(coco, 'test1.json')):
+        return coco
+    made = make_synthetic_ceph(raw, num_train=3, num_test1=num_images,
+                               num_test2=1, image_size=image_size,
+                               seed=seed, progress=False)
+    convert_isbi(raw, coco, num_val=1, num_calib=1,
+                 resize=tuple(input_size),
+                 spacing=tuple(made['spacing_mm']), progress=False)
+    return coco
+
+
+def pool_summaries(args):
+    """(LogitSummary (N, K), weights (N, K), seconds) of the pool."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    import mmchh  # noqa: F401
+    from mmchh.engine.calibration import stream_logit_summaries
+    from mmchh.engine.logit_summary import LogitSummary
+    cfg = Config.fromfile(args.config)
+    input_size = cfg.get('input_size') or cfg.codec['input_size']
+    coco = make_pool(args.data_dir, args.pool_size, args.pool_seed,
+                     input_size, (160, 200) if args.quick else (320, 400))
+    if args.quick:
+        from mmpose.apis import init_model
+        torch.manual_seed(0)
+        model = init_model(cfg, None, device='cpu')
+    else:
+        from mmchh.apis import init_landmark_model
+        model = init_landmark_model(cfg, args.checkpoint, device='cpu')
+    model.eval()
+    loader = Runner.build_dataloader(
+        dict(
+            batch_size=8,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(
+                cfg.test_dataloader.dataset,
+                data_root=osp.join(coco, ''),
+                ann_file='test1.json')))
+    cache = osp.join(args.data_dir, 'summaries.pt')
+    key = dict(checkpoint=args.checkpoint, quick=args.quick,
+               images=len(loader.dataset))
+    if osp.isfile(cache):
+        saved = torch.load(cache, weights_only=True)
+        if saved['key'] == key:
+            print(f'pool summaries from {cache}', file=sys.stderr)
+            return (LogitSummary(**saved['summary']), saved['weights'],
+                    saved['seconds'])
+    start = time.perf_counter()
+    summaries, weights = stream_logit_summaries(model, loader)
+    seconds = time.perf_counter() - start
+    print(f'streamed {len(loader.dataset)} images in {seconds:.0f} s',
+          file=sys.stderr, flush=True)
+    summary, weights = LogitSummary.cat(summaries), torch.cat(weights).double()
+    torch.save(dict(key=key, summary=vars(summary), weights=weights,
+                    seconds=seconds), cache)
+    return summary, weights, seconds
+
+
+def divided(summary, temperature):
+    """The summary of the maps ``z / T`` (per landmark): bins, means and
+    extremes scale by 1/T, variances by 1/T^2 (exact: the bins are
+    equal-width in ``z``, hence in ``z / T``)."""
+    from mmchh.engine.logit_summary import LogitSummary
+    inv = temperature.double().reciprocal()[None, :]
+    return LogitSummary(
+        bin_mean=summary.bin_mean * inv[..., None],
+        bin_count=summary.bin_count,
+        target_logit=summary.target_logit * inv,
+        max_logit=summary.max_logit * inv,
+        bin_var=(summary.bin_var.double() * inv[..., None]**2).float(),
+        min_logit=summary.min_logit * inv)
+
+
+def one_draw(summary, weights, identity_nll, calib, test, prior_std):
+    """Test NLL change vs T = 1 of both rules for one calibration draw
+    (``identity_nll``: the (N, K) NLL of every pool image at T = 1)."""
+    import torch
+
+    from mmchh.engine.logit_summary import nll_from_summary
+    from mmchh.engine.temperature_fitting import fit_temperatures
+    from mmchh.engine.temperature_selection import select_temperatures
+    cal, w_cal = summary[torch.as_tensor(calib)], weights[calib]
+    part, mask = summary[torch.as_tensor(test)], weights[test] > 0
+    base = float(identity_nll[test][mask].mean())
+
+    def test_nll(t):
+        return float(nll_from_summary(part, t)[mask].mean())
+
+    current = fit_temperatures(cal, w_cal, prior_std=prior_std)
+    start = time.perf_counter()
+    sel = select_temperatures(cal, w_cal, prior_std=prior_std)
+    seconds = time.perf_counter() - start
+    change = test_nll(current) - base
+    if sel.chosen == 'identity':
+        safe = 0.0
+    elif torch.equal(sel.temperature, current):  # the same fit, refitted
+        safe = change
+    else:
+        safe = test_nll(sel.temperature) - base
+    return dict(current=change, do_no_harm=safe, chosen=sel.chosen,
+                seconds=seconds)
+
+
+def summarise(draws):
+    """Fractions worse, mean changes and choices over the seeds' draws."""
+    n = len(draws)
+    cur = [d['current'] for d in draws]
+    dnh = [d['do_no_harm'] for d in draws]
+    return dict(
+        draws=n,
+        worse_current=sum(c > 0 for c in cur) / n,
+        worse_do_no_harm=sum(c > 0 for c in dnh) / n,
+        mean_change_current=statistics.fmean(cur),
+        mean_change_do_no_harm=statistics.fmean(dnh),
+        worst_change_current=max(cur),
+        worst_change_do_no_harm=max(dnh),
+        chosen={
+            name: sum(d['chosen'] == name for d in draws) / n
+            for name in ('per_landmark', 'pooled', 'identity')
+        },
+        cv_seconds_mean=statistics.fmean(d['seconds'] for d in draws),
+        cv_seconds_max=max(d['seconds'] for d in draws))
+
+
+def format_table(result):
+    """Markdown table of a result (one row per regime and n)."""
+    head = ('model', 'n calib', 'test NLL worse: per-landmark',
+            'test NLL worse: do-no-harm', 'mean change: per-landmark',
+            'mean change: do-no-harm', 'chosen (per-landmark / pooled / '
+            'T = 1)', 'CV s (mean / max)')
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for regime in REGIMES:
+        for n, r in result['regimes'][regime].items():
+            c = r['chosen']
+            lines.append('| ' + ' | '.join((
+                regime, str(n), f'{r["worse_current"]:.0%}',
+                f'{r["worse_do_no_harm"]:.0%}',
+                f'{r["mean_change_current"]:+.4f}',
+                f'{r["mean_change_do_no_harm"]:+.4f}',
+                f'{c["per_landmark"]:.0%} / {c["pooled"]:.0%} / '
+                f'{c["identity"]:.0%}',
+                f'{r["cv_seconds_mean"]:.2f} / {r["cv_seconds_max"]:.2f}'))
+                + ' |')
+    return '\n'.join(lines)
+
+
+def run(args, argv):
+    import numpy as np
+    import torch
+
+    from mmchh.engine.logit_summary import nll_from_summary
+    from mmchh.engine.temperature_fitting import fit_temperatures
+    start = time.time()
+    # one thread: the many small fits and evaluations gain nothing from
+    # more, and on a shared CPU the thread hand-offs cost 10x
+    torch.set_num_threads(1)
+    summary, weights, stream_s = pool_summaries(args)
+    num = len(summary)
+    order = np.random.default_rng(args.pool_seed).permutation(num)
+    reference, rest = order[:args.reference_size], order[args.reference_size:]
+    t_ref = fit_temperatures(summary[torch.as_tensor(reference)],
+                             weights[reference], prior_std=args.prior_std)
+    pools = dict(raw=summary, calibrated=divided(summary, t_ref))
+    ones = torch.ones(weights.shape[1])
+    identity = {name: nll_from_summary(s, ones) for name, s in pools.items()}
+    regimes = {name: {} for name in REGIMES}
+    for n in args.sizes:
+        draws = {name: [] for name in REGIMES}
+        for seed in range(args.seeds):
+            perm = np.random.default_rng([seed, n]).permutation(rest)
+            calib, test = np.sort(perm[:n]), np.sort(perm[n:])
+            for name in REGIMES:
+                draws[name].append(
+                    one_draw(pools[name], weights, identity[name], calib,
+                             test, args.prior_std))
+            if seed % 10 == 9:
+                print(f'n = {n}: {seed + 1} seeds ({time.time() - start:.0f}'
+                      ' s)', file=sys.stderr, flush=True)
+        for name in REGIMES:
+            regimes[name][str(n)] = summarise(draws[name])
+        print(f'n = {n}: done ({time.time() - start:.0f} s)',
+              file=sys.stderr, flush=True)
+    return dict(
+        command='python benchmarks/calibration_harm.py ' + ' '.join(
+            sys.argv[1:] if argv is None else argv),
+        machine=dict(platform=platform.platform(),
+                     processor=platform.processor(), cpus=os.cpu_count(),
+                     torch_threads=1),
+        seconds=round(time.time() - start, 1),
+        stream_seconds=round(stream_s, 1),
+        config=osp.relpath(args.config, REPO),
+        checkpoint=None if args.quick else osp.relpath(
+            args.checkpoint, REPO),
+        model='random-init (--quick)' if args.quick else 'trained',
+        pool=dict(images=num, seed=args.pool_seed,
+                  reference=int(args.reference_size),
+                  drawn_from=int(len(rest))),
+        reference_temperature=dict(
+            min=float(t_ref.min()), max=float(t_ref.max()),
+            median=float(t_ref.median())),
+        sizes=list(args.sizes), seeds=args.seeds, prior_std=args.prior_std,
+        test_images={str(n): int(len(rest) - n) for n in args.sizes},
+        regimes=regimes)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.table_from:
+        import json
+        with open(args.table_from) as f:
+            print(format_table(json.load(f)))
+        return 0
+    if not args.quick:
+        args.checkpoint = args.checkpoint or default_checkpoint()
+        if not args.checkpoint or not osp.isfile(args.checkpoint):
+            sys.exit('calibration_harm.py: no checkpoint (run `make demo` '
+                     'for work_dirs/demo/best_*.pth, or pass --checkpoint)')
+    result = run(args, argv)
+    print(format_table(result))
+    if args.json:
+        from mmchh.utils.io import write_json
+        write_json(args.json, result)
+        print(f'\nwritten: {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
