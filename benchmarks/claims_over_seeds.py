@@ -4,8 +4,10 @@ Every comparison docs/ makes between recipes on the synthetic set --
 training on the mean of the annotators vs on both (docs/multi_annotator.md),
 the quarter-resolution heatmap and the sub-pixel decode
 (docs/own_config.md), and temperature scaling (before/after, every arm) --
-trained with several seeds per arm, each arm calibrated by its training
-run's ``TemperatureScalingHook`` and tested on one larger synthetic Test1.
+trained with several seeds per arm, each best checkpoint calibrated by
+``tools/calibrate.py`` on the 4-image calibration split (the default
+do-no-harm fit, and the unchecked per-landmark fit) and tested on one
+larger synthetic Test1.
 
 Per (arm, seed, variant) the test metrics with their 95 % image-bootstrap
 intervals (``tools/test.py``: ``CephalometricMetric`` / ``UncertaintyMetric``
@@ -17,7 +19,9 @@ both annotators - mean, sub-pixel - mode.
 Stages (each skips what an earlier run already wrote, so an interrupted run
 continues): ``data`` (the synthetic set: ``tools/demo.py``'s recipe with
 ``--num-test1`` test images), ``train`` (``tools/train.py`` per arm and
-seed), ``test`` (``tools/test.py`` per variant), ``report``.
+seed), ``test`` (``tools/calibrate.py`` of each best checkpoint with the
+default do-no-harm fit and with the unchecked per-landmark fit, then
+``tools/test.py`` per variant), ``report``.
 
 Usage:
     python benchmarks/claims_over_seeds.py [--seeds 0 1 2] [--arms ...]
@@ -138,7 +142,7 @@ def run_dir(args, arm, seed):
 
 def train(args, coco, arm, seed):
     """tools/train.py of one arm and seed (skipped when its calibrated
-    checkpoint exists); the config's TemperatureScalingHook calibrates."""
+    checkpoint exists: the config's TemperatureScalingHook ends training)."""
     work = run_dir(args, arm, seed)
     if osp.isfile(osp.join(work, 'calibrated.pth')):
         return
@@ -163,11 +167,37 @@ def best_checkpoint(work):
     return found[-1]
 
 
+#: tools/calibrate.py --fit of each calibrated checkpoint: the default
+#: (do-no-harm) and the unchecked per-landmark fit
+FITS = ('safe', 'per-landmark')
+
+
+def calibrate(args, coco, arm, seed):
+    """tools/calibrate.py of the run's best checkpoint with each fit of
+    :data:`FITS`, into ``calib_<fit>/`` (skipped when written). The
+    training run's own hook calibrated too; recalibrating with the tool
+    makes every run's calibration the current code's."""
+    work = run_dir(args, arm, seed)
+    for fit in FITS:
+        out = osp.join(work, f'calib_{fit}')
+        if osp.isfile(osp.join(out, 'calibrated.pth')):
+            continue
+        os.makedirs(out, exist_ok=True)
+        run([sys.executable, 'tools/calibrate.py', ARMS[arm][0],
+             best_checkpoint(work), '--work-dir', out, '--fit', fit,
+             '--no-validate', '--cfg-options'] + data_options(coco),
+            osp.join(out, 'calibrate.out'), args.threads)
+
+
 def variants(arm):
-    """(variant, checkpoint kind, extra options) of one arm's tests."""
-    out = [('uncalibrated', 'best', []), ('calibrated', 'calibrated', [])]
+    """(variant, checkpoint, extra options) of one arm's tests; the
+    checkpoint relative to the run's folder (``best`` for the best one)."""
+    out = [('uncalibrated', 'best', []),
+           ('calibrated', 'calib_safe/calibrated.pth', []),
+           ('calibrated_per_landmark', 'calib_per-landmark/calibrated.pth',
+            [])]
     for name, options in ARMS[arm][1].items():
-        out.append((name, 'calibrated', options))
+        out.append((name, 'calib_safe/calibrated.pth', options))
     return out
 
 
@@ -183,7 +213,7 @@ def test(args, coco, arm, seed):
                 raise FileNotFoundError(
                     f'{out} is missing; run the test stage first')
             ckpt = best_checkpoint(work) if kind == 'best' else osp.join(
-                work, 'calibrated.pth')
+                work, kind)
             os.makedirs(out_dir, exist_ok=True)
             run([sys.executable, 'tools/test.py', ARMS[arm][0], ckpt,
                  '--work-dir', out_dir, '--out', out, '--cfg-options'] +
@@ -205,8 +235,10 @@ def load_landmarks(work, variant):
 
 #: (name, side a (arm, variant), side b, statistics)
 COMPARISONS = [
-    ('calibrated - uncalibrated ({arm})', None, None,
+    ('calibrated - uncalibrated ({arm})', None, 'calibrated',
      ('NLL', 'ECE', 'pearson', 'spearman', 'AUC')),
+    ('per-landmark fit - uncalibrated ({arm})', None,
+     'calibrated_per_landmark', ('NLL', 'ECE', 'pearson', 'spearman', 'AUC')),
     ('both annotators - mean (calibrated)', ('mean', 'calibrated'),
      ('both', 'calibrated'),
      ('MRE', 'SDR', 'MERE', 'NLL', 'ECE', 'pearson', 'spearman', 'AUC')),
@@ -226,7 +258,7 @@ def comparisons(args):
     for name, a, b, stats in COMPARISONS:
         if a is None:
             pairs += [(name.format(arm=arm), (arm, 'uncalibrated'),
-                       (arm, 'calibrated'), stats) for arm in args.arms]
+                       (arm, b), stats) for arm in args.arms]
         elif a[0] in args.arms and b[0] in args.arms:
             pairs.append((name, a, b, stats))
     out = []
@@ -359,6 +391,10 @@ def main(argv=None):
                 train(args, coco, arm, seed)
     if args.stage == 'train':
         return 0
+    if args.stage in ('all', 'test'):
+        for seed in args.seeds:
+            for arm in args.arms:
+                calibrate(args, coco, arm, seed)
     runs = {arm: {seed: test(args, coco, arm, seed) for seed in args.seeds}
             for arm in args.arms}
     if args.stage == 'test':
