@@ -164,10 +164,12 @@ def evaluate_measurements(
     Returns:
         dict: ``summary`` (per measurement: ``accuracy`` of the most likely
         class vs the label, ``accuracy_point`` (class of the point value vs
-        the label), ``coverage95``, ``mean_ci95_width`` (the full-map
-        interval ``ci95``), ``mae`` (point value vs true value),
+        the label), ``coverage95`` (and ``coverage95_low`` / ``_high``,
+        its 95 % bootstrap interval over images), ``mean_ci95_width`` (the
+        full-map interval ``ci95``), ``mae`` (point value vs true value),
         ``mean_std``, ``label_agreement``, ``unit``, ``count``; with a fit
-        also ``coverage_interval``, ``mean_interval_width`` and
+        also ``coverage_interval`` (and ``_low`` / ``_high``),
+        ``mean_interval_width`` and
         ``width_over_mae`` of the fitted interval; and ``mean`` over the
         eight of the accuracies and the coverages), ``images`` (per image
         and measurement: label, true value, the prediction's entry and,
@@ -398,7 +400,8 @@ def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
     ci = np.array([r['prediction']['ci95'] or (np.nan, np.nan)
                    for r in rows], dtype=np.float64)
     std = np.array([_nan(r['prediction']['std']) for r in rows])
-    cov = interval_coverage(ci[:, 0], ci[:, 1], truth)
+    # per image (the images are independent), with its 95 % interval
+    cov = interval_coverage(ci[:, 0], ci[:, 1], truth, num_resamples=1000)
     err = np.abs(value - truth)
     mae = float(np.nanmean(err)) if np.isfinite(err).any() else float('nan')
     out = dict(
@@ -407,6 +410,8 @@ def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
         accuracy=float(np.mean(best == label)),
         accuracy_point=float(np.mean(point_cls == label)),
         coverage95=cov['coverage'],
+        coverage95_low=cov['coverage_low'],
+        coverage95_high=cov['coverage_high'],
         mean_ci95_width=cov['mean_width'],
         mae=mae,
         mean_std=float(np.nanmean(std)) if np.isfinite(std).any() else
@@ -416,8 +421,11 @@ def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
     if rows and 'low' in rows[0].get('interval', {}):
         iv = np.array([(r['interval']['low'], r['interval']['high'])
                        for r in rows], dtype=np.float64)
-        new = interval_coverage(iv[:, 0], iv[:, 1], truth)
+        new = interval_coverage(iv[:, 0], iv[:, 1], truth,
+                                num_resamples=1000)
         out.update(coverage_interval=new['coverage'],
+                   coverage_interval_low=new['coverage_low'],
+                   coverage_interval_high=new['coverage_high'],
                    mean_interval_width=new['mean_width'],
                    interval_count=new['count'],
                    width_over_mae=new['mean_width'] / mae if mae > 0 else

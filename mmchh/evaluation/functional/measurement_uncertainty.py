@@ -31,6 +31,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .bootstrap import bootstrap_mean
 from .cephalometric import (CEPH_CLASS_NAMES, CEPH_MEASUREMENT_UNITS,
                             ceph_measurements, classify_ceph)
 
@@ -256,17 +257,27 @@ def summarize_measurement_samples(
 
 
 def interval_coverage(lower: Sequence[float], upper: Sequence[float],
-                      truth: Sequence[float]) -> Dict[str, float]:
+                      truth: Sequence[float],
+                      num_resamples: int = 0,
+                      level: float = 0.95,
+                      seed: int = 0) -> Dict[str, float]:
     """How often true values fall inside their intervals (bounds included).
 
     Args:
-        lower, upper, truth: (M,) arrays; entries where any of the three is
-            NaN/None are left out.
+        lower, upper, truth: (M,) arrays, one entry per image; entries
+            where any of the three is NaN/None are left out.
+        num_resamples (int): With a value > 0, also the image-bootstrap
+            interval of the coverage (:func:`~.bootstrap.bootstrap_mean`,
+            each entry one image). Default 0: none.
+        level (float): That interval's nominal coverage.
+        seed (int): Its seed.
 
     Returns:
         dict: ``coverage`` (fraction of the kept entries with
         ``lower <= truth <= upper``; NaN when none is kept), ``count`` (kept
-        entries), ``mean_width`` (mean ``upper - lower``).
+        entries), ``mean_width`` (mean ``upper - lower``); with
+        ``num_resamples``, ``coverage_low`` / ``coverage_high`` (NaN with
+        fewer than 2 kept entries).
     """
     lo = np.asarray(lower, dtype=np.float64).reshape(-1)
     hi = np.asarray(upper, dtype=np.float64).reshape(-1)
@@ -276,12 +287,20 @@ def interval_coverage(lower: Sequence[float], upper: Sequence[float],
                          f'{lo.shape}, {hi.shape}, {t.shape}')
     keep = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(t)
     n = int(keep.sum())
-    if n == 0:
-        return dict(coverage=float('nan'), count=0,
-                    mean_width=float('nan'))
-    inside = (lo[keep] <= t[keep]) & (t[keep] <= hi[keep])
-    return dict(coverage=float(inside.mean()), count=n,
-                mean_width=float(np.mean(hi[keep] - lo[keep])))
+    nan = float('nan')
+    out = dict(coverage=nan, count=n, mean_width=nan)
+    inside = np.zeros(keep.shape)
+    if n:
+        inside[keep] = (lo[keep] <= t[keep]) & (t[keep] <= hi[keep])
+        out.update(coverage=float(inside[keep].mean()),
+                   mean_width=float(np.mean(hi[keep] - lo[keep])))
+    if num_resamples:
+        interval = bootstrap_mean(inside, valid=keep,
+                                  num_resamples=num_resamples, level=level,
+                                  seed=seed) if n else None
+        out.update(coverage_low=interval.low if n else nan,
+                   coverage_high=interval.high if n else nan)
+    return out
 
 
 def interval_scores(center, spread, truth) -> np.ndarray:

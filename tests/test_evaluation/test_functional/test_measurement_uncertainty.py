@@ -208,3 +208,24 @@ def test_calibrated_maps_cover_95_percent():
         assert cov['coverage'] == pytest.approx(0.95, abs=0.05), (name, cov)
     lo, hi, tr = np.array(sharp).T
     assert interval_coverage(lo, hi, tr)['coverage'] < 0.2
+
+
+def test_interval_coverage_bootstrap_interval_by_hand():
+    from mmchh.evaluation.functional import bootstrap_mean, interval_coverage
+
+    # image 2 has no truth (left out); inside: images 0, 1, 3 -> 1, 0, 1
+    lower = np.array([0.0, 0.0, 0.0, 1.0])
+    upper = np.array([2.0, 1.0, 2.0, 3.0])
+    truth = np.array([1.0, 5.0, np.nan, 3.0])
+    plain = interval_coverage(lower, upper, truth)
+    assert 'coverage_low' not in plain
+    out = interval_coverage(lower, upper, truth, num_resamples=200, seed=3)
+    assert out['coverage'] == pytest.approx(2 / 3) and out['count'] == 3
+    # the image without truth is resampled too, holding no valid entry
+    ref = bootstrap_mean(np.array([1.0, 0.0, 0.0, 1.0]),
+                         valid=np.array([True, True, False, True]),
+                         num_resamples=200, seed=3)
+    assert (out['coverage_low'], out['coverage_high']) == (ref.low, ref.high)
+    assert 0.0 <= out['coverage_low'] <= 2 / 3 <= out['coverage_high'] <= 1
+    none = interval_coverage([np.nan], [1.0], [0.5], num_resamples=10)
+    assert none['count'] == 0 and np.isnan(none['coverage_low'])
