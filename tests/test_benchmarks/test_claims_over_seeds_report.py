@@ -93,3 +93,18 @@ def test_report_needs_the_test_stage(claims, tmp_path):
     with pytest.raises(FileNotFoundError, match='run the test stage'):
         claims.main(['--stage', 'report', '--seeds', '0', '--arms', 'both',
                      '--work-dir', str(tmp_path)])
+
+
+def test_docs_tables_are_the_recorded_run(claims):
+    """docs/seeds.md's tables are the script's rendering of the recorded
+    results file, so the documented numbers cannot drift from it."""
+    with open(osp.join(REPO, 'docs', 'results', 'claims_over_seeds.json')) as f:
+        recorded = json.load(f)
+    with open(osp.join(REPO, 'docs', 'seeds.md')) as f:
+        doc = f.read()
+    begin, end = ('<!-- claims-over-seeds:begin -->',
+                  '<!-- claims-over-seeds:end -->')
+    table = doc[doc.index(begin) + len(begin):doc.index(end)].strip('\n')
+    assert table == claims.format_tables(recorded)
+    assert len(recorded['seeds']) >= 3
+    assert recorded['num_test1'] == 40
