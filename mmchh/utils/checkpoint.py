@@ -15,7 +15,10 @@ every landmark, the most confident answer there is.
 :func:`weights_fingerprint` is a SHA-256 over every tensor of a state dict
 except the calibration state itself; calibration records it, and a consumer
 whose weights hash differently knows the calibration was fitted for other
-weights.
+weights. :func:`calibration_seal` binds that fingerprint to the calibration
+values themselves (temperatures, threshold, conformal regions): the head
+stores the seal, so a calibration edited after fitting is as stale as one
+whose weights changed.
 """
 import hashlib
 import math
@@ -30,7 +33,7 @@ from .errors import InputError
 __all__ = [
     'CALIBRATION_STATE_DEFAULTS', 'CALIBRATION_STATE_NAMES', 'CheckpointError',
     'UNSET_AS_NAN_STATE_NAMES', 'check_finite_state', 'checkpoint_state_dict',
-    'load_checkpoint_file', 'weights_fingerprint'
+    'calibration_seal', 'load_checkpoint_file', 'weights_fingerprint'
 ]
 
 #: Head buffers that hold calibration state (fitted after training, never
@@ -197,6 +200,37 @@ def weights_fingerprint(state: Mapping[str, torch.Tensor],
             continue
         tensor = value.detach().to('cpu').contiguous()
         digest.update(f'{key}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
+                      if tensor.numel() else b'')
+    return digest.hexdigest()
+
+
+def calibration_seal(weights_hex: str,
+                     calibration: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of a weights fingerprint and the calibration values.
+
+    What a head stores in ``calibration_fingerprint``: it changes when the
+    weights change (through ``weights_hex``, see :func:`weights_fingerprint`)
+    and when any calibration value does -- a temperature reset by hand, a
+    threshold deleted from the file -- so neither passes as the calibration
+    that was fitted. A calibration that kept every value at its default
+    (the do-no-harm fit kept T = 1 and fitted nothing else) is still sealed.
+
+    Args:
+        weights_hex (str): :func:`weights_fingerprint` of the weights.
+        calibration (Mapping[str, Tensor]): The calibration buffers by name
+            (:data:`CALIBRATION_STATE_NAMES` but ``calibration_fingerprint``;
+            any other name is refused).
+    """
+    unknown = set(calibration) - (set(CALIBRATION_STATE_NAMES) -
+                                  {'calibration_fingerprint'})
+    if unknown:
+        raise KeyError(f'not calibration values: {sorted(unknown)}')
+    digest = hashlib.sha256(b'mmchh calibration seal v2|')
+    digest.update(weights_hex.encode())
+    for name in sorted(calibration):
+        tensor = calibration[name].detach().to('cpu').contiguous()
+        digest.update(f'|{name}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
                       if tensor.numel() else b'')
     return digest.hexdigest()

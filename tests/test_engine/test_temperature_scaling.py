@@ -146,9 +146,11 @@ def test_calibration_freezes_everything_but_temperature(
     after = model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     # refitting from the calibrated T gives (nearly) the same T; nothing
-    # else -- BN running statistics included -- may move
+    # else -- BN running statistics included -- may move (the seal covers
+    # the calibration values, so it follows them)
     assert set(changed) <= {
         'head.log_temperature', 'head.flag_threshold',
+        'head.calibration_fingerprint',
         'head.conformal_threshold', 'head.conformal_pooled_threshold',
         'head.conformal_disc_radius', 'head.conformal_pooled_disc_radius'
     }

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner, load_checkpoint
 from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
@@ -24,7 +23,9 @@ import mmchh  # noqa: F401
 from mmchh.apis import init_landmark_model, predict_landmarks
 from mmchh.engine import calibrate_model
 from mmchh.evaluation.metrics import CephalometricMetric, UncertaintyMetric
-from mmchh.utils.checkpoint import CheckpointError, weights_fingerprint
+from mmchh.utils.checkpoint import (CALIBRATION_STATE_NAMES, CheckpointError,
+                                    calibration_seal,
+                                    weights_fingerprint)
 from mmchh.visualization.overlay import draw_overlay
 
 
@@ -218,12 +219,17 @@ def test_calibration_records_fingerprint_and_reloads_calibrated(
         model = init_landmark_model(trained_tiny['cfg'],
                                     calibrated_tiny['checkpoint'])
     assert model.head.is_calibrated
-    assert model.head.calibration_fingerprint_hex == fingerprint
+    # the head stores the seal of these weights and these values
+    assert model.head.calibration_fingerprint_hex == calibration_seal(
+        fingerprint, model.head.calibration_values())
     r = predict_landmarks(model, _image(trained_tiny), spacing=0.1)[0]
     assert r.calibrated
 
 
-@pytest.mark.parametrize('edit', ['weight_changed', 'no_fingerprint'])
+@pytest.mark.parametrize('edit', [
+    'weight_changed', 'no_fingerprint', 'temperature_edited',
+    'values_deleted'
+])
 def test_stale_calibration_loads_uncalibrated(trained_tiny, calibrated_tiny,
                                               tmp_path, edit):
     ckpt = _state(calibrated_tiny['checkpoint'])
@@ -231,6 +237,17 @@ def test_stale_calibration_loads_uncalibrated(trained_tiny, calibrated_tiny,
     if edit == 'weight_changed':
         state['backbone.conv1.weight'].view(-1)[0] += 1e-3
         match = 'weights changed after calibration'
+    elif edit == 'temperature_edited':
+        # a temperature changed by hand under the old seal
+        state['head.log_temperature'][0] += 0.5
+        match = 'calibration values were edited'
+    elif edit == 'values_deleted':
+        # every fitted value stripped, the seal kept: an "uncalibrated"
+        # export must not pass as a calibration that kept T = 1
+        for name in CALIBRATION_STATE_NAMES:
+            if name != 'calibration_fingerprint':
+                del state['head.' + name]
+        match = 'calibration values were edited'
     else:  # a checkpoint from before the fingerprint existed
         del state['head.calibration_fingerprint']
         match = 'no calibration fingerprint'

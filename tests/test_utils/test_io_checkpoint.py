@@ -14,6 +14,7 @@ from mmchh.utils import (CheckpointError, InputError, atomic_write_text,
                          check_finite_state, checkpoint_state_dict,
                          dumps_json, load_checkpoint_file, to_jsonable,
                          weights_fingerprint, write_json)
+from mmchh.utils.checkpoint import calibration_seal
 
 
 class RunsCommand:
@@ -177,6 +178,37 @@ def test_weights_fingerprint():
     w[2] = math.nextafter(float(w[2]), math.inf)
     changed['head.final.bias'] = w
     assert weights_fingerprint(changed) != fp
+
+
+def test_calibration_seal_binds_weights_and_every_value():
+    gen = torch.Generator().manual_seed(1)
+    values = {
+        'log_temperature': torch.randn(5, generator=gen),
+        'flag_threshold': torch.tensor(2.5),
+        'flag_threshold_in_mm': torch.tensor(True),
+        'conformal_level': torch.tensor([float('nan')]),
+    }
+    weights = 'ab' * 32
+    seal = calibration_seal(weights, values)
+    # the slow way: a tag, the weights fingerprint, then name, dtype, shape
+    # and raw bytes of each value in sorted name order
+    import hashlib
+    h = hashlib.sha256(b'mmchh calibration seal v2|' + weights.encode())
+    for name in sorted(values):
+        t = values[name]
+        h.update(f'|{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
+        h.update(bytes(t.numpy().tobytes()))
+    assert seal == h.hexdigest() and seal != weights
+    assert calibration_seal(weights, dict(values)) == seal
+    assert calibration_seal('cd' * 32, values) != seal
+    for name, value in values.items():
+        edited = dict(values)
+        edited[name] = (~value if value.dtype == torch.bool else
+                        torch.nan_to_num(value, nan=0.0) + 1e-3)
+        assert calibration_seal(weights, edited) != seal, name
+    with pytest.raises(KeyError, match='calibration_fingerprint'):
+        calibration_seal(weights, dict(
+            values, calibration_fingerprint=torch.zeros(32)))
 
 
 def test_fingerprint_of_module_equals_fingerprint_of_its_file(tmp_path):

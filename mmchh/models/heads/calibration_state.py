@@ -32,7 +32,8 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from mmchh.utils.checkpoint import (CALIBRATION_STATE_DEFAULTS,
-                                    check_finite_state, weights_fingerprint)
+                                    calibration_seal, check_finite_state,
+                                    weights_fingerprint)
 
 def verify_loaded_state(model: torch.nn.Module, state_dict: dict,
                         prefix: str, *args, **kwargs) -> None:
@@ -177,11 +178,16 @@ class CalibrationStateMixin:
         incoming weights, with one warning.
 
         The incoming calibration (any calibration buffer but the
-        fingerprint away from its "none" value) is kept only when its
+        fingerprint away from its "none" value, or a seal of a calibration
+        that kept them all there) is kept only when its
         ``calibration_fingerprint`` equals
+        :func:`~mmchh.utils.checkpoint.calibration_seal` of the incoming
+        calibration values and of
         :func:`~mmchh.utils.checkpoint.weights_fingerprint` of the incoming
         state of ``owner`` (the module the fingerprint was taken over; its
-        keys in ``owner_state``, the head's under ``owner_prefix``).
+        keys in ``owner_state``, the head's under ``owner_prefix``). A
+        fingerprint of the weights alone (sealed before seals bound the
+        values) is kept with a warning.
 
         Returns:
             set | None: ``owner``'s state-dict keys, when they were needed
@@ -197,30 +203,52 @@ class CalibrationStateMixin:
             and not self._is_uncalibrated(n, v)
         ]
         fingerprint = incoming['calibration_fingerprint']
-        if not calibrated:
-            if isinstance(fingerprint, Tensor) and bool(fingerprint.any()):
-                # a fingerprint of no calibration means nothing
-                state_dict[key_prefix + 'calibration_fingerprint'] = \
-                    self._uncalibrated('calibration_fingerprint')
+        sealed = isinstance(fingerprint, Tensor) and bool(fingerprint.any())
+        if not calibrated and not sealed:
             return owner_keys
-        if not isinstance(fingerprint, Tensor) or not bool(
-                fingerprint.any()):
+        if not sealed:
             reason = ('it carries no calibration fingerprint (written '
                       'before mmchh recorded one, or calibrated by hand), '
                       'so it cannot be matched to the weights')
         else:
             if owner_keys is None:
                 owner_keys = set(owner.state_dict().keys())
-            expected = weights_fingerprint(
+            weights_hex = weights_fingerprint(
                 {k: v for k, v in owner_state.items() if k in owner_keys})
+            # a buffer missing from the file is filled with its default
+            # after this check (older checkpoints), so it is sealed as such
+            seal = calibration_seal(weights_hex, {
+                n: v if isinstance(v, Tensor) else self._uncalibrated(n)
+                for n, v in incoming.items() if n != 'calibration_fingerprint'
+            })
             found = bytes(fingerprint.detach().cpu().to(
                 torch.uint8).numpy().tobytes()).hex()
-            if found == expected:
+            if found == seal:
                 return owner_keys
-            reason = (f'it was fitted for weights with fingerprint '
-                      f'{found[:16]}… but these weights have {expected[:16]}'
-                      '… (the weights changed after calibration, e.g. '
-                      'fine-tuning or editing)')
+            if found == weights_hex:
+                if not calibrated:
+                    # a weights-only fingerprint of no calibration (written
+                    # before seals bound the values) means nothing
+                    state_dict[key_prefix + 'calibration_fingerprint'] = \
+                        self._uncalibrated('calibration_fingerprint')
+                    return owner_keys
+                # sealed before seals bound the calibration values: the
+                # weights are right, an edit of the values cannot be seen
+                warnings.warn(
+                    'calibration sealed by an older mmchh (its fingerprint '
+                    'covers the weights, not the calibration values, so a '
+                    'temperature or threshold edited since cannot be '
+                    'detected); kept. Re-run tools/calibrate.py to seal it '
+                    'fully.',
+                    UserWarning,
+                    stacklevel=2)
+                return owner_keys
+            reason = (f'it was sealed as {found[:16]}… but these weights '
+                      f'and calibration values give {seal[:16]}… (the '
+                      'weights changed after calibration, e.g. fine-tuning '
+                      'or editing, or the calibration values were edited)')
+        if not calibrated:
+            calibrated = ['the sealed T = 1']
         warnings.warn(
             f'stale calibration ({", ".join(calibrated)}) ignored: '
             f'{reason}. The model is loaded UNCALIBRATED (T = 1, no flag '
@@ -265,7 +293,9 @@ class CalibrationStateMixin:
 
     @property
     def calibration_fingerprint_hex(self) -> Optional[str]:
-        """The calibration's weights fingerprint (hex), None when unset."""
+        """The calibration's seal (hex; weights and calibration values,
+        see :func:`~mmchh.utils.checkpoint.calibration_seal`), None when
+        unset."""
         if not bool(self.calibration_fingerprint.any()):
             return None
         return bytes(self.calibration_fingerprint.detach().cpu().numpy()
@@ -274,12 +304,12 @@ class CalibrationStateMixin:
     def seal_calibration(self, weights_state: Optional[dict] = None) -> str:
         """Binds the current calibration to the given weights.
 
-        Stores the digest of
+        Stores :func:`~mmchh.utils.checkpoint.calibration_seal` of
         :func:`~mmchh.utils.checkpoint.weights_fingerprint` of
-        ``weights_state`` in ``calibration_fingerprint``. Call it after
-        fitting every calibration buffer (``calibrate_model`` does); a
-        checkpoint whose weights then hash differently is loaded
-        uncalibrated.
+        ``weights_state`` and of the calibration values in
+        ``calibration_fingerprint``. Call it after fitting every calibration
+        buffer (``calibrate_model`` does); a checkpoint whose weights or
+        calibration values then hash differently is loaded uncalibrated.
 
         Args:
             weights_state (dict, optional): The state dict of the model that
@@ -287,15 +317,24 @@ class CalibrationStateMixin:
                 estimator), or None for the head on its own.
 
         Returns:
-            str: The fingerprint (hex).
+            str: The weights fingerprint (hex), as reports name it.
         """
         state = self.state_dict() if weights_state is None else weights_state
         fingerprint = weights_fingerprint(state)
+        seal = calibration_seal(fingerprint, self.calibration_values())
         with torch.no_grad():
             self.calibration_fingerprint.copy_(
-                torch.frombuffer(bytearray.fromhex(fingerprint),
-                                 dtype=torch.uint8))
+                torch.frombuffer(bytearray.fromhex(seal), dtype=torch.uint8))
         return fingerprint
+
+    def calibration_values(self) -> Dict[str, Tensor]:
+        """The calibration buffers but the fingerprint, by name (what
+        :func:`~mmchh.utils.checkpoint.calibration_seal` binds)."""
+        return {
+            n: getattr(self, n)
+            for n in CALIBRATION_STATE_DEFAULTS
+            if n != 'calibration_fingerprint'
+        }
 
     def reset_calibration(self) -> None:
         """Back to uncalibrated: T = 1, no threshold, no fingerprint."""

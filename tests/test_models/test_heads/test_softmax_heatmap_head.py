@@ -97,6 +97,40 @@ def test_temperature_survives_checkpoint(tmp_path):
     np.testing.assert_allclose(a[0].keypoint_scores, b[0].keypoint_scores)
 
 
+def test_a_sealed_identity_calibration_stays_calibrated():
+    # the do-no-harm fit may keep T = 1 and fit nothing else: sealed, it is
+    # a calibration, and it travels as one
+    head = build_head()
+    assert not head.is_calibrated
+    head.seal_calibration()
+    assert head.is_calibrated and not head.has_calibration_state
+    fresh = build_head()
+    fresh.load_state_dict(head.state_dict(), strict=True)
+    assert fresh.is_calibrated
+    assert fresh.calibration_fingerprint_hex == \
+        head.calibration_fingerprint_hex
+    # a temperature edited under that seal is not the sealed calibration
+    edited = head.state_dict()
+    edited['log_temperature'] = torch.tensor([0.0, 0.3, 0.0])
+    with pytest.warns(UserWarning, match='calibration values were edited'):
+        fresh.load_state_dict(edited, strict=True)
+    assert not fresh.is_calibrated and fresh.temperature.eq(1).all()
+
+
+def test_a_weights_only_seal_of_an_older_mmchh_is_kept_with_a_warning():
+    head = build_head()
+    head.set_temperature(torch.tensor([0.5, 2.0, 1.5]))
+    weights_hex = head.seal_calibration()
+    old = head.state_dict()  # as written before seals bound the values
+    old['calibration_fingerprint'] = torch.frombuffer(
+        bytearray.fromhex(weights_hex), dtype=torch.uint8)
+    fresh = build_head()
+    with pytest.warns(UserWarning, match='sealed by an older mmchh'):
+        fresh.load_state_dict(old, strict=True)
+    torch.testing.assert_close(fresh.temperature, head.temperature)
+    assert fresh.is_calibrated
+
+
 def test_temperature_moves_scores_and_ere_not_mode():
     head = build_head()
     # controlled network output: logits falling with the distance from a
