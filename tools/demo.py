@@ -275,7 +275,8 @@ def _ci(metrics, key, fmt, unit=''):
     """A metric with its 95 % interval (``<key>_low`` / ``_high``) when the
     metric reported one: ``'1.80 mm [1.52, 2.10]'``."""
     text = _num(metrics.get(key), fmt, unit)
-    if f'{key}_low' in metrics:
+    # no value, no interval: an interval beside 'n/a' would read as one
+    if metrics.get(key) is not None and f'{key}_low' in metrics:
         text += (f' [{_num(metrics.get(key + "_low"), fmt)}, '
                  f'{_num(metrics.get(key + "_high"), fmt)}]')
     return text
