@@ -19,14 +19,14 @@
 #       work_dirs/unet_r34_onehot_native/best_ceph_MRE_epoch_*.pth
 #
 # Memory (docs/native_resolution.md has the derivation and the commands):
-# on paper, the network saves 846.83 MiB for backward per 640x800 image in
-# fp32 without with_cp (docs/benchmarks.md), 1734 bytes per input pixel,
-# i.e. 7.6 GiB per 1952x2400 image in fp32 and about 3.8 GiB with AMP.
+# on paper, the network saves 699.93 MiB for backward per 640x800 image in
+# fp32 without with_cp (docs/benchmarks.md), 1434 bytes per input pixel,
+# i.e. 6.3 GiB per 1952x2400 image in fp32 and about 3.1 GiB with AMP.
 # Measured (CPU peak RSS, one step, batch 1, fp32, at 992x1216):
 #   .venv/bin/python benchmarks/run.py --worker-memory ours --device cpu \
 #       --size 992 1216 --batches 1 --mem-steps 1     (and ours_cp)
-# the image-dependent part is 2311 MB without and 1052 MB with with_cp;
-# scaled to 1952x2400 (3.88x the pixels) 8.8 GiB vs 4.0 GiB per image in
+# the image-dependent part is 2027 MB without and 943 MB with with_cp;
+# scaled to 1952x2400 (3.88x the pixels) 7.7 GiB vs 3.6 GiB per image in
 # fp32, about half of that with AMP: batch 2 needs about 4-5 GB of GPU
 # memory on this estimate; with 16 GB, the paper's batch 4
 # (--cfg-options train_dataloader.batch_size=4) should fit.

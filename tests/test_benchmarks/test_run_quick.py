@@ -20,7 +20,9 @@ ROWS = [
     'peak GPU memory allocated, batch 1',
     'peak GPU memory allocated, batch 2',
     'memory mode (with_cp): peak CPU RSS, batch 1',
+    'memory mode (with_cp): peak CPU memory of training, batch 1',
     'memory mode (with_cp): peak CPU RSS, batch 2',
+    'memory mode (with_cp): peak CPU memory of training, batch 2',
     'memory mode (with_cp): training step, batch 1',
     'RSS before the first step',
     'saved for backward by the network',
@@ -62,6 +64,11 @@ def test_run_quick(tmp_path):
     assert loss['ours'] == pytest.approx(loss['reference'], rel=1e-4)
     assert results['ere']['max_rel_diff_loop_vs_ours'] < 1e-4
     assert set(results['memory']) == {'reference', 'ours', 'ours_cp'}
+    # the runtime is read before the model exists, the peak after the steps
+    for rows in results['memory'].values():
+        for r in rows:
+            assert 0 < r['rss_runtime_mb'] <= r['rss_before_mb'] <= \
+                r['peak_rss_mb']
     # the memory mode changes memory, not the loss
     assert loss['ours_cp'] == pytest.approx(loss['ours'], rel=1e-4)
     assert 'ours_cp' in results['train_step']['1']

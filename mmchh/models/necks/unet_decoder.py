@@ -10,7 +10,7 @@ from mmengine.model import BaseModule
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
-from ..utils import checkpoint_train
+from ..utils import checkpoint_train, nearest_upsample_conv3x3
 
 #: input side of the probe that reads a backbone's features (a multiple of
 #: 64 so stride-32 and stride-64 backbones give integer sizes)
@@ -78,14 +78,23 @@ class UNetDecoderBlock(nn.Module):
     recompute in backward holds one of them at a time (one tensor of the
     block's output size less at the peak, for one more forward of the
     first conv).
+
+    ``fold_upsample``: when the skip is exactly twice ``x``'s size (or there
+    is none), the first conv convolves ``x`` itself with its phase kernels
+    (:func:`~mmchh.models.utils.nearest_upsample_conv3x3`: on the
+    low-resolution grid, then a pixel shuffle) and the skip with the rest
+    of its weight, and adds them: the same output, without the upsampled
+    and the concatenated tensors (only ``x`` is saved for the backward of
+    that part). The weights are the same parameters either way.
     """
 
     def __init__(self, in_channels: int, skip_channels: int,
                  out_channels: int, norm_cfg: dict, with_cp: bool = False,
-                 cp_convs: bool = False):
+                 cp_convs: bool = False, fold_upsample: bool = False):
         super().__init__()
         self.with_cp = with_cp
         self.cp_convs = with_cp and cp_convs
+        self.fold_upsample = bool(fold_upsample)
         self.conv1 = ConvModule(
             in_channels + skip_channels,
             out_channels,
@@ -107,18 +116,43 @@ class UNetDecoderBlock(nn.Module):
         return self._forward(x, skip)
 
     def _forward(self, x: Tensor, skip: Optional[Tensor] = None) -> Tensor:
-        if skip is not None:
-            # the skip's size, which is 2x for sizes divisible by the stride
-            x = F.interpolate(x, size=skip.shape[-2:], mode='nearest')
-            x = torch.cat([x, skip], dim=1)
+        doubles = skip is None or tuple(skip.shape[-2:]) == (
+            2 * x.shape[-2], 2 * x.shape[-1])
+        if self.fold_upsample and doubles:
+            x = self._conv(self.conv1, self._upsample_conv1, x, skip)
         else:
-            x = F.interpolate(x, scale_factor=2.0, mode='nearest')
-        return self._conv(self.conv2, self._conv(self.conv1, x))
+            if skip is not None:
+                # the skip's size (2x for sizes divisible by the stride)
+                x = F.interpolate(x, size=skip.shape[-2:], mode='nearest')
+                x = torch.cat([x, skip], dim=1)
+            else:
+                x = F.interpolate(x, scale_factor=2.0, mode='nearest')
+            x = self._conv(self.conv1, self.conv1, x)
+        return self._conv(self.conv2, self.conv2, x)
 
-    def _conv(self, layer: nn.Module, x: Tensor) -> Tensor:
+    def _upsample_conv1(self, x: Tensor,
+                        skip: Optional[Tensor] = None) -> Tensor:
+        """``conv1(cat(upsample(x), skip))`` without the upsampled and the
+        concatenated tensors (``ConvModule``'s conv -> norm -> act)."""
+        layer = self.conv1
+        weight = layer.conv.weight
+        out = nearest_upsample_conv3x3(x, weight[:, :x.shape[1]])
+        if skip is not None:
+            out = out + F.conv2d(skip, weight[:, x.shape[1]:], padding=1)
+        if layer.conv.bias is not None:
+            out = out + layer.conv.bias.view(1, -1, 1, 1)
+        if layer.with_norm:
+            out = layer.norm(out)
+        if layer.with_activation:
+            out = layer.activate(out)
+        return out
+
+    def _conv(self, layer: nn.Module, fn, *args) -> Tensor:
+        """``fn(*args)``, checkpointed on its own with ``cp_convs``
+        (``layer``: the ConvModule whose BN it runs)."""
         if self.cp_convs:
-            return checkpoint_train(layer, layer, x)
-        return layer(x)
+            return checkpoint_train(layer, fn, *args)
+        return fn(*args)
 
 
 @MODELS.register_module()
@@ -162,6 +196,16 @@ class UNetDecoder(BaseModule):
             also checkpoints its two convs one by one; at 640 x 800 on CPU
             that lowers the peak by one such tensor (65 MB per image).
             Defaults to False.
+        fold_upsample_max_channels (int): Blocks whose upsampled input has
+            at most this many channels fold the x2 upsampling into their
+            first conv (see :class:`UNetDecoderBlock`): the same output
+            from the same weights, without the upsampled tensor (65 MB per
+            image in the paper's last block). On the CPU measured
+            (docs/benchmarks.md) that conv was faster for the blocks with
+            64 to 32 upsampled channels and slower for 256 and 512 (4 x
+            the output channels on a small map). 0 never folds. Defaults
+            to 128 (the paper's network: its three highest-resolution
+            blocks).
         init_cfg (dict, optional): Initialisation config.
 
     Note:
@@ -178,6 +222,7 @@ class UNetDecoder(BaseModule):
                  in_strides: Optional[Sequence[int]] = None,
                  norm_cfg: dict = dict(type='BN'),
                  with_cp: bool = False,
+                 fold_upsample_max_channels: int = 128,
                  init_cfg=dict(
                      type='Kaiming', layer='Conv2d', nonlinearity='relu')):
         super().__init__(init_cfg=init_cfg)
@@ -230,7 +275,9 @@ class UNetDecoder(BaseModule):
                 UNetDecoderBlock(prev, 0 if skip is None else
                                  in_channels[skip], int(out), norm_cfg,
                                  with_cp=bool(with_cp),
-                                 cp_convs=j == len(decoder_channels) - 1))
+                                 cp_convs=j == len(decoder_channels) - 1,
+                                 fold_upsample=prev <=
+                                 fold_upsample_max_channels))
             prev = int(out)
         self.blocks = nn.ModuleList(blocks)
 

@@ -54,12 +54,18 @@ def test_same_logits_as_smp_unet(depth):
         assert mine[k].shape == v.shape, k
     # strict: the head fills in T = 1 and no threshold for a plain state
     ours.load_state_dict(mapped, strict=True)
-    x = torch.randn(2, 3, 96, 64)
+    # float64: the decoder folds the upsampling into its first convs (the
+    # same sums in another order), so equality is checked where rounding
+    # cannot hide a wrong term
+    reference.double()
+    ours.double()
+    x = torch.randn(2, 3, 96, 64, dtype=torch.float64)
     with torch.no_grad():
         expected = reference(x)
         got = ours.head(ours.neck(ours.backbone(x)))
     assert got.shape == expected.shape == (2, 19, 96, 64)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert any(b.fold_upsample for b in ours.neck.blocks)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
     n_ours = sum(p.numel() for p in ours.parameters())
     n_smp = sum(p.numel() for p in reference.parameters())
     assert n_ours == n_smp
@@ -165,3 +171,51 @@ def test_probing_the_backbone_leaves_the_seeded_init_alone():
     assert torch.equal(torch.rand(3), after_probe)
     for k in by_hand:
         assert torch.equal(probed[k], by_hand[k]), k
+
+
+@pytest.mark.parametrize('with_cp', [False, True], ids=['plain', 'with_cp'])
+@pytest.mark.parametrize('size', [(64, 96), (68, 92)],
+                         ids=['doubling', 'odd_sizes'])
+def test_folded_upsampling_trains_exactly_as_unfolded(with_cp, size):
+    """Folding the x2 upsampling into the first conv changes the sums'
+    order only: one float64 training step gives the same output, input
+    and weight gradients and BN running statistics (with odd sizes the
+    blocks whose skip is not twice their input fall back)."""
+    channels = (4, 6, 8, 10, 12)
+    cfg = dict(type='UNetDecoder', in_channels=channels,
+               decoder_channels=(8, 6, 4, 4, 4), with_cp=with_cp)
+    torch.manual_seed(0)
+    unfolded = MODELS.build(dict(cfg, fold_upsample_max_channels=0))
+    folded = MODELS.build(dict(cfg, fold_upsample_max_channels=10))
+    assert [b.fold_upsample for b in unfolded.blocks] == [False] * 5
+    # the upsampled input of block j has the previous block's channels
+    assert [b.fold_upsample for b in folded.blocks] == [False] + [True] * 4
+    folded.load_state_dict(unfolded.state_dict())
+    g = torch.Generator().manual_seed(1)
+    w, h = size
+    feats = [
+        torch.randn(2, c, -(-h // 2**(i + 1)), -(-w // 2**(i + 1)),
+                    generator=g, dtype=torch.float64)
+        for i, c in enumerate(channels)
+    ]
+    results = []
+    for net in (unfolded, folded):
+        net.double().train()
+        inputs = [f.clone().requires_grad_() for f in feats]
+        out = net(tuple(inputs))[0]
+        weight = torch.randn(out.shape, generator=torch.Generator(
+        ).manual_seed(2), dtype=out.dtype)
+        (out * weight).sum().backward()
+        results.append((out.detach(), [t.grad for t in inputs],
+                        {n: p.grad for n, p in net.named_parameters()},
+                        dict(net.named_buffers())))
+    (out_a, in_a, par_a, buf_a), (out_b, in_b, par_b, buf_b) = results
+    torch.testing.assert_close(out_b, out_a, rtol=1e-10, atol=1e-12)
+    for a, b in zip(in_a, in_b):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+    for n in par_a:
+        torch.testing.assert_close(par_b[n], par_a[n], rtol=1e-9,
+                                   atol=1e-12, msg=n)
+    for n in buf_a:
+        torch.testing.assert_close(buf_b[n], buf_a[n], rtol=1e-12,
+                                   atol=1e-12, msg=n)
