@@ -632,14 +632,13 @@ def _memory_mode_rows(results, add):
             'process)', ref['peak_rss_mb'], our['peak_rss_mb'],
             our['peak_rss_mb'] / ref['peak_rss_mb'], 'info', None)
         ref_mb, our_mb = training_memory_mb(ref), training_memory_mb(our)
+        name = (f'memory mode (with_cp): peak CPU memory of training, batch '
+                f'{b} (MB, peak RSS above the runtime)')
         if ref_mb is None or our_mb is None:
-            add(f'memory mode (with_cp): peak CPU memory of training, batch '
-                f'{b} (MB, peak RSS above the runtime)', 'not recorded',
-                'not recorded', None, '<= 0.6', None)
+            add(name, 'not recorded', 'not recorded', None, '<= 0.6', None)
         else:
-            add(f'memory mode (with_cp): peak CPU memory of training, batch '
-                f'{b} (MB, peak RSS above the runtime)', ref_mb, our_mb,
-                our_mb / ref_mb, '<= 0.6', our_mb / ref_mb <= 0.6)
+            add(name, ref_mb, our_mb, our_mb / ref_mb, '<= 0.6',
+                our_mb / ref_mb <= 0.6)
         if gpu:
             add(f'memory mode (with_cp): peak GPU memory allocated, batch '
                 f'{b} (MB)', ref['peak_gpu_alloc_mb'],

@@ -198,11 +198,17 @@ def weights_fingerprint(state: Mapping[str, torch.Tensor],
         value = state[name]
         if not isinstance(value, torch.Tensor):
             continue
-        tensor = value.detach().to('cpu').contiguous()
-        digest.update(f'{key}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
-                      if tensor.numel() else b'')
+        _hash_tensor(digest, key, value)
     return digest.hexdigest()
+
+
+def _hash_tensor(digest, name: str, value: torch.Tensor) -> None:
+    """Feeds ``name|dtype|shape|`` and the raw bytes of ``value`` (on the
+    CPU) to ``digest``: one tensor of a fingerprint or a seal."""
+    tensor = value.detach().to('cpu').contiguous()
+    digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
+    digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
+                  if tensor.numel() else b'')
 
 
 def calibration_seal(weights_hex: str,
@@ -229,8 +235,6 @@ def calibration_seal(weights_hex: str,
     digest = hashlib.sha256(b'mmchh calibration seal v2|')
     digest.update(weights_hex.encode())
     for name in sorted(calibration):
-        tensor = calibration[name].detach().to('cpu').contiguous()
-        digest.update(f'|{name}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
-                      if tensor.numel() else b'')
+        digest.update(b'|')
+        _hash_tensor(digest, name, calibration[name])
     return digest.hexdigest()
