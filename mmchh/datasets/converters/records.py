@@ -55,6 +55,9 @@ class Marks:
             it disagrees with the image paired by stem.
         rejected (bool): The file could not be used (already reported):
             every landmark of this annotator is invisible for the image.
+        group (str, optional): The patient (or other unit) the image
+            belongs to, when the annotation source names one (a CSV
+            ``group`` column); images of one group stay in one split.
     """
     file: str
     points: Dict[str, List[Tuple[float, float,
@@ -62,6 +65,7 @@ class Marks:
     image_size: Optional[Tuple[int, int]] = None
     image_path: Optional[str] = None
     rejected: bool = False
+    group: Optional[str] = None
 
     def add(self, label: str, x: float, y: float, where: str) -> None:
         """Records one point given for ``label``."""
