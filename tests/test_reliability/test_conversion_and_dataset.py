@@ -129,9 +129,10 @@ KILL_STEPS = {
     }, 'aside'),
     'fallback_new_in_old_not_removed': ({KILL_AT_ENV: 'swapped',
                                          NO_EXCHANGE_ENV: '1'}, 'new'),
-    # an earlier converter's output (no conversion.json) is kept as well
-    'fallback_old_aside_pre_marker': ({KILL_AT_ENV: 'aside',
-                                       NO_EXCHANGE_ENV: '1'}, 'aside'),
+    # a folder without conversion.json (split JSONs and images/ alone
+    # prove nothing) is refused before any step: nothing moves
+    'refused_pre_marker': ({KILL_AT_ENV: 'aside',
+                                       NO_EXCHANGE_ENV: '1'}, 'refused'),
     'external_sigkill': ({}, 'old or new'),
 }
 
@@ -176,6 +177,14 @@ def test_killed_reconversion_keeps_old_or_new_complete(killed_runs, case):
     old = dict(killed_runs['old'])
     if case.endswith('pre_marker'):
         del old[CONVERSION_MARKER]
+    if expected == 'refused':
+        assert code == 1 and folder_digest(out) == old
+        assert siblings(out) == []
+        with pytest.raises(ConversionError, match='does not hold a conv'):
+            convert_isbi(killed_runs['root'], out, num_val=1, num_calib=1,
+                         resize=NEW_SIZE, progress=False)
+        assert folder_digest(out) == old and siblings(out) == []
+        return
     assert code == -signal.SIGKILL or (case == 'external_sigkill'
                                        and code == 0), code
     if expected == 'old or new':

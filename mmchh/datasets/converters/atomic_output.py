@@ -15,14 +15,15 @@
    and :func:`recover_output_folder` (the next run) finds the old one aside
    and puts it back.
 
-A conversion only ever replaces its own earlier output
-(:func:`check_replaceable`). The testing hooks ``KILL_AT_ENV`` (SIGKILL at
+A conversion only ever replaces its own earlier, completed output: a
+folder whose marker names the same converter (:func:`check_replaceable`). The testing hooks ``KILL_AT_ENV`` (SIGKILL at
 a named step, :func:`kill_point`) and ``NO_EXCHANGE_ENV`` (no
 ``RENAME_EXCHANGE``, to exercise the fallback) serve the tests'
 kill-at-every-step checks.
 """
 import ctypes
 import errno
+import json
 import os
 import os.path as osp
 import re
@@ -54,15 +55,31 @@ def _is_inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _marker_tool(path: str) -> Optional[str]:
+    """The ``tool`` a conversion marker names; None when ``path`` is not a
+    regular file holding a JSON object with a string ``tool``."""
+    if osp.islink(path) or not osp.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            content = json.load(f)
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+        return None
+    tool = content.get('tool') if isinstance(content, dict) else None
+    return tool if isinstance(tool, str) else None
+
+
 def check_replaceable(out_dir: str, root: Optional[str], marker: str,
                       own_files: Collection[str],
                       image_extensions: Sequence[str], tool: str) -> None:
     """Refuses an output folder a conversion must not replace.
 
-    ``out_dir`` may be missing, empty, or an earlier conversion: a folder
-    holding ``marker`` or one of ``own_files`` (split JSONs) and nothing
-    but what a conversion writes (those, ``images/`` of image files,
-    ``*.tmp-*`` files of an older converter).
+    ``out_dir`` may be missing, empty, or a completed conversion by
+    ``tool``: a folder holding ``marker`` whose ``tool`` field is ``tool``
+    and nothing but what such a conversion writes (``own_files``,
+    ``images/`` of image files, ``*.tmp-*`` files of an older converter).
+    A folder without the marker is never replaced, whatever else it holds
+    (split-named JSONs and ``images/`` alone prove nothing).
 
     Args:
         out_dir (str): The output folder.
@@ -72,7 +89,8 @@ def check_replaceable(out_dir: str, root: Optional[str], marker: str,
             (its split JSONs).
         image_extensions (Sequence[str]): Extensions (lower case) of the
             files a conversion writes to ``images/``.
-        tool (str): The converter, named in the message.
+        tool (str): The converter: the marker's ``tool`` field must name
+            it; named in the messages.
 
     Raises:
         ConversionError: naming the folder and what makes it foreign.
@@ -90,16 +108,22 @@ def check_replaceable(out_dir: str, root: Optional[str], marker: str,
     entries = sorted(os.listdir(out_dir))
     if not entries:
         return
-    ours = set(own_files) | {marker}
-    if not any(e in ours for e in entries):
+    written_by = _marker_tool(osp.join(out_dir, marker))
+    if written_by is None:
         raise ConversionError(
             f'{out_dir}: output folder is not empty and does not hold a '
-            f'conversion (no {marker}, no split JSONs; it holds '
+            f'conversion (no readable {marker} of {tool}; it holds '
             f'{entries[0]!r}{" and more" if len(entries) > 1 else ""}); '
             'refusing to replace it. Choose an empty or new folder')
+    if written_by != tool:
+        raise ConversionError(
+            f'{out_dir}: the conversion there was written by {written_by} '
+            f'(its {marker} says so), not by {tool}; refusing to replace '
+            'it. Choose an empty or new folder')
+    ours = set(own_files) | {marker}
     for e in entries:
         path = osp.join(out_dir, e)
-        if e in ours and osp.isfile(path) or '.tmp-' in e:
+        if (e in ours or '.tmp-' in e) and osp.isfile(path):
             continue
         if e == 'images' and osp.isdir(path) and not osp.islink(path):
             foreign = [n for n in sorted(os.listdir(path))
