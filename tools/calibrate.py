@@ -12,7 +12,6 @@ Example:
     python tools/calibrate.py configs/ceph/unet_r34_onehot.py \
         work_dirs/unet_r34_onehot/best_ceph_MRE_epoch_9.pth
 """
-import argparse
 import os.path as osp
 import sys
 
@@ -31,6 +30,15 @@ HOOK_SETTINGS = {
 }
 
 
+#: The option type (an :mod:`mmchh.utils.cli` type) of each
+#: :data:`HOOK_SETTINGS` entry and of ``--cv-folds`` (two folds at least): a
+#: bad value is one argparse line before the config, the checkpoint or the
+#: split is read.
+OPTION_TYPES = dict(erroneous_mm='finite_positive_float',
+                    erroneous_px='finite_positive_float',
+                    target_tpr='fraction', prior_std='non_negative_float',
+                    cv_folds='int_at_least_2')
+
 #: ``--fit`` choice -> the hook's / ``calibrate_model``'s ``do_no_harm``.
 FIT_CHOICES = {'safe': True, 'per-landmark': False}
 
@@ -47,7 +55,14 @@ def hook_defaults(names=None):
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+    from mmchh.utils import cli
+    types = {
+        name: cli.number_type(int, low=2) if kind == 'int_at_least_2' else
+        getattr(cli, kind)
+        for name, kind in OPTION_TYPES.items()
+    }
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint to calibrate')
     parser.add_argument('--work-dir', help='where the calibrated checkpoint '
@@ -56,7 +71,8 @@ def parse_args(argv=None):
                         help='file name of the calibrated checkpoint')
     for name, default in hook_defaults().items():
         parser.add_argument(
-            '--' + name.replace('_', '-'), type=float, default=None,
+            '--' + name.replace('_', '-'), type=types[name],
+            default=None,
             help=f'{HOOK_SETTINGS[name]} (default: the config hook\'s, else '
             f'{default})')
     defaults = hook_defaults(('do_no_harm', 'cv_folds'))
@@ -71,7 +87,7 @@ def parse_args(argv=None):
         'do_no_harm, else ' +
         ('safe' if defaults['do_no_harm'] else 'per-landmark'))
     parser.add_argument(
-        '--cv-folds', type=int, default=None,
+        '--cv-folds', type=types['cv_folds'], default=None,
         help='folds of that cross-validation at most; with up to this many '
         'calibration images, leave-one-image-out (default: the config '
         f'hook\'s, else {defaults["cv_folds"]})')
@@ -82,7 +98,8 @@ def parse_args(argv=None):
     parser.add_argument('--launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=cli.any_int,
+                        default=0)
     return parser.parse_args(argv)
 
 

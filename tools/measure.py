@@ -21,7 +21,6 @@ Example:
         --out-dir work_dirs/demo/measurements \
         --calib data/synthetic_ceph_coco/calib.json
 """
-import argparse
 import os.path as osp
 import sys
 
@@ -29,17 +28,18 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from mmchh.utils import cli
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint (calibrated.pth)')
     parser.add_argument('ann_file',
                         help='converted split JSON (e.g. test1.json)')
     parser.add_argument('--out-dir', help='write the JSON/CSV here '
                         '(default: next to the checkpoint, measurements/)')
-    parser.add_argument('--num-samples', type=int, default=1000,
+    parser.add_argument('--num-samples', type=cli.positive_int, default=1000,
                         help='landmark draws per heatmap')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--seed', type=cli.non_negative_int, default=0)
+    parser.add_argument('--batch-size', type=cli.positive_int, default=4)
     parser.add_argument('--img-root', help='folder the JSON file names are '
                         'relative to (default: the JSON\'s folder)')
     parser.add_argument('--calib', help='calibration split JSON to fit the '
@@ -47,22 +47,18 @@ def parse_args(argv=None):
                         'the evaluated split)')
     parser.add_argument('--interval-fit', help='a measurement_intervals.json '
                         'written by an earlier --calib run, instead')
-    parser.add_argument('--level', type=float, default=0.95,
+    parser.add_argument('--level', type=cli.open_fraction, default=0.95,
                         help='coverage level of the fitted intervals')
-    parser.add_argument('--region-level', type=float,
+    parser.add_argument('--region-level', type=cli.open_fraction,
                         help='conformal region level the landmarks are '
                         'drawn within (default: the model\'s highest)')
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', type=cli.torch_device, default='cpu',
+                        help='torch device this machine has (cpu, cuda, '
+                        'cuda:1...)')
     parser.add_argument('--no-progress', action='store_true')
     args = parser.parse_args(argv)
-    if args.num_samples < 1:
-        parser.error('--num-samples must be >= 1')
-    if args.batch_size < 1:
-        parser.error('--batch-size must be >= 1')
     if args.calib and args.interval_fit:
         parser.error('give --calib or --interval-fit, not both')
-    if not 0 < args.level < 1:
-        parser.error('--level must be in (0, 1)')
     return args
 
 

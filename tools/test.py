@@ -11,7 +11,6 @@ Examples:
     python tools/test.py CONFIG CKPT --show-dir overlays/
     bash tools/dist_test.sh CONFIG CKPT 4
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -23,7 +22,9 @@ TOOL = 'test.py'
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Test a pose model')
+
+    from mmchh.utils import cli
+    parser = cli.ArgumentParser(description='Test a pose model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and results')
@@ -44,7 +45,8 @@ def parse_args(argv=None):
         '--show', action='store_true',
         help='also display each overlay in a window (needs a display; on a '
         'headless machine use --show-dir)')
-    parser.add_argument('--wait-time', type=float, default=1,
+    parser.add_argument('--wait-time', type=cli.finite_positive_float,
+                        default=1,
                         help='seconds each overlay is shown with --show')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -52,7 +54,8 @@ def parse_args(argv=None):
     parser.add_argument('--launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=cli.any_int,
+                        default=0)
     return parser.parse_args(argv)
 
 

@@ -12,7 +12,6 @@ Examples:
     python tools/train.py CONFIG --resume            # latest checkpoint
     bash tools/dist_train.sh CONFIG 4                # 4 processes
 """
-import argparse
 import os.path as osp
 import sys
 
@@ -21,7 +20,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Train a pose model')
+
+    from mmchh.utils import cli
+    parser = cli.ArgumentParser(description='Train a pose model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
@@ -39,7 +40,8 @@ def parse_args(argv=None):
     parser.add_argument('--launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=cli.any_int,
+                        default=0)
     return parser.parse_args(argv)
 
 

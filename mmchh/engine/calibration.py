@@ -47,17 +47,14 @@ from mmchh.evaluation.functional.calibration_metrics import (
     expected_calibration_error, threshold_at_tpr)
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
 from mmchh.utils.checkpoint import CALIBRATION_STATE_DEFAULTS
-from mmchh.utils.errors import InputError
 from mmchh.utils.io import write_json
 from mmchh.visualization.calibration_plots import reliability_diagram_png
+from .calibration_settings import (CalibrationError,
+                                   check_calibration_settings)
 from .conformal_fitting import (ConformalScores, collect_conformal_scores,
                                 fit_conformal)
 from .logit_summary import LogitSummary, nll_from_summary, summarize_logits
 from .temperature_selection import select_temperatures
-
-
-class CalibrationError(InputError):
-    """The calibration split cannot be used (missing, empty, no targets)."""
 
 
 def _unwrap(model):
@@ -278,17 +275,22 @@ def _flagging_report(ere: np.ndarray, errors: np.ndarray,
     (radial error > ``erroneous``) of the calibration split, with its
     TPR/FPR there; ERE, errors and thresholds in ``unit`` (``'mm'``, or
     ``'px'``: original-image pixels)."""
+    if not ere.size:
+        raise CalibrationError('no annotated landmark on the calibration '
+                               'split: no flag threshold can be fitted')
     is_erroneous = errors > erroneous
+    basis = f'target TPR on {int(is_erroneous.sum())} erroneous landmarks'
     if is_erroneous.any():
         threshold = threshold_at_tpr(ere, is_erroneous, target_tpr)
     else:
-        # nothing to flag on the calibration split: flag only what is less
-        # certain than everything seen there
+        # nothing to flag on the calibration split (every landmark within
+        # the radius): flag only what is less certain than everything seen
         threshold = float(ere.max())
-        print_log(
-            f'calibration: no erroneous landmark (> {erroneous} {unit}) on '
-            'the calibration split; threshold set to its largest ERE',
-            logger='current', level=30)
+        basis = ('largest ERE of the split: no erroneous landmark '
+                 f'(> {erroneous} {unit}) to reach a TPR on')
+        print_log(f'calibration: {basis}', logger='current', level=30)
+    if is_erroneous.all():
+        basis += '; no good landmark, so no FPR'
     rate = (lambda mask: float((ere[mask] > threshold).mean())
             if mask.any() else float('nan'))
     return {
@@ -300,7 +302,8 @@ def _flagging_report(ere: np.ndarray, errors: np.ndarray,
         'tpr': rate(is_erroneous),
         'fpr': rate(~is_erroneous),
         'num_landmarks': int(len(ere)),
-        'num_erroneous': int(is_erroneous.sum())
+        'num_erroneous': int(is_erroneous.sum()),
+        'basis': basis
     }
 
 
@@ -447,7 +450,14 @@ def calibrate_model(runner,
         ``meta["calibration"]``), and ``conformal``: the conformal fit
         (:meth:`~mmchh.engine.conformal_fitting.ConformalFit.report` and
         the head's ``score``).
+
+    Raises:
+        CalibrationError: for a setting out of its range
+            (:func:`~.calibration_settings.check_calibration_settings`,
+            before any image is read) or a split that cannot be used.
     """
+    check_calibration_settings(erroneous_mm, erroneous_px, target_tpr,
+                               prior_std, cv_folds, num_bins)
     model = _unwrap(runner.model)
     head = model.head
     if not hasattr(head, 'set_temperature'):

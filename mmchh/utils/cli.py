@@ -5,13 +5,26 @@ An :class:`~mmchh.utils.errors.InputError` (a bad file, field or option)
 and a missing file end the tool with ``tool.py: error: <message>`` on
 stderr and exit status 1 -- no traceback, which would bury the one line
 that matters. Every other exception is a bug and keeps its traceback.
+
+The option types (:func:`number_type` and its named instances,
+:func:`torch_device`) check a number or a device where argparse reads it,
+and :class:`ArgumentParser` prints argparse's errors as one line (exit
+status 2), so a bad option stops a tool before any work.
 """
+import argparse
+import math
+import re
 import sys
 from typing import Callable, NoReturn, Optional, Sequence
 
 from .errors import InputError
 
-__all__ = ['USER_ERRORS', 'fail', 'one_line', 'run_tool']
+__all__ = [
+    'ArgumentParser', 'USER_ERRORS', 'any_int', 'fail',
+    'finite_positive_float', 'fraction', 'non_negative_float',
+    'non_negative_int', 'number_type', 'one_line', 'open_fraction',
+    'positive_int', 'run_tool', 'torch_device'
+]
 
 #: Exceptions that are the user's to fix: printed as one line.
 USER_ERRORS = (InputError, FileNotFoundError)
@@ -51,3 +64,121 @@ def run_tool(tool: str, main: Callable[[Optional[Sequence[str]]], object],
         return main(argv)
     except USER_ERRORS as e:
         fail(tool, e)
+
+
+# -- option types: a bad number is one argparse line, before any work ------
+
+#: A decimal number as a person types it: no ``1_5``, ``0x1``, ``inf``,
+#: ``nan`` (Python's ``float``/``int`` accept some of these).
+_DECIMAL = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?')
+_INTEGER = re.compile(r'[+-]?\d+')
+
+
+def _interval_text(low, high, low_open, high_open) -> str:
+    if high is None:
+        return f'{">" if low_open else ">="} {low}'
+    if low is None:
+        return f'{"<" if high_open else "<="} {high}'
+    return (f'in {"(" if low_open else "["}{low}, {high}'
+            f'{")" if high_open else "]"}')
+
+
+def number_type(kind: type = float,
+                low: Optional[float] = None,
+                high: Optional[float] = None,
+                low_open: bool = False,
+                high_open: bool = False) -> Callable[[str], float]:
+    """An argparse ``type=`` that reads a finite decimal number in a range.
+
+    argparse turns the :class:`argparse.ArgumentTypeError` into one line
+    naming the option (``tool.py: error: argument --level: must be in
+    (0, 1); got 1.5``) and exit status 2, before the tool does any work.
+
+    Args:
+        kind (type): ``int`` or ``float``.
+        low, high (float, optional): The bounds; None for none.
+        low_open, high_open (bool): Whether a bound itself is excluded.
+
+    Returns:
+        callable: ``str -> kind``, raising ``ArgumentTypeError`` for a
+        spelling other than a plain decimal (``1_5``, ``0x1``, ``nan``,
+        ``inf``) or a value outside the range.
+    """
+    allowed = _interval_text(low, high, low_open, high_open)
+    word = 'an integer' if kind is int else 'a finite number'
+
+    def parse(text: str):
+        pattern = _INTEGER if kind is int else _DECIMAL
+        value = kind(text) if pattern.fullmatch(text.strip()) else None
+        if value is None or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(
+                f'must be {word} {allowed}; got {text!r}')
+        if (low is not None and (value < low or low_open and value == low)) \
+                or (high is not None and (value > high or high_open and
+                                          value == high)):
+            raise argparse.ArgumentTypeError(
+                f'must be {allowed}; got {text}')
+        return value
+
+    parse.__name__ = f'{kind.__name__} {allowed}'
+    return parse
+
+
+#: ``type=`` for counts: an integer >= 1.
+positive_int = number_type(int, low=1)
+#: ``type=`` for seeds and indices: an integer >= 0.
+non_negative_int = number_type(int, low=0)
+#: ``type=`` for any integer (e.g. a rank), spelled as a plain decimal.
+any_int = number_type(int)
+#: ``type=`` for radii, scales, durations: a finite number > 0.
+finite_positive_float = number_type(float, low=0, low_open=True)
+#: ``type=`` for a std or weight that may be 0: a finite number >= 0.
+non_negative_float = number_type(float, low=0)
+#: ``type=`` for a coverage or confidence level: in (0, 1).
+open_fraction = number_type(float, 0, 1, low_open=True, high_open=True)
+#: ``type=`` for a rate that may be reached, e.g. a TPR: in (0, 1].
+fraction = number_type(float, 0, 1, low_open=True)
+
+
+def torch_device(text: str) -> str:
+    """An argparse ``type=`` for ``--device``: a torch device this machine
+    has (``cpu``, ``cuda``, ``cuda:1`` with that many GPUs, ``mps`` on a
+    Mac with Metal...), else one argparse line naming it.
+
+    Returns:
+        str: ``text`` unchanged.
+    """
+    import torch
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(
+            f'{text} is not a torch device (e.g. cpu, cuda, cuda:0)') from e
+    if device.type == 'cpu':
+        return text
+    if device.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.index is None and count or \
+                device.index is not None and device.index < count:
+            return text
+        raise argparse.ArgumentTypeError(
+            f'{text} is not available on this machine ({count} CUDA '
+            'device(s)); use cpu')
+    backend = getattr(torch.backends, device.type, None) or getattr(
+        torch, device.type, None)
+    available = getattr(backend, 'is_available', None)
+    if available is not None and available():
+        return text
+    raise argparse.ArgumentTypeError(
+        f'{text}: device type {device.type!r} is not available on this '
+        'machine; use cpu')
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line: ``tool.py: error:
+    argument --level: must be in (0, 1); got 1.5 (see --help)``, exit
+    status 2, without the usage block above it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f'{self.prog}: error: {one_line(message)} '
+                  '(see --help)\n')

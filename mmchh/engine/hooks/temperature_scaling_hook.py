@@ -7,6 +7,7 @@ from mmengine.logging import print_log
 from mmpose.registry import HOOKS
 
 from ..calibration import calibrate_model
+from ..calibration_settings import check_calibration_settings
 
 
 @HOOKS.register_module()
@@ -54,6 +55,10 @@ class TemperatureScalingHook(Hook):
         cv_folds (int): Folds of that cross-validation at most (with up to
             this many calibration images, leave-one-image-out). Defaults
             to 10.
+
+    Raises:
+        CalibrationError: for a setting out of its range, when the hook is
+            built (before training).
     """
 
     priority = 'LOW'
@@ -68,6 +73,10 @@ class TemperatureScalingHook(Hook):
                  erroneous_px: float = 10.0,
                  do_no_harm: bool = True,
                  cv_folds: int = 10) -> None:
+        # a bad setting stops the run when the hook is built, not after
+        # the whole training
+        check_calibration_settings(erroneous_mm, erroneous_px, target_tpr,
+                                   prior_std, cv_folds)
         self.calib_dataloader = calib_dataloader
         self.erroneous_mm = erroneous_mm
         self.target_tpr = target_tpr
