@@ -10,6 +10,7 @@ import numpy as np
 
 from .coco_reader import read_coco_marks
 from .csv_reader import read_csv_marks
+from .embedded_image import picture_mismatch, picture_signature
 from .errors import ConversionError
 from .image_reader import ALL_IMAGE_EXTENSIONS, LoadedImage, read_image
 from .labelme_reader import read_labelme_dirs
@@ -76,12 +77,31 @@ def _invisible(k: int) -> Annotation:
     return Annotation(np.zeros((k, 2)), visible=np.zeros(k, bool))
 
 
+def _made_for_another_image(marks: Marks, image: str,
+                            loaded: LoadedImage) -> Optional[str]:
+    """Why ``marks`` was not made for ``image``: the size it gives, or the
+    image it embeds (:mod:`.embedded_image`); None when it fits."""
+    size = loaded.size
+    if marks.image_size is not None and tuple(marks.image_size) != size:
+        return (f'{marks.file}: made for a {marks.image_size[0]}x'
+                f'{marks.image_size[1]} image but {image} is '
+                f'{size[0]}x{size[1]}')
+    if marks.embedded is not None:
+        why = picture_mismatch(marks.embedded,
+                               picture_signature(loaded.array))
+        if why is not None:
+            return (f'{marks.file}: its embedded image (imageData) is not '
+                    f'{image}: {why}')
+    return None
+
+
 def _resolve(marks: Optional[Marks], annotator: str, image: str,
-             size: Tuple[int, int], keypoints: Sequence[str],
+             loaded: LoadedImage, keypoints: Sequence[str],
              policy: BadInputPolicy) -> Annotation:
     """One annotator's points on one image; every problem reported (the
     point then invisible for this annotator)."""
     k = len(keypoints)
+    size = loaded.size
     if marks is None:
         policy.report(image, f'{image}: no annotation from annotator '
                       f'{annotator}',
@@ -89,10 +109,9 @@ def _resolve(marks: Optional[Marks], annotator: str, image: str,
         return _invisible(k)
     if marks.rejected:
         return _invisible(k)  # reported by the reader
-    if marks.image_size is not None and tuple(marks.image_size) != size:
-        policy.report(marks.file, f'{marks.file}: made for a '
-                      f'{marks.image_size[0]}x{marks.image_size[1]} image '
-                      f'but {image} is {size[0]}x{size[1]}',
+    other = _made_for_another_image(marks, image, loaded)
+    if other is not None:
+        policy.report(marks.file, other,
                       action=f'file ignored: {_ALL_INVISIBLE}')
         return _invisible(k)
     ann = _invisible(k)
@@ -177,7 +196,7 @@ def read_records(paired: Dict[str, str], marks, annotators, keypoints, gt,
             continue
         anns = {
             a:
-            _resolve(marks[stem].get(a), a, path, loaded.size, keypoints,
+            _resolve(marks[stem].get(a), a, path, loaded, keypoints,
                      policy)
             for a in annotators
         }

@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .embedded_image import PictureSignature
+
 __all__ = [
     'Annotation', 'Marks', 'split_image_name', 'stem_files',
     'duplicate_message'
@@ -58,6 +60,9 @@ class Marks:
         group (str, optional): The patient (or other unit) the image
             belongs to, when the annotation source names one (a CSV
             ``group`` column); images of one group stay in one split.
+        embedded (PictureSignature, optional): The image the file embeds
+            (labelme's ``imageData``), compared with the image paired by
+            stem (:mod:`.embedded_image`).
     """
     file: str
     points: Dict[str, List[Tuple[float, float,
@@ -66,6 +71,7 @@ class Marks:
     image_path: Optional[str] = None
     rejected: bool = False
     group: Optional[str] = None
+    embedded: Optional[PictureSignature] = None
 
     def add(self, label: str, x: float, y: float, where: str) -> None:
         """Records one point given for ``label``."""

@@ -23,8 +23,7 @@ def test_labelme_points_kept_exactly_and_image_fields_recorded(
     x = 12.345678901234567
     writers.labelme(path,
                     dict(sella=(x, 0.1), nasion=(3, 4)),
-                    image_path='../old/1.tif',
-                    image_data='aGVsbG8=')
+                    image_path='../old/1.tif')
     marks = read_labelme_file(path, KEYPOINTS, BadInputPolicy())
     assert marks.points['sella'] == [(x, 0.1, 'shape 0')]
     assert marks.points['nasion'] == [(3.0, 4.0, 'shape 1')]
@@ -39,7 +38,7 @@ def test_labelme_points_kept_exactly_and_image_fields_recorded(
               shape_type='point'), "unknown label 'porion'"),
         (dict(label='sella', points=[[1, 2], [3, 4]]), 'polygon shape'),
         (dict(label='sella', points=[[1, None]],
-              shape_type='point'), 'one \\[x, y\\] of finite numbers'),
+              shape_type='point'), 'one \\[x, y\\] of finite JSON numbers'),
     ],
     ids=['unknown_label', 'no_shape_type_is_polygon', 'bad_point'])
 def test_labelme_bad_shapes_name_file_and_label(tmp_path, writers, shape,
@@ -70,9 +69,9 @@ def test_labelme_unreadable_file_is_rejected_when_skipping(tmp_path):
 
 def test_csv_without_annotator_column(tmp_path):
     path = tmp_path / 'm.csv'
-    path.write_text('x,y,keypoint,image,note\n'
-                    '1.25,2.5,sella,sub/a1.TIF,\n'
-                    '3,4,nasion,a1.TIF,extra\n')
+    path.write_text('x,y,keypoint,image\n'
+                    '1.25,2.5,sella,sub/a1.TIF\n'
+                    '3,4,nasion,a1.TIF\n')
     found = read_csv_marks(str(path), KEYPOINTS, BadInputPolicy())
     assert list(found) == ['a1'] and list(found['a1']) == ['csv']
     assert found['a1']['csv'].points['sella'] == [(1.25, 2.5, 'line 2')]
