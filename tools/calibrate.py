@@ -54,9 +54,8 @@ def hook_defaults(names=None):
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
-
     from mmchh.utils import cli
+    from mmchh.utils.run_config import CfgOptionsAction
     types = {
         name: cli.number_type(int, low=2) if kind == 'int_at_least_2' else
         getattr(cli, kind)
@@ -93,7 +92,7 @@ def parse_args(argv=None):
         f'hook\'s, else {defaults["cv_folds"]})')
     parser.add_argument('--no-validate', action='store_true')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings in the config, key=value')
     parser.add_argument('--launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -109,9 +108,10 @@ def _main(argv=None):
     from mmengine.runner import Runner
 
     from mmchh.engine import calibrate_model
+    from mmchh.engine.calibration_settings import check_calibration_settings
     from mmchh.utils.errors import InputError
-    from mmchh.utils.run_config import (init_cpu_distributed, load_run_config,
-                                        precheck_checkpoint,
+    from mmchh.utils.run_config import (config_errors, init_cpu_distributed,
+                                        load_run_config, precheck_checkpoint,
                                         temperature_hook_config)
     if not osp.exists(args.checkpoint):
         raise InputError(f'checkpoint {args.checkpoint} does not exist')
@@ -132,6 +132,9 @@ def _main(argv=None):
         if args.fit is None else FIT_CHOICES[args.fit]
     settings['cv_folds'] = hook.get('cv_folds', extra['cv_folds']) \
         if args.cv_folds is None else args.cv_folds
+    # the config hook's settings too, before anything is built or streamed
+    check_calibration_settings(
+        **{k: v for k, v in settings.items() if k != 'do_no_harm'})
     # the hook must not calibrate a second time inside runner.val()
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', [])
@@ -142,12 +145,14 @@ def _main(argv=None):
         cfg.default_hooks.checkpoint.save_best = None
     cfg.load_from = args.checkpoint
     init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.load_or_resume()
-    # CalibrationError is an InputError: one line, exit status 1
-    calibrate_model(runner, calib, checkpoint_name=args.out, **settings)
-    if not args.no_validate and cfg.get('val_dataloader'):
-        runner.val()
+    # a key or type of the config that cannot be built: one line
+    with config_errors(cfg, args.config):
+        runner = Runner.from_cfg(cfg)
+        runner.load_or_resume()
+        # CalibrationError is an InputError: one line, exit status 1
+        calibrate_model(runner, calib, checkpoint_name=args.out, **settings)
+        if not args.no_validate and cfg.get('val_dataloader'):
+            runner.val()
     return 0
 
 

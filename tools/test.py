@@ -21,9 +21,8 @@ TOOL = 'test.py'
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
-
     from mmchh.utils import cli
+    from mmchh.utils.run_config import CfgOptionsAction
     parser = cli.ArgumentParser(description='Test a pose model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -49,7 +48,7 @@ def parse_args(argv=None):
                         default=1,
                         help='seconds each overlay is shown with --show')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings in the config, key=value')
     parser.add_argument('--launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -120,8 +119,8 @@ def _main(argv=None):
 
     from mmchh.utils.errors import InputError
     from mmchh.utils.io import write_json
-    from mmchh.utils.run_config import (init_cpu_distributed, load_run_config,
-                                        precheck_checkpoint,
+    from mmchh.utils.run_config import (config_errors, init_cpu_distributed,
+                                        load_run_config, precheck_checkpoint,
                                         set_uncertainty_out_dir)
     if args.dump and not args.dump.endswith(('.pkl', '.pickle')):
         raise InputError('--dump must end with .pkl or .pickle; got '
@@ -162,11 +161,13 @@ def _main(argv=None):
         cfg.model.setdefault('test_cfg', {})['output_heatmaps'] = True
         os.makedirs(show_dir, exist_ok=True)
     init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    if show_dir:
-        runner.register_hook(_overlay_hook(show_dir, args.show,
-                                           args.wait_time))
-    metrics = runner.test()
+    # a key or type of the config that cannot be built: one line
+    with config_errors(cfg, args.config):
+        runner = Runner.from_cfg(cfg)
+        if show_dir:
+            runner.register_hook(_overlay_hook(show_dir, args.show,
+                                               args.wait_time))
+        metrics = runner.test()
     if args.out and is_main_process():
         write_json(args.out, metrics)  # atomic, strict JSON, folder created
     if show_dir and is_main_process():

@@ -19,9 +19,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
-
     from mmchh.utils import cli
+    from mmchh.utils.run_config import CfgOptionsAction
     parser = cli.ArgumentParser(description='Train a pose model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -34,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-validate', action='store_true',
                         help='skip validation during training')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings in the config, key=value (e.g. '
         'train_cfg.max_epochs=2)')
     parser.add_argument('--launcher',
@@ -50,7 +49,8 @@ def _main(argv=None):
     import mmchh  # noqa: F401  (compat fixes and registration)
     from mmengine.runner import Runner
 
-    from mmchh.utils.run_config import (enable_amp, init_cpu_distributed,
+    from mmchh.utils.run_config import (config_errors, enable_amp,
+                                        init_cpu_distributed,
                                         load_run_config, precheck_checkpoint,
                                         resume_checkpoint)
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
@@ -71,8 +71,10 @@ def _main(argv=None):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
         cfg.default_hooks.checkpoint.pop('save_best', None)
     init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    # a key or type of the config that cannot be built: one line
+    with config_errors(cfg, args.config):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     return 0
 
 

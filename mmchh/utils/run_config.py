@@ -1,12 +1,33 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Config handling shared by tools/train.py and tools/test.py."""
+import argparse
+import ast
+import contextlib
 import copy
 import os.path as osp
-from typing import Dict, Optional
+import re
+from numbers import Integral, Real
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from mmengine.config import Config, DictAction  # noqa: F401  (re-export)
+from mmengine.config import Config, DictAction
 
 from .errors import InputError
+
+
+class CfgOptionsAction(DictAction):
+    """``--cfg-options key=value ...``: MMEngine's ``DictAction``, with a
+    pair lacking ``=`` or a key one argparse line (exit status 2) naming
+    it, where ``DictAction`` ends in a traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for pair in values or []:
+            key = pair.split('=', 1)[0]
+            if '=' not in pair or not key or any(
+                    not part for part in key.split('.')):
+                raise argparse.ArgumentError(
+                    self, f'{pair!r} is not a key=value pair with a dotted '
+                    'key (e.g. train_cfg.max_epochs=2)')
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _propagate_data_root(cfg: Config, cfg_options: dict) -> None:
@@ -49,12 +70,15 @@ def load_run_config(config: str,
         Config: ready for ``Runner.from_cfg``.
 
     Raises:
-        InputError: if the config file does not exist.
+        InputError: if the config file does not exist, has a syntax error
+            (``file:line: message``), or an option does not fit it
+            (:func:`check_cfg_options`).
     """
     if not osp.isfile(config):
         raise InputError(f'config file {config} does not exist')
-    cfg = Config.fromfile(config)
+    cfg = _read_config(config)
     if cfg_options:
+        check_cfg_options(cfg, cfg_options, config)
         cfg.merge_from_dict(cfg_options)
         if 'data_root' in cfg_options:
             _propagate_data_root(cfg, cfg_options)
@@ -79,6 +103,168 @@ def load_run_config(config: str,
                     find_unused_parameters=cfg.get('find_unused_parameters',
                                                    False))
     return cfg
+
+
+def _read_config(config: str) -> Config:
+    """``Config.fromfile`` with a syntax error as one line: ``config
+    file:line: message`` (MMEngine's error names no file)."""
+    try:
+        return Config.fromfile(config)
+    except SyntaxError as e:
+        try:
+            with open(config, encoding='utf-8') as f:
+                ast.parse(f.read())
+        except SyntaxError:
+            raise InputError(f'config {config}:{e.lineno}: {e.msg}') from e
+        raise InputError(f'config {config}: a base config it inherits, line '
+                         f'{e.lineno}: {e.msg}') from e
+
+
+def _walk(cfg: Any, key: str) -> Tuple[bool, Any]:
+    """Whether ``cfg`` holds the dotted ``key`` (list items by index, as
+    ``merge_from_dict`` takes them), and its value."""
+    node = cfg
+    for part in key.split('.'):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node
+
+
+def _fits(old: Any, new: Any) -> bool:
+    """Whether ``new`` may replace the config's ``old`` value: a number for
+    a number (an integer for an integer), a bool for a bool; anything
+    where the config has None, text or a structure."""
+    if isinstance(old, bool):
+        return isinstance(new, bool)
+    if isinstance(old, Integral):
+        return isinstance(new, Integral) and not isinstance(new, bool)
+    if isinstance(old, Real):
+        return isinstance(new, Real) and not isinstance(new, bool)
+    return True
+
+
+def check_cfg_options(cfg: Config, cfg_options: dict, config: str) -> None:
+    """Refuses ``--cfg-options`` that cannot mean what they say.
+
+    MMEngine merges any key silently, so a typo trains or tests with the
+    config's own value; and a text where the config has a number fails deep
+    inside the Runner. Refused, naming the key:
+
+    * a dotted key whose parent the config does not have
+      (``modle.head.x=1``); a new top-level key or a new key of an
+      existing section is allowed (the build then names a key the object
+      does not take: :func:`config_errors`);
+    * a value of another kind than the config's (``train_cfg.max_epochs=abc``
+      or ``=2.5`` where the config has an integer, text for a bool).
+
+    Raises:
+        InputError: naming the option, the config and what it holds.
+    """
+    tree = cfg.to_dict()
+    for key, value in cfg_options.items():
+        parent = key.rsplit('.', 1)[0] if '.' in key else None
+        if parent is not None and not _walk(tree, parent)[0]:
+            raise InputError(
+                f'--cfg-options {key}: config {config} has no {parent} '
+                '(unknown key; check the spelling)')
+        exists, old = _walk(tree, key)
+        if exists and not _fits(old, value):
+            kind = 'True or False' if isinstance(old, bool) else \
+                'an integer' if isinstance(old, Integral) else 'a number'
+            raise InputError(
+                f'--cfg-options {key}={value!r}: config {config} has '
+                f'{old!r} there; give {kind}')
+
+
+def _typed_paths(node: Any, prefix: str = '') -> Iterator[Tuple[str, dict]]:
+    """``(dotted path, dict)`` of every dict in ``node`` with a ``type``."""
+    if isinstance(node, dict):
+        if 'type' in node:
+            yield prefix, node
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    else:
+        return
+    for k, v in items:
+        yield from _typed_paths(v, f'{prefix}.{k}' if prefix else str(k))
+
+
+def _class_names(value: Any) -> List[str]:
+    """The names of the classes a config ``type`` builds and derives from
+    (looked up in MMPose's registries), or just its own name."""
+    if isinstance(value, type):
+        return [c.__name__ for c in value.__mro__]
+    name = str(value).rsplit('::', 1)[-1]
+    from mmengine.registry import Registry
+    from mmpose import registry
+    for reg in vars(registry).values():
+        found = reg.get(name) if isinstance(reg, Registry) else None
+        if isinstance(found, type):
+            return [c.__name__ for c in found.__mro__]
+    return [name.rsplit('.', 1)[-1]]
+
+
+def _translate_build_error(cfg: Config, error: Exception,
+                           config: str) -> Optional[InputError]:
+    """The one-line error of an object the config describes but the
+    registry cannot build, or None when ``error`` does not come from the
+    config (a bug: it keeps its traceback)."""
+    text = str(error.args[0]) if error.args else str(error)
+    found = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword "
+                      r"argument '(\w+)'", text)
+    if isinstance(error, TypeError) and found:
+        cls, arg = found.groups()
+        paths: List[str] = [
+            f'{path}.{arg}' if path else arg
+            for path, node in _typed_paths(cfg.to_dict())
+            if arg in node and cls in _class_names(node['type'])
+        ]
+        if paths:
+            return InputError(
+                f'config {config}: {paths[0]}: {cls} takes no argument '
+                f'{arg!r} (unknown key; check the spelling)')
+    found = re.match(r'(\S+) is not in the (\S+) registry', text)
+    if isinstance(error, KeyError) and found:
+        paths = [
+            path for path, node in _typed_paths(cfg.to_dict())
+            if node['type'] == found[1]
+        ]
+        if paths:
+            return InputError(
+                f'config {config}: {paths[0]}.type: {found[1]} is not in '
+                f'the {found[2]} registry (a typo, or the module that '
+                'registers it is missing from custom_imports)')
+    return None
+
+
+@contextlib.contextmanager
+def config_errors(cfg: Config, config: str) -> Iterator[None]:
+    """Turns the build errors that the config causes into one line.
+
+    An object of the config given a key its class does not take (MMEngine
+    passes every key on: ``TypeError: ... unexpected keyword argument``)
+    or a ``type`` no registry holds (``KeyError``) becomes an
+    :class:`InputError` naming the dotted key, the class or registry and
+    the config. An error that no key of the config explains is re-raised
+    as it is.
+
+    Args:
+        cfg (Config): The config the work inside builds from.
+        config (str): Its file, for the message.
+    """
+    try:
+        yield
+    except (TypeError, KeyError) as e:
+        translated = _translate_build_error(cfg, e, config)
+        if translated is None:
+            raise
+        raise translated from e
 
 
 def init_cpu_distributed(cfg: Config) -> None:
@@ -172,7 +358,8 @@ def check_state_fits_model(cfg: Config,
         if isinstance(model_cfg.get(part), dict):
             model_cfg[part]['init_cfg'] = None
     with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope', 'mmpose')):
+            cfg.get('default_scope', 'mmpose')), config_errors(
+                cfg, config_name or cfg.get('filename') or '<config>'):
         model = MODELS.build(model_cfg)
     check_state_fits(model, state, checkpoint,
                      config_name or cfg.get('filename') or '<config>')
