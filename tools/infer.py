@@ -13,11 +13,18 @@ coordinates, flagged landmarks marked; read back with
 tools/convert_landmarks.py --labelme reviewed=DIR/labelme). <name> is the
 file's stem, or its whole name where two inputs share a stem (a.bmp,
 a.png). A DIR holding an earlier run's outputs is refused unless
---overwrite is given (which removes them first). Options are checked
-before the model is loaded. Files that cannot be read
-are reported on stderr and in the JSON, then skipped. Exit code 0 if at
-least one image was predicted, 1 otherwise (one line on stderr for a bad
-option, file or checkpoint).
+--overwrite is given: the run then writes into a staging folder beside DIR
+that replaces it only when the run succeeded (files of DIR that infer.py
+does not write are carried over), so a bad checkpoint or a crash leaves
+the earlier results as they were. One run at a time per DIR (the lock
+DIR/.infer.lock; a second run stops with one line naming the first).
+Options are checked before the model is loaded. Files that cannot be read
+are reported on stderr and in the JSON, then skipped; invalid landmarks
+(non-finite heatmaps) are counted in a warning line. Exit code 0 if at
+least one image was predicted with at least one valid landmark; 1 with one
+line on stderr for a bad option, file or checkpoint, no predicted image or
+no valid landmark at all; 130 on Ctrl-C, after writing the tables for the
+images done ("interrupted after N of M images").
 
 Example:
     python tools/infer.py xrays/ --config configs/ceph/unet_r34_onehot.py \
@@ -25,7 +32,6 @@ Example:
         --out-dir preds/ --spacing 0.1 --measurements --format labelme
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -49,7 +55,8 @@ def parse_args(argv=None):
                         help='do not draw overlays')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the outputs of an earlier run in '
-                        '--out-dir (they are removed first)')
+                        '--out-dir, only once this run has succeeded (it '
+                        'writes into a staging folder beside it)')
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--measurements', action='store_true',
                         help='also compute the 8 ISBI 2015 measurements with '
@@ -72,24 +79,6 @@ def parse_args(argv=None):
     if args.num_samples < 1:
         parser.error('--num-samples must be >= 1')
     return args
-
-
-#: What a run writes into --out-dir (removed by --overwrite, nothing else).
-OUTPUT_FILES = ('landmarks.json', 'landmarks.csv', 'measurements.csv')
-OUTPUT_FOLDERS = (('results', '.json'), ('overlays', '.png'),
-                  ('labelme', '.json'))  # labelme_export.LABELME_FOLDER
-
-
-def _earlier_outputs(out_dir):
-    """The files of an earlier run in ``out_dir`` (paths)."""
-    found = [osp.join(out_dir, n) for n in OUTPUT_FILES
-             if osp.isfile(osp.join(out_dir, n))]
-    for folder, ext in OUTPUT_FOLDERS:
-        path = osp.join(out_dir, folder)
-        if osp.isdir(path):
-            found += [osp.join(path, n) for n in sorted(os.listdir(path))
-                      if n.endswith(ext)]
-    return found
 
 
 def check_options(args):
@@ -127,33 +116,14 @@ def check_options(args):
     elif device.type not in ('cpu', 'mps', 'xpu'):
         raise InputError(f'--device {args.device}: unsupported device type '
                          f'{device.type!r}')
-    out = args.out_dir
-    if osp.exists(out) and not osp.isdir(out):
-        raise InputError(f'--out-dir {out} is a file, not a folder')
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise InputError(f'--out-dir {out} cannot be created: '
-                         f'{e.strerror or e}') from e
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise InputError(f'--out-dir {out} is not writable')
-    earlier = _earlier_outputs(out)
-    if earlier and not args.overwrite:
-        raise InputError(
-            f'--out-dir {out} already holds the outputs of an earlier run '
-            f'({len(earlier)} file(s), e.g. {earlier[0]}); choose another '
-            'folder or pass --overwrite to replace them')
+    from mmchh.apis.infer_output import check_out_dir
+    check_out_dir(args.out_dir, args.overwrite)
 
 
-def _main(argv=None):
-    args = parse_args(argv)
-    check_options(args)
+def _load_model(args):
+    """The model, or an ``InputError`` when it does not fit the config or
+    the task."""
     from mmchh.apis import init_landmark_model
-    from mmchh.apis.batch_infer import infer_files
-
-    if args.overwrite:
-        for path in _earlier_outputs(args.out_dir):
-            os.remove(path)
     from mmchh.utils.errors import InputError
     try:
         model = init_landmark_model(args.config, args.checkpoint,
@@ -164,24 +134,34 @@ def _main(argv=None):
     except ValueError as e:
         # the model does not fit the config / the task: the user's to fix
         raise InputError(str(e)) from e
-    results, errors = infer_files(
-        model,
-        args.input,
-        args.out_dir,
-        spacing=args.spacing,
-        batch_size=args.batch_size,
-        overlay=not args.no_overlay,
-        progress=not args.no_progress,
-        measurements=args.measurements,
-        num_samples=args.num_samples,
-        seed=args.seed,
-        labelme='labelme' in args.format)
+    return model
+
+
+def _outcome(args, output, results, errors):
+    """The exit status of a finished run, with its lines; a staged run
+    (--overwrite) is put in place only when it succeeded."""
+    from mmchh.apis.batch_infer import invalid_landmarks
+    where = output.path
     if not results:
-        print(f'infer.py: no image could be predicted '
-              f'({len(errors)} file(s) skipped, see '
-              f'{osp.join(args.out_dir, "landmarks.json")})',
+        output.keep()
+        print(f'infer.py: no image could be predicted ({len(errors)} '
+              f'file(s) skipped, see {osp.join(where, "landmarks.json")})',
               file=sys.stderr)
         return 1
+    invalid, total = invalid_landmarks(results)
+    if invalid == total:
+        output.keep()
+        print(f'infer.py: every landmark of every image was invalid '
+              f'({total} landmarks of {len(results)} image(s): non-finite '
+              f'heatmaps; the model is broken); the invalid outputs are in '
+              f'{where}', file=sys.stderr)
+        return 1
+    output.commit()
+    if invalid:
+        print(f'infer.py: warning: {invalid} of {total} landmarks were '
+              'invalid (non-finite heatmaps: "valid": false, no position); '
+              f'see {osp.join(args.out_dir, "landmarks.csv")}',
+              file=sys.stderr)
     print(f'infer.py: {len(results)} image(s) predicted, {len(errors)} '
           f'skipped; outputs in {args.out_dir}')
     if 'labelme' in args.format:
@@ -189,6 +169,38 @@ def _main(argv=None):
         print(labelme_summary(results,
                               osp.join(args.out_dir, LABELME_FOLDER)))
     return 0
+
+
+def _main(argv=None):
+    args = parse_args(argv)
+    check_options(args)
+    from mmchh.apis.batch_infer import InferenceInterrupted, infer_files
+    from mmchh.apis.infer_output import InferOutput
+
+    with InferOutput(args.out_dir, args.overwrite, 'infer.py') as output:
+        model = _load_model(args)
+        try:
+            results, errors = infer_files(
+                model,
+                args.input,
+                output.path,
+                spacing=args.spacing,
+                batch_size=args.batch_size,
+                overlay=not args.no_overlay,
+                progress=not args.no_progress,
+                measurements=args.measurements,
+                num_samples=args.num_samples,
+                seed=args.seed,
+                labelme='labelme' in args.format)
+        except InferenceInterrupted as stop:
+            output.keep()
+            kept = f' (not swapped in: the earlier results in ' \
+                f'{args.out_dir} are unchanged)' if args.overwrite else ''
+            print(f'infer.py: interrupted after {stop.done} of {stop.total} '
+                  f'images; results for those are in {output.path}{kept}',
+                  file=sys.stderr)
+            return 130
+        return _outcome(args, output, results, errors)
 
 
 def main(argv=None):

@@ -5,7 +5,9 @@ nor read the landmark count from a folder, so this writes a small config
 deriving from the generic one (``configs/landmark/unet_r34_onehot.py`` by
 default) with the folder as every dataset's ``data_root`` and the head's
 ``out_channels`` from its ``metainfo.py``. Train, calibrate, test and infer
-with the written config.
+with the written config. An existing CONFIG is replaced only with
+``--force``; a CONFIG inside a conversion folder (one holding
+``conversion.json``) is always refused.
 
 Example:
     python tools/convert_landmarks.py data/own_coco --images xrays/ \
@@ -34,13 +36,18 @@ def parse_args(argv=None):
                         default=DEFAULT_BASE,
                         help='the generic config it derives from (default: '
                         'configs/landmark/unet_r34_onehot.py)')
+    parser.add_argument('--force',
+                        action='store_true',
+                        help='replace CONFIG if it exists (never a file in '
+                        'a conversion folder)')
     return parser.parse_args(argv)
 
 
 def _main(argv=None):
     args = parse_args(argv)
     from mmchh.datasets.landmark_config import write_landmark_config
-    num = write_landmark_config(args.data_root, args.config, args.base)
+    num = write_landmark_config(args.data_root, args.config, args.base,
+                                args.force)
     print(f'landmark_config.py: wrote {args.config} ({num} landmarks, '
           f'data_root {args.data_root}); train with: python tools/train.py '
           f'{args.config}')

@@ -25,7 +25,7 @@ from .labelme_export import LABELME_FOLDER, write_labelme
 from .landmark_result import LandmarkResult
 
 __all__ = [
-    'list_inputs', 'infer_files', 'output_names', 'progress_bar',
+    'InferenceInterrupted', 'invalid_landmarks', 'list_inputs', 'infer_files', 'output_names', 'progress_bar',
     'CSV_COLUMNS', 'MEASUREMENT_CSV_COLUMNS',
     'MEASUREMENT_SAMPLING_ASSUMPTION', 'measurement_rows'
 ]
@@ -55,6 +55,27 @@ MEASUREMENT_CSV_COLUMNS = ('image', 'measurement', 'unit', 'value',
 MEASUREMENT_SAMPLING_ASSUMPTION = ('landmarks drawn independently from their '
                                    'calibrated heatmaps, at heatmap pixel '
                                    'centres')
+
+
+class InferenceInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`infer_files`, after the tables were rewritten
+    for every image whose result file was written.
+
+    Args:
+        done (int): Images predicted (and written) before the interrupt.
+        total (int): Inputs of the run.
+    """
+
+    def __init__(self, done: int, total: int):
+        super().__init__(done, total)
+        self.done, self.total = done, total
+
+
+def invalid_landmarks(results: Sequence[LandmarkResult]) -> Tuple[int, int]:
+    """(invalid, total) landmarks over ``results`` (a landmark is invalid
+    when its heatmap was not finite: ``valid`` False, no position)."""
+    flags = [bool(lm['valid']) for r in results for lm in r.landmarks]
+    return flags.count(False), len(flags)
 
 
 def list_inputs(input_path: str) -> List[str]:
@@ -248,15 +269,24 @@ class _FolderRun:
         files = dict(result_file=f'results/{self.names[path]}.json')
         if overlay:
             files['overlay'] = f'overlays/{self.names[path]}.png'
-            draw_overlay(grey, result, osp.join(self.out_dir,
-                                                files['overlay']))
-            result.heatmaps = None  # free the maps batch by batch
         if self.labelme:
             files['labelme_file'] = f'{LABELME_FOLDER}/{self.names[path]}.json'
-            write_labelme(result, osp.join(self.out_dir,
-                                           files['labelme_file']))
-        doc = dict(result.to_dict(), **files)
-        write_json(osp.join(self.out_dir, files['result_file']), doc)
+        try:
+            if overlay:
+                draw_overlay(grey, result,
+                             osp.join(self.out_dir, files['overlay']))
+                result.heatmaps = None  # free the maps batch by batch
+            if self.labelme:
+                write_labelme(result,
+                              osp.join(self.out_dir, files['labelme_file']))
+            doc = dict(result.to_dict(), **files)
+            write_json(osp.join(self.out_dir, files['result_file']), doc)
+        except BaseException:
+            # an image's files exist only with its entry in the tables
+            for name in files.values():
+                if osp.isfile(osp.join(self.out_dir, name)):
+                    os.remove(osp.join(self.out_dir, name))
+            raise
         self.results.append(result)
         self.docs.append(doc)
 
@@ -344,6 +374,12 @@ def infer_files(model,
     Returns:
         tuple: (results, errors) -- ``errors`` is a list of
         ``{path, reason}`` for files that were skipped.
+
+    Raises:
+        InferenceInterrupted: on Ctrl-C, after ``landmarks.json`` and the
+            CSVs were rewritten (``"complete": false``) for exactly the
+            images whose result files exist (an image interrupted halfway
+            leaves no file).
     """
     err = sys.stderr if err is None else err
     paths = list_inputs(input_path)
@@ -352,6 +388,28 @@ def infer_files(model,
                      measurements, err, labelme)
     os.makedirs(out_dir, exist_ok=True)
     bar = progress_bar(len(paths), progress)
+    try:
+        _predict_all(run, model, spacing, batch_size, overlay, measurements,
+                     num_samples, seed, bar)
+    except KeyboardInterrupt:
+        run.write_tables(complete=False)  # what the folder holds, no more
+        raise InferenceInterrupted(len(run.results), len(paths)) from None
+    finally:
+        if bar is not None:
+            if hasattr(bar, 'close'):
+                bar.close()
+            else:
+                print(file=sys.stderr)
+    run.write_tables(complete=True)
+    return run.results, run.errors
+
+
+def _predict_all(run: _FolderRun, model, spacing, batch_size: int,
+                 overlay: bool, measurements: bool, num_samples: int,
+                 seed: int, bar) -> None:
+    """Predicts ``run.paths`` batch by batch, writing as it goes (see
+    :func:`infer_files` for the arguments)."""
+    paths = run.paths
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         readable, greys = run.read_images(chunk)
@@ -370,10 +428,3 @@ def infer_files(model,
         run.write_tables(complete=False)
         if bar is not None:
             bar.update(len(chunk))
-    if bar is not None:
-        if hasattr(bar, 'close'):
-            bar.close()
-        else:
-            print(file=sys.stderr)
-    run.write_tables(complete=True)
-    return run.results, run.errors

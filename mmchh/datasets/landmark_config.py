@@ -10,12 +10,17 @@ by a small derived config written here: the folder as every dataset's
 ``out_channels`` and the datasets' ``num_keypoints`` (which
 :class:`~mmchh.datasets.CephalometricDataset` checks against the data).
 Everything else comes from the base.
+
+The config is never written over an existing file unless asked
+(``force``), and never into a conversion folder (one holding
+``conversion.json``, or inside one), where a re-conversion would own it.
 """
 import os.path as osp
 from typing import List, Optional, Tuple
 
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import atomic_write_text
+from .converters.coco_writer import CONVERSION_MARKER
 
 __all__ = [
     'LANDMARK_LOADERS', 'read_landmark_names', 'landmark_config_source',
@@ -114,23 +119,62 @@ def _checkout_of(base: str) -> Optional[str]:
     return None
 
 
-def write_landmark_config(data_root: str, config: str, base: str) -> int:
+def _conversion_holding(folder: str) -> Optional[str]:
+    """The conversion folder (holding the marker) that ``folder`` is or
+    lies in; None when there is none."""
+    folder = osp.realpath(folder)
+    while True:
+        if osp.isfile(osp.join(folder, CONVERSION_MARKER)):
+            return folder
+        parent = osp.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _check_destination(config: str, force: bool) -> None:
+    """Refuses a ``config`` path the tool must not write (see
+    :func:`write_landmark_config`)."""
+    folder = osp.dirname(osp.abspath(config))
+    if not osp.isdir(folder):
+        raise InputError(f'{config}: folder {folder} does not exist')
+    conversion = _conversion_holding(folder)
+    if conversion is not None:
+        raise InputError(
+            f'{config}: inside the conversion folder {conversion} (it holds '
+            f'{CONVERSION_MARKER}; a re-conversion replaces it as a whole); '
+            'write the config elsewhere (--force does not change this)')
+    if osp.isdir(config):
+        raise InputError(f'{config}: is a folder, not a config file')
+    if osp.lexists(config) and not force:
+        raise InputError(f'{config}: file exists; pass --force to replace '
+                         'it')
+
+
+def write_landmark_config(data_root: str, config: str, base: str,
+                          force: bool = False) -> int:
     """Writes :func:`landmark_config_source` to ``config`` (atomically).
+
+    Args:
+        data_root (str): The converted folder.
+        config (str): The config file to write.
+        base (str): The generic config it derives from.
+        force (bool): Replace an existing ``config``.
 
     Returns:
         int: The number of landmarks.
 
     Raises:
         InputError: the folder holds no conversion, the base config does
-            not exist, or ``config`` would overwrite the base.
+            not exist, ``config`` would overwrite the base, exists (without
+            ``force``), is a folder, or lies in a conversion folder (even
+            with ``force``).
     """
     if not osp.isfile(base):
         raise InputError(f'--base {base}: config file does not exist')
     if osp.abspath(config) == osp.abspath(base):
         raise InputError(f'{config}: would overwrite the base config')
+    _check_destination(config, force)
     text, num = landmark_config_source(data_root, config, base)
-    folder = osp.dirname(osp.abspath(config))
-    if not osp.isdir(folder):
-        raise InputError(f'{config}: folder {folder} does not exist')
     atomic_write_text(config, text)
     return num

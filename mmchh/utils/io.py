@@ -3,7 +3,11 @@
 
 * :func:`atomic_write_bytes` / :func:`atomic_write_text` write to a
   temporary file in the destination folder and ``os.replace`` it into place,
-  so a reader (or a crash) never sees a half-written file.
+  so a reader (or a crash) never sees a half-written file. The file gets
+  the mode any ``open()`` would give it, ``0666 & ~umask`` (``mkstemp``
+  alone would leave it ``0600``, unreadable to a colleague); folders are
+  created ``0777 & ~umask``. This is the one place a temporary file is
+  made (:func:`current_umask` reads the umask for it).
 * :func:`to_jsonable` / :func:`dumps_json` / :func:`write_json` produce
   *strict* JSON: numpy values become plain numbers, and NaN / +-inf become
   ``null`` (the bare ``NaN`` that Python's ``json`` writes by default is not
@@ -22,6 +26,7 @@ import math
 import os
 import os.path as osp
 import tempfile
+import threading
 import zipfile
 from typing import Any, Dict, Iterable, Mapping, Sequence
 
@@ -30,13 +35,32 @@ import numpy as np
 from .errors import InputError
 
 __all__ = [
-    'atomic_write_bytes', 'atomic_write_text', 'csv_text', 'to_jsonable',
+    'current_umask', 'atomic_write_bytes', 'atomic_write_text', 'csv_text', 'to_jsonable',
     'dumps_json', 'read_npz', 'write_json', 'write_npz'
 ]
 
 
+#: ``os.umask`` can only be read by setting it: the read and the restore
+#: happen under this lock, so two threads never see each other's value.
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's file-mode creation mask, left as it was.
+
+    Returns:
+        int: e.g. ``0o022``.
+    """
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)  # the most restrictive while it is read
+        os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Writes ``data`` to ``path`` atomically (folders are created).
+
+    The file's mode is ``0666 & ~umask``, as ``open()`` would make it.
 
     Args:
         path (str): Destination file.
@@ -48,6 +72,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         prefix='.tmp_', suffix=osp.splitext(path)[1], dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
+            if hasattr(os, 'fchmod'):  # POSIX; elsewhere mkstemp's mode
+                os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

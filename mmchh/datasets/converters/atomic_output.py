@@ -34,6 +34,7 @@ import sys
 import warnings
 from typing import Callable, Collection, Dict, List, Optional, Sequence
 
+from mmchh.utils.run_lock import pid_alive
 from .errors import ConversionError
 
 __all__ = [
@@ -145,18 +146,6 @@ def _sibling_re(out_dir: str) -> 're.Pattern':
                       r'\.(tmp|old)-(\d+)-[0-9a-f]+$')
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
 def _leftovers(out_dir: str) -> Dict[str, List[str]]:
     """``.tmp-``/``.old-`` siblings of ``out_dir`` left by runs that are no
     longer alive, by kind."""
@@ -168,7 +157,7 @@ def _leftovers(out_dir: str) -> Dict[str, List[str]]:
     for name in sorted(os.listdir(parent)):
         m = pattern.match(name)
         path = osp.join(parent, name)
-        if m and osp.isdir(path) and not osp.islink(path) and not _pid_alive(
+        if m and osp.isdir(path) and not osp.islink(path) and not pid_alive(
                 int(m.group(2))):
             found[m.group(1)].append(path)
     return found
