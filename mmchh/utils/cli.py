@@ -54,7 +54,8 @@ def run_tool(tool: str, main: Callable[[Optional[Sequence[str]]], object],
     """Runs ``main(argv)``; user errors end in :func:`fail`.
 
     Returns:
-        What ``main`` returns (the exit status, or None for 0).
+        What ``main`` returns (the exit status, or None for 0); 130 after
+        the line ``tool: interrupted`` on Ctrl-C.
 
     Raises:
         SystemExit: status 1 with the one-line message for
@@ -64,6 +65,9 @@ def run_tool(tool: str, main: Callable[[Optional[Sequence[str]]], object],
         return main(argv)
     except USER_ERRORS as e:
         fail(tool, e)
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status 130
+        print(f'{tool}: interrupted', file=sys.stderr)
+        return 130
 
 
 # -- option types: a bad number is one argparse line, before any work ------
