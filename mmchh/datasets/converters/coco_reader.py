@@ -10,7 +10,8 @@ read as annotator ``NAME`` and ``keypoints`` itself (a ground truth derived
 from them) is not; otherwise ``keypoints`` is annotator ``coco``.
 ``width`` and ``height`` of the image record, when given (not null), must
 be positive whole numbers (``640``, ``640.0`` or ``"640"``) and match the
-paired image.
+paired image. An image record's ``group`` (a string, as mmchh's converters
+write it) is the image's patient group (:attr:`~.records.Marks.group`).
 
 Coordinate convention: COCO keypoints are image pixels; MMPose (and the
 data written here) reads them with pixel centres at integers. They are
@@ -60,8 +61,8 @@ COCO_IMAGE_KEYS = ('id', 'width', 'height', 'file_name', 'license',
                    'flickr_url', 'coco_url', 'date_captured', 'split',
                    'original_file', 'spacing', 'spacing_source',
                    'original_width', 'original_height', 'padded_size',
-                   'resize_scale', 'pixel_sha256', 'phash',
-                   'labels') + CEPH_LABEL_NAMES
+                   'resize_scale', 'pixel_sha256', 'phash', 'group',
+                   'duplicate_cluster', 'labels') + CEPH_LABEL_NAMES
 #: Keys of an annotation (COCO keypoints; ``keypoints_<NAME>`` also).
 COCO_ANNOTATION_KEYS = ('id', 'image_id', 'category_id', 'segmentation',
                         'area', 'bbox', 'iscrowd', 'keypoints',
@@ -133,6 +134,10 @@ def _images(path: str, records: list) -> Dict[int, dict]:
         if not isinstance(im.get('file_name'), str) or not im['file_name']:
             raise ConversionError(f'{where}: "file_name" must be a non-empty '
                                   f'string, got {im.get("file_name")!r}')
+        if im.get('group') is not None and not (isinstance(
+                im['group'], str) and im['group']):
+            raise ConversionError(f'{where}: "group" must be a non-empty '
+                                  f'string, got {im["group"]!r}')
         if (im.get('width') is None) != (im.get('height') is None):
             raise ConversionError(f'{where}: "width" and "height" must both '
                                   'be given (or both be null)')
@@ -244,8 +249,8 @@ def read_coco_marks(path: str, keypoints: Sequence[str],
                               f'category\'s {len(names)} keypoints)',
                               action='annotation ignored')
                 continue
-            marks = found.setdefault(stem,
-                                     {}).setdefault(annotator, Marks(path))
+            marks = found.setdefault(stem, {}).setdefault(
+                annotator, Marks(path, group=image.get('group')))
             size = (image.get('width'), image.get('height'))
             if all(v is not None for v in size):
                 marks.image_size = (json_size(size[0]), json_size(size[1]))
