@@ -103,6 +103,19 @@ def parse_args(argv=None):
                         help='images held out for temperature scaling, >= 1 '
                         '(default: as --num-val)')
     parser.add_argument('--split-seed', type=int, default=0)
+    parser.add_argument(
+        '--duplicates',
+        choices=('together', 'drop', 'error'),
+        default='together',
+        help='images with the same pixels (or nearly: resized, '
+        'recompressed, another bit depth): keep each cluster in one split '
+        '(together, default), keep only its first image by name (drop), or '
+        'stop (error); every pair is reported')
+    parser.add_argument('--groups',
+                        metavar='FILE',
+                        help='CSV "image,group" (or "stem,group"): the '
+                        'patient of every image; one group\'s images share '
+                        'a split')
     parser.add_argument('--gt',
                         default='mean',
                         metavar='mean|ANNOTATOR',
@@ -144,7 +157,9 @@ def _main(argv=None):
             test_fraction=args.test_fraction,
             num_val=args.num_val,
             num_calib=args.num_calib,
-            split_seed=args.split_seed)
+            split_seed=args.split_seed,
+            duplicates=args.duplicates,
+            groups=args.groups)
     except BadImageError as e:
         raise BadImageError(f'{e} (use --skip-bad to record faults and go '
                             'on instead)') from e

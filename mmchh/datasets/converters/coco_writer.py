@@ -1,6 +1,12 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """The COCO-keypoint JSON of a conversion: records, splits, the marker.
 
+Each image record carries ``pixel_sha256`` and ``phash`` of its pixels as
+read (:mod:`.duplicates`), and its ``group``/``duplicate_cluster`` when it
+has one; each split's ``info.role`` says what it is for (``train``,
+``val``, ``calib``, ``test``), which the tools' leak check reads
+(:mod:`~mmchh.datasets.split_leaks`).
+
 Every image file name is relative to the output folder (use
 ``data_root=OUT_DIR`` and an empty image prefix). With ``resize`` the
 records name the padded, resized PNG copies in ``images/`` and carry the
@@ -23,7 +29,7 @@ from ..ceph_meta import CEPH_LANDMARK_NAMES
 from ..data_checks import check_image_size
 from .records import Annotation
 from .resize import padded_resize_params, resize_keypoints
-from .splits import SPLITS
+from .splits import SPLITS, split_role
 
 __all__ = [
     'CONVERSION_MARKER', 'CocoLayout', 'ISBI_LAYOUT', 'keypoints_field',
@@ -120,6 +126,17 @@ def ground_truth(anns: Dict[str, Annotation], gt: str) -> Annotation:
     return Annotation(mean, visible=count > 0)
 
 
+def _add_identity(image: dict, rec: dict) -> None:
+    """The record's fingerprints (hashes of the pixels as read, before any
+    resize), its patient group and its duplicate cluster, when known."""
+    hashes = rec.get('hashes')
+    if hashes is not None:
+        image.update(pixel_sha256=hashes.pixel_sha256, phash=hashes.phash)
+    for key in ('group', 'duplicate_cluster'):
+        if rec.get(key) is not None:
+            image[key] = rec[key]
+
+
 def _image_entry(rec: dict, image_id: int, split: str, root: str,
                  out_dir: str, spacing_xy: Optional[np.ndarray],
                  resize: Optional[Tuple[int, int]]
@@ -140,6 +157,7 @@ def _image_entry(rec: dict, image_id: int, split: str, root: str,
                  spacing=None if spacing is None else spacing.tolist())
     if 'spacing_source' in rec:
         image['spacing_source'] = rec['spacing_source']
+    _add_identity(image, rec)
     if resize is not None:
         params = padded_resize_params(w, h, resize)
         sx, sy = params['scale']
@@ -205,6 +223,7 @@ def _split_info(split: str, root: str, annotators: List[str], gt: str,
         annotators=annotators,
         spacing_mm=None if spacing_xy is None else spacing_xy.tolist(),
         split=split,
+        role=split_role(split),
         split_seed=split_seed,
         num_val=num_val,
         num_calib=num_calib,
@@ -289,6 +308,8 @@ def conversion_marker(summary,
         split_seed=split_seed,
         images_per_split=summary.images_per_split,
         splits_written=summary.written,
+        split_roles={s: split_role(s)
+                     for s in summary.written},
         notes=summary.notes,
         skipped=[dict(file=p, reason=r) for p, r in summary.skipped])
     marker.update(extra or {})

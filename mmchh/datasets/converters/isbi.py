@@ -13,6 +13,12 @@ and written to ``OUT_DIR/images/``; keypoints follow with
 ``x' = (x + 0.5) * sx - 0.5`` (pixel centres map to where their pixel went)
 and the spacing becomes ``spacing / s`` per axis.
 
+Every image record carries the hashes of its pixels (``pixel_sha256``,
+``phash``: :mod:`.duplicates`). Duplicates among the release's images are
+reported in the summary and the marker; the release's own splits are
+kept, a duplicate cluster within the training images is held out whole
+(so val and calib hold at least their counts).
+
 Nothing is silently dropped: bad input (including two files with the same
 name in one folder, e.g. ``002.bmp`` and ``002.png``) stops the conversion
 with an error naming the file (and line), unless ``skip_bad`` is set, in
@@ -37,7 +43,7 @@ input release, is refused with an error naming it.
 """
 import os
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmchh.utils.io import dumps_json
@@ -47,6 +53,7 @@ from .atomic_output import (build_aside_and_swap, check_replaceable,
                             write_synced)
 from .coco_writer import (CONVERSION_MARKER, check_written_conversion,
                           coco_payloads, conversion_marker)
+from .duplicates import duplicate_clusters, find_duplicates, split_units
 from .errors import ConversionError
 from .isbi_reader import (IMAGE_EXTENSIONS, find_annotator_dirs,
                           read_annotation_index, read_isbi_release)
@@ -65,14 +72,40 @@ _TOOL = 'tools/convert_isbi.py'
 @dataclass
 class ConversionSummary(SplitSummary):
     """What an ISBI conversion wrote (and skipped); see
-    :class:`~.summary.SplitSummary`."""
+    :class:`~.summary.SplitSummary`. ``duplicates`` lists the duplicate
+    pairs found (``images``, ``splits``, ``kind``, ``phash_distance``)."""
+    duplicates: List[dict] = field(default_factory=list)
 
     def format(self) -> str:
         lines = self.head_lines('convert_isbi', SPLITS, NUM_CEPH_LANDMARKS)
         lines.append(f'  skipped {len(self.skipped)} bad image(s)')
         for path, why in self.skipped:
             lines.append(f'    {path}: {why}')
+        lines.append(f'  duplicates: {len(self.duplicates)} pair(s)')
+        for p in self.duplicates:
+            lines.append(f'    {p["images"][0]} ({p["splits"][0]}) ~ '
+                         f'{p["images"][1]} ({p["splits"][1]}): {p["kind"]} '
+                         f'(phash distance {p["phash_distance"]})')
         return '\n'.join(lines)
+
+
+def _duplicates(records: Dict[str, List[dict]]
+                ) -> Tuple[List[dict], List[List[str]]]:
+    """The release's duplicate pairs (reported; the release's own splits
+    are kept) and the clusters (stems); clustered records get their
+    ``duplicate_cluster``."""
+    split_of = {r['stem']: s for s in SPLITS for r in records[s]}
+    by_stem = {r['stem']: r for s in SPLITS for r in records[s]}
+    pairs = find_duplicates({s: r['hashes'] for s, r in by_stem.items()})
+    clusters = duplicate_clusters(sorted(by_stem), pairs)
+    for cluster in clusters:
+        for stem in cluster:
+            by_stem[stem]['duplicate_cluster'] = cluster[0]
+    return [
+        dict(images=[p.first, p.second],
+             splits=[split_of[p.first], split_of[p.second]],
+             kind=p.kind, phash_distance=p.distance) for p in pairs
+    ], clusters
 
 
 def _write_resized_images(tmp: str, records: Dict[str, List[dict]],
@@ -107,7 +140,8 @@ def _build_and_swap(root, out_dir, target, records, payloads, summary,
                          dumps_json(payload, indent=1).encode())
         kill_point('written')
         check_written_conversion(tmp, summary.written)
-        marker = conversion_marker(summary, root, spacing_xy, split_seed)
+        marker = conversion_marker(summary, root, spacing_xy, split_seed,
+                                   extra=dict(duplicates=summary.duplicates))
         write_synced(osp.join(tmp, CONVERSION_MARKER),
                      dumps_json(marker, indent=1).encode())
         kill_point('checked')
@@ -177,8 +211,11 @@ def convert_isbi(root: str,
 
     if not records['train']:
         raise ConversionError(f'{root}: no usable training images')
-    held = hold_out_splits([r['stem'] for r in records['train']], num_val,
-                           num_calib, split_seed)
+    pairs, clusters = _duplicates(records)
+    train = [r['stem'] for r in records['train']]
+    held = hold_out_splits(train, num_val, num_calib, split_seed,
+                           split_units(train, [[s for s in c if s in train]
+                                               for c in clusters]))
     by_stem = {r['stem']: r for r in records['train']}
     for split in ('train', 'val', 'calib'):
         records[split] = [by_stem[s] for s in held[split]]
@@ -203,7 +240,8 @@ def convert_isbi(root: str,
         skipped=policy.skipped,
         resize=resize,
         notes=notes,
-        written=list(payloads))
+        written=list(payloads),
+        duplicates=pairs)
     # everything is checked: build the new conversion beside the old one
     _build_and_swap(root, out_dir, target, records, payloads, summary,
                     spacing_xy, split_seed, progress)

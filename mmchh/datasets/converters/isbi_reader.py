@@ -25,6 +25,7 @@ import numpy as np
 from ..ceph_meta import (CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES,
                          ISBI_ANNOTATOR_FOLDERS, ISBI_IMAGE_FOLDERS,
                          ISBI_OPTIONAL_IMAGE_FOLDERS, NUM_CEPH_LANDMARKS)
+from .duplicates import image_hashes
 from .errors import ConversionError
 from .image_reader import check_exif_orientation
 from .records import Annotation, duplicate_message, stem_files
@@ -143,13 +144,19 @@ def read_image_size(path: str) -> Tuple[int, int]:
     are in stored pixels, but the training pipeline's ``LoadImage`` would
     rotate the image.
     """
+    img = _decode(path)
+    return img.shape[1], img.shape[0]
+
+
+def _decode(path: str) -> np.ndarray:
+    """The pixels of an image, as :func:`read_image_size` checks them."""
     import cv2
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise ConversionError(f'{path}: cannot read image (missing, corrupt '
                               'or not an image)')
     check_exif_orientation(path)
-    return img.shape[1], img.shape[0]
+    return img
 
 
 def find_annotator_dirs(root: str) -> Dict[str, str]:
@@ -199,13 +206,16 @@ def read_annotation_index(dirs: Dict[str, str],
 
 def _read_record(stem: str, img_path: str,
                  index: AnnotationIndex) -> dict:
-    """One image's record: its size and every annotator's reading."""
-    size = read_image_size(img_path)
+    """One image's record: its size, its pixels' hashes and every
+    annotator's reading."""
+    pixels = _decode(img_path)
+    size = pixels.shape[1], pixels.shape[0]
     anns = {
         a: parse_annotation_file(index.files[a][stem], size)
         for a in index.annotators
     }
-    return dict(stem=stem, path=img_path, size=size, anns=anns)
+    return dict(stem=stem, path=img_path, size=size, anns=anns,
+                hashes=image_hashes(pixels))
 
 
 def _read_image_folder(img_dir: str, index: AnnotationIndex,

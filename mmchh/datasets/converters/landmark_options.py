@@ -1,12 +1,13 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Checks of :func:`~.landmarks.convert_landmarks`' options: keypoint
-names, annotator names, exactly one annotation source, and the generic
-options (:mod:`.validation`)."""
+names, annotator names, exactly one annotation source, the duplicate
+policy and groups file, and the generic options (:mod:`.validation`)."""
 import os.path as osp
 import re
 from collections import Counter
 from typing import List
 
+from .duplicates import DUPLICATE_POLICIES
 from .errors import ConversionError
 from .validation import (check_count, check_resize, check_spacing,
                          check_split_seed, check_test_fraction)
@@ -57,7 +58,8 @@ def _check_source(labelme, csv, coco) -> None:
 
 
 def check_landmark_options(keypoints, labelme, csv, coco, resize, spacing,
-                           num_val, num_calib, split_seed, test_fraction):
+                           num_val, num_calib, split_seed, test_fraction,
+                           duplicates='together', groups=None):
     """Checks every option; returns the keypoint names, the resize and the
     spacing ((2, ) or None)."""
     keypoints = _check_keypoints(keypoints)
@@ -68,4 +70,9 @@ def check_landmark_options(keypoints, labelme, csv, coco, resize, spacing,
     check_count('num-calib', num_calib)
     check_split_seed(split_seed)
     check_test_fraction(test_fraction)
+    if duplicates not in DUPLICATE_POLICIES:
+        raise ConversionError(f'--duplicates {duplicates}: choose one of '
+                              f'{", ".join(DUPLICATE_POLICIES)}')
+    if groups is not None and not osp.isfile(groups):
+        raise ConversionError(f'--groups {groups}: file does not exist')
     return keypoints, resize, spacing_xy

@@ -10,6 +10,7 @@ import numpy as np
 
 from .coco_reader import read_coco_marks
 from .csv_reader import read_csv_marks
+from .duplicates import image_hashes
 from .embedded_image import picture_mismatch, picture_signature
 from .errors import ConversionError
 from .image_reader import ALL_IMAGE_EXTENSIONS, LoadedImage, read_image
@@ -217,5 +218,10 @@ def read_records(paired: Dict[str, str], marks, annotators, keypoints, gt,
                  spacing_source=source,
                  file_name=osp.join(
                      'images', stem + (ext if loaded.copy_as_is else '.png')),
-                 copy_as_is=loaded.copy_as_is))
+                 copy_as_is=loaded.copy_as_is,
+                 hashes=image_hashes(loaded.array),
+                 groups=sorted({
+                     m.group
+                     for m in marks[stem].values() if m.group is not None
+                 })))
     return records, stale

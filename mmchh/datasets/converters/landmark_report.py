@@ -7,6 +7,7 @@ import pprint
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
+from .duplicates import MIN_CORRELATION, PHASH_MAX_DISTANCE
 from .splits import LANDMARK_SPLITS
 from .summary import SplitSummary
 
@@ -37,6 +38,7 @@ class LandmarkConversionSummary(SplitSummary):
     spacing_sources: Dict[str, int] = field(default_factory=dict)
     images_without_spacing: List[str] = field(default_factory=list)
     stale_image_paths: List[dict] = field(default_factory=list)
+    duplicates: dict = field(default_factory=dict)
 
     def format(self, max_faults: int = 20) -> str:
         lines = self.head_lines('convert_landmarks', LANDMARK_SPLITS,
@@ -58,6 +60,7 @@ class LandmarkConversionSummary(SplitSummary):
                 'name another image in imagePath (paired by file stem '
                 f'instead), e.g. {first["file"]} names {first["imagePath"]}'
                 f' for {first["image"]}')
+        lines += self.duplicate_lines()
         lines.append(f'  faults: {len(self.faults)} (every one in '
                      f'{osp.join(self.out_dir, REPORT_FILE)})')
         for fault in self.faults[:max_faults]:
@@ -65,6 +68,39 @@ class LandmarkConversionSummary(SplitSummary):
         if len(self.faults) > max_faults:
             lines.append(f'    ... and {len(self.faults) - max_faults} more')
         return '\n'.join(lines)
+
+
+    def duplicate_lines(self, max_pairs: int = 20) -> List[str]:
+        """The duplicate pairs, what was done, and the groups."""
+        found = self.duplicates or {}
+        pairs = found.get('pairs', [])
+        lines = []
+        if found.get('images_with_group'):
+            lines.append(f'  groups: {found["groups"]} patient group(s) over '
+                         f'{found["images_with_group"]} image(s), each kept '
+                         'in one split')
+        if not pairs:
+            return lines + ['  duplicates: none found']
+        action = dict(together='each cluster kept in one split',
+                      drop=f'{len(found["dropped"])} image(s) dropped (the '
+                      'first of each cluster by name kept)')[found['policy']]
+        lines.append(f'  duplicates: {len(pairs)} pair(s) in '
+                     f'{len(found["clusters"])} cluster(s), {action}')
+        for p in pairs[:max_pairs]:
+            same = dict(same='same annotations',
+                        differ='annotations differ' + (
+                            f' by up to {p["max_difference_px"]:g} px'
+                            if p['max_difference_px'] is not None else
+                            ' (visibility)'),
+                        unknown='annotations not compared')[p['annotations']]
+            lines.append(f'    {p["images"][0]} ~ {p["images"][1]}: '
+                         f'{p["kind"]} (phash distance '
+                         f'{p["phash_distance"]}), {same}')
+        if len(pairs) > max_pairs:
+            lines.append(f'    ... and {len(pairs) - max_pairs} more')
+        for name in found['dropped']:
+            lines.append(f'    dropped {name} (a duplicate)')
+        return lines
 
 
 def metainfo_source(keypoints: Sequence[str], dataset_name: str) -> str:
@@ -108,6 +144,13 @@ def conversion_report(summary: LandmarkConversionSummary, images: str) -> dict:
         faults=summary.faults,
         spacing_sources=summary.spacing_sources,
         images_without_spacing=summary.images_without_spacing,
+        duplicates=dict(
+            rule='exact: the same decoded pixels (pixel_sha256); near: '
+            f'phash Hamming distance <= {PHASH_MAX_DISTANCE} of 64, verified '
+            f'on the pixels (32x32 detail correlation >= {MIN_CORRELATION})'
+            '; a cluster joins pairs transitively, and its images (like a '
+            'patient group\'s) share one split',
+            **summary.duplicates),
         stale_image_paths=dict(
             count=len(summary.stale_image_paths),
             note='imagePath is never used: annotation files are paired with '

@@ -50,9 +50,18 @@ an error naming the file and label; with ``skip_bad`` each is recorded
 with what was done, and printed in the summary. Nothing is dropped
 silently.
 
+Duplicates and groups (:mod:`.split_grouping`): every image's decoded
+pixels are hashed (``pixel_sha256``, ``phash`` in its record); exact and
+near duplicates are found and, by ``duplicates``, kept in one split
+(``together``), reduced to their first image (``drop``) or a fault
+(``error``); images of one patient ``group`` (``groups`` file, or the
+CSV's ``group`` column) land in one split. Every pair is named in the
+report and the summary.
+
 Splits: ``test_fraction`` of the images are held out as ``test`` by the
 seed, then ``num_val`` and ``num_calib`` of the rest (as
-:func:`~.splits.hold_out_splits`). The output folder is built aside,
+:func:`~.splits.hold_out_splits`); a held-out selection moves whole units
+(a group, a duplicate cluster), so it holds at least its count. The output folder is built aside,
 checked and swapped in atomically (:mod:`.atomic_output`).
 """
 import os
@@ -75,6 +84,7 @@ from .landmark_report import (METAINFO_FILE, REPORT_FILE, TOOL,
                               LandmarkConversionSummary, conversion_report,
                               metainfo_source)
 from .resize import padded_resize_params, resize_padded, write_png
+from .split_grouping import group_records
 from .splits import LANDMARK_SPLITS, hold_out_splits, hold_out_test
 from .validation import BadInputPolicy
 
@@ -89,11 +99,14 @@ _OWN_FILES = tuple(f'{s}.json'
 # -- splitting and writing ---------------------------------------------------
 
 
-def _split(records, test_fraction, num_val, num_calib, split_seed):
-    """split -> records, and split -> why it is not written."""
+def _split(records, units, test_fraction, num_val, num_calib, split_seed):
+    """split -> records, and split -> why it is not written; ``units``
+    (stems sharing a split) are moved whole."""
     by_stem = {r['stem']: r for r in records}
-    test = hold_out_test(sorted(by_stem), test_fraction, split_seed)
-    held = hold_out_splits(test['rest'], num_val, num_calib, split_seed)
+    test = hold_out_test(sorted(by_stem), test_fraction, split_seed, units)
+    rest = set(test['rest'])
+    held = hold_out_splits(test['rest'], num_val, num_calib, split_seed,
+                           [u for u in units if u[0] in rest])
     held['test'] = test['test']
     notes = {} if test['test'] else dict(test='--test-fraction 0')
     return {s: [by_stem[x] for x in held[s]] for s in LANDMARK_SPLITS}, notes
@@ -167,6 +180,32 @@ def _write_conversion(tmp: str, splits: Dict[str, List[dict]], resize,
     kill_point('checked')
 
 
+def _summary(out_dir, images, splits, annotators, gt, keypoints, policy,
+             resize, notes, payloads, records, stale,
+             found) -> LandmarkConversionSummary:
+    """The conversion's summary (counts, faults, spacing, duplicates)."""
+    return LandmarkConversionSummary(
+        out_dir=out_dir,
+        images_per_split={s: len(splits[s])
+                          for s in LANDMARK_SPLITS},
+        annotators=annotators,
+        gt=gt,
+        keypoints=keypoints,
+        skipped=policy.skipped,
+        faults=policy.faults,
+        resize=resize,
+        notes=notes,
+        written=list(payloads),
+        spacing_sources=dict(
+            Counter(r['spacing_source'] or 'unknown' for r in records)),
+        images_without_spacing=[
+            osp.relpath(r['path'], images) for r in records
+            if r['spacing'] is None
+        ],
+        stale_image_paths=stale,
+        duplicates=found)
+
+
 def convert_landmarks(out_dir: str,
                       images: str,
                       keypoints: Sequence[str],
@@ -181,7 +220,10 @@ def convert_landmarks(out_dir: str,
                       num_val: Optional[int] = None,
                       num_calib: Optional[int] = None,
                       split_seed: int = 0,
-                      progress: bool = True) -> LandmarkConversionSummary:
+                      progress: bool = True,
+                      duplicates: str = 'together',
+                      groups: Optional[str] = None
+                      ) -> LandmarkConversionSummary:
     """Converts annotated images (see the module docstring).
 
     Nothing is written before every option, the output folder and every
@@ -205,6 +247,11 @@ def convert_landmarks(out_dir: str,
         num_calib (int, optional): The same for temperature scaling.
         split_seed (int): Seed of the held-out selections.
         progress (bool): Print a progress line every 25 images.
+        duplicates (str): ``'together'`` (each duplicate cluster in one
+            split), ``'drop'`` (keep its first image by name) or
+            ``'error'``.
+        groups (str, optional): CSV ``image,group`` (or ``stem,group``):
+            each group's images share a split.
 
     Returns:
         LandmarkConversionSummary: counts, annotators, faults, spacing.
@@ -215,7 +262,7 @@ def convert_landmarks(out_dir: str,
     """
     keypoints, resize, spacing_xy = check_landmark_options(
         keypoints, labelme, csv, coco, resize, spacing, num_val, num_calib,
-        split_seed, test_fraction)
+        split_seed, test_fraction, duplicates, groups)
     if not osp.isdir(images):
         raise ConversionError(f'--images {images}: not a folder')
     target = osp.realpath(out_dir)
@@ -236,8 +283,10 @@ def convert_landmarks(out_dir: str,
                                   spacing_xy, policy, progress)
     if not records:
         raise ConversionError(f'{images}: no usable annotated images')
-    splits, notes = _split(records, test_fraction, num_val, num_calib,
-                           split_seed)
+    records, units, found = group_records(records, images, gt, duplicates,
+                                          groups)
+    splits, notes = _split(records, units, test_fraction, num_val,
+                           num_calib, split_seed)
     payloads = coco_payloads(
         images, target, splits, annotators, gt, spacing_xy, split_seed,
         len(splits['val']), len(splits['calib']), resize, set(notes),
@@ -246,25 +295,9 @@ def convert_landmarks(out_dir: str,
              '(see spacing_source)',
              metainfo=METAINFO_FILE,
              report=REPORT_FILE))
-    summary = LandmarkConversionSummary(
-        out_dir=out_dir,
-        images_per_split={s: len(splits[s])
-                          for s in LANDMARK_SPLITS},
-        annotators=annotators,
-        gt=gt,
-        keypoints=keypoints,
-        skipped=policy.skipped,
-        faults=policy.faults,
-        resize=resize,
-        notes=notes,
-        written=list(payloads),
-        spacing_sources=dict(
-            Counter(r['spacing_source'] or 'unknown' for r in records)),
-        images_without_spacing=[
-            osp.relpath(r['path'], images) for r in records
-            if r['spacing'] is None
-        ],
-        stale_image_paths=stale)
+    summary = _summary(out_dir, images, splits, annotators, gt, keypoints,
+                       policy, resize, notes, payloads, records, stale,
+                       found)
 
     files = {f'{split}.json': payload for split, payload in payloads.items()}
     files[REPORT_FILE] = conversion_report(summary, images)
@@ -278,6 +311,8 @@ def convert_landmarks(out_dir: str,
         summary, images, spacing_xy, split_seed, TOOL,
         dict(keypoints=keypoints,
              test_fraction=test_fraction,
+             duplicates=duplicates,
+             groups=None if groups is None else osp.abspath(groups),
              metainfo=METAINFO_FILE,
              report=REPORT_FILE,
              faults=len(summary.faults)))

@@ -345,8 +345,9 @@ def test_spacing_precedence_header_then_option_then_null(tmp_path, writers):
 def test_csv_long_format_exact_and_row_faults(tmp_path, writers):
     images = tmp_path / 'images'
     images.mkdir()
-    for stem in ('a1', 'a2', 'a3', 'a4'):
-        cv2.imwrite(str(images / f'{stem}.png'), writers.pixels(1))
+    for i, stem in enumerate(('a1', 'a2', 'a3', 'a4')):
+        # four different images (copies would share one split)
+        cv2.imwrite(str(images / f'{stem}.png'), writers.pixels(i))
     rows = ['image,keypoint,x,y,annotator']
     truth = {}
     rng = np.random.default_rng(3)
