@@ -28,6 +28,7 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
+from mmchh.datasets.whole_image_box import whole_image_bbox
 from mmchh.utils.checkpoint import (check_finite_state, checkpoint_state_dict,
                                     load_checkpoint_file)
 from mmchh.utils.run_config import check_state_fits
@@ -234,7 +235,7 @@ def _measure_settings(model: nn.Module, measurements: bool, num_samples: int,
 def _pipeline_input(grey: np.ndarray, image: SourceImage,
                     dataset_meta: dict, grey_model: bool) -> dict:
     """The pipeline's input for a whole (H, W) grey image (its box is the
-    full image: no detector)."""
+    full image, the box the dataset gives in testing: no detector)."""
     h, w = grey.shape
     info = dict(dataset_meta)
     # 3 identical channels, as LoadImage gives in training (a model
@@ -244,7 +245,7 @@ def _pipeline_input(grey: np.ndarray, image: SourceImage,
         img_path=image.path,
         id=image.index,
         img_id=image.index,
-        bbox=np.array([[0, 0, w, h]], dtype=np.float32),
+        bbox=whole_image_bbox(w, h),
         bbox_score=np.ones(1, dtype=np.float32))
     if image.spacing is not None:
         info['spacing'] = np.asarray(image.spacing, np.float32)

@@ -8,6 +8,7 @@ from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
 
 from .data_checks import DatasetError, MissingDataError, check_image_size
+from .whole_image_box import whole_image_bbox
 
 #: Metainfo shipped inside the package, so it resolves wherever mmchh is
 #: installed (MMPose resolves a missing relative ``from_file`` against its own
@@ -35,7 +36,9 @@ class CephalometricDataset(BaseCocoStyleDataset):
     """Landmark images in the COCO layout written by ``convert_isbi`` or
     ``convert_landmarks``.
 
-    One instance per image (bbox = the whole image), K landmarks in the
+    One instance per image (bbox = the whole image, the box inference uses:
+    :func:`~mmchh.datasets.whole_image_box.whole_image_bbox`, not MMPose's
+    box clipped to ``w - 1``), K landmarks in the
     order of the metainfo (by default the shipped ISBI 2015 metainfo, 19
     cephalometric landmarks; a converted folder's own ``metainfo.py`` with
     ``metainfo=dict(from_file='metainfo.py')``: a relative ``from_file`` is
@@ -155,7 +158,8 @@ class CephalometricDataset(BaseCocoStyleDataset):
                 not the metainfo's K keypoints, no bbox, no positive
                 ``width``/``height`` or no valid ``spacing``, or when the
                 image file's size (read from its header) is not the record's
-                ``width`` x ``height``.
+                ``width`` x ``height``, or when its ``bbox`` is not the
+                whole image ``[0, 0, width, height]``.
             MissingDataError: the image file does not exist.
         """
         ann = raw_data_info['raw_ann_info']
@@ -183,6 +187,9 @@ class CephalometricDataset(BaseCocoStyleDataset):
         check_image_size(img['img_path'], int(size[0]), int(size[1]),
                          self.ann_file)
         data_info = super().parse_data_info(raw_data_info)
+        # MMPose clips the box to [0, 0, w - 1, h - 1]; testing must use
+        # the affine inference uses (see whole_image_box)
+        data_info['bbox'] = _whole_image_box(ann['bbox'], size, where)
         if img['spacing'] is None:
             self.images_without_spacing.append(img.get('file_name'))
             data_info['spacing'] = None
@@ -220,6 +227,24 @@ def _metainfo_under(metainfo: Optional[dict],
             'data_root to that folder (tools/landmark_config.py writes a '
             'config for it); see docs/own_data.md.')
     return dict(metainfo, from_file=path)
+
+
+def _whole_image_box(bbox, size, where: str) -> np.ndarray:
+    """The record's COCO ``bbox`` (x, y, w, h) as the whole-image box
+    (x1, y1, x2, y2), refusing any other box (a landmark image is used
+    whole, as at inference)."""
+    width, height = int(size[0]), int(size[1])
+    try:
+        same = np.allclose(np.asarray(bbox, dtype=np.float64).reshape(-1),
+                           [0, 0, width, height], rtol=0, atol=1e-6)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise DatasetError(
+            f'{where}: "bbox" must be the whole image [0, 0, {width}, '
+            f'{height}] (a landmark image is used whole, as at inference); '
+            f'got {bbox!r}')
+    return whole_image_bbox(width, height)
 
 
 def _spacing_xy(value, where: str) -> np.ndarray:
