@@ -61,7 +61,8 @@ def parse_args(argv=None):
         getattr(cli, kind)
         for name, kind in OPTION_TYPES.items()
     }
-    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog='calibrate.py',
+                                description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint to calibrate')
     parser.add_argument('--work-dir', help='where the calibrated checkpoint '
@@ -92,6 +93,12 @@ def parse_args(argv=None):
         f'hook\'s, else {defaults["cv_folds"]})')
     parser.add_argument('--no-validate', action='store_true')
     parser.add_argument(
+        '--allow-split-overlap', action='store_true',
+        help='calibrate even on a split its conversion marked test, or one '
+        'whose images are in the conversion\'s train split (refused by '
+        'default); prints a warning and records the overlap in '
+        'calibration.json')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings in the config, key=value')
     parser.add_argument('--launcher',
@@ -109,6 +116,8 @@ def _main(argv=None):
 
     from mmchh.engine import calibrate_model
     from mmchh.engine.calibration_settings import check_calibration_settings
+    from mmchh.datasets.split_leaks import (check_split, loader_ann_file,
+                                           record_override)
     from mmchh.utils.errors import InputError
     from mmchh.utils.run_config import (config_errors, init_cpu_distributed,
                                         load_run_config, precheck_checkpoint,
@@ -122,6 +131,8 @@ def _main(argv=None):
     calib = hook.get('calib_dataloader', 'calib_dataloader')
     if isinstance(calib, str):
         calib = cfg.get(calib)
+    leak = check_split(loader_ann_file(calib), 'calibrate',
+                       args.allow_split_overlap, 'calibrate.py')
     settings = {
         name: hook.get(name, default) if getattr(args, name) is None else
         getattr(args, name)
@@ -151,6 +162,7 @@ def _main(argv=None):
         runner.load_or_resume()
         # CalibrationError is an InputError: one line, exit status 1
         calibrate_model(runner, calib, checkpoint_name=args.out, **settings)
+        record_override(osp.join(runner.work_dir, 'calibration.json'), leak)
         if not args.no_validate and cfg.get('val_dataloader'):
             runner.val()
     return 0

@@ -21,7 +21,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 def parse_args(argv=None):
     from mmchh.utils import cli
     from mmchh.utils.run_config import CfgOptionsAction
-    parser = cli.ArgumentParser(description='Train a pose model')
+    parser = cli.ArgumentParser(prog='train.py',
+                                description='Train a pose model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(

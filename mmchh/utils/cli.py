@@ -79,6 +79,8 @@ _INTEGER = re.compile(r'[+-]?\d+')
 
 
 def _interval_text(low, high, low_open, high_open) -> str:
+    if low is None and high is None:
+        return ''
     if high is None:
         return f'{">" if low_open else ">="} {low}'
     if low is None:
@@ -116,7 +118,7 @@ def number_type(kind: type = float,
         value = kind(text) if pattern.fullmatch(text.strip()) else None
         if value is None or not math.isfinite(value):
             raise argparse.ArgumentTypeError(
-                f'must be {word} {allowed}; got {text!r}')
+                f'must be {word} {allowed}'.rstrip() + f'; got {text!r}')
         if (low is not None and (value < low or low_open and value == low)) \
                 or (high is not None and (value > high or high_open and
                                           value == high)):
@@ -124,7 +126,7 @@ def number_type(kind: type = float,
                 f'must be {allowed}; got {text}')
         return value
 
-    parse.__name__ = f'{kind.__name__} {allowed}'
+    parse.__name__ = f'{kind.__name__} {allowed}'.rstrip()
     return parse
 
 

@@ -6,7 +6,7 @@ import contextlib
 import copy
 import os.path as osp
 import re
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config, DictAction
@@ -137,12 +137,12 @@ def _walk(cfg: Any, key: str) -> Tuple[bool, Any]:
 
 def _fits(old: Any, new: Any) -> bool:
     """Whether ``new`` may replace the config's ``old`` value: a number for
-    a number (an integer for an integer), a bool for a bool; anything
-    where the config has None, text or a structure."""
+    a number, a bool for a bool (or None, which often switches a part
+    off); anything where the config has None, text or a structure."""
+    if new is None:
+        return True
     if isinstance(old, bool):
         return isinstance(new, bool)
-    if isinstance(old, Integral):
-        return isinstance(new, Integral) and not isinstance(new, bool)
     if isinstance(old, Real):
         return isinstance(new, Real) and not isinstance(new, bool)
     return True
@@ -156,26 +156,33 @@ def check_cfg_options(cfg: Config, cfg_options: dict, config: str) -> None:
     inside the Runner. Refused, naming the key:
 
     * a dotted key whose parent the config does not have
-      (``modle.head.x=1``); a new top-level key or a new key of an
-      existing section is allowed (the build then names a key the object
-      does not take: :func:`config_errors`);
-    * a value of another kind than the config's (``train_cfg.max_epochs=abc``
-      or ``=2.5`` where the config has an integer, text for a bool).
+      (``modle.head.x=1``); a new top-level key, a new key of an existing
+      section or of a section the Runner takes (``randomness.seed=0``) is
+      allowed (the build then names a key the object does not take:
+      :func:`config_errors`);
+    * a value of another kind than the config's: text where it has a
+      number (``train_cfg.max_epochs=abc``) or a bool.
 
     Raises:
         InputError: naming the option, the config and what it holds.
     """
+    import inspect
+
+    from mmengine.runner import Runner
+    # sections the Runner takes that a config may leave out (randomness...)
+    sections = set(inspect.signature(Runner.__init__).parameters)
     tree = cfg.to_dict()
     for key, value in cfg_options.items():
         parent = key.rsplit('.', 1)[0] if '.' in key else None
-        if parent is not None and not _walk(tree, parent)[0]:
+        if parent is not None and not _walk(tree, parent)[0] and \
+                parent not in sections:
             raise InputError(
                 f'--cfg-options {key}: config {config} has no {parent} '
                 '(unknown key; check the spelling)')
         exists, old = _walk(tree, key)
         if exists and not _fits(old, value):
             kind = 'True or False' if isinstance(old, bool) else \
-                'an integer' if isinstance(old, Integral) else 'a number'
+                'a number'
             raise InputError(
                 f'--cfg-options {key}={value!r}: config {config} has '
                 f'{old!r} there; give {kind}')
