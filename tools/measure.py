@@ -29,7 +29,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def parse_args(argv=None):
     from mmchh.utils import cli
-    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog='measure.py',
+                                description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint (calibrated.pth)')
     parser.add_argument('ann_file',
@@ -56,6 +57,11 @@ def parse_args(argv=None):
                         help='torch device this machine has (cpu, cuda, '
                         'cuda:1...)')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument(
+        '--allow-split-overlap', action='store_true',
+        help='measure even on a split whose images are in the train or calib '
+        'split of its conversion (refused by default); prints a warning '
+        'and records the overlap in measurements_eval.json')
     args = parser.parse_args(argv)
     if args.calib and args.interval_fit:
         parser.error('give --calib or --interval-fit, not both')
@@ -66,10 +72,13 @@ def _main(argv=None):
     args = parse_args(argv)
     from mmchh.apis import init_landmark_model
     from mmchh.apis.measure import evaluate_measurements, format_table
+    from mmchh.datasets.split_leaks import check_split, record_override
     from mmchh.utils.errors import InputError
 
     out_dir = args.out_dir or osp.join(
         osp.dirname(osp.abspath(args.checkpoint)), 'measurements')
+    leak = check_split(args.ann_file, 'score', args.allow_split_overlap,
+                       'measure.py')
     try:
         model = init_landmark_model(args.config, args.checkpoint,
                                     args.device)
@@ -104,6 +113,17 @@ def _main(argv=None):
           'interval of full-map draws; cov_fit/w_fit: the same for the '
           'fitted interval (w/MAE: its width over the MAE); lab_ag: class '
           'of the true value vs label line')
+    missing = [
+        f'{name} {r["n_missing_truth"]} (truth) / '
+        f'{r["n_missing_prediction"]} (prediction)'
+        for name, r in result['summary'].items()
+        if r.get('n_missing_truth') or r.get('n_missing_prediction')
+    ]
+    if missing:
+        print('measure.py: measurements missing (a landmark not annotated '
+              'or not predicted; not computed, see missing_reasons in '
+              'measurements_eval.json): ' + ', '.join(missing))
+    record_override(osp.join(out_dir, 'measurements_eval.json'), leak)
     print(f'measure.py: outputs in {out_dir}')
     return 0
 

@@ -19,6 +19,14 @@ It also reports how often the class of the true value equals the label line
 (``label_agreement``): a check of the measurement definitions against the
 labels, independent of the model (below 1 where the label was computed from
 other landmark positions, e.g. one annotator's instead of the mean).
+
+Invisible means absent: a ground-truth landmark with visibility 0 (the
+converters write a missing point as ``0,0,0``) has no position, and a
+measurement that needs it has no true value for that image -- it is
+reported missing (``missing.truth`` of the image, ``n_missing_truth`` and
+``missing_reasons`` of the summary), left out of coverage, MAE and label
+agreement, never computed from (0, 0). The same for a landmark the model
+could not predict (``missing.prediction``, ``n_missing_prediction``).
 """
 import json
 import os.path as osp
@@ -34,6 +42,8 @@ from mmchh.evaluation.functional import (CEPH_MEASUREMENT_UNITS,
                                          ceph_measurements, classify_ceph,
                                          interval_coverage, interval_scores,
                                          scaled_intervals)
+from mmchh.evaluation.functional.cephalometric import \
+    missing_measurement_landmarks
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import atomic_write_text, csv_text, write_json
 
@@ -64,7 +74,8 @@ def load_measurement_split(ann_file: str,
 
     Returns:
         list[dict]: per image ``id``, ``file_name``, ``path``, ``spacing``
-        (x, y), ``labels`` (name -> class code) and ``keypoints`` (19, 2).
+        (x, y), ``labels`` (name -> class code), ``keypoints`` (19, 2; NaN
+        where not annotated) and ``visible`` (19,) bool (visibility > 0).
 
     Raises:
         FileNotFoundError: If the JSON is missing.
@@ -106,6 +117,11 @@ def load_measurement_split(ann_file: str,
             raise ValueError(
                 f'{where}: its annotation has no "keypoints" field with '
                 f'{NUM_CEPH_LANDMARKS} (x, y, v) triples')
+        xyv = np.asarray(kpts, np.float64).reshape(-1, 3)
+        visible = xyv[:, 2] > 0
+        # an invisible point's coordinates (0, 0 from the converters) are
+        # never read: it has no position
+        points = np.where(visible[:, None], xyv[:, :2], np.nan)
         out.append(
             dict(
                 id=im.get('id'),
@@ -114,7 +130,8 @@ def load_measurement_split(ann_file: str,
                 spacing=(float(sp[0]), float(sp[1])),
                 labels={n: int(im[n])
                         for n in CEPH_LABEL_NAMES},
-                keypoints=np.asarray(kpts, np.float64).reshape(-1, 3)[:, :2]))
+                keypoints=points,
+                visible=visible))
     return out
 
 
@@ -167,12 +184,18 @@ def evaluate_measurements(
         the label), ``coverage95`` (and ``coverage95_low`` / ``_high``,
         its 95 % bootstrap interval over images), ``mean_ci95_width`` (the
         full-map interval ``ci95``), ``mae`` (point value vs true value),
-        ``mean_std``, ``label_agreement``, ``unit``, ``count``; with a fit
+        ``mean_std``, ``label_agreement``, ``unit``, ``count`` (images),
+        ``n_missing_truth`` / ``n_missing_prediction`` (images where a
+        landmark it needs is not annotated / not predicted: left out of
+        coverage, MAE and label agreement; a missing prediction counts as
+        wrong in the accuracies) and ``missing_reasons``; with a fit
         also ``coverage_interval`` (and ``_low`` / ``_high``),
         ``mean_interval_width`` and
         ``width_over_mae`` of the fitted interval; and ``mean`` over the
         eight of the accuracies and the coverages), ``images`` (per image
-        and measurement: label, true value, the prediction's entry and,
+        and measurement: label, true value (None when missing), ``missing``
+        (None, or per side ``truth`` / ``prediction`` the landmarks
+        absent), the prediction's entry and,
         with a fit, ``interval``: ``center``, ``spread``, ``low``,
         ``high``), ``interval_fit`` (the fit's dict, or None),
         ``ann_file``, ``num_images``, ``num_samples``, ``seed``.
@@ -347,19 +370,35 @@ def _add_intervals(images: List[Dict], scale: float) -> None:
 def _image_entry(item: Dict, result) -> Dict:
     """One image's labels and true values beside its predicted measurements.
 
+    A measurement needing a landmark that is not annotated has
+    ``true_value`` and ``true_class`` None and ``missing['truth']`` naming
+    the landmarks; one needing a landmark the model did not predict has
+    ``missing['prediction']`` (its prediction's numbers are None);
+    ``missing`` is None when both sides are complete.
+
     Note:
-        Shapes: ``item['keypoints']`` (19, 2) in the image's pixels,
-        ``item['spacing']`` (x, y) mm/pixel.
+        Shapes: ``item['keypoints']`` (19, 2) in the image's pixels (NaN
+        where not annotated), ``item['spacing']`` (x, y) mm/pixel.
     """
     truth = ceph_measurements(item['keypoints'], item['spacing'])
+    absent = dict(
+        truth=missing_measurement_landmarks(item['visible']),
+        prediction=missing_measurement_landmarks(
+            [lm['valid'] for lm in result.landmarks]))
+    why = dict(truth='not annotated', prediction='not predicted (invalid)')
     entry = dict(id=item['id'], file_name=item['file_name'], measurements={})
     for name in CEPH_LABEL_NAMES:
-        t = float(truth[name])
+        missing = {
+            side: f'landmark(s) {", ".join(gone[name])} {why[side]}'
+            for side, gone in absent.items() if gone[name]
+        }
+        t = None if 'truth' in missing else float(truth[name])
         entry['measurements'][name] = dict(
             label=item['labels'][name],
             true_value=t,
-            true_class=int(classify_ceph(name, t)),
-            prediction=result.measurements[name])
+            true_class=None if t is None else int(classify_ceph(name, t)),
+            prediction=result.measurements[name],
+            missing=missing or None)
     return entry
 
 
@@ -395,7 +434,8 @@ def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
                      for r in rows])
     point_cls = np.array([_nan(r['prediction']['value_class'])
                           for r in rows])
-    truth = np.array([r['true_value'] for r in rows])
+    truth = np.array([_nan(r['true_value']) for r in rows])
+    has_truth = np.array([r['true_value'] is not None for r in rows], bool)
     value = np.array([_nan(r['prediction']['value']) for r in rows])
     ci = np.array([r['prediction']['ci95'] or (np.nan, np.nan)
                    for r in rows], dtype=np.float64)
@@ -417,7 +457,9 @@ def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
         mean_std=float(np.nanmean(std)) if np.isfinite(std).any() else
         float('nan'),
         label_agreement=float(np.mean(
-            np.array([r['true_class'] for r in rows]) == label)))
+            np.array([r['true_class'] for r in rows])[has_truth] ==
+            label[has_truth])) if has_truth.any() else float('nan'),
+        **_missing_counts(rows))
     if rows and 'low' in rows[0].get('interval', {}):
         iv = np.array([(r['interval']['low'], r['interval']['high'])
                        for r in rows], dtype=np.float64)
@@ -433,27 +475,45 @@ def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
     return out
 
 
+def _missing_counts(rows: List[Dict]) -> Dict[str, Any]:
+    """``n_missing_truth``, ``n_missing_prediction`` (images whose true
+    value / prediction of this measurement is missing) and
+    ``missing_reasons`` (``'truth: landmark(s) ... not annotated'`` ->
+    number of images)."""
+    reasons: Dict[str, int] = {}
+    counts = dict(truth=0, prediction=0)
+    for r in rows:
+        for side, why in (r.get('missing') or {}).items():
+            counts[side] += 1
+            reasons[f'{side}: {why}'] = reasons.get(f'{side}: {why}', 0) + 1
+    return dict(n_missing_truth=counts['truth'],
+                n_missing_prediction=counts['prediction'],
+                missing_reasons=dict(sorted(reasons.items())))
+
+
 def _eval_rows(images: List[Dict]) -> Iterator[list]:
     """Rows of :data:`EVAL_CSV_COLUMNS`, one per image x measurement."""
     for im in images:
         for name, r in im['measurements'].items():
             p = r['prediction']
             ci = p['ci95'] or (None, None)
-            covered = None if p['ci95'] is None else bool(
-                ci[0] <= r['true_value'] <= ci[1])
+            t = r['true_value']
+            covered = None if p['ci95'] is None or t is None else bool(
+                ci[0] <= t <= ci[1])
             correct = None if p['most_likely_class'] is None else \
                 p['most_likely_class'] == r['label']
             probs = p['class_probabilities'] or {}
             iv = r.get('interval') or {}
             lo, hi = iv.get('low'), iv.get('high')
             ok = lo is not None and np.isfinite(lo) and np.isfinite(hi)
+            scored = ok and t is not None
             yield [
                 im['file_name'], name, p['unit'], r['label'],
                 r['true_value'], r['true_class'], p['value'], p['mean'],
                 p['std'], ci[0], ci[1], covered, p['most_likely_class'],
                 correct, probs.get(str(r['label'])),
                 lo if ok else None, hi if ok else None,
-                bool(lo <= r['true_value'] <= hi) if ok else None
+                bool(lo <= t <= hi) if scored else None
             ]
 
 

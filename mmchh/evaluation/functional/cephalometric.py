@@ -106,9 +106,10 @@ import numpy as np
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES
 
 __all__ = [
-    'CEPH_CLASS_NAMES', 'CEPH_MEASUREMENT_NAMES', 'CEPH_MEASUREMENT_UNITS',
-    'CEPH_THRESHOLDS', 'ceph_labels_tuple', 'ceph_measurements',
-    'classify_ceph', 'classify_ceph_measurements', 'num_ceph_classes'
+    'CEPH_CLASS_NAMES', 'CEPH_MEASUREMENT_LANDMARKS', 'CEPH_MEASUREMENT_NAMES',
+    'CEPH_MEASUREMENT_UNITS', 'CEPH_THRESHOLDS', 'ceph_labels_tuple',
+    'ceph_measurements', 'classify_ceph', 'classify_ceph_measurements',
+    'missing_measurement_landmarks', 'num_ceph_classes'
 ]
 
 #: The 8 measurements, in the order of the annotation files' label lines.
@@ -157,6 +158,14 @@ LII, UII = _I['lower_incisal_incision'], _I['upper_incisal_incision']
 PNS, ANS = _I['posterior_nasal_spine'], _I['anterior_nasal_spine']
 
 SpacingLike = Union[None, float, Sequence[float], np.ndarray]
+
+#: The landmarks (indices into ``CEPH_LANDMARK_NAMES``) each measurement is
+#: computed from: without one of them the measurement does not exist.
+CEPH_MEASUREMENT_LANDMARKS = dict(
+    ANB=(S, N, A, B), SNB=(S, N, B), SNA=(S, N, A),
+    ODI=(B, A, ME, GO, PO, OR, PNS, ANS),
+    APDI=(OR, PO, N, POG, A, B, PNS, ANS), FHI=(S, GO, N, ME),
+    FMA=(S, N, GO, GN), MW=(LII, UII))
 
 
 def _spacing_xy(spacing: SpacingLike) -> Optional[np.ndarray]:
@@ -261,6 +270,35 @@ def ceph_measurements(landmarks: np.ndarray,
     return dict(
         ANB=sna - snb, SNB=snb, SNA=sna, ODI=odi, APDI=apdi, FHI=fhi,
         FMA=fma, MW=mw)
+
+
+def missing_measurement_landmarks(
+        present: Sequence[bool]) -> Dict[str, Tuple[str, ...]]:
+    """Per measurement, the landmarks it needs that are absent.
+
+    A measurement that needs an absent landmark (not annotated: COCO
+    visibility 0; or an invalid prediction) has no value: it is reported
+    missing, never computed from the absent point's coordinates.
+
+    Args:
+        present (Sequence[bool]): (19,) whether each landmark, in the order
+            of ``CEPH_LANDMARK_NAMES``, has a position.
+
+    Returns:
+        dict[str, tuple[str, ...]]: ``name -> names of its absent
+        landmarks`` (empty when it can be computed), for every name in
+        :data:`CEPH_MEASUREMENT_NAMES`.
+    """
+    ok = np.asarray(present, dtype=bool).reshape(-1)
+    if ok.shape != (len(CEPH_LANDMARK_NAMES), ):
+        raise ValueError(f'present must have {len(CEPH_LANDMARK_NAMES)} '
+                         f'entries; got {ok.shape}')
+    return {
+        name: tuple(CEPH_LANDMARK_NAMES[i]
+                    for i in sorted(CEPH_MEASUREMENT_LANDMARKS[name])
+                    if not ok[i])
+        for name in CEPH_MEASUREMENT_NAMES
+    }
 
 
 def classify_ceph(name: str, value) -> np.ndarray:
