@@ -5,8 +5,9 @@ under ``tools/dataset_converters/``).
 Reading:
 
 - :mod:`.isbi_reader`: the ISBI release's layout, annotations and images
-- :mod:`.image_reader`: any image file (PNG/JPEG/BMP/TIFF 8/16-bit,
-  DICOM, MetaImage/NRRD/NIfTI) with its spacing and where it came from
+- :mod:`mmchh.datasets.image_reader` (the one image reader, shared with
+  inference): any image file (PNG/JPEG/BMP/TIFF 8/16-bit, DICOM,
+  MetaImage/NRRD/NIfTI) with its spacing and where it came from
 - :mod:`.labelme_reader`, :mod:`.csv_reader`, :mod:`.coco_reader`:
   landmarks from labelme JSON (one folder per annotator), a long-format
   CSV, an existing COCO file; each states its coordinate convention
@@ -32,11 +33,11 @@ Orchestration:
   (reading, pairing, resolving annotators into records) and
   :mod:`.landmark_report` (summary, report, metainfo)
 """
+from ..image_reader import ALL_IMAGE_EXTENSIONS, LoadedImage, read_image
 from .atomic_output import (KILL_AT_ENV, NO_EXCHANGE_ENV,
                             find_interrupted_conversion, recover_output_folder)
 from .coco_writer import CONVERSION_MARKER, CocoLayout, ground_truth
 from .errors import BadImageError, ConversionError
-from .image_reader import ALL_IMAGE_EXTENSIONS, LoadedImage, read_image
 from .isbi import ConversionSummary, convert_isbi
 from .isbi_reader import (IMAGE_EXTENSIONS, Annotation, find_annotator_dirs,
                           parse_annotation_file, read_image_size)

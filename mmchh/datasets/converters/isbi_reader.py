@@ -25,9 +25,9 @@ import numpy as np
 from ..ceph_meta import (CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES,
                          ISBI_ANNOTATOR_FOLDERS, ISBI_IMAGE_FOLDERS,
                          ISBI_OPTIONAL_IMAGE_FOLDERS, NUM_CEPH_LANDMARKS)
+from ..image_reader import ImageLoadError, check_exif_orientation
 from .duplicates import image_hashes
 from .errors import ConversionError
-from .image_reader import check_exif_orientation
 from .records import Annotation, duplicate_message, stem_files
 from .splits import SPLITS
 from .validation import BadInputPolicy
@@ -246,7 +246,7 @@ def _read_image_folder(img_dir: str, index: AnnotationIndex,
             continue  # already reported by read_annotation_index
         try:
             records.append(_read_record(stem, img_path, index))
-        except ConversionError as e:
+        except (ConversionError, ImageLoadError) as e:
             policy.report(img_path, str(e))
     return records
 

@@ -8,12 +8,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..image_reader import (ALL_IMAGE_EXTENSIONS, ImageLoadError, LoadedImage,
+                            read_image)
 from .coco_reader import read_coco_marks
 from .csv_reader import read_csv_marks
 from .duplicates import image_hashes
 from .embedded_image import picture_mismatch, picture_signature
-from .errors import ConversionError
-from .image_reader import ALL_IMAGE_EXTENSIONS, LoadedImage, read_image
 from .labelme_reader import read_labelme_dirs
 from .landmark_options import check_annotator_name
 from .records import (Annotation, Marks, duplicate_message, split_image_name,
@@ -192,7 +192,7 @@ def read_records(paired: Dict[str, str], marks, annotators, keypoints, gt,
                   flush=True)
         try:
             loaded = read_image(path)
-        except ConversionError as e:
+        except ImageLoadError as e:
             policy.report(path, str(e))
             continue
         anns = {

@@ -70,13 +70,14 @@ from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmchh.utils.io import dumps_json
+
+from ..image_reader import COPY_AS_IS_EXTENSIONS, read_image
 from .atomic_output import (build_aside_and_swap, check_replaceable, fsync_dir,
                             kill_point, prepare_output, write_synced)
 from .coco_writer import (CONVERSION_MARKER, CocoLayout,
                           check_written_conversion, coco_payloads,
                           conversion_marker)
 from .errors import ConversionError
-from .image_reader import COPY_AS_IS_EXTENSIONS, read_image
 from .landmark_options import check_landmark_options
 from .landmark_records import (PROGRESS_EVERY, annotators_of, pair_images,
                                read_marks, read_records)

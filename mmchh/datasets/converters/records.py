@@ -6,7 +6,8 @@
 - :class:`Marks`: one annotator's marks on one image *as read* (a label
   may have no point or several), before the checks of
   :mod:`.landmarks` turn them into an :class:`Annotation`.
-- :func:`split_image_name`, :func:`stem_files`, :func:`duplicate_message`:
+- :func:`split_image_name` (from :mod:`mmchh.datasets.image_reader`),
+  :func:`stem_files`, :func:`duplicate_message`:
   files are paired by stem (``001.json`` with ``001.tif``), never by a path
   written inside a file.
 """
@@ -17,15 +18,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..image_reader import split_image_name
 from .embedded_image import PictureSignature
 
 __all__ = [
     'Annotation', 'Marks', 'split_image_name', 'stem_files',
     'duplicate_message'
 ]
-
-#: Extensions made of two parts, kept whole by :func:`split_image_name`.
-COMPOUND_EXTENSIONS = ('.nii.gz', )
 
 
 @dataclass
@@ -76,15 +75,6 @@ class Marks:
     def add(self, label: str, x: float, y: float, where: str) -> None:
         """Records one point given for ``label``."""
         self.points.setdefault(label, []).append((x, y, where))
-
-
-def split_image_name(name: str) -> Tuple[str, str]:
-    """(stem, extension) of a file name; the extension keeps its case and
-    covers both parts of ``.nii.gz``."""
-    for ext in COMPOUND_EXTENSIONS:
-        if name.lower().endswith(ext) and len(name) > len(ext):
-            return name[:-len(ext)], name[-len(ext):]
-    return osp.splitext(name)
 
 
 def stem_files(

@@ -1,6 +1,14 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Reading an image file of any supported kind: pixels, spacing, its source.
 
+The one reader of image files: the converters
+(:mod:`mmchh.datasets.converters`), the test pipeline's
+``LoadFullRangeImage`` for files OpenCV cannot decode, and inference
+(:func:`mmchh.apis.load_xray`, ``tools/infer.py``) all read through
+:func:`read_image`, so a DICOM or MetaImage gives the same pixels and the
+same spacing wherever it is read. Making them 8-bit is not done here: that
+is the one rule of :mod:`.transforms.load_full_range_image`.
+
 - PNG, JPEG, BMP, TIFF (8- or 16-bit, grey or colour): OpenCV with
   ``IMREAD_UNCHANGED`` (16 bits stay 16 bits; 12-bit detectors store
   0..4095 in them). No spacing in the file. An EXIF orientation other than
@@ -30,6 +38,9 @@
 Pixels written to PNG must be unsigned 8 or 16 bits: other types are
 accepted when every value is a whole number in 0..65535 (stored as 16
 bits), refused otherwise (:func:`to_storable`).
+
+Every fault is an :class:`ImageLoadError` (an ``InputError``) naming the
+file.
 """
 import math
 import os.path as osp
@@ -38,13 +49,13 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .errors import ConversionError
-from .records import split_image_name
+from mmchh.utils.errors import InputError
 
 __all__ = [
     'RASTER_EXTENSIONS', 'DICOM_EXTENSIONS', 'ITK_EXTENSIONS',
-    'ALL_IMAGE_EXTENSIONS', 'COPY_AS_IS_EXTENSIONS', 'LoadedImage',
-    'check_exif_orientation', 'to_storable', 'read_image'
+    'ALL_IMAGE_EXTENSIONS', 'COPY_AS_IS_EXTENSIONS', 'ImageLoadError',
+    'LoadedImage', 'check_exif_orientation', 'to_storable', 'read_image',
+    'split_image_name'
 ]
 
 RASTER_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -55,10 +66,37 @@ ALL_IMAGE_EXTENSIONS = RASTER_EXTENSIONS + DICOM_EXTENSIONS + ITK_EXTENSIONS
 #: are and are copied byte for byte; every other image is written as PNG.
 COPY_AS_IS_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
 
+#: Extensions made of two parts, kept whole by :func:`split_image_name`.
+COMPOUND_EXTENSIONS = ('.nii.gz', )
+
 #: What to install for DICOM transfer syntaxes pydicom cannot decode alone.
 DICOM_DECODERS_HINT = ('pip install pylibjpeg pylibjpeg-libjpeg '
                        'pylibjpeg-openjpeg (JPEG, JPEG-LS, JPEG 2000) or '
                        'pip install python-gdcm')
+
+
+class ImageLoadError(InputError):
+    """A file or array could not be read as an image.
+
+    Args:
+        path (str | None): The file (None for an in-memory array).
+        reason (str): Why it could not be used, in words.
+    """
+
+    def __init__(self, path: Optional[str], reason: str):
+        self.path = None if path is None else str(path)
+        self.reason = reason
+        where = self.path if self.path is not None else '<array>'
+        super().__init__(f'{where}: {reason}')
+
+
+def split_image_name(name: str) -> Tuple[str, str]:
+    """(stem, extension) of a file name; the extension keeps its case and
+    covers both parts of ``.nii.gz``."""
+    for ext in COMPOUND_EXTENSIONS:
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[:-len(ext)], name[-len(ext):]
+    return osp.splitext(name)
 
 
 @dataclass
@@ -99,8 +137,8 @@ def check_exif_orientation(path: str) -> None:
     except (OSError, ValueError):  # Pillow cannot parse it: no EXIF
         orientation = 1
     if orientation not in (0, 1):
-        raise ConversionError(
-            f'{path}: EXIF orientation {orientation} (rotated/flipped): the '
+        raise ImageLoadError(
+            path, f'EXIF orientation {orientation} (rotated/flipped): the '
             'annotations are in stored pixels but LoadImage would rotate '
             'the image; save it without the orientation tag first')
 
@@ -109,7 +147,7 @@ def to_storable(array: np.ndarray, path: str) -> np.ndarray:
     """``array`` as uint8/uint16 pixels a PNG can hold.
 
     Raises:
-        ConversionError: naming ``path`` when a value is negative, above
+        ImageLoadError: naming ``path`` when a value is negative, above
             65535 or not a whole number.
     """
     if array.dtype in (np.uint8, np.uint16):
@@ -119,8 +157,8 @@ def to_storable(array: np.ndarray, path: str) -> np.ndarray:
         if low >= 0 and high <= 65535 and (np.issubdtype(
                 array.dtype, np.integer) or (array == np.round(array)).all()):
             return array.astype(np.uint16)
-    raise ConversionError(
-        f'{path}: pixel values of type {array.dtype} are not whole numbers in '
+    raise ImageLoadError(
+        path, f'pixel values of type {array.dtype} are not whole numbers in '
         '0..65535, so they cannot be stored as a 16-bit PNG; rescale the '
         'image to 8 or 16 bits first')
 
@@ -136,12 +174,24 @@ def _usable_spacing(values) -> Optional[Tuple[float, float]]:
     return None
 
 
-def _read_raster(path: str) -> LoadedImage:
+def _decode_raster(path: str) -> Optional[np.ndarray]:
+    """OpenCV's decoding of the file at its own depth (``np.fromfile`` +
+    ``imdecode`` also reads non-ASCII paths on every OS); None when OpenCV
+    cannot decode it."""
     import cv2
-    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if array is None or array.size == 0:
-        raise ConversionError(f'{path}: cannot read image (missing, corrupt '
-                              'or not an image)')
+    if not osp.isfile(path):
+        raise ImageLoadError(path, 'no such file')
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise ImageLoadError(path, f'cannot read file ({e})') from e
+    if buf.size == 0:
+        raise ImageLoadError(path, 'empty file')
+    array = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return None if array is None or array.size == 0 else array
+
+
+def _read_raster(path: str, array: np.ndarray) -> LoadedImage:
     check_exif_orientation(path)
     ext = split_image_name(path)[1].lower()
     array = to_storable(array, path)
@@ -157,12 +207,12 @@ def _dicom_pixels(ds, path: str) -> np.ndarray:
         return ds.pixel_array
     except (RuntimeError, NotImplementedError, ValueError) as e:
         if syntax is not None and syntax.is_compressed:
-            raise ConversionError(
-                f'{path}: cannot decode its compressed transfer syntax '
+            raise ImageLoadError(
+                path, f'cannot decode its compressed transfer syntax '
                 f'{syntax.name} ({syntax}) with the installed decoders; '
                 f'install one: {DICOM_DECODERS_HINT}') from e
-        raise ConversionError(f'{path}: cannot decode the DICOM pixel data '
-                              f'({e})') from e
+        raise ImageLoadError(path, f'cannot decode the DICOM pixel data '
+                             f'({e})') from e
 
 
 def _read_dicom(path: str) -> LoadedImage:
@@ -171,14 +221,15 @@ def _read_dicom(path: str) -> LoadedImage:
     try:
         ds = pydicom.dcmread(path)
     except (InvalidDicomError, OSError, ValueError) as e:
-        raise ConversionError(f'{path}: cannot read DICOM file ({e})') from e
+        raise ImageLoadError(path, f'cannot read DICOM file ({e})') from e
     if 'PixelData' not in ds:
-        raise ConversionError(f'{path}: DICOM file holds no image (no '
-                              'PixelData)')
+        raise ImageLoadError(path, f'DICOM file holds no image (no '
+                             'PixelData)')
     if int(getattr(ds, 'NumberOfFrames', 1) or 1) > 1:
-        raise ConversionError(f'{path}: DICOM file holds '
-                              f'{ds.NumberOfFrames} frames; one radiograph '
-                              'per file is expected')
+        raise ImageLoadError(
+            path, f'DICOM file holds '
+            f'{ds.NumberOfFrames} frames; one radiograph '
+            'per file is expected')
     array = np.asarray(_dicom_pixels(ds, path))
     bits = int(getattr(ds, 'BitsStored', 8 * array.dtype.itemsize))
     if getattr(ds, 'PixelRepresentation', 0) == 1:  # signed: shift up
@@ -226,13 +277,13 @@ def _read_itk(path: str) -> LoadedImage:
         image = sitk.ReadImage(path)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1] if str(e).strip() else ''
-        raise ConversionError(f'{path}: cannot read image ({first})') from e
+        raise ImageLoadError(path, f'cannot read image ({first})') from e
     size = image.GetSize()
     if len(size) == 3 and size[2] == 1:
         image = image[:, :, 0]
     elif len(size) != 2:
-        raise ConversionError(
-            f'{path}: a {len(size)}-D image of size {"x".join(map(str, size))}'
+        raise ImageLoadError(
+            path, f'a {len(size)}-D image of size {"x".join(map(str, size))}'
             '; only 2-D images (or 3-D with a single slice, W x H x 1) are '
             'radiographs this converter reads')
     array = sitk.GetArrayFromImage(image)  # (H, W[, C])
@@ -248,22 +299,30 @@ def read_image(path: str) -> LoadedImage:
     """Reads an image of any supported kind (see the module docstring).
 
     Args:
-        path (str): The image file; its extension says its kind.
+        path (str): The image file; its extension says its kind (a file
+            with another extension is read if OpenCV decodes it).
 
     Returns:
         LoadedImage: pixels, spacing (or None) and its source.
 
     Raises:
-        ConversionError: naming the file, for an unsupported extension, an
-            unreadable file, a missing DICOM decoder, a 3-D volume or pixel
-            values no PNG can hold.
+        ImageLoadError: naming the file, for a missing or empty file, an
+            unsupported kind, an unreadable file, a missing DICOM decoder,
+            a 3-D volume or pixel values no PNG can hold.
     """
     ext = split_image_name(osp.basename(path))[1].lower()
-    if ext in RASTER_EXTENSIONS:
-        return _read_raster(path)
     if ext in DICOM_EXTENSIONS:
         return _read_dicom(path)
     if ext in ITK_EXTENSIONS:
         return _read_itk(path)
-    raise ConversionError(f'{path}: unsupported image type {ext!r}; '
-                          f'supported: {", ".join(ALL_IMAGE_EXTENSIONS)}')
+    array = _decode_raster(path)
+    if array is not None:
+        return _read_raster(path, array)
+    if ext in RASTER_EXTENSIONS:
+        raise ImageLoadError(
+            path, 'cannot read image (corrupt or not an '
+            'image: OpenCV could not decode it)')
+    raise ImageLoadError(
+        path, f'unsupported image type {ext!r} (OpenCV '
+        'could not decode it either); supported: '
+        f'{", ".join(ALL_IMAGE_EXTENSIONS)}')

@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mmchh.datasets.converters import ConversionError, read_image
-from landmark_files import Writers
+from mmchh.datasets.image_reader import ImageLoadError, read_image
+from test_datasets.test_converters.landmark_files import Writers
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_dicom_compressed_without_decoder_names_file_and_what_to_install(
     from pydicom.uid import JPEGLSLossless
     path = str(tmp_path / 'x.dcm')
     writers.dicom(path, writers.pixels(1, np.uint16), syntax=JPEGLSLossless)
-    with pytest.raises(ConversionError) as err:
+    with pytest.raises(ImageLoadError) as err:
         read_image(path)
     assert path in str(err.value) and 'JPEG-LS' in str(err.value)
     assert 'pylibjpeg' in str(err.value) and 'python-gdcm' in str(err.value)
@@ -101,17 +101,21 @@ def test_volume_and_unsupported_and_unreadable_are_refused(tmp_path, writers):
     volume = str(tmp_path / 'v.mha')
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 32, 40), np.uint8)),
                     volume)
-    with pytest.raises(ConversionError,
+    with pytest.raises(ImageLoadError,
                        match=r'v\.mha: a 3-D image of size '
                        r'40x32x2'):
         read_image(volume)
-    with pytest.raises(ConversionError, match='unsupported image type'):
-        read_image(str(tmp_path / 'x.gif'))
+    gif = tmp_path / 'x.gif'
+    gif.write_bytes(b'GIF89a not really')
+    with pytest.raises(ImageLoadError, match='unsupported image type'):
+        read_image(str(gif))
+    with pytest.raises(ImageLoadError, match=r'y\.png: no such file'):
+        read_image(str(tmp_path / 'y.png'))
     bad = tmp_path / 'x.png'
     bad.write_bytes(b'not a png')
-    with pytest.raises(ConversionError, match=r'x\.png: cannot read image'):
+    with pytest.raises(ImageLoadError, match=r'x\.png: cannot read image'):
         read_image(str(bad))
     floats = str(tmp_path / 'f.tif')
     cv2.imwrite(floats, np.full((32, 40), 0.5, np.float32))
-    with pytest.raises(ConversionError, match='not whole numbers'):
+    with pytest.raises(ImageLoadError, match='not whole numbers'):
         read_image(floats)
