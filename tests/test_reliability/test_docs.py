@@ -211,7 +211,7 @@ def test_every_documented_flag_exists_somewhere():
         for p in glob.glob(osp.join(REPO, 'tools', '**', '*.py'),
                            recursive=True) +
         glob.glob(osp.join(REPO, 'benchmarks', '*.py'))
-        if 'argparse' in read(osp.relpath(p, REPO)))
+        if 'ArgumentParser' in read(osp.relpath(p, REPO)))
     accepted = set()
     for script in scripts:
         accepted |= set(HELP_FLAG.findall(help_text(script)))
