@@ -211,8 +211,10 @@ def csv_case(draw):
     images = [f'{i:03d}' for i in range(1, draw(st.integers(1, 3)) + 1)]
     points = {(im, n): (draw(coordinate), draw(coordinate))
               for im in images for n in names}
-    mutations = draw(
-        st.lists(st.sampled_from(CSV_HARMLESS + CSV_REFUSED), max_size=3))
+    mutations = in_order(
+        draw(
+            st.lists(st.sampled_from(CSV_HARMLESS + CSV_REFUSED),
+                     max_size=3)), CSV_HARMLESS)
     columns = ['image', 'keypoint', 'x', 'y']
     rows = [dict(image=f'{im}.png', keypoint=n, x=repr(x), y=repr(y))
             for (im, n), (x, y) in points.items()]
