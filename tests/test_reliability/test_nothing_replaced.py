@@ -238,15 +238,16 @@ def test_second_run_into_one_out_dir_is_refused(infer_setup, tmp_path):
 def test_ctrl_c_exits_130_with_consistent_files(infer_setup, tmp_path,
                                                 monkeypatch):
     from mmchh.apis import batch_infer
-    real, calls = batch_infer.load_xray, []
+    real, calls = batch_infer.predict_landmarks, []
 
-    def interrupted_at_third(path):  # the interrupt only; the rest is real
-        calls.append(path)
-        if len(calls) == 3:
+    def interrupted_at_third(*args, **kwargs):  # the interrupt only
+        calls.append(args)
+        if len(calls) == 3:  # one image per batch: during the third image
             raise KeyboardInterrupt
-        return real(path)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch_infer, 'load_xray', interrupted_at_third)
+    monkeypatch.setattr(batch_infer, 'predict_landmarks',
+                        interrupted_at_third)
     out = tmp_path / 'preds'
     result = infer(infer_setup, out)
     assert result.returncode == 130

@@ -169,9 +169,10 @@ def test_earlier_labelme_files_count_as_outputs(review, predicted, tmp_path):
     # refused: the folder holds an earlier run's labelme files
     with pytest.raises(SystemExit, match='earlier run.*labelme'):
         _infer(review, out)
-    # --overwrite removes them; this run writes no labelme files
+    # --overwrite replaces the folder; this run writes no labelme files
     assert _infer(review, out, '--overwrite') == 0
-    assert os.listdir(osp.join(out, LABELME_FOLDER)) == []
+    assert not osp.exists(osp.join(out, LABELME_FOLDER))
+    assert osp.isfile(osp.join(out, 'landmarks.json'))
 
 
 def test_json_and_csv_carry_the_conformal_regions(review, predicted):
