@@ -47,9 +47,20 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', required=True, help='output folder')
     parser.add_argument('--device', default='cpu',
                         help="'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument('--spacing-file', metavar='CSV',
+                        help='a CSV image,spacing_x,spacing_y giving images '
+                        'their mm per pixel (each row an input file, once); '
+                        'not with --spacing')
+    parser.add_argument('--spacing-overrides-header', action='store_true',
+                        help='use --spacing / --spacing-file even where an '
+                        "image's header (DICOM, MetaImage...) has another "
+                        "spacing (by default the header's wins, with a "
+                        'warning)')
     parser.add_argument('--spacing', type=float, nargs='+', metavar='MM',
                         help='mm per pixel of the input images: one value '
-                        'or x y (gives ERE in mm and the flags)')
+                        'or x y (gives ERE in mm and the flags); an image '
+                        "whose header (DICOM, MetaImage...) has a spacing "
+                        'keeps its own')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--no-overlay', action='store_true',
                         help='do not draw overlays')
@@ -76,6 +87,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.spacing is not None and len(args.spacing) > 2:
         parser.error('--spacing takes one value or two (x y)')
+    if args.spacing is not None and args.spacing_file is not None:
+        parser.error('--spacing and --spacing-file: give one of them')
     if args.num_samples < 1:
         parser.error('--num-samples must be >= 1')
     return args
@@ -117,6 +130,11 @@ def check_options(args):
         raise InputError(f'--device {args.device}: unsupported device type '
                          f'{device.type!r}')
     from mmchh.apis.infer_output import check_out_dir
+    if args.spacing_file is not None:
+        # every row checked before the model is loaded
+        from mmchh.apis.batch_infer import list_inputs
+        from mmchh.apis.image_spacing import read_spacing_file
+        read_spacing_file(args.spacing_file, list_inputs(args.input))
     check_out_dir(args.out_dir, args.overwrite)
 
 
@@ -185,6 +203,8 @@ def _main(argv=None):
                 args.input,
                 output.path,
                 spacing=args.spacing,
+                spacing_file=args.spacing_file,
+                spacing_overrides_header=args.spacing_overrides_header,
                 batch_size=args.batch_size,
                 overlay=not args.no_overlay,
                 progress=not args.no_progress,

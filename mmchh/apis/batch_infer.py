@@ -19,7 +19,8 @@ import numpy as np
 from mmchh.utils.io import (atomic_write_text, csv_text, to_jsonable,
                             write_json)
 
-from .image_loading import ImageLoadError, load_xray
+from .image_loading import ImageLoadError, XRay, read_xray
+from .image_spacing import RunSpacing
 from .inference import predict_landmarks
 from .labelme_export import LABELME_FOLDER, write_labelme
 from .landmark_result import LandmarkResult
@@ -40,7 +41,7 @@ __all__ = [
 CSV_COLUMNS = ('image', 'landmark', 'index', 'x', 'y', 'x_mm', 'y_mm',
                'probability', 'ere_mm', 'ere_px', 'flagged', 'valid',
                'region_level', 'region_area_px2', 'region_area_mm2',
-               'region_outline')
+               'region_outline', 'spacing_x', 'spacing_y', 'spacing_source')
 
 #: Columns of ``measurements.csv``, one row per image x measurement;
 #: ``p_class1..4`` are the class probabilities (MW has 4 classes, the
@@ -109,7 +110,9 @@ def _landmark_rows(results: Sequence[LandmarkResult]) -> Iterator[list]:
             yield [r.path, lm['name'], lm['index']] + [
                 lm[k] for k in ('x', 'y', 'x_mm', 'y_mm', 'probability',
                                 'ere_mm', 'ere_px', 'flagged', 'valid')
-            ] + _region_cells(lm)
+            ] + _region_cells(lm) + (
+                list(r.spacing) if r.spacing is not None else [None, None]
+            ) + [r.spacing_source]
 
 
 def measurement_rows(image: Any, measurements: Dict[str, Dict]) -> List[list]:
@@ -174,8 +177,8 @@ def progress_bar(total: int, enabled: bool):
         return ProgressBar(total, file=sys.stderr)
 
 
-def _run_header(model, measurements: bool, num_samples: int,
-                seed: int) -> Dict[str, Any]:
+def _run_header(model, measurements: bool, num_samples: int, seed: int,
+                spacing: Dict[str, Any]) -> Dict[str, Any]:
     """What ``landmarks.json`` says about the run before its results.
 
     Args:
@@ -183,9 +186,12 @@ def _run_header(model, measurements: bool, num_samples: int,
         measurements (bool): Whether the run computes the measurements.
         num_samples (int): Draws per landmark for the measurements.
         seed (int): Seed of the draws.
+        spacing (dict): The run's spacing options
+            (:meth:`~mmchh.apis.image_spacing.RunSpacing.record`).
 
     Returns:
-        dict: ``checkpoint``, ``calibrated``, ``flag_threshold`` and its
+        dict: ``checkpoint``, ``calibrated``, ``spacing``,
+        ``flag_threshold`` and its
         ``flag_threshold_unit`` (``'mm'`` or ``'px'``, image pixels),
         ``flag_threshold_mm`` (None when the head has no finite threshold
         or it is in pixels) and, with ``measurements``,
@@ -199,6 +205,7 @@ def _run_header(model, measurements: bool, num_samples: int,
     header = dict(
         checkpoint=getattr(model, 'checkpoint_path', None),
         calibrated=bool(getattr(head, 'is_calibrated', False)),
+        spacing=spacing,
         # a threshold fitted in image pixels is never labelled as mm
         flag_threshold_mm=thr if unit == 'mm' else None,
         flag_threshold=thr,
@@ -237,17 +244,15 @@ class _FolderRun:
         self.errors: List[Dict[str, str]] = []
 
     def read_images(self, paths: Sequence[str]
-                    ) -> Tuple[List[str], List[np.ndarray]]:
-        """The readable ``paths`` and their grey images; the others are
-        reported on ``err`` and listed in ``errors``.
-
-        Note:
-            Shapes: each grey image (H, W) uint8.
+                    ) -> Tuple[List[str], List[XRay]]:
+        """The readable ``paths`` and their X-rays (grey pixels and the
+        header's spacing); the others are reported on ``err`` and listed in
+        ``errors``.
         """
         readable, greys = [], []
         for path in paths:
             try:
-                greys.append(load_xray(path))
+                greys.append(read_xray(path))
                 readable.append(path)
             except ImageLoadError as e:
                 self.errors.append(dict(path=path, reason=e.reason))
@@ -320,7 +325,9 @@ def infer_files(model,
                 measurements: bool = False,
                 num_samples: int = 1000,
                 seed: int = 0,
-                labelme: bool = False
+                labelme: bool = False,
+                spacing_file: Optional[str] = None,
+                spacing_overrides_header: bool = False
                 ) -> Tuple[List[LandmarkResult], List[Dict[str, str]]]:
     """Predicts an image or every file of a folder and writes the outputs.
 
@@ -355,7 +362,9 @@ def infer_files(model,
         model: From :func:`~mmchh.apis.init_landmark_model`.
         input_path (str): An image file or a folder (not recursive).
         out_dir (str): Output folder (created).
-        spacing: mm per pixel for every image (number or (x, y)), or None.
+        spacing: mm per pixel for every image (number or (x, y)), or None;
+            a file whose header has a spacing keeps its own (see
+            :mod:`~mmchh.apis.image_spacing`).
         batch_size (int): Images per forward pass.
         overlay (bool): Write overlays (needs the heatmaps in memory for
             one batch at a time).
@@ -370,12 +379,20 @@ def infer_files(model,
         labelme (bool): Also write a labelme file per image (exact
             coordinates, flagged landmarks marked, ``imagePath`` relative
             to it; a landmark without a prediction has no point).
+        spacing_file (str, optional): A CSV ``image,spacing_x,spacing_y``
+            giving images their spacing (not with ``spacing``); read and
+            checked before anything is predicted
+            (:func:`~mmchh.apis.image_spacing.read_spacing_file`).
+        spacing_overrides_header (bool): A given spacing wins over a
+            header's that differs (a warning says so either way).
 
     Returns:
         tuple: (results, errors) -- ``errors`` is a list of
         ``{path, reason}`` for files that were skipped.
 
     Raises:
+        SpacingFileError: for a bad ``spacing_file`` (nothing predicted).
+        ValueError: with both ``spacing`` and ``spacing_file``.
         InferenceInterrupted: on Ctrl-C, after ``landmarks.json`` and the
             CSVs were rewritten (``"complete": false``) for exactly the
             images whose result files exist (an image interrupted halfway
@@ -383,9 +400,12 @@ def infer_files(model,
     """
     err = sys.stderr if err is None else err
     paths = list_inputs(input_path)
+    spacing = RunSpacing.of(spacing, spacing_file, paths,
+                            spacing_overrides_header)
     run = _FolderRun(out_dir, paths,
-                     _run_header(model, measurements, num_samples, seed),
-                     measurements, err, labelme)
+                     _run_header(model, measurements, num_samples, seed,
+                                 spacing.record()), measurements, err,
+                     labelme)
     os.makedirs(out_dir, exist_ok=True)
     bar = progress_bar(len(paths), progress)
     try:
@@ -404,7 +424,8 @@ def infer_files(model,
     return run.results, run.errors
 
 
-def _predict_all(run: _FolderRun, model, spacing, batch_size: int,
+def _predict_all(run: _FolderRun, model, spacing: RunSpacing,
+                 batch_size: int,
                  overlay: bool, measurements: bool, num_samples: int,
                  seed: int, bar) -> None:
     """Predicts ``run.paths`` batch by batch, writing as it goes (see
@@ -414,17 +435,20 @@ def _predict_all(run: _FolderRun, model, spacing, batch_size: int,
         chunk = paths[start:start + batch_size]
         readable, greys = run.read_images(chunk)
         if greys:
+            given, source = spacing.given(readable)
             batch = predict_landmarks(
                 model,
                 greys,
-                spacing=spacing,
+                spacing=given,
+                spacing_source=source,
+                spacing_overrides_header=spacing.overrides_header,
                 batch_size=batch_size,
                 return_heatmaps=overlay,
                 measurements=measurements,
                 num_samples=num_samples,
                 seed=(int(seed), start))
-            for path, grey, result in zip(readable, greys, batch):
-                run.add_result(path, grey, result, overlay)
+            for path, xray, result in zip(readable, greys, batch):
+                run.add_result(path, xray.grey, result, overlay)
         run.write_tables(complete=False)
         if bar is not None:
             bar.update(len(chunk))

@@ -1,35 +1,46 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Reading X-rays: any file OpenCV decodes, or an array, as 8-bit grey."""
-import os.path as osp
+"""Reading X-rays as 8-bit grey: any file the converters read, or an array.
+
+Files are read by the one image reader,
+:func:`mmchh.datasets.image_reader.read_image` (PNG/JPEG/BMP/TIFF 8/16-bit,
+DICOM, MetaImage/NRRD/NIfTI), which also gives the spacing of the file's
+header; 16 bits become 8 by the rule training uses
+(:func:`~mmchh.datasets.transforms.load_full_range_image.sixteen_bit_to_uint8`).
+"""
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
+from mmchh.datasets.image_reader import ImageLoadError, read_image
 from mmchh.datasets.transforms.load_full_range_image import (
     TWELVE_BIT_MAX, is_twelve_bit, sixteen_bit_to_uint8)
-from mmchh.utils.errors import InputError
 
-ImageInput = Union[str, Path, np.ndarray]
+__all__ = [
+    'ImageInput', 'ImageLoadError', 'TWELVE_BIT_MAX', 'XRay', 'load_xray',
+    'read_xray'
+]
 
-__all__ = ['ImageInput', 'ImageLoadError', 'TWELVE_BIT_MAX', 'load_xray']
 
+@dataclass(frozen=True)
+class XRay:
+    """An X-ray read for inference.
 
-class ImageLoadError(InputError):
-    """An input could not be read as an image.
-
-    Args:
-        path (str | None): The file (None for an in-memory array).
-        reason (str): Why it could not be used, in words.
+    Attributes:
+        grey (np.ndarray): (H, W) uint8, in the stored pixels' frame.
+        path (str | None): The file, None for an array.
+        header_spacing (tuple | None): (x, y) mm per pixel from the file's
+            header, None when it has none (and for an array).
     """
+    grey: np.ndarray
+    path: Optional[str] = None
+    header_spacing: Optional[Tuple[float, float]] = None
 
-    def __init__(self, path: Optional[str], reason: str):
-        self.path = None if path is None else str(path)
-        self.reason = reason
-        where = self.path if self.path is not None else '<array>'
-        super().__init__(f'{where}: {reason}')
+
+ImageInput = Union[str, Path, np.ndarray, XRay]
 
 
 
@@ -63,55 +74,8 @@ def _to_uint8(img: np.ndarray, path: Optional[str]) -> np.ndarray:
                          '(expected 8- or 16-bit)')
 
 
-def load_xray(image: ImageInput) -> np.ndarray:
-    """Reads an X-ray as an 8-bit grey image.
-
-    Args:
-        image (str | Path | np.ndarray): A BMP/PNG/JPEG/TIFF (anything
-            OpenCV decodes) or an array. Arrays with 3 or 4 channels are in
-            OpenCV's BGR(A) order.
-
-    Returns:
-        np.ndarray: (H, W) uint8.
-
-    Raises:
-        ImageLoadError: If the file is missing, empty, not an image, or the
-            array has an unsupported shape or type.
-
-    Note:
-        - 16-bit images become 8-bit by ``round(v / 257)``; an 8-bit image
-          stored as 16-bit by multiplying by 257 gives identical values.
-        - A 16-bit image whose maximum is at most 4095 (12-bit detector
-          data stored in 16 bits; /257 would leave it almost black) becomes
-          ``round(v * 255 / 4095)`` instead, with a ``UserWarning`` naming
-          the file and its maximum. (An 8-bit image widened by x257 is
-          recognised and still converted by /257.)
-        - Colour becomes grey with ``cv2.cvtColor`` (alpha dropped); three
-          identical channels are used as they are, so an RGB copy of a grey
-          image gives exactly the grey image.
-    """
-    path = None
-    if isinstance(image, (str, Path)):
-        path = str(image)
-        if not osp.isfile(path):
-            raise ImageLoadError(path, 'no such file')
-        # np.fromfile + imdecode also reads non-ASCII paths on every OS
-        try:
-            buf = np.fromfile(path, dtype=np.uint8)
-        except OSError as e:
-            raise ImageLoadError(path, f'cannot read file ({e})') from e
-        if buf.size == 0:
-            raise ImageLoadError(path, 'empty file')
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise ImageLoadError(path, 'not a readable image (OpenCV could '
-                                 'not decode it)')
-    elif isinstance(image, np.ndarray):
-        img = image
-    else:
-        raise ImageLoadError(None, f'expected a path or a numpy array; got '
-                             f'{type(image).__name__}')
-
+def _grey(img: np.ndarray, path: Optional[str]) -> np.ndarray:
+    """(H, W[, C]) pixels as (H, W) uint8 grey (see :func:`load_xray`)."""
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim == 3 and img.shape[2] in (3, 4):
@@ -128,3 +92,65 @@ def load_xray(image: ImageInput) -> np.ndarray:
     if img.shape[0] < 2 or img.shape[1] < 2:
         raise ImageLoadError(path, f'image too small: {img.shape}')
     return np.ascontiguousarray(_to_uint8(img, path))
+
+
+def read_xray(image: ImageInput) -> XRay:
+    """Reads an X-ray as 8-bit grey, with its header's spacing.
+
+    Args:
+        image (str | Path | np.ndarray | XRay): A file of any kind
+            :func:`~mmchh.datasets.image_reader.read_image` reads, an array
+            (3 or 4 channels in OpenCV's BGR(A) order), or an :class:`XRay`
+            (returned as it is).
+
+    Returns:
+        XRay: The grey pixels, the path and the header's spacing.
+
+    Raises:
+        ImageLoadError: naming the file, as :func:`load_xray`.
+    """
+    if isinstance(image, XRay):
+        return image
+    if isinstance(image, (str, Path)):
+        path = str(image)
+        loaded = read_image(path)
+        return XRay(_grey(loaded.array, path), path, loaded.spacing)
+    if isinstance(image, np.ndarray):
+        return XRay(_grey(image, None))
+    raise ImageLoadError(None, f'expected a path or a numpy array; got '
+                         f'{type(image).__name__}')
+
+
+def load_xray(image: ImageInput) -> np.ndarray:
+    """Reads an X-ray as an 8-bit grey image.
+
+    Args:
+        image (str | Path | np.ndarray | XRay): A PNG/JPEG/BMP/TIFF (8 or
+            16 bits), DICOM or MetaImage/NRRD/NIfTI file (any file
+            :func:`~mmchh.datasets.image_reader.read_image` reads: DICOM
+            ``MONOCHROME1`` inverted, a ``W x H x 1`` volume as its one
+            slice), or an array. Arrays with 3 or 4 channels are in
+            OpenCV's BGR(A) order.
+
+    Returns:
+        np.ndarray: (H, W) uint8, in the stored pixels' frame.
+
+    Raises:
+        ImageLoadError: If the file is missing, empty, not an image (or of
+            a kind no reader knows), or the array has an unsupported shape
+            or type.
+
+    Note:
+        - 16-bit images become 8-bit by ``round(v / 257)``; an 8-bit image
+          stored as 16-bit by multiplying by 257 gives identical values.
+        - A 16-bit image whose maximum is at most 4095 (12-bit detector
+          data stored in 16 bits; /257 would leave it almost black) becomes
+          ``round(v * 255 / 4095)`` instead, with a ``UserWarning`` naming
+          the file and its maximum. (An 8-bit image widened by x257 is
+          recognised and still converted by /257.)
+        - Colour becomes grey with ``cv2.cvtColor`` (alpha dropped); three
+          identical channels are used as they are, so an RGB copy of a grey
+          image gives exactly the grey image.
+        - :func:`read_xray` also gives the header's spacing.
+    """
+    return read_xray(image).grey

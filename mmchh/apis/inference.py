@@ -32,7 +32,8 @@ from mmchh.datasets.whole_image_box import whole_image_bbox
 from mmchh.utils.checkpoint import (check_finite_state, checkpoint_state_dict,
                                     load_checkpoint_file)
 from mmchh.utils.run_config import check_state_fits
-from .image_loading import ImageInput, load_xray
+from .image_loading import ImageInput, XRay, read_xray
+from .image_spacing import parse_spacing, resolve_spacing
 from .landmark_result import (LandmarkResult, MeasureSettings, ResultContext,
                               SourceImage, build_landmark_result,
                               landmark_names, landmark_result)
@@ -192,25 +193,13 @@ def inference_pipeline(cfg: Config) -> Compose:
 # --------------------------------------------------------------------------
 # prediction
 # --------------------------------------------------------------------------
-def _parse_spacing(spacing: SpacingInput) -> Optional[Tuple[float, float]]:
-    if spacing is None:
-        return None
-    arr = np.asarray(spacing, dtype=np.float64).reshape(-1)
-    if arr.size == 1:
-        arr = np.repeat(arr, 2)
-    if arr.size != 2 or not (np.isfinite(arr).all() and (arr > 0).all()):
-        raise ValueError(f'spacing must be a positive number (mm/pixel) or '
-                         f'(x, y); got {spacing}')
-    return float(arr[0]), float(arr[1])
-
-
 def _per_image_spacing(spacing: Any, n: int) -> List[Optional[tuple]]:
     """One spacing for all images, or a list with one entry per image."""
     if isinstance(spacing, (list, tuple)) and len(spacing) == n and (
             any(s is None or isinstance(s, (list, tuple, np.ndarray))
                 for s in spacing) or n not in (1, 2)):
-        return [_parse_spacing(s) for s in spacing]
-    return [_parse_spacing(spacing)] * n
+        return [parse_spacing(s) for s in spacing]
+    return [parse_spacing(spacing)] * n
 
 
 def _measure_settings(model: nn.Module, measurements: bool, num_samples: int,
@@ -310,17 +299,27 @@ def predict_landmarks(model: nn.Module,
                       return_heatmaps: bool = False,
                       measurements: bool = False,
                       num_samples: int = 1000,
-                      seed: Union[int, Sequence[int]] = 0
+                      seed: Union[int, Sequence[int]] = 0,
+                      spacing_source: str = 'argument',
+                      spacing_overrides_header: bool = False
                       ) -> List[LandmarkResult]:
     """Predicts every landmark of whole images.
 
     Args:
         model (nn.Module): From :func:`init_landmark_model`.
         images: One path, a list of paths, one array or a list of arrays
-            (grey, BGR or BGRA; 8- or 16-bit; any size).
+            (grey, BGR or BGRA; 8- or 16-bit; any size), or
+            :class:`~mmchh.apis.image_loading.XRay` objects
+            (:func:`~mmchh.apis.read_xray`). A file may be of any kind the
+            converters read (PNG/JPEG/BMP/TIFF, DICOM, MetaImage, NRRD,
+            NIfTI; :func:`~mmchh.apis.load_xray`); coordinates are in its
+            stored pixels.
         spacing: mm per pixel of the images passed in: None, a number,
             ``(x, y)``, or a list with one such entry per image. With it the
-            head computes the exact ERE in mm and the flags.
+            head computes the exact ERE in mm and the flags. A file whose
+            header has a spacing uses the header's: a ``spacing`` that
+            contradicts it is a ``UserWarning`` naming both (see
+            :mod:`mmchh.apis.image_spacing`).
         batch_size (int): Images per forward pass.
         return_heatmaps (bool): Also return each image's (K, H, W)
             probability maps (memory: K * H * W * 4 bytes per image).
@@ -337,6 +336,11 @@ def predict_landmarks(model: nn.Module,
         seed (int | Sequence[int]): Seed of the draws; image ``i`` of this
             call draws from ``np.random.default_rng([*seed, i])``, so
             results do not depend on ``batch_size``.
+        spacing_source (str): What ``spacing`` is, recorded in each
+            result's ``spacing_source``: ``'argument'`` (default) or
+            ``'file'`` (rows of a spacing file).
+        spacing_overrides_header (bool): Use ``spacing`` even where a
+            header has another one (a ``UserWarning`` says so).
 
     Returns:
         list[LandmarkResult]: One per image, in input order. When the
@@ -358,24 +362,26 @@ def predict_landmarks(model: nn.Module,
         as one (x, y) pair for both images; pass ``[(sx, sy), (sx, sy)]``
         or ``[s1, s2]`` as tuples/lists to give each image its own.
     """
-    if isinstance(images, (str, Path, np.ndarray)):
+    if isinstance(images, (str, Path, np.ndarray, XRay)):
         images = [images]
     images = list(images)
     spacings = _per_image_spacing(spacing, len(images))
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1; got {batch_size}')
-    measure = _measure_settings(model, measurements, num_samples, seed,
-                                spacings)
     pipeline = inference_pipeline(model.cfg)
-    greys = [load_xray(im) for im in images]
-    sources = [
-        SourceImage(
-            shape=grey.shape,
-            path=str(im) if isinstance(im, (str, Path)) else None,
-            spacing=s,
-            index=i)
-        for i, (im, grey, s) in enumerate(zip(images, greys, spacings))
-    ]
+    xrays = [read_xray(im) for im in images]
+    sources = []
+    for i, (xray, given) in enumerate(zip(xrays, spacings)):
+        where = xray.path if xray.path is not None else f'<array {i}>'
+        used, source = resolve_spacing(xray.header_spacing, given,
+                                       spacing_source,
+                                       spacing_overrides_header, where)
+        sources.append(SourceImage(shape=xray.grey.shape, path=xray.path,
+                                   spacing=used, index=i,
+                                   spacing_source=source))
+    greys = [xray.grey for xray in xrays]
+    measure = _measure_settings(model, measurements, num_samples, seed,
+                                [src.spacing for src in sources])
     context = ResultContext.of_model(model, return_heatmaps, measure)
     results = _predict_batches(model, pipeline, greys, sources, context,
                                batch_size)

@@ -68,6 +68,10 @@ class LandmarkResult:
             ``mean``, ``std``, ``ci95`` ([lo, hi]), ``most_likely_class``,
             ``class_probabilities``, ``class_names``, ``unit``,
             ``num_valid``. MW (mm) is None throughout without spacing.
+        spacing_source (str): Where ``spacing`` came from: ``'header'``
+            (the image file's), ``'argument'`` (given for the call, e.g.
+            ``--spacing``), ``'file'`` (a ``--spacing-file`` row) or
+            ``'none'`` (no spacing); see :mod:`mmchh.apis.image_spacing`.
 
     Note:
         Heatmap pixel (u, v) -> image pixel is
@@ -102,6 +106,7 @@ class LandmarkResult:
     frame: HeatmapFrame
     heatmaps: Optional[np.ndarray] = field(default=None, repr=False)
     measurements: Optional[Dict[str, Dict[str, Any]]] = None
+    spacing_source: str = 'none'
 
     @property
     def spacing(self) -> Optional[Tuple[float, float]]:
@@ -142,6 +147,7 @@ class LandmarkResult:
             path=self.path,
             image_size=list(self.image_size),
             spacing=None if self.spacing is None else list(self.spacing),
+            spacing_source=self.spacing_source,
             calibrated=self.calibrated,
             flag_threshold_mm=self.flag_threshold_mm,
             input_center=list(self.input_center),
@@ -239,11 +245,14 @@ class SourceImage:
         path (str | None): The image file, None for an array.
         spacing (tuple[float, float] | None): mm per pixel (x, y).
         index (int): Its position in the call (seeds its measurement draws).
+        spacing_source (str): Where ``spacing`` came from (``'header'``,
+            ``'argument'``, ``'file'``, ``'none'``).
     """
     shape: Tuple[int, int]
     path: Optional[str] = None
     spacing: Optional[Tuple[float, float]] = None
     index: int = 0
+    spacing_source: str = 'none'
 
 
 def _landmark_dicts(pred, frame: HeatmapFrame, names: List[str],
@@ -449,7 +458,8 @@ def build_landmark_result(sample, context: ResultContext,
         calibrated=context.calibrated,
         flag_threshold_mm=context.flag_threshold_mm,
         frame=frame,
-        heatmaps=_sample_heatmaps(sample) if keep_maps else None)
+        heatmaps=_sample_heatmaps(sample) if keep_maps else None,
+        spacing_source=image.spacing_source)
     if context.measure is not None:
         if result.heatmaps is None:
             raise RuntimeError('the head returned no heatmaps; measurements '
@@ -487,4 +497,5 @@ def landmark_result(sample,
     """
     return build_landmark_result(
         sample, ResultContext.of_model(model, return_heatmaps),
-        SourceImage(tuple(image_shape), path, spacing))
+        SourceImage(tuple(image_shape), path, spacing,
+                    spacing_source='none' if spacing is None else 'argument'))
