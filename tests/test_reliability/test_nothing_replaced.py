@@ -165,8 +165,15 @@ def infer_setup(trained_tiny, tmp_path_factory):
             value.fill_(-1.0)
     broken = str(root / 'nan_maps.pth')
     torch.save(ckpt, broken)
+    # one landmark's logits overflow to +-inf (finite, huge weights)
+    ckpt = torch.load(trained_tiny['checkpoint'], map_location='cpu',
+                      weights_only=False)
+    weight = ckpt['state_dict']['head.final_layer.weight']
+    weight[1] = torch.sign(weight[1]) * 3e38
+    one_bad = str(root / 'one_bad_landmark.pth')
+    torch.save(ckpt, one_bad)
     return dict(cfg=cfg, ckpt=trained_tiny['checkpoint'], xrays=str(xrays),
-                garbage=garbage, broken=broken)
+                garbage=garbage, broken=broken, one_bad=one_bad)
 
 
 def infer(setup, out, *extra, checkpoint=None):
@@ -284,3 +291,17 @@ def test_every_landmark_invalid_exits_1(infer_setup, tmp_path):
     assert len(doc['results']) == NUM_IMAGES
     assert not any(lm['valid'] for r in doc['results']
                    for lm in r['landmarks'])
+
+
+def test_some_landmarks_invalid_is_a_warning_with_exit_0(infer_setup,
+                                                        tmp_path):
+    out = tmp_path / 'preds'
+    result = infer(infer_setup, out, '--no-overlay',
+                   checkpoint=infer_setup['one_bad'])
+    assert result.returncode == 0, result.stderr
+    warning = [ln for ln in result.stderr.splitlines()
+               if ln.startswith('infer.py: warning: ')]
+    assert warning == [f'infer.py: warning: {NUM_IMAGES} of '
+                       f'{3 * NUM_IMAGES} landmarks were invalid (non-finite '
+                       'heatmaps: "valid": false, no position); see '
+                       f'{out / "landmarks.csv"}']
