@@ -91,7 +91,9 @@ def parse_args(argv=None):
                         default=0.2,
                         metavar='F',
                         help='share of the images held out as '
-                        'the test split (default 0.2; 0: none)')
+                        'the test split (default 0.2; 0: none; 1: every '
+                        'image, one included, as a test-only folder with '
+                        'test.json alone, e.g. a reviewed batch to score)')
     parser.add_argument('--num-val',
                         type=int,
                         default=None,

@@ -39,6 +39,7 @@ class LandmarkConversionSummary(SplitSummary):
     images_without_spacing: List[str] = field(default_factory=list)
     stale_image_paths: List[dict] = field(default_factory=list)
     duplicates: dict = field(default_factory=dict)
+    small_splits: List[dict] = field(default_factory=list)
 
     def format(self, max_faults: int = 20) -> str:
         lines = self.head_lines('convert_landmarks', LANDMARK_SPLITS,
@@ -61,6 +62,10 @@ class LandmarkConversionSummary(SplitSummary):
                 f'instead), e.g. {first["file"]} names {first["imagePath"]}'
                 f' for {first["image"]}')
         lines += self.duplicate_lines()
+        for small in self.small_splits:
+            lines.append(f'  warning: {small["split"]} has {small["images"]} '
+                         f'image(s), fewer than {small["minimum"]}: '
+                         f'{small["why"]}')
         lines.append(f'  faults: {len(self.faults)} (every one in '
                      f'{osp.join(self.out_dir, REPORT_FILE)})')
         for fault in self.faults[:max_faults]:
@@ -135,6 +140,10 @@ def conversion_report(summary: LandmarkConversionSummary, images: str) -> dict:
         tool=TOOL,
         images=osp.abspath(images),
         images_per_split=summary.images_per_split,
+        small_splits=dict(
+            rule='a written split with fewer images than its minimum '
+            '(mmchh.datasets.converters.split_sizes.SMALL_SPLIT_IMAGES)',
+            splits=summary.small_splits),
         ground_truth=summary.gt,
         missing_landmarks='a landmark an annotator did not usably mark is '
         'invisible (v = 0) in keypoints_<ANNOTATOR>; the ground truth mean '

@@ -61,8 +61,13 @@ report and the summary.
 Splits: ``test_fraction`` of the images are held out as ``test`` by the
 seed, then ``num_val`` and ``num_calib`` of the rest (as
 :func:`~.splits.hold_out_splits`); a held-out selection moves whole units
-(a group, a duplicate cluster), so it holds at least its count. The output folder is built aside,
-checked and swapped in atomically (:mod:`.atomic_output`).
+(a group, a duplicate cluster), so it holds at least its count.
+``test_fraction`` 1 converts every image, one included, into ``test.json``
+alone (a test-only folder, e.g. a reviewed batch to score; the marker's
+``test_only`` and ``notes`` say so). A written split below its minimum
+(:mod:`.split_sizes`) is warned about in the summary and the report. The
+output folder is built aside, checked and swapped in atomically
+(:mod:`.atomic_output`).
 """
 import os
 import os.path as osp
@@ -86,6 +91,7 @@ from .landmark_report import (METAINFO_FILE, REPORT_FILE, TOOL,
                               metainfo_source)
 from .resize import padded_resize_params, resize_padded, write_png
 from .split_grouping import group_records
+from .split_sizes import small_splits
 from .splits import LANDMARK_SPLITS, hold_out_splits, hold_out_test
 from .validation import BadInputPolicy
 
@@ -93,6 +99,9 @@ __all__ = [
     'METAINFO_FILE', 'REPORT_FILE', 'LandmarkConversionSummary',
     'metainfo_source', 'convert_landmarks'
 ]
+
+#: Why a test-only conversion writes no train/val/calib split.
+TEST_ONLY_NOTE = 'test-only conversion: --test-fraction 1'
 
 _OWN_FILES = tuple(f'{s}.json'
                    for s in LANDMARK_SPLITS) + (METAINFO_FILE, REPORT_FILE)
@@ -102,14 +111,25 @@ _OWN_FILES = tuple(f'{s}.json'
 
 def _split(records, units, test_fraction, num_val, num_calib, split_seed):
     """split -> records, and split -> why it is not written; ``units``
-    (stems sharing a split) are moved whole."""
+    (stems sharing a split) are moved whole. ``test_fraction`` 1: every
+    image in ``test``, no other split (a test-only conversion)."""
     by_stem = {r['stem']: r for r in records}
     test = hold_out_test(sorted(by_stem), test_fraction, split_seed, units)
-    rest = set(test['rest'])
-    held = hold_out_splits(test['rest'], num_val, num_calib, split_seed,
-                           [u for u in units if u[0] in rest])
-    held['test'] = test['test']
-    notes = {} if test['test'] else dict(test='--test-fraction 0')
+    if test_fraction == 1:
+        held = dict(train=[], val=[], calib=[], test=test['test'])
+        notes = {s: TEST_ONLY_NOTE for s in ('train', 'val', 'calib')}
+    else:
+        rest = set(test['rest'])
+        try:
+            held = hold_out_splits(test['rest'], num_val, num_calib,
+                                   split_seed,
+                                   [u for u in units if u[0] in rest])
+        except ConversionError as e:
+            raise ConversionError(
+                f'{e}, or give --test-fraction 1 to convert every image '
+                'as a test-only folder') from None
+        held['test'] = test['test']
+        notes = {} if test['test'] else dict(test='--test-fraction 0')
     return {s: [by_stem[x] for x in held[s]] for s in LANDMARK_SPLITS}, notes
 
 
@@ -204,7 +224,10 @@ def _summary(out_dir, images, splits, annotators, gt, keypoints, policy,
             if r['spacing'] is None
         ],
         stale_image_paths=stale,
-        duplicates=found)
+        duplicates=found,
+        small_splits=small_splits(
+            {s: len(splits[s])
+             for s in LANDMARK_SPLITS}, list(payloads)))
 
 
 def convert_landmarks(out_dir: str,
@@ -242,7 +265,8 @@ def convert_landmarks(out_dir: str,
             of images whose file has none.
         skip_bad (bool): Record faults and go on instead of stopping.
         resize (tuple, optional): (W, H): padded, resized PNG copies.
-        test_fraction (float): Share of the images held out as ``test``.
+        test_fraction (float): Share of the images held out as ``test``
+            (1: every image, a test-only conversion).
         num_val (int, optional): Images held out for validation (>= 1);
             None: 10 % of the rest, at least 1, at most 15.
         num_calib (int, optional): The same for temperature scaling.
@@ -312,6 +336,7 @@ def convert_landmarks(out_dir: str,
         summary, images, spacing_xy, split_seed, TOOL,
         dict(keypoints=keypoints,
              test_fraction=test_fraction,
+             test_only=test_fraction == 1,
              duplicates=duplicates,
              groups=None if groups is None else osp.abspath(groups),
              metainfo=METAINFO_FILE,

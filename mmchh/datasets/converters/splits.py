@@ -117,18 +117,24 @@ def hold_out_test(
     """Splits stems into development (``rest``) and ``test`` by a fixed
     seed: ``round(fraction * N)`` test images, at least 1 when
     ``fraction > 0``; with ``units`` (moved whole) at least that many.
+    ``fraction`` 1 makes every image a test image (a test-only conversion,
+    e.g. a reviewed batch of any size, one image included).
 
     Raises:
-        ConversionError: for a fraction outside [0, 1) or one that leaves
-            no development image.
+        ConversionError: for a fraction outside [0, 1] or one below 1 that
+            leaves no development image.
     """
     check_test_fraction(fraction)
+    if fraction == 1:
+        _units(stems, units)
+        return dict(test=sorted(stems), rest=[])
     num_test = 0 if fraction == 0 else max(1,
                                            int(round(fraction * len(stems))))
     if num_test >= len(stems):
         raise ConversionError(
             f'--test-fraction {fraction} of {len(stems)} images leaves none '
-            'to train on; lower it')
+            'to train on; lower it, or give --test-fraction 1 for a '
+            'test-only conversion')
     units = _units(stems, units)
     # a stream of its own: the val/calib draw of the rest stays as it is
     order = np.random.default_rng([seed, 1]).permutation(len(units))
@@ -137,5 +143,6 @@ def hold_out_test(
         raise ConversionError(
             f'--test-fraction {fraction} of {len(stems)} images leaves none '
             'to train on once patient groups and duplicate clusters are kept '
-            'whole; lower it')
+            'whole; lower it, or give --test-fraction 1 for a test-only '
+            'conversion')
     return dict(test=sorted(test), rest=sorted(s for u in rest for s in u))

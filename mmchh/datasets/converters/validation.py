@@ -147,15 +147,16 @@ def check_split_seed(split_seed) -> None:
 
 
 def check_test_fraction(fraction) -> None:
-    """A number in [0, 1): the share of images held out for testing.
+    """A number in [0, 1]: the share of images held out for testing (1:
+    every image, a test-only conversion).
 
     Raises:
         ConversionError: naming the option and the value given.
     """
     if isinstance(fraction, bool) or not isinstance(
             fraction, (int, float, np.integer, np.floating)) or not (
-                0 <= fraction < 1):
-        raise ConversionError('--test-fraction must be a number in [0, 1); '
+                0 <= fraction <= 1):
+        raise ConversionError('--test-fraction must be a number in [0, 1]; '
                               f'got {fraction!r}')
 
 

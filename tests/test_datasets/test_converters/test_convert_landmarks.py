@@ -431,7 +431,7 @@ def test_splits_are_fixed_by_seed(tmp_path, landmark_set):
     assert picks[0] == picks[1] and picks[0] != picks[2]
     assert len(picks[0]['test']) == 3
     with pytest.raises(ConversionError, match='--test-fraction'):
-        convert(root, str(tmp_path / 'x'), test_fraction=1.0)
+        convert(root, str(tmp_path / 'x'), test_fraction=1.5)
 
 
 @pytest.fixture
