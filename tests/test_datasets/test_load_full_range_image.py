@@ -109,3 +109,67 @@ def test_missing_file_names_it(tmp_path):
     path = osp.join(str(tmp_path), 'nope.png')
     with pytest.raises(Exception, match='nope.png'):
         load(path)
+
+
+@pytest.mark.parametrize('kind', ['mha', 'dcm'])
+def test_header_files_load_through_the_image_reader(tmp_path, kind):
+    """A MetaImage or 12-bit DICOM gives load_xray's grey pixels (3 equal
+    channels) and its header's spacing, unless the sample has one."""
+    from test_datasets.test_converters.landmark_files import (write_dicom,
+                                                              write_mha)
+
+    from mmchh.apis import read_xray
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (40, 32)).astype(np.uint8)
+    path = str(tmp_path / f'x.{kind}')
+    if kind == 'mha':
+        write_mha(path, grey, (0.2, 0.3))
+    else:  # PixelSpacing is (row, column) = (y, x)
+        write_dicom(path, grey.astype(np.uint16) * 16, PixelSpacing=[0.3, 0.2])
+    init_default_scope('mmpose')
+    step = TRANSFORMS.build(dict(type='LoadFullRangeImage'))
+    out = step(dict(img_path=path))
+    want = read_xray(path).grey
+    assert out['img'].shape == (40, 32, 3) and out['ori_shape'] == (40, 32)
+    for c in range(3):
+        np.testing.assert_array_equal(out['img'][..., c], want)
+    np.testing.assert_allclose(out['spacing'], [0.2, 0.3], rtol=1e-6)
+    kept = step(dict(img_path=path, spacing=np.array([1., 1.], np.float32)))
+    np.testing.assert_array_equal(kept['spacing'], [1, 1])
+    grey_step = TRANSFORMS.build(
+        dict(type='LoadFullRangeImage', color_type='grayscale'))
+    np.testing.assert_array_equal(grey_step(dict(img_path=path))['img'],
+                                  want)
+
+
+def test_mmpose_inference_topdown_reads_a_metaimage(calibrated_small_demo,
+                                                    tmp_path):
+    """MMPose's init_model + inference_topdown with LoadFullRangeImage in
+    the test pipeline predict a MetaImage exactly as predict_landmarks,
+    ERE in mm from its header."""
+    from mmengine.config import Config
+    from mmpose.apis import inference_topdown, init_model
+    from test_datasets.test_converters.landmark_files import write_mha
+
+    from mmchh.apis import init_landmark_model, predict_landmarks
+    from mmchh.datasets.whole_image_box import whole_image_bbox
+    cfg = Config.fromfile(calibrated_small_demo['cfg'])
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    assert pipeline[0]['type'] == 'LoadImage'
+    pipeline[0]['type'] = 'LoadFullRangeImage'
+    rng = np.random.default_rng(2)
+    grey = rng.integers(0, 256, (80, 64)).astype(np.uint8)
+    path = str(tmp_path / 'x.mha')
+    write_mha(path, grey, (0.25, 0.25))
+    model = init_model(cfg, calibrated_small_demo['ckpt'], device='cpu')
+    # PIL cannot size a MetaImage: the whole-image box is passed
+    sample = inference_topdown(model, path, bboxes=whole_image_bbox(64, 80))[0]
+    ours = predict_landmarks(
+        init_landmark_model(cfg, calibrated_small_demo['ckpt']), path)[0]
+    assert ours.spacing_source == 'header'
+    np.testing.assert_array_equal(
+        sample.pred_instances.keypoints[0],
+        np.array([[lm['x'], lm['y']] for lm in ours.landmarks], np.float32))
+    np.testing.assert_array_equal(
+        sample.pred_instances.keypoint_ere_mm[0],
+        np.array([lm['ere_mm'] for lm in ours.landmarks], np.float32))

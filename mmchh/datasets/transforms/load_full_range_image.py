@@ -10,6 +10,13 @@ Here the file is decoded at its own depth (``IMREAD_ANYDEPTH``) and a
 (:func:`sixteen_bit_to_uint8`, as ``mmchh.apis.load_xray``), so a model
 sees the same grey levels in training and at inference. An 8-bit image is
 decoded exactly as ``LoadImage`` decodes it.
+
+Files OpenCV cannot decode (DICOM, MetaImage, NRRD, NIfTI) are read by the
+one image reader, :func:`mmchh.datasets.image_reader.read_image` (the
+converters' and inference's), and made 8-bit by the same rule; their
+header's spacing becomes the ``spacing`` key when the sample has none
+(a dataset record's spacing wins), so the head gives ERE in mm for them in
+MMPose's own ``inference_topdown`` too.
 """
 from typing import Optional
 
@@ -17,6 +24,9 @@ import cv2
 import numpy as np
 from mmpose.datasets.transforms import LoadImage
 from mmpose.registry import TRANSFORMS
+
+from ..image_reader import (DICOM_EXTENSIONS, ITK_EXTENSIONS, read_image,
+                            split_image_name)
 
 #: Largest value of 12-bit data: a 16-bit image whose maximum is at most
 #: this is taken as 12-bit detector data.
@@ -60,11 +70,15 @@ def sixteen_bit_to_uint8(img: np.ndarray) -> np.ndarray:
 
 @TRANSFORMS.register_module()
 class LoadFullRangeImage(LoadImage):
-    """``LoadImage`` for 8- and 16-bit images (PNG, TIFF).
+    """``LoadImage`` for 8- and 16-bit images (PNG, TIFF), DICOM and
+    MetaImage/NRRD/NIfTI.
 
     An 8-bit file gives exactly ``LoadImage``'s result (same flag, same
     bytes). A 16-bit file is decoded at 16 bits and made 8-bit by
-    :func:`sixteen_bit_to_uint8` (then float32 with ``to_float32``).
+    :func:`sixteen_bit_to_uint8` (then float32 with ``to_float32``). A
+    DICOM/MetaImage/NRRD/NIfTI file is read by
+    :func:`~mmchh.datasets.image_reader.read_image` (header spacing into
+    ``spacing`` when absent; see the module).
 
     Required Keys:
 
@@ -77,6 +91,7 @@ class LoadFullRangeImage(LoadImage):
         - img_shape
         - ori_shape
         - img_path (optional)
+        - spacing (a header's, only when absent)
 
     Args:
         color_type (str): ``'color'`` (3 identical channels for a grey
@@ -108,9 +123,34 @@ class LoadFullRangeImage(LoadImage):
         # mmcv.imfrombytes takes an OpenCV flag as well as a name
         self.color_type = _ANY_DEPTH_FLAGS[color_type]
 
+    def _read_with_image_reader(self, results: dict) -> dict:
+        """A DICOM/MetaImage/NRRD/NIfTI file through ``read_image``, in
+        ``LoadImage``'s layout (3 channels for ``'color'``)."""
+        path = results['img_path']
+        loaded = read_image(path)
+        img = loaded.array
+        if img.dtype == np.uint16:
+            img = sixteen_bit_to_uint8(img)
+        if self.color_name == 'color' and img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        elif self.color_name == 'grayscale' and img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        results['img'] = np.ascontiguousarray(img)
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        if results.get('spacing') is None and loaded.spacing is not None:
+            results['spacing'] = np.asarray(loaded.spacing, np.float32)
+        return results
+
     def transform(self, results: dict) -> Optional[dict]:
         """Loads the image; a 16-bit one becomes 8-bit (see the class)."""
-        results = super().transform(results)
+        path = results.get('img_path')
+        if results.get('img') is None and isinstance(path, str) and \
+                split_image_name(path)[1].lower() in (DICOM_EXTENSIONS +
+                                                      ITK_EXTENSIONS):
+            results = self._read_with_image_reader(results)
+        else:
+            results = super().transform(results)
         if results is None:
             return None
         img = results['img']
