@@ -17,6 +17,7 @@
 import os
 import os.path as osp
 import shutil
+import warnings
 from typing import List
 
 from mmchh.datasets.converters.atomic_output import (make_sibling_tmp,
@@ -85,8 +86,9 @@ def foreign_entries(out_dir: str) -> List[str]:
 def check_out_dir(out_dir: str, overwrite: bool) -> None:
     """Makes ``out_dir`` ready for a run, or says why it cannot be.
 
-    Puts back an earlier output a killed swap left aside, creates the
-    folder, checks it is writable and, without ``overwrite``, that it
+    Puts back an earlier output a killed swap left aside and removes the
+    staging folders of runs no longer alive (each with a warning), creates
+    the folder, checks it is writable and, without ``overwrite``, that it
     holds no earlier run's outputs.
 
     Raises:
@@ -97,7 +99,8 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
     target = osp.realpath(out_dir)
     try:
         if osp.isdir(osp.dirname(target)):
-            recover_output_folder(target)
+            for line in recover_output_folder(target):
+                warnings.warn(f'--out-dir {out_dir}: {line}')
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise InputError(f'--out-dir {out_dir} cannot be created: '
