@@ -14,6 +14,10 @@ Example:
     python tools/dataset_converters/convert_landmarks.py data/own_coco \
         --images xrays/ --keypoints sella nasion menton \
         --labelme dr_a=labels_a/ --labelme dr_b=labels_b/ --skip-bad
+    # the names of an earlier conversion (or a file, one name per line)
+    python tools/dataset_converters/convert_landmarks.py data/reviewed \
+        --images new_xrays/ --keypoints-file data/own_coco/metainfo.py \
+        --labelme reviewed=preds/labelme/ --test-fraction 1
 """
 import argparse
 import os.path as osp
@@ -49,12 +53,17 @@ def parse_args(argv=None):
                         metavar='DIR',
                         help='the folder of images (paired with annotations '
                         'by file stem)')
-    parser.add_argument('--keypoints',
-                        required=True,
-                        nargs='+',
-                        metavar='NAME',
-                        help='the keypoint names (labels), '
-                        'in output order')
+    names = parser.add_mutually_exclusive_group(required=True)
+    names.add_argument('--keypoints',
+                       nargs='+',
+                       metavar='NAME',
+                       help='the keypoint names (labels), in output order')
+    names.add_argument('--keypoints-file',
+                       metavar='FILE',
+                       help='the keypoint names from a file: one name per '
+                       'line (blank lines and # comments ignored), or a '
+                       'converted folder\'s metainfo.py (or the folder), '
+                       'read without running it')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--labelme',
                         action='append',
@@ -132,7 +141,8 @@ def parse_args(argv=None):
 def _main(argv=None):
     args = parse_args(argv)
     from mmchh.datasets.converters import (BadImageError, ConversionError,
-                                           convert_landmarks)
+                                           convert_landmarks,
+                                           read_keypoint_names)
     warnings.simplefilter('always')
     warnings.formatwarning = lambda msg, *a, **k: f'warning: {msg}\n'
     labelme = None
@@ -147,7 +157,7 @@ def _main(argv=None):
         summary = convert_landmarks(
             args.out_dir,
             args.images,
-            args.keypoints,
+            args.keypoints or read_keypoint_names(args.keypoints_file),
             labelme=labelme,
             csv=args.csv,
             coco=args.coco,

@@ -31,7 +31,9 @@ Orchestration:
   (with ``metainfo.py`` and ``conversion_report.json``); its steps in
   :mod:`.landmark_options` (option checks), :mod:`.landmark_records`
   (reading, pairing, resolving annotators into records) and
-  :mod:`.landmark_report` (summary, report, metainfo)
+  :mod:`.landmark_report` (summary, report, metainfo); the names of
+  ``--keypoints-file`` in :mod:`.keypoint_names`; the small-split warnings
+  in :mod:`.split_sizes`
 """
 from ..image_reader import ALL_IMAGE_EXTENSIONS, LoadedImage, read_image
 from .atomic_output import (KILL_AT_ENV, NO_EXCHANGE_ENV,
@@ -41,6 +43,7 @@ from .errors import BadImageError, ConversionError
 from .isbi import ConversionSummary, convert_isbi
 from .isbi_reader import (IMAGE_EXTENSIONS, Annotation, find_annotator_dirs,
                           parse_annotation_file, read_image_size)
+from .keypoint_names import read_keypoint_names
 from .landmarks import (METAINFO_FILE, REPORT_FILE, LandmarkConversionSummary,
                         convert_landmarks)
 from .records import Marks
@@ -56,7 +59,8 @@ __all__ = [
     'ALL_IMAGE_EXTENSIONS', 'LoadedImage', 'read_image', 'ConversionSummary',
     'convert_isbi', 'IMAGE_EXTENSIONS', 'Annotation', 'find_annotator_dirs',
     'parse_annotation_file', 'read_image_size', 'METAINFO_FILE',
-    'REPORT_FILE', 'LandmarkConversionSummary', 'convert_landmarks', 'Marks',
+    'REPORT_FILE', 'LandmarkConversionSummary', 'convert_landmarks',
+    'read_keypoint_names', 'Marks',
     'padded_resize_params', 'LANDMARK_SPLITS', 'SPLITS', 'default_hold_out',
     'hold_out_splits', 'hold_out_test', 'MAX_RESIZE_SIDE', 'validate_options'
 ]
