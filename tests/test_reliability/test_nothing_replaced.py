@@ -305,3 +305,13 @@ def test_some_landmarks_invalid_is_a_warning_with_exit_0(infer_setup,
                        f'{3 * NUM_IMAGES} landmarks were invalid (non-finite '
                        'heatmaps: "valid": false, no position); see '
                        f'{out / "landmarks.csv"}']
+
+
+def test_ctrl_c_in_any_tool_is_one_line_and_status_130(capsys):
+    from mmchh.utils.cli import run_tool
+
+    def main(argv):
+        raise KeyboardInterrupt
+
+    assert run_tool('some_tool.py', main, []) == 130
+    assert capsys.readouterr().err == 'some_tool.py: interrupted\n'
