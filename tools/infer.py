@@ -1,6 +1,12 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Predict landmarks on an X-ray or on every file of a folder.
 
+Any image the converters read (PNG/JPEG/BMP/TIFF 8/16-bit, DICOM,
+MetaImage, NRRD, NIfTI), each with its spacing: the file's header first,
+then --spacing or the image's row of --spacing-file (a CSV
+image,spacing_x,spacing_y), else none; a given spacing that contradicts a
+header is a warning and the header wins unless --spacing-overrides-header.
+
 Writes DIR/results/<name>.json and DIR/overlays/<name>.png per image as
 soon as it is predicted, and DIR/landmarks.json and DIR/landmarks.csv
 after every batch ("complete": false until the end, so an interrupted run

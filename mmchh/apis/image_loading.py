@@ -4,8 +4,8 @@
 Files are read by the one image reader,
 :func:`mmchh.datasets.image_reader.read_image` (PNG/JPEG/BMP/TIFF 8/16-bit,
 DICOM, MetaImage/NRRD/NIfTI), which also gives the spacing of the file's
-header; 16 bits become 8 by the rule training uses
-(:func:`~mmchh.datasets.transforms.load_full_range_image.sixteen_bit_to_uint8`).
+header; 16 bits become 8 by the rule training uses (``sixteen_bit_to_uint8``
+of :mod:`mmchh.datasets.transforms.load_full_range_image`).
 """
 import warnings
 from dataclasses import dataclass
