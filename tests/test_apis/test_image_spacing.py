@@ -207,3 +207,13 @@ def test_infer_spacing_file(calibrated_small_demo, header_folder, tmp_path):
     assert proc.returncode == 1
     assert "bad.csv line 2: image 'zz.png' is not among the inputs" in \
         proc.stderr
+
+
+def test_infer_refuses_spacing_and_spacing_file_together(tmp_path):
+    sheet = _write_csv(tmp_path / 's.csv', [HEAD])
+    proc = run_tool_in_process('infer', [
+        str(tmp_path), '--config', 'c.py', '--checkpoint', 'c.pth',
+        '--out-dir', str(tmp_path / 'o'), '--spacing', '0.1',
+        '--spacing-file', sheet])
+    assert proc.returncode != 0
+    assert '--spacing and --spacing-file: give one of them' in proc.stderr
