@@ -31,6 +31,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .embedded_image import greyscale
+
 __all__ = [
     'PHASH_MAX_DISTANCE', 'MIN_CORRELATION', 'DETAIL_SIGMA', 'MAX_ASPECT_DIFFERENCE',
     'DUPLICATE_POLICIES', 'ImageHashes', 'image_hashes', 'pixel_sha256',
@@ -79,17 +81,6 @@ def pixel_sha256(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _grey(array: np.ndarray) -> np.ndarray:
-    """(H, W) float32 luminance of OpenCV-ordered pixels."""
-    grey = array.astype(np.float32)
-    if grey.ndim == 3:
-        if grey.shape[2] >= 3:  # BGR(A)
-            grey = grey[..., :3] @ np.float32([0.114, 0.587, 0.299])
-        else:
-            grey = grey[..., 0]
-    return grey
-
-
 def image_hashes(array: np.ndarray) -> ImageHashes:
     """The fingerprints of decoded pixels (see the module docstring).
 
@@ -98,7 +89,7 @@ def image_hashes(array: np.ndarray) -> ImageHashes:
     """
     import cv2
     from scipy.fft import dctn
-    thumb = cv2.resize(_grey(array), (_THUMB, _THUMB),
+    thumb = cv2.resize(greyscale(array), (_THUMB, _THUMB),
                        interpolation=cv2.INTER_AREA).astype(np.float64)
     low = dctn(thumb, type=2)[:_LOW, :_LOW]
     bits = (low > np.median(low)).reshape(-1)
