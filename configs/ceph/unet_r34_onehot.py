@@ -18,14 +18,22 @@ _base_ = [
 input_size = (640, 800)  # (w, h): divisible by 32 for the U-Net skips
 num_keypoints = 19
 
-# 15 epochs, Adam 1e-3, lr x 0.1 at epochs 4, 6 and 8
+# 15 epochs, Adam 1e-3, lr x 0.1 at epochs 4, 6 and 8: at 4/15, 6/15 and
+# 8/15 of the run, so the milestones follow max_epochs (a 30-epoch run, by
+# a derived config or --cfg-options train_cfg.max_epochs=30, decays at
+# epochs 8, 12 and 16; FractionMultiStepLR reads the run's length when the
+# Runner builds it)
 train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=1)
 # fused=True: the whole Adam update in one kernel per step (the same
 # update as torch's default loop over parameters, 2x faster on a CPU:
 # docs/benchmarks.md)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, fused=True))
 param_scheduler = [
-    dict(type='MultiStepLR', by_epoch=True, milestones=[4, 6, 8], gamma=0.1)
+    dict(
+        type='FractionMultiStepLR',
+        by_epoch=True,
+        milestone_fractions=(4 / 15, 6 / 15, 8 / 15),
+        gamma=0.1)
 ]
 auto_scale_lr = dict(base_batch_size=4)
 

@@ -14,8 +14,9 @@ input_size = (128, 160)
 data_root = 'data/synthetic_ceph_coco/'
 
 train_cfg = dict(max_epochs=40, val_interval=10)
+# lr x 0.1 at 3/4 and 9/10 of the run (epochs 30 and 36 of 40)
 param_scheduler = [
-    dict(type='MultiStepLR', by_epoch=True, milestones=[30, 36], gamma=0.1)
+    dict(_base_.param_scheduler[0], milestone_fractions=(0.75, 0.9))
 ]
 default_hooks = dict(
     logger=dict(interval=5), checkpoint=dict(interval=10, max_keep_ckpts=1))

@@ -59,7 +59,8 @@ def test_paper_recipe():
         type='Adam', lr=1e-3, fused=True)
     assert cfg.train_dataloader.batch_size == 4
     assert cfg.train_cfg.max_epochs == 15
-    assert cfg.param_scheduler[0].milestones == [4, 6, 8]
+    assert cfg.param_scheduler[0].milestone_fractions == (4 / 15, 6 / 15,
+                                                       8 / 15)
     assert cfg.model.backbone.init_cfg.checkpoint == 'torchvision://resnet34'
     types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
     assert 'RandomFlip' not in types

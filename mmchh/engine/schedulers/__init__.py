@@ -1,0 +1,3 @@
+from .fraction_multistep_lr import FractionMultiStepLR, fraction_milestones
+
+__all__ = ['FractionMultiStepLR', 'fraction_milestones']
