@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-import torch
 from torch import nn
 
-from mmchh.codecs.utils import conformal_region_masks
-from mmchh.evaluation.functional import (sample_ceph_measurements,
-                                         sample_center_spread)
+from mmchh.evaluation.functional.region_draws import (
+    region_draw_seed, region_measurement_center_spread)
 from mmchh.utils.errors import InputError
 
 __all__ = ['RegionDraws', 'region_center_spread']
@@ -108,17 +106,8 @@ def region_center_spread(result, head: nn.Module, draws: RegionDraws,
     maps = np.asarray(result.heatmaps)
     usable = np.isfinite(maps).all(axis=(1, 2)) & np.array(
         [bool(lm['valid']) for lm in result.landmarks])
-    # the maps' own dtype: the masks are those of the regions' outlines
-    maps = np.where(usable[:, None, None], maps, 0).astype(maps.dtype)
-    threshold = head.conformal_threshold[draws.level_index].detach().cpu()
-    masks = conformal_region_masks(
-        torch.as_tensor(maps), threshold, head.conformal_score).numpy()
-    masks &= usable[:, None, None]  # an unusable landmark: empty region
-    samples = sample_ceph_measurements(
-        maps,
-        draws.num_samples,
-        seed=np.random.default_rng([draws.seed, int(index), 1]),
-        heatmap_to_image=result.heatmap_to_image,
-        spacing=result.spacing,
-        masks=masks)
-    return sample_center_spread(samples)
+    return region_measurement_center_spread(
+        maps, usable, head.conformal_threshold[draws.level_index],
+        head.conformal_score, draws.num_samples,
+        region_draw_seed(draws.seed, index), result.heatmap_to_image,
+        result.spacing)

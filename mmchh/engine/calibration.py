@@ -15,13 +15,19 @@ and ``tools/calibrate.py`` (an existing checkpoint):
    (:mod:`.temperature_selection`).
 3. With the calibrated temperatures, predict the calibration split again and
    choose the ERE threshold whose TPR for "erroneous" (radial error >
-   ``erroneous_mm``) reaches ``target_tpr``; store it in the head. Without
+   ``erroneous_mm``) reaches ``target_tpr``, with its bootstrap interval
+   over the calibration images and the counts it came from
+   (:mod:`.flag_threshold_fitting`); store it in the head, unless it came
+   from fewer images or erroneous landmarks than the minimums of
+   :mod:`mmchh.models.heads.flag_basis` (then it does not flag, and the
+   head's basis says why). Without
    a pixel ``spacing`` (COCO, hands) ERE, errors and the threshold are in
    original-image pixels (``erroneous_px``); the head stores the unit.
 4. Fit split-conformal regions (per landmark and pooled thresholds on the
    calibrated maps, and the disc baseline's radii) at the head's
    ``conformal_levels`` (:mod:`.conformal_fitting`) and store them in the
-   head.
+   head; with the 19 ISBI landmarks also the measurement intervals' scale
+   (:mod:`.measurement_interval_calibration`).
 5. Bind the fitted state to the weights (the head's
    ``calibration_fingerprint``, see ``SoftmaxHeatmapHead.seal_calibration``),
    so a checkpoint whose weights change afterwards loads uncalibrated.
@@ -43,8 +49,8 @@ from mmengine.model import is_model_wrapper
 
 from mmchh.evaluation.functional.bootstrap import (paired_bootstrap,
                                                    paired_bootstrap_mean)
-from mmchh.evaluation.functional.calibration_metrics import (
-    expected_calibration_error, threshold_at_tpr)
+from mmchh.evaluation.functional.calibration_metrics import \
+    expected_calibration_error
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
 from mmchh.utils.checkpoint import CALIBRATION_STATE_DEFAULTS
 from mmchh.utils.io import write_json
@@ -53,7 +59,9 @@ from .calibration_settings import (CalibrationError,
                                    check_calibration_settings)
 from .conformal_fitting import (ConformalScores, collect_conformal_scores,
                                 fit_conformal)
+from .flag_threshold_fitting import describe_flagging, flagging_report
 from .logit_summary import LogitSummary, nll_from_summary, summarize_logits
+from .measurement_interval_calibration import fit_calibration_intervals
 from .temperature_selection import select_temperatures
 
 
@@ -268,45 +276,6 @@ def _fit_temperature(model, loader, num_bins: int,
     return report
 
 
-def _flagging_report(ere: np.ndarray, errors: np.ndarray,
-                     erroneous: float, target_tpr: float,
-                     unit: str = 'mm') -> Dict:
-    """The ERE threshold flagging ``target_tpr`` of the erroneous landmarks
-    (radial error > ``erroneous``) of the calibration split, with its
-    TPR/FPR there; ERE, errors and thresholds in ``unit`` (``'mm'``, or
-    ``'px'``: original-image pixels)."""
-    if not ere.size:
-        raise CalibrationError('no annotated landmark on the calibration '
-                               'split: no flag threshold can be fitted')
-    is_erroneous = errors > erroneous
-    basis = f'target TPR on {int(is_erroneous.sum())} erroneous landmarks'
-    if is_erroneous.any():
-        threshold = threshold_at_tpr(ere, is_erroneous, target_tpr)
-    else:
-        # nothing to flag on the calibration split (every landmark within
-        # the radius): flag only what is less certain than everything seen
-        threshold = float(ere.max())
-        basis = ('largest ERE of the split: no erroneous landmark '
-                 f'(> {erroneous} {unit}) to reach a TPR on')
-        print_log(f'calibration: {basis}', logger='current', level=30)
-    if is_erroneous.all():
-        basis += '; no good landmark, so no FPR'
-    rate = (lambda mask: float((ere[mask] > threshold).mean())
-            if mask.any() else float('nan'))
-    return {
-        'unit': unit,
-        f'erroneous_{unit}': erroneous,
-        'target_tpr': target_tpr,
-        'threshold': float(threshold),
-        f'threshold_{unit}': float(threshold),
-        'tpr': rate(is_erroneous),
-        'fpr': rate(~is_erroneous),
-        'num_landmarks': int(len(ere)),
-        'num_erroneous': int(is_erroneous.sum()),
-        'basis': basis
-    }
-
-
 def _fit_flag_threshold(model, loader, erroneous_mm: float,
                         erroneous_px: float,
                         target_tpr: float) -> Optional[Dict]:
@@ -319,23 +288,35 @@ def _fit_flag_threshold(model, loader, erroneous_mm: float,
     # not flag, or refuse, the predictions it is fitted from
     head.flag_threshold.fill_(float('nan'))
     ere, errors, in_mm = _predict_errors(model, loader)
-    ere = collect_results(ere, len(loader), device='cpu')
-    errors = collect_results(errors, len(loader), device='cpu')
-    in_mm = collect_results(in_mm, len(loader), device='cpu')
-    # threshold, and 1 for mm / 0 for image pixels
-    fitted = torch.zeros(2)
+    # one entry per image: the size is the split's, not its batches'
+    size = len(loader.dataset)
+    ere = collect_results(ere, size, device='cpu')
+    errors = collect_results(errors, size, device='cpu')
+    in_mm = collect_results(in_mm, size, device='cpu')
+    # threshold (NaN when not used), 1 for mm / 0 for image pixels, its
+    # interval, images and erroneous landmarks
+    fitted = torch.full((6, ), float('nan'))
     flagging = None
     if is_main_process():
         unit = _flag_unit(np.concatenate(in_mm))
-        flagging = _flagging_report(
-            np.concatenate(ere), np.concatenate(errors),
-            erroneous_mm if unit == 'mm' else erroneous_px, target_tpr,
-            unit)
-        fitted[0] = flagging['threshold']
-        fitted[1] = float(unit == 'mm')
+        flagging = flagging_report(
+            ere, errors, erroneous_mm if unit == 'mm' else erroneous_px,
+            target_tpr, unit)
+        fitted = torch.tensor([
+            flagging['threshold'] if flagging['used'] else float('nan'),
+            float(unit == 'mm'), flagging['interval']['low'],
+            flagging['interval']['high'], flagging['num_images'],
+            flagging['num_erroneous']
+        ], dtype=torch.float64).float()
     fitted = _broadcast_from_main(fitted, head.flag_threshold.device)
-    head.set_flag_threshold(
-        float(fitted[0]), 'mm' if bool(fitted[1] > 0.5) else 'px')
+    if bool(torch.isfinite(fitted[0])):
+        head.set_flag_threshold(
+            float(fitted[0]), 'mm' if bool(fitted[1] > 0.5) else 'px')
+    else:
+        print_log(f'calibration: {flagging["reason"]}' if flagging else
+                  'calibration: flag threshold not used', logger='current',
+                  level=30)
+    head.set_flag_basis(*(float(v) for v in fitted[2:]))
     return flagging
 
 
@@ -366,6 +347,12 @@ def _fit_conformal_regions(model, loader) -> Optional[Dict]:
     return report
 
 
+def _scale(report: Dict) -> str:
+    scale = report['measurement_intervals']['scale']
+    return ('not finite (too few calibration values for the level: '
+            'intervals stay full-map)' if scale is None else f'{scale:.3f}')
+
+
 def _log_report(report: Dict) -> None:
     c = report['calib']
     change = c['intervals']['NLL_change']
@@ -382,14 +369,15 @@ def _log_report(report: Dict) -> None:
         f'{c["num_landmarks"]} landmarks; T in '
         f'[{min(report["temperature"].values()):.3f}, '
         f'{max(report["temperature"].values()):.3f}]' +
-        (f'; flag ERE > {report["flagging"]["threshold"]:.3f} '
-         f'{report["flagging"]["unit"]}'
-         + ('' if report['flagging']['unit'] == 'mm' else
-            ' (original-image pixels: no spacing)')
+        (f'; {describe_flagging(report["flagging"])}'
          if report.get('flagging') else '') +
         (f'; conformal regions at levels {report["conformal"]["levels"]} '
          f'({report["conformal"]["score"]} score)'
-         if report.get('conformal') else ''),
+         if report.get('conformal') else '') +
+        (f'; measurement interval scale {_scale(report)} at level '
+         f'{report["measurement_intervals"]["level"]} from '
+         f'{report["measurement_intervals"]["num_scores"]} calibration '
+         'values' if report.get('measurement_intervals') else ''),
         logger='current')
 
 
@@ -474,6 +462,10 @@ def calibrate_model(runner,
                 model, loader, erroneous_mm, erroneous_px, target_tpr)
         # on the calibrated maps of the calibration split only
         report['conformal'] = _fit_conformal_regions(model, loader)
+        # within those regions, when the split has the measurements'
+        # landmarks (the 19 ISBI ones)
+        report['measurement_intervals'] = fit_calibration_intervals(
+            model, loader)
         # the fitted state now belongs to exactly these weights
         report['weights_fingerprint'] = head.seal_calibration(
             model.state_dict())
@@ -581,6 +573,7 @@ def _save_calibrated(model, loader, runner, path: str, report: Dict):
             temperature=report.get('temperature'),
             flagging=report.get('flagging'),
             conformal=report.get('conformal'),
+            measurement_intervals=report.get('measurement_intervals'),
             weights_fingerprint=report.get('weights_fingerprint')))
     save_checkpoint(
         dict(meta=meta, state_dict=weights_to_cpu(get_state_dict(model))),

@@ -32,6 +32,7 @@ from .errors import InputError
 
 __all__ = [
     'CALIBRATION_STATE_DEFAULTS', 'CALIBRATION_STATE_NAMES', 'CheckpointError',
+    'LATER_CALIBRATION_STATE_NAMES',
     'UNSET_AS_NAN_STATE_NAMES', 'check_finite_state', 'checkpoint_state_dict',
     'calibration_seal', 'load_checkpoint_file', 'weights_fingerprint'
 ]
@@ -44,13 +45,27 @@ __all__ = [
 #: ``flag_threshold_in_mm`` is the threshold's unit (True: mm, False:
 #: original-image pixels); True by default, so a checkpoint written before
 #: the unit was stored keeps its (mm) meaning.
-#: State fitted later (e.g. interval levels) joins the same fingerprinted
-#: calibration by adding its buffer here: the head then verifies, resets
-#: and fills it like the others.
+#: ``flag_threshold_low`` / ``_high`` are the threshold's 95 % bootstrap
+#: interval over the calibration images, ``flag_num_images`` /
+#: ``flag_num_erroneous`` the images and erroneous landmarks it was fitted
+#: on (NaN: not recorded); ``measurement_interval_scale`` / ``_level`` /
+#: ``measurement_region_level`` the fitted scale of the measurement
+#: intervals, its coverage level and the conformal region level the
+#: landmarks are drawn within (NaN: not fitted).
+#: State fitted later joins the same fingerprinted calibration by adding its
+#: buffer here (and to :data:`LATER_CALIBRATION_STATE_NAMES`): the head then
+#: verifies, resets and fills it like the others.
 CALIBRATION_STATE_DEFAULTS = {
     'log_temperature': 0.0,
     'flag_threshold': float('nan'),
     'flag_threshold_in_mm': True,
+    'flag_threshold_low': float('nan'),
+    'flag_threshold_high': float('nan'),
+    'flag_num_images': float('nan'),
+    'flag_num_erroneous': float('nan'),
+    'measurement_interval_scale': float('nan'),
+    'measurement_interval_level': float('nan'),
+    'measurement_region_level': float('nan'),
     'conformal_level': float('nan'),
     'conformal_threshold': float('nan'),
     'conformal_pooled_threshold': float('nan'),
@@ -60,6 +75,13 @@ CALIBRATION_STATE_DEFAULTS = {
 }
 #: The names of :data:`CALIBRATION_STATE_DEFAULTS`, in order.
 CALIBRATION_STATE_NAMES = tuple(CALIBRATION_STATE_DEFAULTS)
+#: The calibration buffers added after seals bound the calibration values:
+#: :func:`calibration_seal` hashes each only when it is set (not all at its
+#: default), so a checkpoint sealed before it existed keeps its seal.
+LATER_CALIBRATION_STATE_NAMES = (
+    'flag_threshold_low', 'flag_threshold_high', 'flag_num_images',
+    'flag_num_erroneous', 'measurement_interval_scale',
+    'measurement_interval_level', 'measurement_region_level')
 #: The calibration buffers in which NaN means "not fitted" (their default);
 #: :func:`check_finite_state` accepts NaN, never an infinity, in them.
 UNSET_AS_NAN_STATE_NAMES = tuple(
@@ -202,6 +224,15 @@ def weights_fingerprint(state: Mapping[str, torch.Tensor],
     return digest.hexdigest()
 
 
+def _at_default(name: str, value: torch.Tensor) -> bool:
+    """Whether calibration buffer ``value`` holds its default everywhere."""
+    default = CALIBRATION_STATE_DEFAULTS[name]
+    value = value.detach()
+    if isinstance(default, float) and math.isnan(default):
+        return bool(torch.isnan(value).all())
+    return bool((value == default).all())
+
+
 def _hash_tensor(digest, name: str, value: torch.Tensor) -> None:
     """Feeds ``name|dtype|shape|`` and the raw bytes of ``value`` (on the
     CPU) to ``digest``: one tensor of a fingerprint or a seal."""
@@ -235,6 +266,9 @@ def calibration_seal(weights_hex: str,
     digest = hashlib.sha256(b'mmchh calibration seal v2|')
     digest.update(weights_hex.encode())
     for name in sorted(calibration):
+        if name in LATER_CALIBRATION_STATE_NAMES and _at_default(
+                name, calibration[name]):
+            continue
         digest.update(b'|')
         _hash_tensor(digest, name, calibration[name])
     return digest.hexdigest()

@@ -71,9 +71,20 @@ def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
     run = [d for d in os.listdir(work) if osp.isdir(osp.join(work, d))][0]
     log = open(osp.join(work, run, f'{run}.log')).read()
     assert f'calibration: temperatures: {selection["chosen"]} (' in log
-    assert torch.isfinite(state['head.flag_threshold'])
-    assert report['flagging']['threshold_mm'] == pytest.approx(
-        float(state['head.flag_threshold']))
+    # 2 calibration images: below the minimum, the threshold is reported
+    # with its basis and why it does not flag, and the head keeps none
+    flagging = report['flagging']
+    assert flagging['num_images'] == 2 and flagging['used'] is False
+    assert 'fitted on 2 calibration image(s) (minimum 3)' in \
+        flagging['reason']
+    assert flagging['interval']['num_images'] == 2
+    assert not torch.isfinite(state['head.flag_threshold'])
+    assert float(state['head.flag_num_images']) == 2
+    assert float(state['head.flag_num_erroneous']) == \
+        flagging['num_erroneous']
+    assert float(state['head.flag_threshold_low']) == pytest.approx(
+        flagging['interval']['low'])
+    assert flagging['reason'] in log
     head = calibrated_run['runner'].model.head
     torch.testing.assert_close(head.temperature, t)
 
@@ -124,7 +135,9 @@ def test_revalidation_logs_calibrated_uncertainty_metrics(calibrated_run):
     vals = [r for r in rows if 'unc/NLL' in r]
     # epoch 1, epoch 2, then the calibrated re-validation
     assert len(vals) == 3
-    assert 'unc/good/count' in vals[-1] and 'unc/good/count' not in vals[0]
+    # no Good/Erroneous table: the threshold fitted on the 2 calibration
+    # images is below the minimum and flags nothing
+    assert 'unc/good/count' not in vals[-1]
     # and the conformal regions fitted with the temperatures
     assert 'unc/conformal/coverage' in vals[-1]
     assert 'unc/conformal/coverage' not in vals[0]
@@ -152,7 +165,10 @@ def test_calibration_freezes_everything_but_temperature(
         'head.log_temperature', 'head.flag_threshold',
         'head.calibration_fingerprint',
         'head.conformal_threshold', 'head.conformal_pooled_threshold',
-        'head.conformal_disc_radius', 'head.conformal_pooled_disc_radius'
+        'head.conformal_disc_radius', 'head.conformal_pooled_disc_radius',
+        # NaN (not used / not finite on 2 images) never equals itself
+        'head.flag_threshold_low', 'head.flag_threshold_high',
+        'head.measurement_interval_scale'
     }
     assert model.training  # restored
     assert all(p.requires_grad for p in model.parameters())

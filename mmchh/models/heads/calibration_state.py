@@ -95,6 +95,16 @@ class CalibrationStateMixin:
         - ``flag_threshold_in_mm``: () bool, the threshold's unit (True:
           mm, the default, so older checkpoints keep their meaning; False:
           original-image pixels)
+        - ``flag_threshold_low``, ``flag_threshold_high``: () float, the
+          threshold's 95 % bootstrap interval over calibration images;
+          ``flag_num_images``, ``flag_num_erroneous``: () float, what it
+          was fitted on (a threshold below the minimum of
+          :mod:`~mmchh.models.heads.flag_basis` is not stored: NaN
+          ``flag_threshold`` with these set); NaN = not recorded
+        - ``measurement_interval_scale``, ``measurement_interval_level``,
+          ``measurement_region_level``: () float, the measurement
+          intervals' fitted scale, level and draw region level; NaN = not
+          fitted
         - ``conformal_level``: (L,) float, coverage levels ``1 - alpha``
         - ``conformal_threshold``: (L, K) float, score threshold per level
           and landmark; ``conformal_pooled_threshold``: (L,)
@@ -119,8 +129,18 @@ class CalibrationStateMixin:
         # False
         self.register_buffer('flag_threshold', torch.tensor(float('nan')))
         self.register_buffer('flag_threshold_in_mm', torch.tensor(True))
-        # split-conformal regions and their disc baseline; NaN = not fitted
         nan = float('nan')
+        # what the threshold was fitted on (its bootstrap interval over the
+        # calibration images, their number and that of the erroneous
+        # landmarks) and the measurement intervals' fitted scale, its level
+        # and the region level of the draws; NaN = not recorded / not fitted
+        for name in ('flag_threshold_low', 'flag_threshold_high',
+                     'flag_num_images', 'flag_num_erroneous',
+                     'measurement_interval_scale',
+                     'measurement_interval_level',
+                     'measurement_region_level'):
+            self.register_buffer(name, torch.tensor(nan))
+        # split-conformal regions and their disc baseline; NaN = not fitted
         for name, shape in (('conformal_level', (num_levels, )),
                             ('conformal_threshold', (num_levels, num_maps)),
                             ('conformal_pooled_threshold', (num_levels, )),
@@ -418,6 +438,52 @@ class CalibrationStateMixin:
         with torch.no_grad():
             for name, value in values.items():
                 getattr(self, name).copy_(value)
+        self._calibration_seen_by_loss = False
+
+    def set_flag_basis(self, low: float, high: float, num_images: int,
+                       num_erroneous: int) -> None:
+        """Records what the flag threshold was fitted on.
+
+        Args:
+            low (float): Lower end of its bootstrap interval (NaN: none).
+            high (float): Upper end (NaN: none).
+            num_images (int): Calibration images it was fitted on.
+            num_erroneous (int): Erroneous landmarks among them.
+        """
+        values = dict(flag_threshold_low=low, flag_threshold_high=high,
+                      flag_num_images=num_images,
+                      flag_num_erroneous=num_erroneous)
+        for name, value in values.items():
+            if np.isinf(float(value)):
+                raise ValueError(f'{name} must not be infinite')
+        with torch.no_grad():
+            for name, value in values.items():
+                getattr(self, name).fill_(float(value))
+        self._calibration_seen_by_loss = False
+
+    def set_measurement_interval(self, scale: float, level: float,
+                                 region_level: float) -> None:
+        """Stores the measurement intervals' fitted scale.
+
+        Args:
+            scale (float): The scale ``q`` (finite, >= 0), or NaN when the
+                calibration split was too small for ``level`` (the fit
+                gave infinity).
+            level (float): The intervals' coverage level, in (0, 1).
+            region_level (float): The conformal region level the landmarks
+                are drawn within, in (0, 1).
+        """
+        scale = float(scale)
+        if np.isinf(scale) or scale < 0:
+            raise ValueError(f'measurement interval scale must be finite '
+                             f'and >= 0 (NaN: not finite); got {scale}')
+        for name, value in (('level', level), ('region_level', region_level)):
+            if not 0 < float(value) < 1:
+                raise ValueError(f'{name} must be in (0, 1); got {value}')
+        with torch.no_grad():
+            self.measurement_interval_scale.fill_(scale)
+            self.measurement_interval_level.fill_(float(level))
+            self.measurement_region_level.fill_(float(region_level))
         self._calibration_seen_by_loss = False
 
     @property

@@ -1,0 +1,149 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""The measurement interval scale, fitted during calibration.
+
+When the calibration split holds the 19 ISBI 2015 landmarks the
+measurements need (:data:`~mmchh.datasets.ceph_meta.CEPH_LANDMARK_NAMES`,
+in order), :func:`~mmchh.engine.calibrate_model` also fits the scale of
+the measurement intervals there, after the conformal regions: every
+calibration image's eight measurements get a center and a spread from
+landmarks drawn within their regions
+(:func:`~mmchh.evaluation.functional.region_draws.region_measurement_center_spread`,
+the computation the API's intervals use), their true values come from the
+ground-truth keypoints, and the pooled normalised residuals give the scale
+(:func:`~mmchh.engine.measurement_interval_fitting.fit_measurement_intervals`).
+The scale, its level and the region level are stored in the head's
+calibration state (sealed with the rest), so ``tools/measure.py``,
+``predict_landmarks(measurements=True)`` and ``tools/infer.py
+--measurements`` use it by default.
+"""
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from mmengine.dist import (broadcast, collect_results, get_world_size,
+                           is_main_process)
+
+from mmchh.codecs.utils.frame import HeatmapFrame
+from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES
+from mmchh.evaluation.functional.cephalometric import ceph_measurements
+from mmchh.evaluation.functional.measurement_uncertainty import \
+    interval_scores
+from mmchh.evaluation.functional.region_draws import (
+    region_draw_seed, region_measurement_center_spread)
+from .measurement_interval_fitting import fit_measurement_intervals
+
+__all__ = ['has_measurement_landmarks', 'fit_calibration_intervals',
+           'image_interval_scores']
+
+
+def has_measurement_landmarks(metainfo: Optional[dict]) -> bool:
+    """Whether a dataset's landmarks are the 19 ISBI 2015 ones, in order."""
+    names = (metainfo or {}).get('keypoint_id2name') or {}
+    return [names.get(k) for k in range(len(names))] == list(
+        CEPH_LANDMARK_NAMES)
+
+
+def image_interval_scores(sample, head, level_index: int, num_samples: int,
+                          seed: int, index: int) -> Dict[str, float]:
+    """The normalised residual of each measurement of one predicted
+    calibration sample (NaN where its truth or its interval is missing).
+
+    Args:
+        sample (PoseDataSample): From ``model.test_step`` with
+            ``output_heatmaps`` (``pred_fields.heatmaps`` (19, H, W)) and
+            the ground truth (``gt_instances.keypoints`` (1, 19, 2) in image
+            pixels, ``keypoints_visible``).
+        head (nn.Module): The calibrated head (its conformal regions).
+        level_index (int): The region level's index in
+            ``head.conformal_level``.
+        num_samples (int): Draws per landmark.
+        seed (int): Seed; the image draws from ``region_draw_seed(seed,
+            index)``.
+        index (int): The image's index in the split.
+    """
+    pred, gt = sample.pred_instances, sample.gt_instances
+    maps = sample.pred_fields.heatmaps
+    maps = (maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor)
+            else np.asarray(maps)).astype(np.float32)
+    valid = np.isfinite(maps).all(axis=(1, 2))
+    if 'keypoint_valid' in pred:
+        valid &= np.asarray(pred.keypoint_valid, bool)[0]
+    spacing = sample.metainfo.get('spacing')
+    spacing = None if spacing is None else np.broadcast_to(
+        np.asarray(spacing, np.float64).reshape(-1), (2, ))
+    frame = HeatmapFrame.from_codec(head.decoder, sample.metainfo)
+    stats = region_measurement_center_spread(
+        maps, valid, head.conformal_threshold[level_index],
+        head.conformal_score, num_samples, region_draw_seed(seed, index),
+        frame.heatmap_to_image, spacing)
+    points = np.asarray(gt.keypoints, np.float64)[0, :, :2]
+    visible = np.asarray(
+        gt.get('keypoints_visible', np.ones((1, len(points)))))[0] > 0
+    truth = ceph_measurements(
+        np.where(visible[:, None], points, np.nan), spacing)
+    return {
+        name: float(interval_scores(stats[name][0], stats[name][1],
+                                    float(truth[name])))
+        for name in CEPH_LABEL_NAMES
+    }
+
+
+def fit_calibration_intervals(model, loader, level: float = 0.95,
+                              num_samples: int = 1000,
+                              seed: int = 0) -> Optional[Dict]:
+    """Fits and stores the head's measurement interval scale.
+
+    Call inside :func:`~mmchh.engine.calibrate_model`'s frozen evaluation,
+    after the conformal regions (the landmarks are drawn within the
+    highest level's). Does nothing (returns None) unless the split's
+    landmarks are the 19 ISBI ones.
+
+    Args:
+        model: The pose estimator (unwrapped) with a calibrated head.
+        loader (DataLoader): The calibration split (ground truth encoded).
+        level (float): Coverage level of the intervals.
+        num_samples (int): Draws per landmark.
+        seed (int): Seed of the draws (image ``j`` of the split:
+            ``region_draw_seed(seed, j)``).
+
+    Returns:
+        dict | None: On the main process the fit
+        (:meth:`~mmchh.engine.measurement_interval_fitting.MeasurementIntervalFit.to_dict`,
+        ``scale`` None when the split is too small for ``level``: then the
+        head stores NaN and the tools say so); None elsewhere or without
+        the landmarks.
+    """
+    head = model.head
+    if not has_measurement_landmarks(
+            getattr(loader.dataset, 'metainfo', None)) or \
+            not bool(getattr(head, 'has_conformal_regions', False)):
+        return None
+    level_index = int(torch.argmax(head.conformal_level))
+    region_level = round(float(head.conformal_level[level_index]), 6)
+    rows: List[Dict[str, float]] = []
+    original = model.test_cfg
+    model.test_cfg = dict(original or {}, output_heatmaps=True)
+    try:
+        with torch.no_grad():
+            for data in loader:
+                for sample in model.test_step(data):
+                    rows.append(image_interval_scores(
+                        sample, head, level_index, num_samples, seed,
+                        len(rows)))
+    finally:
+        model.test_cfg = original
+    rows = collect_results(rows, len(loader.dataset), device='cpu')
+    values = torch.full((1, ), float('nan'))
+    fit = None
+    if is_main_process():
+        fit = fit_measurement_intervals(
+            {n: np.array([r[n] for r in rows]) for n in CEPH_LABEL_NAMES},
+            level=level, region_level=region_level,
+            num_samples=int(num_samples), seed=int(seed),
+            calib_file=getattr(loader.dataset, 'ann_file', None))
+        values[0] = fit.scale if np.isfinite(fit.scale) else float('nan')
+    values = values.to(head.measurement_interval_scale.device)
+    if get_world_size() > 1:
+        broadcast(values, src=0)
+    head.set_measurement_interval(float(values[0]), level, region_level)
+    return None if fit is None else fit.to_dict()
