@@ -9,7 +9,19 @@ by a small derived config written here: the folder as every dataset's
 ``data_root`` and its metainfo's landmark count as the head's
 ``out_channels`` and the datasets' ``num_keypoints`` (which
 :class:`~mmchh.datasets.CephalometricDataset` checks against the data).
-Everything else comes from the base.
+Everything else comes from the base, unless asked:
+
+- ``input_size`` (W, H; multiples of 32, for the U-Net's skips) sets the
+  codec, every pipeline step that carries a size (``TopdownAffine``, the
+  ``encoder`` of ``GenerateTarget``/``GenerateTargetIfAnnotated``) and the
+  head's decoder; ``heatmap_size`` (default: the input size) may be the
+  input divided by 2, 4 or 8, and the U-Net decoder then stops that many
+  blocks early (as ``configs/ceph/unet_r34_onehot_quarter.py``). The
+  augmentation keeps its reference size (``ElasticDeformation``'s
+  ``reference_size``, the shift as a fraction of the box): its strength
+  scales to the input, the same share of the image at any size.
+- ``epochs`` sets ``train_cfg.max_epochs``; the base's learning-rate
+  milestones are fractions of it (``FractionMultiStepLR``).
 
 The config is never written over an existing file unless asked
 (``force``), and never into a conversion folder (one holding
@@ -23,14 +35,16 @@ from mmchh.utils.io import atomic_write_text
 from .converters.coco_writer import CONVERSION_MARKER
 
 __all__ = [
-    'LANDMARK_LOADERS', 'read_landmark_names', 'landmark_config_source',
-    'write_landmark_config'
+    'HEATMAP_STRIDES', 'LANDMARK_LOADERS', 'read_landmark_names',
+    'recipe_lines', 'landmark_config_source', 'write_landmark_config'
 ]
 
 #: The dataloaders of a landmark config (one per converted split).
 LANDMARK_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
                     'calib_dataloader')
 _TOOL = 'tools/landmark_config.py'
+#: input / heatmap ratios the U-Net decoder gives (5, 4, 3, 2 blocks).
+HEATMAP_STRIDES = (1, 2, 4, 8)
 
 
 def read_landmark_names(data_root: str) -> List[str]:
@@ -55,8 +69,110 @@ def read_landmark_names(data_root: str) -> List[str]:
     return [names[i] for i in range(meta['num_keypoints'])]
 
 
-def landmark_config_source(data_root: str, config: str,
-                           base: str) -> Tuple[str, int]:
+def _check_size(option: str, size) -> Tuple[int, int]:
+    if size is None or len(size) != 2 or not all(
+            isinstance(v, int) and v >= 1 for v in size):
+        raise InputError(f'{option} must be two integers W H >= 1; got '
+                         f'{size!r}')
+    return int(size[0]), int(size[1])
+
+
+def _heatmap_stride(input_size: Tuple[int, int],
+                    heatmap_size: Tuple[int, int]) -> int:
+    """The input / heatmap ratio: 1, 2, 4 or 8, the same along both axes.
+    """
+    for stride in HEATMAP_STRIDES:
+        if (input_size[0] == heatmap_size[0] * stride
+                and input_size[1] == heatmap_size[1] * stride):
+            return stride
+    raise InputError(
+        f'--heatmap-size {heatmap_size[0]} {heatmap_size[1]}: must be the '
+        f'input size {input_size[0]} {input_size[1]} divided by one of '
+        f'{", ".join(map(str, HEATMAP_STRIDES))} (the U-Net decoder\'s '
+        'blocks)')
+
+
+def recipe_lines(input_size=None, heatmap_size=None,
+                 epochs: Optional[int] = None) -> List[str]:
+    """The lines that change the base's input/heatmap size and epochs
+    (none when all are None); the loaders take ``train_pipeline`` and
+    ``val_pipeline`` when a size is given.
+
+    Raises:
+        InputError: naming the option: a size that is not two positive
+            integers, an input not a multiple of 32, a heatmap size that is
+            not the input over 1, 2, 4 or 8, epochs below 1, or a heatmap
+            size without an input size.
+    """
+    lines = []
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs,
+                                                      int) or epochs < 1:
+            raise InputError(f'--epochs must be an integer >= 1; got '
+                             f'{epochs!r}')
+        lines += [
+            f'# {epochs} epochs; the learning-rate milestones are fractions '
+            'of them', f'train_cfg = dict(max_epochs={epochs})', ''
+        ]
+    if input_size is None:
+        if heatmap_size is not None:
+            raise InputError('--heatmap-size needs --input-size')
+        return lines
+    input_size = _check_size('--input-size', input_size)
+    if input_size[0] % 32 or input_size[1] % 32:
+        raise InputError(f'--input-size {input_size[0]} {input_size[1]}: W '
+                         'and H must be multiples of 32 (the U-Net\'s '
+                         'skips)')
+    heatmap_size = input_size if heatmap_size is None else _check_size(
+        '--heatmap-size', heatmap_size)
+    blocks = 5 - HEATMAP_STRIDES.index(_heatmap_stride(input_size,
+                                                       heatmap_size))
+    lines += [
+        f'# input {input_size[0]}x{input_size[1]}, heatmaps '
+        f'{heatmap_size[0]}x{heatmap_size[1]}: the codec, every pipeline',
+        '# step that carries a size, and the decoder; the augmentation',
+        '# keeps its reference size (its strength scales to the input)',
+        f'input_size = {input_size!r}',
+        f'heatmap_size = {heatmap_size!r}',
+        'codec = dict(_base_.codec, input_size=input_size, '
+        'heatmap_size=heatmap_size)',
+        'train_pipeline, val_pipeline = ([',
+        "    dict(t, input_size=input_size) if t.type == 'TopdownAffine' "
+        'else',
+        "    dict(t, encoder=codec) if 'encoder' in t else t",
+        '    for t in pipeline',
+        '] for pipeline in (_base_.train_pipeline, _base_.val_pipeline))',
+    ]
+    if blocks < 5:
+        lines += [
+            '# heatmaps at 1/%d of the input: the decoder\'s first %d blocks'
+            % (2**(5 - blocks), blocks),
+            'decoder_channels = _base_.model.neck.decoder_channels[:%d]' %
+            blocks,
+        ]
+    return lines + ['']
+
+
+def _model_line(input_size, heatmap_size) -> str:
+    """The written config's ``model``: the landmark count, and with a
+    size the codec (and the shortened decoder)."""
+    head = 'out_channels=num_keypoints'
+    if input_size is None:
+        return f'model = dict(head=dict({head}))'
+    head += ', decoder=codec'
+    if tuple(heatmap_size or input_size) == tuple(input_size):
+        return f'model = dict(head=dict({head}))'
+    return ('model = dict(\n    neck=dict(decoder_channels=decoder_channels),'
+            f'\n    head=dict(\n        {head},\n'
+            '        in_channels=decoder_channels[-1]))')
+
+
+def landmark_config_source(data_root: str,
+                           config: str,
+                           base: str,
+                           input_size=None,
+                           heatmap_size=None,
+                           epochs: Optional[int] = None) -> Tuple[str, int]:
     """The text of a config deriving from ``base`` for ``data_root``.
 
     Args:
@@ -65,10 +181,16 @@ def landmark_config_source(data_root: str, config: str,
             relative to it, as MMEngine resolves it).
         base (str): The generic config, e.g.
             ``configs/landmark/unet_r34_onehot.py``.
+        input_size (tuple, optional): (W, H) of the network input.
+        heatmap_size (tuple, optional): (W, H) of the heatmaps (default:
+            the input size).
+        epochs (int, optional): Training epochs.
 
     Returns:
         tuple: (text, number of landmarks).
     """
+    recipe = recipe_lines(input_size, heatmap_size, epochs)
+    sized = input_size is not None
     names = read_landmark_names(data_root)
     root = osp.abspath(data_root).replace('\\', '/').rstrip('/') + '/'
     base_ref = _base_reference(base, config)
@@ -82,7 +204,8 @@ def landmark_config_source(data_root: str, config: str,
         f'data_root = {root!r}',
         f'num_keypoints = {len(names)}',
         '',
-        'model = dict(head=dict(out_channels=num_keypoints))',
+        *recipe,
+        _model_line(input_size, heatmap_size),
     ]
     # the metainfo by its full path too: inference reads the names from
     # the config without building a dataset
@@ -90,7 +213,10 @@ def landmark_config_source(data_root: str, config: str,
     lines += [
         f'{loader} = dict(\n'
         '    dataset=dict(data_root=data_root, metainfo=metainfo,\n'
-        '                 num_keypoints=num_keypoints))'
+        '                 num_keypoints=num_keypoints%s))' %
+        ((',\n                 pipeline=' +
+          ('train_pipeline' if loader == 'train_dataloader' else
+           'val_pipeline')) if sized else '')
         for loader in LANDMARK_LOADERS
     ]
     return '\n'.join(lines) + '\n', len(names)
@@ -151,8 +277,13 @@ def _check_destination(config: str, force: bool) -> None:
                          'it')
 
 
-def write_landmark_config(data_root: str, config: str, base: str,
-                          force: bool = False) -> int:
+def write_landmark_config(data_root: str,
+                          config: str,
+                          base: str,
+                          force: bool = False,
+                          input_size=None,
+                          heatmap_size=None,
+                          epochs: Optional[int] = None) -> int:
     """Writes :func:`landmark_config_source` to ``config`` (atomically).
 
     Args:
@@ -160,6 +291,8 @@ def write_landmark_config(data_root: str, config: str, base: str,
         config (str): The config file to write.
         base (str): The generic config it derives from.
         force (bool): Replace an existing ``config``.
+        input_size, heatmap_size, epochs: As for
+            :func:`landmark_config_source` (None: the base's).
 
     Returns:
         int: The number of landmarks.
@@ -174,7 +307,9 @@ def write_landmark_config(data_root: str, config: str, base: str,
         raise InputError(f'--base {base}: config file does not exist')
     if osp.abspath(config) == osp.abspath(base):
         raise InputError(f'{config}: would overwrite the base config')
+    recipe_lines(input_size, heatmap_size, epochs)  # options first
     _check_destination(config, force)
-    text, num = landmark_config_source(data_root, config, base)
+    text, num = landmark_config_source(data_root, config, base, input_size,
+                                       heatmap_size, epochs)
     atomic_write_text(config, text)
     return num
