@@ -148,6 +148,27 @@ def _fits(old: Any, new: Any) -> bool:
     return True
 
 
+#: Top-level keys read after the config file (besides the Runner's
+#: arguments and every ``*_dataloader``, ``*_evaluator``, ``*_cfg``).
+_READ_AFTER_LOADING = frozenset(
+    ('data_root', 'model_wrapper_cfg', 'find_unused_parameters', 'compile',
+     'custom_imports', 'strategy'))
+
+
+def _check_top_level(key: str, sections, config: str) -> None:
+    """Refuses a top-level variable that nothing reads any more."""
+    if key in sections or key in _READ_AFTER_LOADING or key.endswith(
+            ('_dataloader', '_evaluator', '_cfg')):
+        return
+    raise InputError(
+        f'--cfg-options {key}: {key} is a variable of config {config} that '
+        'its other keys copied when the file was read, so changing it would '
+        'change nothing; set the keys that use it (e.g. '
+        'model.head.decoder.input_size), write a derived config, or for a '
+        'converted folder tools/landmark_config.py --input-size W H '
+        '[--heatmap-size W H] [--epochs N]')
+
+
 def check_cfg_options(cfg: Config, cfg_options: dict, config: str) -> None:
     """Refuses ``--cfg-options`` that cannot mean what they say.
 
@@ -161,7 +182,13 @@ def check_cfg_options(cfg: Config, cfg_options: dict, config: str) -> None:
       allowed (the build then names a key the object does not take:
       :func:`config_errors`);
     * a value of another kind than the config's: text where it has a
-      number (``train_cfg.max_epochs=abc``) or a bool.
+      number (``train_cfg.max_epochs=abc``) or a bool;
+    * a top-level variable of the config that nothing reads after the file
+      is read (``input_size=(128,160)``, ``codec=...``, ``num_keypoints``):
+      MMEngine resolved it into the keys that use it, so changing it would
+      change nothing (``data_root`` is carried into the datasets, see
+      :func:`load_run_config`; Runner sections, ``*_dataloader`` and the
+      keys the tools read stay allowed).
 
     Raises:
         InputError: naming the option, the config and what it holds.
@@ -173,6 +200,8 @@ def check_cfg_options(cfg: Config, cfg_options: dict, config: str) -> None:
     sections = set(inspect.signature(Runner.__init__).parameters)
     tree = cfg.to_dict()
     for key, value in cfg_options.items():
+        if '.' not in key and key in tree:
+            _check_top_level(key, sections, config)
         parent = key.rsplit('.', 1)[0] if '.' in key else None
         if parent is not None and not _walk(tree, parent)[0] and \
                 parent not in sections:
