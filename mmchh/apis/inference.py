@@ -31,6 +31,9 @@ from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
 from mmchh.datasets.whole_image_box import whole_image_bbox
 from mmchh.utils.checkpoint import (check_finite_state, checkpoint_state_dict,
                                     load_checkpoint_file)
+from mmchh.utils.checkpoint_recipe import (check_config_matches_checkpoint,
+                                           checkpoint_recipe, recipe_config,
+                                           require_recipe)
 from mmchh.utils.run_config import check_state_fits
 from .image_loading import ImageInput, XRay, read_xray
 from .image_spacing import parse_spacing, resolve_spacing
@@ -50,30 +53,69 @@ __all__ = [
 # --------------------------------------------------------------------------
 # model
 # --------------------------------------------------------------------------
-def init_landmark_model(config: Union[str, Path, Config],
-                        checkpoint: Union[str, Path],
-                        device: str = 'cpu') -> nn.Module:
-    """Builds a landmark model from a config and loads a checkpoint.
+def _model_config(config: Union[None, str, Path, Config], ckpt: Any,
+                  checkpoint: str, allow_mismatch: bool) -> Config:
+    """The config to build the model from: the given one, checked against
+    the checkpoint's recipe, or the recipe itself when none is given."""
+    if config is None:
+        return recipe_config(require_recipe(ckpt, checkpoint))
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config file {config} does not exist')
+        cfg = Config.fromfile(str(config))
+    elif isinstance(config, Config):
+        cfg = config.copy()
+    else:
+        raise TypeError(f'config must be a path or a Config; got '
+                        f'{type(config)}')
+    config_name = str(config) if not isinstance(config, Config) else (
+        config.filename or '<Config object>')
+    check_config_matches_checkpoint(cfg, checkpoint_recipe(ckpt),
+                                    config_name, checkpoint, allow_mismatch)
+    return cfg
+
+
+def init_landmark_model(config: Union[None, str, Path, Config],
+                        checkpoint: Union[None, str, Path] = None,
+                        device: str = 'cpu',
+                        allow_config_mismatch: bool = False) -> nn.Module:
+    """Builds a landmark model from a checkpoint (and optionally a config).
+
+    The checkpoint carries its recipe (the model config, the codec's grid,
+    the test pipeline, the landmark names: see
+    :mod:`mmchh.utils.checkpoint_recipe`), so ``init_landmark_model(CKPT)``
+    or ``init_landmark_model(None, CKPT)`` is enough. A config given as
+    well is checked against that recipe: one whose input or heatmap size,
+    ``TopdownAffine`` size, landmark count or names differ is refused
+    (unless ``allow_config_mismatch``).
 
     The checkpoint is loaded with torch's ``weights_only=True`` (mmchh
-    allow-lists exactly what MMEngine checkpoints contain). Calibration
-    travels in the checkpoint: the per-landmark temperatures and the ERE
-    flag threshold are head buffers.
+    allow-lists exactly what MMEngine checkpoints contain), and the recipe
+    is read as plain data, never run. Calibration travels in the
+    checkpoint: the per-landmark temperatures and the ERE flag threshold
+    are head buffers.
 
     Args:
-        config (str | Path | Config): Config file or object, e.g.
-            ``configs/ceph/unet_r34_onehot.py``.
-        checkpoint (str | Path): Checkpoint file, normally ``calibrated.pth``.
+        config (str | Path | Config | None): Config file or object, e.g.
+            ``configs/ceph/unet_r34_onehot.py``; None: the checkpoint's
+            own. With ``checkpoint`` left out, this is the checkpoint.
+        checkpoint (str | Path, optional): Checkpoint file, normally
+            ``calibrated.pth``.
         device (str): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
+        allow_config_mismatch (bool): Use a config that differs from the
+            checkpoint's recipe, with a ``UserWarning`` naming both.
 
     Returns:
         nn.Module: The ``TopdownPoseEstimator`` in eval mode, with ``cfg``
         and ``dataset_meta`` set.
 
     Raises:
+        ConfigMismatchError: If the config's grid, landmark count or names
+            differ from the checkpoint's (both files and values named).
         InputError: If the checkpoint does not fit the config's model
             (another landmark count, another backbone): both files, the
-            landmark counts and the first mismatching tensor are named.
+            landmark counts and the first mismatching tensor are named; or
+            no config is given and the checkpoint carries no recipe.
         FileNotFoundError: If the config or the checkpoint is missing.
         CheckpointError: If the checkpoint is empty, truncated, not plain
             weights, or holds a NaN/inf tensor (the file and the tensor are
@@ -84,26 +126,29 @@ def init_landmark_model(config: Union[str, Path, Config],
             landmark), or its calibration was fitted for other weights (its
             fingerprint does not match: it is then ignored); the model
             still works, but its probabilities and ERE are not calibrated
-            and nothing is flagged.
+            and nothing is flagged. If a config is given and the checkpoint
+            carries no recipe to check it against.
     """
     from mmpose.apis import init_model
 
     import mmchh  # noqa: F401  (registers the modules, allow-lists types)
 
-    config_name = str(config) if not isinstance(config, Config) else (
-        config.filename or '<Config object>')
-    if isinstance(config, (str, Path)):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config file {config} does not exist')
-        cfg = Config.fromfile(str(config))
-    elif isinstance(config, Config):
-        cfg = config.copy()
-    else:
-        raise TypeError(f'config must be a path or a Config; got '
-                        f'{type(config)}')
+    if checkpoint is None:
+        config, checkpoint = None, config
+    if checkpoint is None:
+        raise TypeError('init_landmark_model needs a checkpoint')
     checkpoint = str(checkpoint)
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    ckpt = load_checkpoint_file(checkpoint)
+    state = checkpoint_state_dict(ckpt, checkpoint)
+    # non-finite weights give (0, 0) with ERE 0 everywhere: refused here,
+    # naming the file (the head's load hook refuses them on every path)
+    check_finite_state(state, checkpoint)
+    cfg = _model_config(config, ckpt, checkpoint, allow_config_mismatch)
+    config_name = f'the recipe of {checkpoint}' if config is None else (
+        str(config) if not isinstance(config, Config) else
+        (config.filename or '<Config object>'))
 
     # never download pretrained weights: the checkpoint replaces them all
     for part in ('backbone', 'neck', 'head'):
@@ -111,20 +156,17 @@ def init_landmark_model(config: Union[str, Path, Config],
             cfg.model[part]['init_cfg'] = None
     cfg.model.pop('pretrained', None)
 
-    ckpt = load_checkpoint_file(checkpoint)
-    state = checkpoint_state_dict(ckpt, checkpoint)
-    # non-finite weights give (0, 0) with ERE 0 everywhere: refused here,
-    # naming the file (the head's load hook refuses them on every path)
-    check_finite_state(state, checkpoint)
-
-    # cfg_options=None makes init_model drop the backbone's init_cfg too
-    model = init_model(cfg, checkpoint=None, device='cpu')
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    # cfg_options=None makes init_model drop the backbone's init_cfg too;
+    # a recipe's config has no dataset metainfo for init_model to look up
+    # (the checkpoint's names are set below)
+    model = _build_from_recipe(cfg) if config is None else init_model(
+        cfg, checkpoint=None, device='cpu')
     # names and shapes (the landmark count first) before any weight is
     # copied: a wrong pair gives one clear message, the same the tools give,
     # instead of a wall of size-mismatch errors
     check_state_fits(model, state, checkpoint, config_name)
     model.load_state_dict(state, strict=True)
-    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
     if isinstance(meta, dict) and meta.get('dataset_meta'):
         model.dataset_meta = meta['dataset_meta']
     model.checkpoint_path = checkpoint
@@ -139,6 +181,20 @@ def init_landmark_model(config: Union[str, Path, Config],
             'no landmark is flagged; run tools/calibrate.py on it first',
             UserWarning,
             stacklevel=2)
+    return model
+
+
+def _build_from_recipe(cfg: Config) -> nn.Module:
+    """The model of a recipe's config, as MMPose's ``init_model`` builds
+    it, without its dataset-metainfo lookup (the checkpoint has the
+    names)."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmpose.models import build_pose_estimator
+    cfg.model.train_cfg = None
+    init_default_scope(cfg.get('default_scope', 'mmpose') or 'mmpose')
+    model = revert_sync_batchnorm(build_pose_estimator(cfg.model))
+    model.dataset_meta = {}
+    model.cfg = cfg
     return model
 
 

@@ -561,6 +561,8 @@ def _save_calibrated(model, loader, runner, path: str, report: Dict):
     import mmengine
     from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
                                             weights_to_cpu)
+
+    from mmchh.utils.checkpoint_recipe import add_recipe
     meta = dict(
         mmengine_version=mmengine.__version__,
         time=time.strftime('%Y%m%d_%H%M%S', time.localtime()),
@@ -575,6 +577,8 @@ def _save_calibrated(model, loader, runner, path: str, report: Dict):
             conformal=report.get('conformal'),
             measurement_intervals=report.get('measurement_intervals'),
             weights_fingerprint=report.get('weights_fingerprint')))
+    # what the model needs to predict, as plain data (no config needed)
+    add_recipe(meta, runner.cfg)
     save_checkpoint(
         dict(meta=meta, state_dict=weights_to_cpu(get_state_dict(model))),
         path)

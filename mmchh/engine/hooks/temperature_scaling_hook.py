@@ -6,6 +6,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmpose.registry import HOOKS
 
+from mmchh.utils.checkpoint_recipe import add_recipe
+
 from ..calibration import calibrate_model
 from ..calibration_settings import check_calibration_settings
 
@@ -86,6 +88,13 @@ class TemperatureScalingHook(Hook):
         self.erroneous_px = erroneous_px
         self.do_no_harm = do_no_harm
         self.cv_folds = cv_folds
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Every checkpoint of the run carries its recipe (the model
+        config, grid, test pipeline and landmark names:
+        :mod:`mmchh.utils.checkpoint_recipe`), so it predicts without a
+        config and refuses one that does not match."""
+        add_recipe(checkpoint.setdefault('meta', {}), runner.cfg)
 
     def after_train(self, runner) -> None:
         if self.use_best:
