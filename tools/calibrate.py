@@ -99,6 +99,11 @@ def parse_args(argv=None):
         'default); prints a warning and records the overlap in '
         'calibration.json')
     parser.add_argument(
+        '--allow-config-mismatch', action='store_true',
+        help='use the config even where its input/heatmap size, landmark '
+        'count or names differ from those the checkpoint was trained with '
+        '(refused by default; a warning names both)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings in the config, key=value')
     parser.add_argument('--launcher',
@@ -126,7 +131,8 @@ def _main(argv=None):
         raise InputError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
-    precheck_checkpoint(cfg, args.checkpoint, args.config)
+    precheck_checkpoint(cfg, args.checkpoint, args.config,
+                        allow_config_mismatch=args.allow_config_mismatch)
     hook = temperature_hook_config(cfg)
     calib = hook.get('calib_dataloader', 'calib_dataloader')
     if isinstance(calib, str):

@@ -32,8 +32,13 @@ line on stderr for a bad option, file or checkpoint, no predicted image or
 no valid landmark at all; 130 on Ctrl-C, after writing the tables for the
 images done ("interrupted after N of M images").
 
+The checkpoint carries its recipe (model, grid, test pipeline, landmark
+names), so --config is not needed; a --config whose input/heatmap size,
+landmark count or names differ from the checkpoint's is refused (one line
+naming both) unless --allow-config-mismatch.
+
 Example:
-    python tools/infer.py xrays/ --config configs/ceph/unet_r34_onehot.py \
+    python tools/infer.py xrays/ \
         --checkpoint work_dirs/unet_r34_onehot/calibrated.pth \
         --out-dir preds/ --spacing 0.1 --measurements --format labelme
 """
@@ -47,7 +52,14 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('input', help='an image file or a folder')
-    parser.add_argument('--config', required=True, help='config file')
+    parser.add_argument('--config', help='config file (default: the '
+                        "checkpoint's own recipe; a config given is checked "
+                        'against it)')
+    parser.add_argument('--allow-config-mismatch', action='store_true',
+                        help='use --config even where its input/heatmap '
+                        'size, landmark count or names differ from those '
+                        'the checkpoint was trained with (refused by '
+                        'default; a warning names both)')
     parser.add_argument('--checkpoint', required=True,
                         help='checkpoint (normally calibrated.pth)')
     parser.add_argument('--out-dir', required=True, help='output folder')
@@ -150,8 +162,9 @@ def _load_model(args):
     from mmchh.apis import init_landmark_model
     from mmchh.utils.errors import InputError
     try:
-        model = init_landmark_model(args.config, args.checkpoint,
-                                    args.device)
+        model = init_landmark_model(
+            args.config, args.checkpoint, args.device,
+            allow_config_mismatch=args.allow_config_mismatch)
         if args.measurements:
             from mmchh.apis.inference import check_measurement_model
             check_measurement_model(model)

@@ -54,6 +54,11 @@ def parse_args(argv=None):
         'calib split of its conversion (refused by default); prints a '
         'warning and records the overlap in --out')
     parser.add_argument(
+        '--allow-config-mismatch', action='store_true',
+        help='use the config even where its input/heatmap size, landmark '
+        'count or names differ from those the checkpoint was trained with '
+        '(refused by default; a warning names both)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings in the config, key=value')
     parser.add_argument('--launcher',
@@ -149,7 +154,8 @@ def _main(argv=None):
         raise InputError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
-    precheck_checkpoint(cfg, args.checkpoint, args.config)
+    precheck_checkpoint(cfg, args.checkpoint, args.config,
+                        allow_config_mismatch=args.allow_config_mismatch)
     leak = check_split(loader_ann_file(cfg.get('test_dataloader')), 'score',
                        args.allow_split_overlap, TOOL)
     cfg.load_from = args.checkpoint

@@ -54,9 +54,9 @@ __all__ = [
 # model
 # --------------------------------------------------------------------------
 def _model_config(config: Union[None, str, Path, Config], ckpt: Any,
-                  checkpoint: str, allow_mismatch: bool) -> Config:
-    """The config to build the model from: the given one, checked against
-    the checkpoint's recipe, or the recipe itself when none is given."""
+                  checkpoint: str) -> Config:
+    """The config to build the model from: the given one, or the
+    checkpoint's recipe when none is given."""
     if config is None:
         return recipe_config(require_recipe(ckpt, checkpoint))
     if isinstance(config, (str, Path)):
@@ -68,10 +68,6 @@ def _model_config(config: Union[None, str, Path, Config], ckpt: Any,
     else:
         raise TypeError(f'config must be a path or a Config; got '
                         f'{type(config)}')
-    config_name = str(config) if not isinstance(config, Config) else (
-        config.filename or '<Config object>')
-    check_config_matches_checkpoint(cfg, checkpoint_recipe(ckpt),
-                                    config_name, checkpoint, allow_mismatch)
     return cfg
 
 
@@ -145,7 +141,7 @@ def init_landmark_model(config: Union[None, str, Path, Config],
     # non-finite weights give (0, 0) with ERE 0 everywhere: refused here,
     # naming the file (the head's load hook refuses them on every path)
     check_finite_state(state, checkpoint)
-    cfg = _model_config(config, ckpt, checkpoint, allow_config_mismatch)
+    cfg = _model_config(config, ckpt, checkpoint)
     config_name = f'the recipe of {checkpoint}' if config is None else (
         str(config) if not isinstance(config, Config) else
         (config.filename or '<Config object>'))
@@ -166,6 +162,11 @@ def init_landmark_model(config: Union[None, str, Path, Config],
     # copied: a wrong pair gives one clear message, the same the tools give,
     # instead of a wall of size-mismatch errors
     check_state_fits(model, state, checkpoint, config_name)
+    if config is not None:
+        # the grid and names, which no tensor shape shows
+        check_config_matches_checkpoint(cfg, checkpoint_recipe(ckpt),
+                                        config_name, checkpoint,
+                                        allow_config_mismatch)
     model.load_state_dict(state, strict=True)
     if isinstance(meta, dict) and meta.get('dataset_meta'):
         model.dataset_meta = meta['dataset_meta']

@@ -454,7 +454,9 @@ def check_state_fits(model, state: Dict, checkpoint: str,
 
 def precheck_checkpoint(cfg: Config,
                         checkpoint: str,
-                        config_name: Optional[str] = None) -> None:
+                        config_name: Optional[str] = None,
+                        allow_config_mismatch: Optional[bool] = None
+                        ) -> None:
     """Checks a checkpoint before a Runner is built to load it.
 
     Loads it with ``weights_only=True``
@@ -465,15 +467,33 @@ def precheck_checkpoint(cfg: Config,
     a traceback from deep inside the Runner -- or, worse, a run with random
     weights.
 
+    Args:
+        cfg (Config): The run's config.
+        checkpoint (str): The checkpoint file.
+        config_name (str, optional): The config file, for the messages.
+        allow_config_mismatch (bool, optional): Also compare the config's
+            grid, landmark count and names with the checkpoint's recipe
+            (:func:`~mmchh.utils.checkpoint_recipe.
+            check_config_matches_checkpoint`): False refuses a difference,
+            True warns. None (training from a checkpoint, where another
+            grid is a deliberate fine-tuning) does not compare.
+
     Raises:
         CheckpointError | InputError: naming the file and the reason.
     """
     from .checkpoint import (check_finite_state, checkpoint_state_dict,
                              load_checkpoint_file)
+    from .checkpoint_recipe import (check_config_matches_checkpoint,
+                                    checkpoint_recipe)
     ckpt = load_checkpoint_file(checkpoint)
     state = checkpoint_state_dict(ckpt, checkpoint)
     check_finite_state(state, checkpoint)
     check_state_fits_model(cfg, state, checkpoint, config_name)
+    if allow_config_mismatch is not None:
+        check_config_matches_checkpoint(
+            cfg, checkpoint_recipe(ckpt), config_name
+            or cfg.get('filename') or '<config>', checkpoint,
+            allow_config_mismatch)
 
 
 def resume_checkpoint(cfg: Config) -> Optional[str]:
