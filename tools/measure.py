@@ -62,6 +62,11 @@ def parse_args(argv=None):
         help='measure even on a split whose images are in the train or calib '
         'split of its conversion (refused by default); prints a warning '
         'and records the overlap in measurements_eval.json')
+    parser.add_argument(
+        '--allow-config-mismatch', action='store_true',
+        help='use the config even where its input/heatmap size, landmark '
+        'count or names differ from those the checkpoint was trained with '
+        '(refused by default; a warning names both)')
     args = parser.parse_args(argv)
     if args.calib and args.interval_fit:
         parser.error('give --calib or --interval-fit, not both')
@@ -80,8 +85,9 @@ def _main(argv=None):
     leak = check_split(args.ann_file, 'score', args.allow_split_overlap,
                        'measure.py')
     try:
-        model = init_landmark_model(args.config, args.checkpoint,
-                                    args.device)
+        model = init_landmark_model(
+            args.config, args.checkpoint, args.device,
+            allow_config_mismatch=args.allow_config_mismatch)
         result = evaluate_measurements(
             model,
             args.ann_file,
