@@ -9,7 +9,11 @@ computed from the ground-truth keypoints (near 0.95 when calibration works),
 mean interval width, mean absolute error and mean std. Writes
 DIR/measurements_eval.json and DIR/measurements_eval.csv.
 
-With --calib CALIB_JSON it first fits the scale of intervals drawn within
+The intervals are by default the fitted ones: landmarks drawn within their
+conformal regions, scaled by the factor calibration stored in the checkpoint
+(a checkpoint without one: a warning, and the full-map intervals, labelled
+FULL-MAP); --intervals full-map asks for the full-map ones. With --calib
+CALIB_JSON it instead first fits the scale of intervals drawn within
 the landmarks' conformal regions on that calibration split (never the
 evaluated one), writes it to DIR/measurement_intervals.json, and reports
 those intervals' coverage and width beside the full-map ones; --interval-fit
@@ -48,6 +52,11 @@ def parse_args(argv=None):
                         'the evaluated split)')
     parser.add_argument('--interval-fit', help='a measurement_intervals.json '
                         'written by an earlier --calib run, instead')
+    parser.add_argument('--intervals', choices=('fitted', 'full-map'),
+                        default='fitted', help='fitted (default): the '
+                        'scale calibration stored in the checkpoint (or '
+                        '--calib / --interval-fit); full-map: the full-map '
+                        'draws\' 95 %% intervals, labelled as such')
     parser.add_argument('--level', type=cli.open_fraction, default=0.95,
                         help='coverage level of the fitted intervals')
     parser.add_argument('--region-level', type=cli.open_fraction,
@@ -100,19 +109,25 @@ def _main(argv=None):
             calib_file=args.calib,
             interval_fit=args.interval_fit,
             level=args.level,
-            region_level=args.region_level)
+            region_level=args.region_level,
+            intervals=args.intervals)
     except ValueError as e:
         # a split, config or checkpoint that does not fit: the user's to fix
         raise InputError(str(e)) from e
     print(f'measure.py: {result["num_images"]} image(s) of '
           f'{args.ann_file}, {args.num_samples} draws per landmark')
-    fit = result['interval_fit']
+    fit, kind = result['interval_fit'], result['intervals']
     if fit is not None:
         scale = 'inf' if fit['scale'] is None else f'{fit["scale"]:.3f}'
-        print(f'measure.py: interval scale {scale} at level {fit["level"]} '
-              f'from {fit["num_scores"]} calibration values of '
-              f'{fit["calib_file"]}; landmarks drawn within their '
+        where = ('stored in the checkpoint by calibration'
+                 if kind['source'] == 'checkpoint' else
+                 f'from {fit["num_scores"]} calibration values of '
+                 f'{fit["calib_file"]}')
+        print(f'measure.py: intervals: fitted, interval scale {scale} at '
+              f'level {fit["level"]} {where}; landmarks drawn within their '
               f'{fit["region_level"]} conformal regions')
+    else:
+        print(f'measure.py: intervals: FULL-MAP ({kind["note"]})')
     print(format_table(result))
     print('acc: most likely class vs label line; acc_pt: class of the point '
           'estimate; cov95/width95: true value inside / width of the 95 % '

@@ -30,6 +30,7 @@ could not predict (``missing.prediction``, ``n_missing_prediction``).
 """
 import json
 import os.path as osp
+import warnings
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 import numpy as np
@@ -151,8 +152,16 @@ def evaluate_measurements(
         calib_file: Optional[str] = None,
         interval_fit: Union[None, str, MeasurementIntervalFit] = None,
         level: float = 0.95,
-        region_level: Optional[float] = None) -> Dict[str, Any]:
+        region_level: Optional[float] = None,
+        intervals: str = 'fitted') -> Dict[str, Any]:
     """Accuracy, coverage and error of predicted measurements on a split.
+
+    By default the fitted intervals use the scale calibration stored in the
+    checkpoint (:meth:`~mmchh.engine.measurement_interval_fitting.
+    MeasurementIntervalFit.from_head`); ``calib_file`` / ``interval_fit``
+    replace it; ``intervals='full-map'`` asks for the full-map intervals
+    only. Without a stored scale one warning says so and the intervals are
+    the full-map ones, labelled as such (``result['intervals']``).
 
     Args:
         model: From :func:`~mmchh.apis.init_landmark_model` (19 ISBI
@@ -177,6 +186,7 @@ def evaluate_measurements(
         level (float): Coverage level of the fitted intervals.
         region_level (float, optional): The head's conformal region level
             the landmarks are drawn within; default its highest.
+        intervals (str): ``'fitted'`` (default) or ``'full-map'``.
 
     Returns:
         dict: ``summary`` (per measurement: ``accuracy`` of the most likely
@@ -213,6 +223,7 @@ def evaluate_measurements(
     check_measurement_model(model)
     split = load_measurement_split(ann_file, img_root)
     fit = None
+    kind = _interval_kind(intervals, calib_file, interval_fit)
     if calib_file is not None:
         if interval_fit is not None:
             raise InputError('give calib_file (fit now) or interval_fit (a '
@@ -226,6 +237,12 @@ def evaluate_measurements(
             interval_fit, MeasurementIntervalFit) else \
             MeasurementIntervalFit.load(interval_fit)
         fit.check_model(_fingerprint(model))
+    if kind['source'] == 'checkpoint':
+        fit, why = MeasurementIntervalFit.from_head(model.head)
+        if fit is None:
+            warnings.warn(f'{why}: the intervals are the FULL-MAP ones',
+                          UserWarning, stacklevel=2)
+            kind = dict(kind='full-map', source='no stored scale', note=why)
     draws = None if fit is None else RegionDraws.of_model(
         model, fit.region_level, num_samples, seed)
     images = _predict_split(model, split, num_samples, seed, batch_size,
@@ -240,6 +257,7 @@ def evaluate_measurements(
         seed=int(seed),
         assumption=MEASUREMENT_SAMPLING_ASSUMPTION,
         interval_fit=None if fit is None else fit.to_dict(),
+        intervals=kind,
         summary=_summary(images),
         images=images)
     if out_dir is not None:
@@ -251,6 +269,24 @@ def evaluate_measurements(
         if calib_file is not None:
             fit.save(osp.join(out_dir, MEASUREMENT_INTERVAL_FILE))
     return result
+
+
+def _interval_kind(intervals: str, calib_file, interval_fit) -> Dict:
+    """Which intervals a call reports: ``kind`` (``'fitted'`` or
+    ``'full-map'``), ``source`` and ``note``."""
+    if intervals not in ('fitted', 'full-map'):
+        raise InputError(f"intervals must be 'fitted' or 'full-map'; got "
+                         f'{intervals!r}')
+    if intervals == 'full-map':
+        if calib_file is not None or interval_fit is not None:
+            raise InputError('full-map intervals take no calib_file or '
+                             'interval_fit')
+        return dict(kind='full-map', source='requested',
+                    note='full-map draws, as requested: not calibrated '
+                    'widths')
+    source = ('calib_file' if calib_file is not None else 'interval_fit'
+              if interval_fit is not None else 'checkpoint')
+    return dict(kind='fitted', source=source, note='')
 
 
 def fit_split_intervals(model,

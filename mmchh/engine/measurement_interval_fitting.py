@@ -29,7 +29,7 @@ import json
 import math
 import os.path as osp
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -115,6 +115,37 @@ class MeasurementIntervalFit:
                 f'scale >= 0; got {fit.level}, {fit.region_level}, '
                 f'{fit.scale}')
         return fit
+
+    @classmethod
+    def from_head(cls, head) -> Tuple[Optional['MeasurementIntervalFit'],
+                                      str]:
+        """The fit stored in a head's calibration state by calibration.
+
+        Returns:
+            tuple: ``(fit, '')``, or ``(None, why)`` when the head holds no
+            finite scale: calibrated before the scale was fitted (or
+            without the 19 ISBI landmarks), or on a calibration split too
+            small for the level.
+        """
+        scale = getattr(head, 'measurement_interval_scale', None)
+        level = getattr(head, 'measurement_interval_level', None)
+        if scale is None or not math.isfinite(float(level)):
+            return None, ('the checkpoint\'s calibration has no measurement '
+                          'interval scale (calibrated before calibration '
+                          'fitted it, or on a split without the 19 ISBI '
+                          'landmarks); re-run tools/calibrate.py, or fit one '
+                          'with tools/measure.py --calib')
+        if not math.isfinite(float(scale)):
+            return None, (f'the calibration split was too small to fit a '
+                          f'finite measurement interval scale at level '
+                          f'{float(level):g}; fit one on more images with '
+                          'tools/measure.py --calib')
+        return cls(level=round(float(level), 6), scale=float(scale),
+                   region_level=round(float(head.measurement_region_level),
+                                      6),
+                   num_scores=0, rank=0, calib_file='calibration',
+                   weights_fingerprint=getattr(
+                       head, 'calibration_fingerprint_hex', None)), ''
 
     def save(self, path: str) -> None:
         """Writes the fit as strict JSON, atomically."""
