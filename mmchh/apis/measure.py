@@ -222,27 +222,10 @@ def evaluate_measurements(
     """
     check_measurement_model(model)
     split = load_measurement_split(ann_file, img_root)
-    fit = None
-    kind = _interval_kind(intervals, calib_file, interval_fit)
-    if calib_file is not None:
-        if interval_fit is not None:
-            raise InputError('give calib_file (fit now) or interval_fit (a '
-                             'fit made before), not both')
-        _check_disjoint(calib_file, img_root, split, ann_file)
-        fit = fit_split_intervals(model, calib_file, level, region_level,
-                                  num_samples, seed, batch_size, img_root,
-                                  progress)
-    elif interval_fit is not None:
-        fit = interval_fit if isinstance(
-            interval_fit, MeasurementIntervalFit) else \
-            MeasurementIntervalFit.load(interval_fit)
-        fit.check_model(_fingerprint(model))
-    if kind['source'] == 'checkpoint':
-        fit, why = MeasurementIntervalFit.from_head(model.head)
-        if fit is None:
-            warnings.warn(f'{why}: the intervals are the FULL-MAP ones',
-                          UserWarning, stacklevel=2)
-            kind = dict(kind='full-map', source='no stored scale', note=why)
+    fit, kind = _resolve_fit(model, split, ann_file, calib_file,
+                             interval_fit, intervals, level, region_level,
+                             num_samples, seed, batch_size, img_root,
+                             progress)
     draws = None if fit is None else RegionDraws.of_model(
         model, fit.region_level, num_samples, seed)
     images = _predict_split(model, split, num_samples, seed, batch_size,
@@ -269,6 +252,35 @@ def evaluate_measurements(
         if calib_file is not None:
             fit.save(osp.join(out_dir, MEASUREMENT_INTERVAL_FILE))
     return result
+
+
+def _resolve_fit(model, split, ann_file, calib_file, interval_fit,
+                 intervals, level, region_level, num_samples, seed,
+                 batch_size, img_root, progress):
+    """The interval fit of :func:`evaluate_measurements` (or None) and
+    which intervals it reports (:func:`_interval_kind`)."""
+    fit = None
+    kind = _interval_kind(intervals, calib_file, interval_fit)
+    if calib_file is not None:
+        if interval_fit is not None:
+            raise InputError('give calib_file (fit now) or interval_fit (a '
+                             'fit made before), not both')
+        _check_disjoint(calib_file, img_root, split, ann_file)
+        fit = fit_split_intervals(model, calib_file, level, region_level,
+                                  num_samples, seed, batch_size, img_root,
+                                  progress)
+    elif interval_fit is not None:
+        fit = interval_fit if isinstance(
+            interval_fit, MeasurementIntervalFit) else \
+            MeasurementIntervalFit.load(interval_fit)
+        fit.check_model(_fingerprint(model))
+    if kind['source'] == 'checkpoint':
+        fit, why = MeasurementIntervalFit.from_head(model.head)
+        if fit is None:
+            warnings.warn(f'{why}: the intervals are the FULL-MAP ones',
+                          UserWarning, stacklevel=3)
+            kind = dict(kind='full-map', source='no stored scale', note=why)
+    return fit, kind
 
 
 def _interval_kind(intervals: str, calib_file, interval_fit) -> Dict:
