@@ -4,12 +4,13 @@
 Two calls cover the common case::
 
     from mmchh.apis import init_landmark_model, predict_landmarks
-    model = init_landmark_model('configs/ceph/unet_r34_onehot.py',
-                                'work_dirs/unet_r34_onehot/calibrated.pth')
+    model = init_landmark_model('work_dirs/unet_r34_onehot/calibrated.pth')
     results = predict_landmarks(model, ['a.bmp', 'b.png'], spacing=0.1)
 
-Each image is used whole (its bounding box is the full image, no detector),
-goes through the config's own test pipeline less its ``GenerateTarget``
+The checkpoint carries its recipe (:mod:`mmchh.utils.checkpoint_recipe`),
+so no config is needed; one given is checked against it. Each image is
+used whole (its bounding box is the full image, no detector), goes
+through the model's own test pipeline less its ``GenerateTarget``
 step (:func:`inference_pipeline`; so it is resized exactly as in
 validation), and every prediction is mapped back to the pixels of the image
 that was passed in (:mod:`.landmark_result`). See ``docs/api.md`` for the
