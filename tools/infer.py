@@ -174,7 +174,20 @@ def _load_model(args):
     return model
 
 
-def _outcome(args, output, results, errors):
+def _flag_line(model, results):
+    """What the run's flags rest on, in one line (with the images left
+    unflagged for want of a spacing)."""
+    from mmchh.models.heads.flag_basis import describe_flag_status, flag_status
+    status = flag_status(model.head)
+    line = f'infer.py: {describe_flag_status(status)}'
+    unapplied = sum(1 for r in results if r.flag_status is not None
+                    and not r.flag_status['applied'])
+    if status['status'] == 'used' and unapplied:
+        line += (f'; not applied to {unapplied} image(s) without spacing')
+    return line
+
+
+def _outcome(args, output, results, errors, model):
     """The exit status of a finished run, with its lines; a staged run
     (--overwrite) is put in place only when it succeeded."""
     from mmchh.apis.batch_infer import invalid_landmarks
@@ -201,6 +214,7 @@ def _outcome(args, output, results, errors):
               file=sys.stderr)
     print(f'infer.py: {len(results)} image(s) predicted, {len(errors)} '
           f'skipped; outputs in {args.out_dir}')
+    print(_flag_line(model, results))
     if 'labelme' in args.format:
         from mmchh.apis.labelme_export import LABELME_FOLDER, labelme_summary
         print(labelme_summary(results,
@@ -239,7 +253,7 @@ def _main(argv=None):
                   f'images; results for those are in {output.path}{kept}',
                   file=sys.stderr)
             return 130
-        return _outcome(args, output, results, errors)
+        return _outcome(args, output, results, errors, model)
 
 
 def main(argv=None):

@@ -16,6 +16,7 @@ from typing import (Any, Dict, Iterator, List, Optional, Sequence, TextIO,
 
 import numpy as np
 
+from mmchh.models.heads.flag_basis import flag_status
 from mmchh.utils.io import (atomic_write_text, csv_text, to_jsonable,
                             write_json)
 
@@ -194,7 +195,10 @@ def _run_header(model, measurements: bool, num_samples: int, seed: int,
         ``flag_threshold`` and its
         ``flag_threshold_unit`` (``'mm'`` or ``'px'``, image pixels),
         ``flag_threshold_mm`` (None when the head has no finite threshold
-        or it is in pixels) and, with ``measurements``,
+        or it is in pixels), ``flag_status`` (what the threshold rests on
+        and whether it flags:
+        :func:`~mmchh.models.heads.flag_basis.flag_status`) and, with
+        ``measurements``,
         ``measurement_sampling`` (``num_samples``, ``seed``, ``assumption``).
     """
     head = model.head
@@ -209,7 +213,8 @@ def _run_header(model, measurements: bool, num_samples: int, seed: int,
         # a threshold fitted in image pixels is never labelled as mm
         flag_threshold_mm=thr if unit == 'mm' else None,
         flag_threshold=thr,
-        flag_threshold_unit=None if thr is None else unit)
+        flag_threshold_unit=None if thr is None else unit,
+        flag_status=flag_status(head))
     if measurements:
         header['measurement_sampling'] = dict(
             num_samples=int(num_samples), seed=int(seed),

@@ -5,7 +5,10 @@ One labelme 5.x JSON per image (what ``tools/infer.py --format labelme``
 writes): a point shape per landmark whose ``label`` is the keypoint name,
 ``flags`` ``{"flagged": true|false}`` (``{}`` when flagging is unavailable:
 no spacing or no threshold) and a ``description`` with the ERE (mm when
-the spacing is known, else pixels, and says which) and the probability.
+the spacing is known, else pixels, and says which), the probability and
+what the flag rests on: the threshold with its bootstrap interval and the
+calibration images it came from, or why there is no flag (the ``mmchh``
+note holds the whole ``flag_status``).
 ``imagePath`` is the inferred image relative to the JSON's folder, so
 labelme opens it wherever the output folder is; ``imageData`` is null.
 
@@ -21,6 +24,7 @@ labelme) and in the ``mmchh`` note, which labelme keeps when it saves.
 import os.path as osp
 from typing import Any, Dict, List, Sequence
 
+from mmchh.models.heads.flag_basis import describe_flag_status
 from mmchh.utils.io import write_json
 
 from .landmark_result import LandmarkResult
@@ -54,26 +58,40 @@ def _relative_image_path(image: str, json_path: str) -> str:
         return image
 
 
-def _description(lm: Dict[str, Any], flag_threshold_mm) -> str:
+def _flag_words(lm: Dict[str, Any], result: LandmarkResult) -> str:
+    """The landmark's flag and what it rests on, in words ('' for a
+    landmark under a used threshold)."""
+    status = result.flag_status
+    if status is None:  # a result built without the model's status
+        if lm['flagged']:
+            return (f'FLAGGED for review (ERE > {result.flag_threshold_mm:g} '
+                    'mm)')
+        return ('not flagged: flagging needs spacing and a threshold'
+                if lm['flagged'] is None else '')
+    if lm['flagged']:
+        return f'FLAGGED for review ({describe_flag_status(status)})'
+    if lm['flagged'] is None or not status['applied']:
+        return f'not flagged: {status["reason"]}'
+    return f'not flagged ({describe_flag_status(status)})'
+
+
+def _description(lm: Dict[str, Any], result: LandmarkResult) -> str:
     """ERE (mm, else px, with its unit), probability and flag, in words."""
     if lm['ere_mm'] is not None:
         ere = f'ERE {lm["ere_mm"]:.3f} mm'
     else:
         ere = f'ERE {lm["ere_px"]:.2f} px (spacing unknown: not in mm)'
     text = f'{ere}; probability {lm["probability"]:.4g}'
-    if lm['flagged']:
-        text += f'; FLAGGED for review (ERE > {flag_threshold_mm:g} mm)'
-    elif lm['flagged'] is None:
-        text += '; not flagged: flagging needs spacing and a threshold'
-    return text
+    flag = _flag_words(lm, result)
+    return f'{text}; {flag}' if flag else text
 
 
-def _shape(lm: Dict[str, Any], flag_threshold_mm) -> Dict[str, Any]:
+def _shape(lm: Dict[str, Any], result: LandmarkResult) -> Dict[str, Any]:
     """The labelme point shape of one predicted landmark."""
     return dict(label=lm['name'],
                 points=[[lm['x'], lm['y']]],
                 group_id=None,
-                description=_description(lm, flag_threshold_mm),
+                description=_description(lm, result),
                 shape_type='point',
                 flags={} if lm['flagged'] is None else dict(
                     flagged=bool(lm['flagged'])))
@@ -91,7 +109,8 @@ def labelme_document(result: LandmarkResult, json_path: str) -> Dict[str, Any]:
     Returns:
         dict: ``version``, ``flags``, ``shapes``, ``imagePath``,
         ``imageData`` (None), ``imageHeight``, ``imageWidth`` and the
-        ``mmchh`` note (see the module docstring).
+        ``mmchh`` note (see the module docstring; with the result's
+        ``flag_status``).
 
     Raises:
         ValueError: If ``result.path`` is None (an in-memory array has no
@@ -112,7 +131,7 @@ def labelme_document(result: LandmarkResult, json_path: str) -> Dict[str, Any]:
         flags={f'{NO_PREDICTION_FLAG}{name}': True
                for name in missing},
         shapes=[
-            _shape(lm, result.flag_threshold_mm) for lm in result.landmarks
+            _shape(lm, result) for lm in result.landmarks
             if lm['valid']
         ],
         imagePath=_relative_image_path(result.path, json_path),
@@ -123,6 +142,7 @@ def labelme_document(result: LandmarkResult, json_path: str) -> Dict[str, Any]:
             source='tools/infer.py (mmchh)',
             calibrated=result.calibrated,
             flag_threshold_mm=result.flag_threshold_mm,
+            flag_status=result.flag_status,
             spacing=None if result.spacing is None else list(result.spacing),
             ere_unit=ere_unit,
             landmarks_without_prediction=missing,

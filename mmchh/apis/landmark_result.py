@@ -20,6 +20,8 @@ from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
 from mmchh.evaluation.functional import (ceph_measurements,
                                          sample_ceph_measurements,
                                          summarize_measurement_samples)
+from mmchh.models.heads.flag_basis import flag_status as head_flag_status
+from mmchh.models.heads.flag_basis import image_flag_status
 from mmchh.utils.io import to_jsonable
 
 __all__ = [
@@ -72,6 +74,13 @@ class LandmarkResult:
             (the image file's), ``'argument'`` (given for the call, e.g.
             ``--spacing``), ``'file'`` (a ``--spacing-file`` row) or
             ``'none'`` (no spacing); see :mod:`mmchh.apis.image_spacing`.
+        flag_status (dict | None): What the flags rest on
+            (:func:`~mmchh.models.heads.flag_basis.image_flag_status`):
+            the model's threshold, its 95 % bootstrap interval, the
+            calibration images and erroneous landmarks it came from,
+            ``status`` (``'used'``, ``'not_used'``, ``'none'``),
+            ``applied`` (this image's landmarks were flagged) and the
+            ``reason`` when they were not.
 
     Note:
         Heatmap pixel (u, v) -> image pixel is
@@ -107,6 +116,7 @@ class LandmarkResult:
     heatmaps: Optional[np.ndarray] = field(default=None, repr=False)
     measurements: Optional[Dict[str, Dict[str, Any]]] = None
     spacing_source: str = 'none'
+    flag_status: Optional[Dict[str, Any]] = None
 
     @property
     def spacing(self) -> Optional[Tuple[float, float]]:
@@ -150,6 +160,7 @@ class LandmarkResult:
             spacing_source=self.spacing_source,
             calibrated=self.calibrated,
             flag_threshold_mm=self.flag_threshold_mm,
+            flag_status=self.flag_status,
             input_center=list(self.input_center),
             input_scale=list(self.input_scale),
             input_size=list(self.input_size),
@@ -208,6 +219,8 @@ class ResultContext:
         measure (MeasureSettings | None): Also compute the measurements.
         regions (bool): Its head has fitted conformal regions: each
             landmark gets their outlines (needs the probability maps).
+        flag_status (dict | None): Its head's
+            :func:`~mmchh.models.heads.flag_basis.flag_status`.
     """
     model: nn.Module
     calibrated: bool
@@ -215,6 +228,7 @@ class ResultContext:
     return_heatmaps: bool = False
     measure: Optional[MeasureSettings] = None
     regions: bool = False
+    flag_status: Optional[Dict[str, Any]] = None
 
     @property
     def needs_heatmaps(self) -> bool:
@@ -233,7 +247,8 @@ class ResultContext:
         head = model.head
         return cls(model, bool(getattr(head, 'is_calibrated', False)),
                    _flag_threshold_mm(model), bool(return_heatmaps), measure,
-                   bool(getattr(head, 'has_conformal_regions', False)))
+                   bool(getattr(head, 'has_conformal_regions', False)),
+                   head_flag_status(head))
 
 
 @dataclass(frozen=True)
@@ -459,7 +474,9 @@ def build_landmark_result(sample, context: ResultContext,
         flag_threshold_mm=context.flag_threshold_mm,
         frame=frame,
         heatmaps=_sample_heatmaps(sample) if keep_maps else None,
-        spacing_source=image.spacing_source)
+        spacing_source=image.spacing_source,
+        flag_status=None if context.flag_status is None else
+        image_flag_status(context.flag_status, image.spacing is not None))
     if context.measure is not None:
         if result.heatmaps is None:
             raise RuntimeError('the head returned no heatmaps; measurements '

@@ -13,15 +13,19 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from mmchh.models.heads.flag_basis import flag_legend
 from mmchh.utils.io import atomic_write_bytes
 
-__all__ = ['draw_overlay', 'CONTOUR_LEVELS', 'REGION_ALPHA']
+__all__ = ['draw_overlay', 'CONTOUR_LEVELS', 'LEGEND_LINES', 'REGION_ALPHA']
 
 #: Contour levels, as fractions of each map's maximum.
 CONTOUR_LEVELS = (0.05, 0.25, 0.5)
 
 #: Opacity of the conformal region outlines (drawn under everything else).
 REGION_ALPHA = 0.7
+
+#: Text lines the legend band under the X-ray has room for.
+LEGEND_LINES = 4
 
 # BGR
 _OK = (60, 200, 60)
@@ -189,18 +193,36 @@ def _write_labels(canvas: np.ndarray, geo: _Canvas, labels: list) -> None:
         _outlined_text(canvas, geo, text, (lx, ly), colour)
 
 
-def _write_legend(canvas: np.ndarray, geo: _Canvas, result,
-                  invalid: List[str]) -> None:
-    """The colour legend at the bottom; above it what the blocky outlines
-    are (when drawn) and the invalid landmarks (in the "check this"
-    colour)."""
-    legend = ('label = index: ERE   orange: ERE > threshold   green: ok'
-              if result.flag_threshold_mm is not None and any(
-                  lm.get('flagged') is not None for lm in result.landmarks)
-              else 'no flag threshold / spacing: cyan')
+def _flag_lines(result) -> List[tuple]:
+    """The legend's colour key and what the flags rest on (the threshold
+    with its bootstrap interval and calibration images, or why there are
+    no flags), as ``(text, colour)`` lines."""
+    status = getattr(result, 'flag_status', None)
+    judged = any(lm.get('flagged') is not None for lm in result.landmarks)
+    key = ('label = index: ERE   orange: ERE > threshold   green: ok'
+           if judged and (status is not None or
+                          result.flag_threshold_mm is not None)
+           else 'label = index: ERE   cyan: not flagged (flags off)')
     if not result.calibrated:
-        legend += '   UNCALIBRATED'
-    lines = [(legend, (255, 255, 255))]
+        key += '   UNCALIBRATED'
+    lines = [(key, (255, 255, 255))]
+    if status is not None:
+        basis = flag_legend(status)
+        if status['status'] == 'used' and not status['applied']:
+            basis += '; not applied: no spacing'
+        lines.append((basis, (255, 255, 255) if status['applied'] and judged
+                      else _UNKNOWN))
+    return lines
+
+
+def _legend_band(canvas: np.ndarray, geo: _Canvas, result,
+                 invalid: List[str]) -> np.ndarray:
+    """The canvas with the legend in a band under the X-ray (never over
+    the anatomy or a label): the colour key, what the flags rest on, what
+    the blocky outlines are (when drawn) and the invalid landmarks (in the
+    "check this" colour). The band has room for :data:`LEGEND_LINES`
+    lines whatever is written, so overlays of one image line up."""
+    lines = _flag_lines(result)
     regions = [_first_region(lm) for lm in result.landmarks]
     level = next((r['level'] for r in regions if r is not None), None)
     if level is not None:
@@ -209,11 +231,14 @@ def _write_legend(canvas: np.ndarray, geo: _Canvas, result,
     if invalid:
         lines.append(('INVALID (no answer, not drawn): ' + ', '.join(invalid),
                       _FLAGGED))
-    (_, th), base = cv2.getTextSize(legend, cv2.FONT_HERSHEY_SIMPLEX,
+    (_, th), base = cv2.getTextSize('Ag', cv2.FONT_HERSHEY_SIMPLEX,
                                     geo.font_scale, geo.thick)
+    step = th + base + 4
+    band = np.zeros((max(LEGEND_LINES, len(lines)) * step + 8,
+                     canvas.shape[1], 3), canvas.dtype)
     for i, (line, colour) in enumerate(lines):
-        y = canvas.shape[0] - 10 - i * (th + base + 4)
-        _outlined_text(canvas, geo, line, (8, y), colour)
+        _outlined_text(band, geo, line, (8, 4 + th + i * step), colour)
+    return np.concatenate([canvas, band], axis=0)
 
 
 def draw_overlay(image_gray_uint8: np.ndarray,
@@ -234,6 +259,10 @@ def draw_overlay(image_gray_uint8: np.ndarray,
     (no threshold or no spacing) cyan. Invalid landmarks (``valid`` False:
     the model gave no answer) have no position: nothing is drawn for them,
     and the legend lists them as ``INVALID: name, ...`` in orange-red.
+    The legend is a black band under the X-ray: the colour key, what the
+    flags rest on (``result.flag_status``: e.g. ``flag: ERE > 1.42 mm
+    [1.1, 1.9], 4 images`` or ``flags off: 2 calibration images (min
+    3)``), the region level and the invalid landmarks.
 
     Args:
         image_gray_uint8 (np.ndarray): (H, W) uint8 image the result was
@@ -246,7 +275,8 @@ def draw_overlay(image_gray_uint8: np.ndarray,
         show_names (bool): Also write each landmark's name.
 
     Returns:
-        np.ndarray: The (H', W', 3) BGR overlay that was written.
+        np.ndarray: The (H' + band, W', 3) BGR overlay that was written
+        (the magnified X-ray, then the legend band).
 
     Note:
         Contour points found in heatmap space are mapped to image pixels
@@ -267,6 +297,6 @@ def draw_overlay(image_gray_uint8: np.ndarray,
     ]
     # text last, on top of every contour
     _write_labels(canvas, geo, labels)
-    _write_legend(canvas, geo, result, invalid)
+    canvas = _legend_band(canvas, geo, result, invalid)
     _atomic_png(canvas, out_path)
     return canvas

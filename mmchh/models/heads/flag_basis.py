@@ -3,7 +3,8 @@
 
 The threshold is fitted on the calibration split
 (:mod:`mmchh.engine.flag_threshold_fitting`); on a handful of images it is
-noise (the issue's 9-image set fitted "ERE > 102 mm" on one image). So it
+noise (a 9-image set split by default fitted "ERE > 102 mm" on one
+image). So it
 carries its basis -- its 95 % bootstrap interval over the calibration
 images, the number of images and of erroneous landmarks it came from --
 and below :data:`MIN_FLAG_IMAGES` images or :data:`MIN_FLAG_ERRONEOUS`
@@ -18,7 +19,7 @@ from torch import nn
 
 __all__ = [
     'MIN_FLAG_ERRONEOUS', 'MIN_FLAG_IMAGES', 'describe_flag_status',
-    'flag_basis_shortfall', 'flag_status'
+    'flag_basis_shortfall', 'flag_legend', 'flag_status', 'image_flag_status'
 ]
 
 #: Fewest calibration images a used threshold is fitted on: with 1 image
@@ -125,3 +126,49 @@ def describe_flag_status(status: Dict[str, Any]) -> str:
     else:
         text += ' (basis not recorded)'
     return text
+
+
+def flag_legend(status: Dict[str, Any]) -> str:
+    """``status`` (:func:`flag_status`) in a few words for an overlay's
+    legend, e.g. ``'flag: ERE > 1.42 mm [1.1, 1.9], 4 images'`` or
+    ``'flags off: 2 calibration images (min 3)'``."""
+    if status['status'] == 'used':
+        text = f'flag: ERE > {status["threshold"]:.3g} {status["unit"]}'
+        if status['low'] is not None and status['high'] is not None:
+            text += f' [{status["low"]:.2g}, {status["high"]:.2g}]'
+        if status['num_images'] is None:
+            return text + ', basis not recorded'
+        return text + f', {status["num_images"]} images'
+    if status['status'] == 'none':
+        return 'flags off: no threshold fitted'
+    images, erroneous = status['num_images'], status['num_erroneous'] or 0
+    short = []
+    if images is not None and images < MIN_FLAG_IMAGES:
+        short.append(f'{images} calibration images (min {MIN_FLAG_IMAGES})')
+    if erroneous < MIN_FLAG_ERRONEOUS:
+        short.append(f'{erroneous} erroneous landmarks (min '
+                     f'{MIN_FLAG_ERRONEOUS})')
+    return 'flags off: ' + (', '.join(short) or 'too little calibration data')
+
+
+def image_flag_status(status: Dict[str, Any],
+                      has_spacing: bool) -> Dict[str, Any]:
+    """The flag status of one image: ``status`` (:func:`flag_status`) with
+    ``applied`` (whether its landmarks were flagged) and, when not, the
+    ``reason`` -- a threshold in mm needs the image's spacing.
+
+    Args:
+        status (dict): The model's :func:`flag_status`.
+        has_spacing (bool): The image has a spacing (mm per pixel).
+
+    Returns:
+        dict: A copy of ``status`` with ``applied`` and its ``reason``.
+    """
+    out = dict(status)
+    out['applied'] = status['status'] == 'used' and (
+        has_spacing or status['unit'] != 'mm')
+    if status['status'] == 'used' and not out['applied']:
+        why = ('no spacing for this image: its ERE in mm is unknown, so '
+               'the mm threshold is not applied')
+        out['reason'] = '; '.join(r for r in (status['reason'], why) if r)
+    return out
