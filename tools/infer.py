@@ -12,8 +12,11 @@ soon as it is predicted, and DIR/landmarks.json and DIR/landmarks.csv
 after every batch ("complete": false until the end, so an interrupted run
 keeps what was done); with --measurements also the eight ISBI 2015
 cephalometric measurements (ANB, SNB, SNA, ODI, APDI, FHI, FMA, MW) with
-mean, std, 95 % interval and class probabilities, in the JSON and in
-DIR/measurements.csv; with --format labelme also DIR/labelme/<name>.json,
+mean, std, interval and class probabilities, in the JSON and in
+DIR/measurements.csv (the intervals fitted by calibration, stored in the
+checkpoint, as tools/measure.py gives them; a checkpoint without a stored
+scale: one warning and the full-map intervals, labelled FULL-MAP;
+--intervals full-map asks for those); with --format labelme also DIR/labelme/<name>.json,
 the prediction as a labelme file for a clinician's review (exact
 coordinates, flagged landmarks marked; read back with
 tools/convert_landmarks.py --labelme reviewed=DIR/labelme). <name> is the
@@ -91,6 +94,12 @@ def parse_args(argv=None):
                         help='also compute the 8 ISBI 2015 measurements with '
                         'intervals and class probabilities (19-landmark '
                         'ISBI models; MW needs --spacing)')
+    parser.add_argument('--intervals', choices=('fitted', 'full-map'),
+                        default='fitted', help='--measurements intervals: '
+                        'fitted (default): the scale calibration stored in '
+                        'the checkpoint (as tools/measure.py); full-map: '
+                        'the full-map draws\' 95 %% intervals, labelled as '
+                        'such')
     parser.add_argument('--num-samples', type=int, default=1000,
                         help='landmark draws per heatmap for --measurements')
     parser.add_argument('--seed', type=int, default=0,
@@ -187,6 +196,17 @@ def _flag_line(model, results):
     return line
 
 
+def _interval_line(intervals):
+    """Which measurement intervals the run reports, in one line."""
+    if intervals['kind'] == 'fitted':
+        return (f'infer.py: measurement intervals: fitted, interval scale '
+                f'{intervals["scale"]:.3f} at level {intervals["level"]:g} '
+                'stored in the checkpoint by calibration; landmarks drawn '
+                f'within their {intervals["region_level"]:g} conformal '
+                'regions')
+    return f'infer.py: measurement intervals: FULL-MAP ({intervals["note"]})'
+
+
 def _outcome(args, output, results, errors, model):
     """The exit status of a finished run, with its lines; a staged run
     (--overwrite) is put in place only when it succeeded."""
@@ -215,6 +235,8 @@ def _outcome(args, output, results, errors, model):
     print(f'infer.py: {len(results)} image(s) predicted, {len(errors)} '
           f'skipped; outputs in {args.out_dir}')
     print(_flag_line(model, results))
+    if args.measurements:
+        print(_interval_line(results[0].intervals))
     if 'labelme' in args.format:
         from mmchh.apis.labelme_export import LABELME_FOLDER, labelme_summary
         print(labelme_summary(results,
@@ -244,6 +266,7 @@ def _main(argv=None):
                 measurements=args.measurements,
                 num_samples=args.num_samples,
                 seed=args.seed,
+                intervals=args.intervals,
                 labelme='labelme' in args.format)
         except InferenceInterrupted as stop:
             output.keep()

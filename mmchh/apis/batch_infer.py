@@ -25,6 +25,7 @@ from .image_spacing import RunSpacing
 from .inference import predict_landmarks
 from .labelme_export import LABELME_FOLDER, write_labelme
 from .landmark_result import LandmarkResult
+from .measurement_intervals import IntervalChoice, stored_interval_choice
 
 __all__ = [
     'InferenceInterrupted', 'invalid_landmarks', 'list_inputs', 'infer_files', 'output_names', 'progress_bar',
@@ -46,11 +47,17 @@ CSV_COLUMNS = ('image', 'landmark', 'index', 'x', 'y', 'x_mm', 'y_mm',
 
 #: Columns of ``measurements.csv``, one row per image x measurement;
 #: ``p_class1..4`` are the class probabilities (MW has 4 classes, the
-#: others 3: their ``p_class4`` is empty).
+#: others 3: their ``p_class4`` is empty); ``ci95_*`` the full-map draws'
+#: 95 % interval; ``interval_*`` the reported interval at its level,
+#: ``intervals`` its kind (``fitted`` or ``full-map``) and
+#: ``interval_source`` what it rests on (``checkpoint``, ``requested``,
+#: ``no stored scale``).
 MEASUREMENT_CSV_COLUMNS = ('image', 'measurement', 'unit', 'value',
                            'value_class', 'mean', 'std', 'ci95_low',
                            'ci95_high', 'most_likely_class', 'p_class1',
-                           'p_class2', 'p_class3', 'p_class4', 'num_valid')
+                           'p_class2', 'p_class3', 'p_class4', 'num_valid',
+                           'interval_low', 'interval_high', 'interval_level',
+                           'intervals', 'interval_source')
 
 #: How the measurements' uncertainty is sampled (recorded in the outputs of
 #: :func:`infer_files` and :func:`~mmchh.apis.measure.evaluate_measurements`).
@@ -116,11 +123,16 @@ def _landmark_rows(results: Sequence[LandmarkResult]) -> Iterator[list]:
             ) + [r.spacing_source]
 
 
-def measurement_rows(image: Any, measurements: Dict[str, Dict]) -> List[list]:
+def measurement_rows(image: Any, measurements: Dict[str, Dict],
+                     intervals: Optional[Dict[str, Any]] = None
+                     ) -> List[list]:
     """Rows of :data:`MEASUREMENT_CSV_COLUMNS` for one image (None cells
-    become empty strings)."""
+    become empty strings); ``intervals`` is the result's record of them
+    (:attr:`~mmchh.apis.LandmarkResult.intervals`)."""
     def cell(v):
         return '' if v is None else v
+
+    source = (intervals or {}).get('source')
 
     rows = []
     for name, m in measurements.items():
@@ -134,15 +146,26 @@ def measurement_rows(image: Any, measurements: Dict[str, Dict]) -> List[list]:
             cell(m['std']), cell(ci[0]), cell(ci[1]),
             cell(m['most_likely_class'])
         ] + [cell(probs.get(str(c))) for c in (1, 2, 3, 4)] +
-                    [m['num_valid']])
+                    [m['num_valid']] + _interval_cells(m, source))
     return rows
+
+
+def _interval_cells(m: Dict[str, Any], source: Optional[str]) -> list:
+    """The ``interval_*``, ``intervals`` and ``interval_source`` cells of
+    one measurement (empty without an interval)."""
+    iv = m.get('interval')
+    if iv is None:
+        return [''] * 5
+    return ['' if v is None else v for v in (
+        to_jsonable(iv['low']), to_jsonable(iv['high']), iv['level'],
+        iv['kind'], source)]
 
 
 def _measurement_table(results: Sequence[LandmarkResult]) -> Iterator[list]:
     """Rows of :data:`MEASUREMENT_CSV_COLUMNS` for every image measured."""
     for r in results:
         if r.measurements is not None:
-            yield from measurement_rows(r.path, r.measurements)
+            yield from measurement_rows(r.path, r.measurements, r.intervals)
 
 
 def output_names(paths: Sequence[str]) -> Dict[str, str]:
@@ -179,7 +202,9 @@ def progress_bar(total: int, enabled: bool):
 
 
 def _run_header(model, measurements: bool, num_samples: int, seed: int,
-                spacing: Dict[str, Any]) -> Dict[str, Any]:
+                spacing: Dict[str, Any],
+                intervals: Optional[IntervalChoice] = None
+                ) -> Dict[str, Any]:
     """What ``landmarks.json`` says about the run before its results.
 
     Args:
@@ -189,6 +214,7 @@ def _run_header(model, measurements: bool, num_samples: int, seed: int,
         seed (int): Seed of the draws.
         spacing (dict): The run's spacing options
             (:meth:`~mmchh.apis.image_spacing.RunSpacing.record`).
+        intervals (IntervalChoice, optional): The measurements' intervals.
 
     Returns:
         dict: ``checkpoint``, ``calibrated``, ``spacing``,
@@ -199,7 +225,10 @@ def _run_header(model, measurements: bool, num_samples: int, seed: int,
         and whether it flags:
         :func:`~mmchh.models.heads.flag_basis.flag_status`) and, with
         ``measurements``,
-        ``measurement_sampling`` (``num_samples``, ``seed``, ``assumption``).
+        ``measurement_sampling`` (``num_samples``, ``seed``, ``assumption``)
+        and ``intervals`` (:meth:`~mmchh.apis.measurement_intervals.
+        IntervalChoice.record`: ``kind`` ``fitted`` or ``full-map``,
+        ``source``, ``note``, the fitted ``scale`` and its levels).
     """
     head = model.head
     thr = getattr(head, 'flag_threshold', None)
@@ -219,6 +248,8 @@ def _run_header(model, measurements: bool, num_samples: int, seed: int,
         header['measurement_sampling'] = dict(
             num_samples=int(num_samples), seed=int(seed),
             assumption=MEASUREMENT_SAMPLING_ASSUMPTION)
+        header['intervals'] = None if intervals is None else \
+            intervals.record()
     return header
 
 
@@ -332,7 +363,8 @@ def infer_files(model,
                 seed: int = 0,
                 labelme: bool = False,
                 spacing_file: Optional[str] = None,
-                spacing_overrides_header: bool = False
+                spacing_overrides_header: bool = False,
+                intervals: str = 'fitted'
                 ) -> Tuple[List[LandmarkResult], List[Dict[str, str]]]:
     """Predicts an image or every file of a folder and writes the outputs.
 
@@ -390,6 +422,11 @@ def infer_files(model,
             (:func:`~mmchh.apis.image_spacing.read_spacing_file`).
         spacing_overrides_header (bool): A given spacing wins over a
             header's that differs (a warning says so either way).
+        intervals (str): The measurements' intervals, ``'fitted'``
+            (default: the scale stored by calibration; without one, one
+            warning and the full-map ones, labelled so) or ``'full-map'``
+            (see :func:`~mmchh.apis.predict_landmarks`); recorded in the
+            header, each result and ``measurements.csv``.
 
     Returns:
         tuple: (results, errors) -- ``errors`` is a list of
@@ -407,15 +444,18 @@ def infer_files(model,
     paths = list_inputs(input_path)
     spacing = RunSpacing.of(spacing, spacing_file, paths,
                             spacing_overrides_header)
+    # resolved once: one warning for the run without a stored scale
+    choice = stored_interval_choice(model, intervals, stacklevel=3) \
+        if measurements else None
     run = _FolderRun(out_dir, paths,
                      _run_header(model, measurements, num_samples, seed,
-                                 spacing.record()), measurements, err,
-                     labelme)
+                                 spacing.record(), choice), measurements,
+                     err, labelme)
     os.makedirs(out_dir, exist_ok=True)
     bar = progress_bar(len(paths), progress)
     try:
-        _predict_all(run, model, spacing, batch_size, overlay, measurements,
-                     num_samples, seed, bar)
+        _predict_all(run, model, spacing, batch_size, overlay,
+                     choice, num_samples, seed, bar)
     except KeyboardInterrupt:
         run.write_tables(complete=False)  # what the folder holds, no more
         raise InferenceInterrupted(len(run.results), len(paths)) from None
@@ -430,11 +470,12 @@ def infer_files(model,
 
 
 def _predict_all(run: _FolderRun, model, spacing: RunSpacing,
-                 batch_size: int,
-                 overlay: bool, measurements: bool, num_samples: int,
+                 batch_size: int, overlay: bool,
+                 measurements: Optional[IntervalChoice], num_samples: int,
                  seed: int, bar) -> None:
     """Predicts ``run.paths`` batch by batch, writing as it goes (see
-    :func:`infer_files` for the arguments)."""
+    :func:`infer_files` for the arguments; ``measurements`` is the
+    intervals' choice, None without measurements)."""
     paths = run.paths
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
@@ -449,9 +490,10 @@ def _predict_all(run: _FolderRun, model, spacing: RunSpacing,
                 spacing_overrides_header=spacing.overrides_header,
                 batch_size=batch_size,
                 return_heatmaps=overlay,
-                measurements=measurements,
+                measurements=measurements is not None,
                 num_samples=num_samples,
-                seed=(int(seed), start))
+                seed=(int(seed), start),
+                intervals=measurements or 'fitted')
             for path, xray, result in zip(readable, greys, batch):
                 run.add_result(path, xray.grey, result, overlay)
         run.write_tables(complete=False)

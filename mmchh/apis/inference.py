@@ -41,6 +41,9 @@ from .image_spacing import parse_spacing, resolve_spacing
 from .landmark_result import (LandmarkResult, MeasureSettings, ResultContext,
                               SourceImage, build_landmark_result,
                               landmark_names, landmark_result)
+from .measurement_intervals import (IntervalChoice, region_seed,
+                                    stored_interval_choice)
+from .region_measurements import RegionDraws
 
 SpacingInput = Union[None, float, Sequence[float]]
 
@@ -261,8 +264,11 @@ def _per_image_spacing(spacing: Any, n: int) -> List[Optional[tuple]]:
 
 
 def _measure_settings(model: nn.Module, measurements: bool, num_samples: int,
-                      seed, spacings: List) -> Optional[MeasureSettings]:
-    """The checked measurement options of a call, or None without them."""
+                      seed, spacings: List,
+                      intervals: Union[str, IntervalChoice]
+                      ) -> Optional[MeasureSettings]:
+    """The checked measurement options of a call, or None without them
+    (the intervals resolved: one warning without a stored scale)."""
     if not measurements:
         return None
     check_measurement_model(model)
@@ -274,9 +280,15 @@ def _measure_settings(model: nn.Module, measurements: bool, num_samples: int,
             'the angles assume square pixels; pass spacing (mm/pixel)',
             UserWarning,
             stacklevel=3)
-    return MeasureSettings(
-        num_samples=int(num_samples),
-        seed=tuple(int(v) for v in np.atleast_1d(seed)))
+    seed = tuple(int(v) for v in np.atleast_1d(seed))
+    if not isinstance(intervals, IntervalChoice):
+        intervals = stored_interval_choice(model, intervals, stacklevel=4)
+    if intervals.fit is not None:
+        region_seed(seed, 0)  # a seed the region draws take
+        # the regions the scale was fitted for (refused when absent)
+        RegionDraws.of_model(model, intervals.fit.region_level)
+    return MeasureSettings(num_samples=int(num_samples), seed=seed,
+                           intervals=intervals)
 
 
 def _pipeline_input(grey: np.ndarray, image: SourceImage,
@@ -359,7 +371,8 @@ def predict_landmarks(model: nn.Module,
                       num_samples: int = 1000,
                       seed: Union[int, Sequence[int]] = 0,
                       spacing_source: str = 'argument',
-                      spacing_overrides_header: bool = False
+                      spacing_overrides_header: bool = False,
+                      intervals: Union[str, IntervalChoice] = 'fitted'
                       ) -> List[LandmarkResult]:
     """Predicts every landmark of whole images.
 
@@ -389,7 +402,10 @@ def predict_landmarks(model: nn.Module,
             :mod:`mmchh.evaluation.functional.measurement_uncertainty`).
             Only for 19-landmark models in the ISBI 2015 order. MW is in
             mm and needs ``spacing``; without it MW is None and the angles
-            assume square pixels (a ``UserWarning`` says so).
+            assume square pixels (a ``UserWarning`` says so). Each
+            measurement's ``interval`` is the one ``intervals`` asks for
+            (``ci95`` stays the full-map one), ``result.intervals`` says
+            which.
         num_samples (int): Draws per landmark for ``measurements``.
         seed (int | Sequence[int]): Seed of the draws; image ``i`` of this
             call draws from ``np.random.default_rng([*seed, i])``, so
@@ -399,8 +415,16 @@ def predict_landmarks(model: nn.Module,
             ``'file'`` (rows of a spacing file).
         spacing_overrides_header (bool): Use ``spacing`` even where a
             header has another one (a ``UserWarning`` says so).
-
-    Returns:
+        intervals (str | IntervalChoice): The measurements' intervals:
+            ``'fitted'`` (default: landmarks drawn within their conformal
+            regions, scaled by the factor calibration stored in the
+            checkpoint -- the numbers of ``tools/measure.py``'s default
+            path; a checkpoint without one: a ``UserWarning`` and the
+            full-map intervals, labelled so), ``'full-map'`` (the full
+            maps' 95 % interval), or a choice resolved before
+            (:func:`~mmchh.apis.measurement_intervals.
+            stored_interval_choice`). The region draws of image ``i`` use
+            :func:`~mmchh.apis.measurement_intervals.region_seed`.
         list[LandmarkResult]: One per image, in input order. When the
         model's calibration fitted conformal regions
         (``model.head.has_conformal_regions``), each valid landmark's
@@ -439,7 +463,7 @@ def predict_landmarks(model: nn.Module,
                                    spacing_source=source))
     greys = [xray.grey for xray in xrays]
     measure = _measure_settings(model, measurements, num_samples, seed,
-                                [src.spacing for src in sources])
+                                [src.spacing for src in sources], intervals)
     context = ResultContext.of_model(model, return_heatmaps, measure)
     results = _predict_batches(model, pipeline, greys, sources, context,
                                batch_size)

@@ -23,6 +23,7 @@ from mmchh.evaluation.functional import (ceph_measurements,
 from mmchh.models.heads.flag_basis import flag_status as head_flag_status
 from mmchh.models.heads.flag_basis import image_flag_status
 from mmchh.utils.io import to_jsonable
+from .measurement_intervals import IntervalChoice, measurement_intervals
 
 __all__ = [
     'LandmarkResult', 'MeasureSettings', 'ResultContext', 'SourceImage',
@@ -69,7 +70,16 @@ class LandmarkResult:
             ``value`` (from the predicted landmarks), ``value_class``,
             ``mean``, ``std``, ``ci95`` ([lo, hi]), ``most_likely_class``,
             ``class_probabilities``, ``class_names``, ``unit``,
-            ``num_valid``. MW (mm) is None throughout without spacing.
+            ``num_valid`` and ``interval`` (the reported interval: ``low``,
+            ``high``, ``level``, ``kind`` -- ``'fitted'`` or ``'full-map'``
+            -- and, fitted, ``center`` and ``spread``; see
+            :mod:`~mmchh.apis.measurement_intervals`). ``ci95`` is always
+            the full-map draws' 95 % interval. MW (mm) is None throughout
+            without spacing.
+        intervals (dict | None): With the measurements, which intervals
+            they report (:meth:`~mmchh.apis.measurement_intervals.
+            IntervalChoice.record`: ``kind``, ``source``, ``note``, and
+            the fitted ``scale``, ``level``, ``region_level``).
         spacing_source (str): Where ``spacing`` came from: ``'header'``
             (the image file's), ``'argument'`` (given for the call, e.g.
             ``--spacing``), ``'file'`` (a ``--spacing-file`` row) or
@@ -117,6 +127,7 @@ class LandmarkResult:
     measurements: Optional[Dict[str, Dict[str, Any]]] = None
     spacing_source: str = 'none'
     flag_status: Optional[Dict[str, Any]] = None
+    intervals: Optional[Dict[str, Any]] = None
 
     @property
     def spacing(self) -> Optional[Tuple[float, float]]:
@@ -166,6 +177,7 @@ class LandmarkResult:
             input_size=list(self.input_size),
             landmarks=[dict(lm) for lm in self.landmarks],
             **({} if self.measurements is None else dict(
+                intervals=self.intervals,
                 measurements={k: dict(v)
                               for k, v in self.measurements.items()}))))
 
@@ -201,10 +213,14 @@ class MeasureSettings:
     Attributes:
         num_samples (int): Draws per landmark.
         seed (tuple[int, ...]): Image ``i`` draws from
-            ``np.random.default_rng([*seed, i])``.
+            ``np.random.default_rng([*seed, i])`` (its region draws: see
+            :func:`~mmchh.apis.measurement_intervals.region_seed`).
+        intervals (IntervalChoice | None): The intervals reported (None:
+            only ``ci95``).
     """
     num_samples: int
     seed: Tuple[int, ...]
+    intervals: Optional[IntervalChoice] = None
 
 
 @dataclass(frozen=True)
@@ -484,6 +500,14 @@ def build_landmark_result(sample, context: ResultContext,
         kpts = np.where(valid[:, None], kpts, np.nan)
         result.measurements = _measure(frame, result.heatmaps, kpts,
                                        context.measure, image.index)
+        choice = context.measure.intervals
+        if choice is not None:
+            result.intervals = choice.record()
+            for name, iv in measurement_intervals(
+                    result, context.model, choice,
+                    context.measure.num_samples, context.measure.seed,
+                    image.index).items():
+                result.measurements[name]['interval'] = iv
         if not context.return_heatmaps:
             result.heatmaps = None
     return result

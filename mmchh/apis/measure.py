@@ -30,7 +30,6 @@ could not predict (``missing.prediction``, ``n_missing_prediction``).
 """
 import json
 import os.path as osp
-import warnings
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 import numpy as np
@@ -50,6 +49,7 @@ from mmchh.utils.io import atomic_write_text, csv_text, write_json
 
 from .batch_infer import MEASUREMENT_SAMPLING_ASSUMPTION, progress_bar
 from .inference import check_measurement_model, predict_landmarks
+from .measurement_intervals import interval_kind, stored_interval_choice
 from .region_measurements import RegionDraws, region_center_spread
 
 __all__ = ['EVAL_CSV_COLUMNS', 'evaluate_measurements',
@@ -258,9 +258,10 @@ def _resolve_fit(model, split, ann_file, calib_file, interval_fit,
                  intervals, level, region_level, num_samples, seed,
                  batch_size, img_root, progress):
     """The interval fit of :func:`evaluate_measurements` (or None) and
-    which intervals it reports (:func:`_interval_kind`)."""
+    which intervals it reports
+    (:func:`~mmchh.apis.measurement_intervals.interval_kind`)."""
     fit = None
-    kind = _interval_kind(intervals, calib_file, interval_fit)
+    kind = interval_kind(intervals, calib_file, interval_fit)
     if calib_file is not None:
         if interval_fit is not None:
             raise InputError('give calib_file (fit now) or interval_fit (a '
@@ -275,30 +276,10 @@ def _resolve_fit(model, split, ann_file, calib_file, interval_fit,
             MeasurementIntervalFit.load(interval_fit)
         fit.check_model(_fingerprint(model))
     if kind['source'] == 'checkpoint':
-        fit, why = MeasurementIntervalFit.from_head(model.head)
-        if fit is None:
-            warnings.warn(f'{why}: the intervals are the FULL-MAP ones',
-                          UserWarning, stacklevel=3)
-            kind = dict(kind='full-map', source='no stored scale', note=why)
+        choice = stored_interval_choice(model, stacklevel=4)
+        fit = choice.fit
+        kind = dict(kind=choice.kind, source=choice.source, note=choice.note)
     return fit, kind
-
-
-def _interval_kind(intervals: str, calib_file, interval_fit) -> Dict:
-    """Which intervals a call reports: ``kind`` (``'fitted'`` or
-    ``'full-map'``), ``source`` and ``note``."""
-    if intervals not in ('fitted', 'full-map'):
-        raise InputError(f"intervals must be 'fitted' or 'full-map'; got "
-                         f'{intervals!r}')
-    if intervals == 'full-map':
-        if calib_file is not None or interval_fit is not None:
-            raise InputError('full-map intervals take no calib_file or '
-                             'interval_fit')
-        return dict(kind='full-map', source='requested',
-                    note='full-map draws, as requested: not calibrated '
-                    'widths')
-    source = ('calib_file' if calib_file is not None else 'interval_fit'
-              if interval_fit is not None else 'checkpoint')
-    return dict(kind='fitted', source=source, note='')
 
 
 def fit_split_intervals(model,
@@ -388,7 +369,9 @@ def _predict_split(model, split: List[Dict], num_samples: int, seed: int,
             measurements=True,
             num_samples=num_samples,
             seed=(int(seed), start),
-            return_heatmaps=draws is not None)
+            return_heatmaps=draws is not None,
+            # the intervals are drawn here, fitted or not
+            intervals='full-map')
         for i, (s, r) in enumerate(zip(chunk, preds)):
             entry = _image_entry(s, r)
             if draws is not None:
