@@ -152,8 +152,9 @@ def ceph_coco_small(tmp_path_factory):
     from mmchh.datasets.converters import convert_isbi
     root = str(tmp_path_factory.mktemp('isbi_small'))
     out = str(tmp_path_factory.mktemp('isbi_small_coco'))
-    write_isbi_tree(root, counts=(8, 3, 2), size=(100, 120))
-    convert_isbi(root, out, num_val=2, num_calib=2, resize=(64, 96),
+    # 3 calibration images: the fewest on which a flag threshold is used
+    write_isbi_tree(root, counts=(9, 3, 2), size=(100, 120))
+    convert_isbi(root, out, num_val=2, num_calib=3, resize=(64, 96),
                  progress=False)
     return out
 

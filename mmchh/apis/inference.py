@@ -271,7 +271,6 @@ def _measure_settings(model: nn.Module, measurements: bool, num_samples: int,
     (the intervals resolved: one warning without a stored scale)."""
     if not measurements:
         return None
-    check_measurement_model(model)
     if int(num_samples) < 1:
         raise ValueError(f'num_samples must be >= 1; got {num_samples}')
     if any(s is None for s in spacings):
@@ -450,6 +449,8 @@ def predict_landmarks(model: nn.Module,
     spacings = _per_image_spacing(spacing, len(images))
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1; got {batch_size}')
+    if measurements:  # before any image is read or the pipeline built
+        check_measurement_model(model)
     pipeline = inference_pipeline(model.cfg)
     xrays = [read_xray(im) for im in images]
     sources = []

@@ -71,7 +71,8 @@ def test_calibration_fit_is_the_calib_split_fit(small):
             head.measurement_interval_scale.copy_(before)
     by_split = fit_split_intervals(model, small['calib'], level=0.9,
                                    num_samples=200, progress=False)
-    assert fitted['num_scores'] == by_split.num_scores == 16
+    # 3 calibration images x 8 measurements
+    assert fitted['num_scores'] == by_split.num_scores == 24
     assert fitted['scale'] == pytest.approx(by_split.scale, rel=1e-6)
 
 
@@ -108,13 +109,13 @@ def test_default_uses_the_stored_scale(small, tmp_path):
 
 
 def test_no_stored_scale_warns_and_labels_full_map(small, tmp_path):
-    # 2 calibration images x 8 values: no finite scale at 0.95, so the
-    # session's checkpoint stores none
-    assert np.isnan(float(small['model'].head.measurement_interval_scale))
+    # a calibration split too small for a finite scale at 0.95 stores NaN
+    region_level = float(small['model'].head.conformal_level.max())
+    ckpt = _stored(small, tmp_path, float('nan'), 0.95, region_level)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         proc = run_tool_in_process('measure', [
-            small['cfg'], small['ckpt'], small['test1'], '--num-samples',
+            small['cfg'], ckpt, small['test1'], '--num-samples',
             '50', '--out-dir', str(tmp_path / 'o'), '--no-progress'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     warned = [str(w.message) for w in caught

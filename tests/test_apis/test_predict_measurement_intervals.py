@@ -34,6 +34,9 @@ def stored(calibrated_small_demo, tmp_path_factory):
         model = init_landmark_model(calibrated_small_demo['ckpt'])
     head = model.head
     region_level = float(head.conformal_level.max())
+    # a calibration split too small for a finite scale at 0.95 stores NaN
+    plain.head.set_measurement_interval(float('nan'), 0.95, region_level)
+    plain.head.seal_calibration(plain.state_dict())
     head.set_measurement_interval(1.7, 0.9, region_level)
     head.seal_calibration(model.state_dict())
     ckpt = torch.load(calibrated_small_demo['ckpt'], map_location='cpu',
@@ -115,7 +118,7 @@ def test_infer_tool_writes_the_fitted_intervals(stored, measured, tmp_path):
 
 
 def test_no_stored_scale_one_warning_and_full_map(stored, tmp_path):
-    # 2 calibration images: no finite scale stored in the session's model
+    # no finite scale stored in that model
     assert np.isnan(float(stored['plain'].head.measurement_interval_scale))
     shutil.copy(stored['image'], tmp_path / 'b.png')
     shutil.copy(stored['image'], tmp_path / 'c.png')

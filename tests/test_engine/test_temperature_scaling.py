@@ -13,6 +13,7 @@ from conftest import as_cli_options, small_ceph_options
 
 import mmchh  # noqa: F401
 from mmchh.engine import CalibrationError, calibrate_model
+from mmchh.engine.flag_threshold_fitting import describe_flagging
 from mmchh.testing import run_tool_in_process
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -34,12 +35,12 @@ def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
     assert osp.isfile(osp.join(work, 'calib_reliability_before_after.png'))
     report = json.load(open(osp.join(work, 'calibration.json')))
     calib = report['calib']
-    assert calib['num_images'] == 2 and calib['num_landmarks'] == 38
+    assert calib['num_images'] == 3 and calib['num_landmarks'] == 57
     # the fit minimises exactly this NLL, starting from T = 1
     assert calib['NLL_after'] <= calib['NLL_before'] + 1e-6
-    # the change comes with its paired interval over the 2 images
+    # the change comes with its paired interval over the 3 images
     change = calib['intervals']['NLL_change']
-    assert change['num_images'] == 2 and change['level'] == 0.95
+    assert change['num_images'] == 3 and change['level'] == 0.95
     assert change['estimate'] == pytest.approx(
         calib['NLL_after'] - calib['NLL_before'], abs=1e-6)
     assert change['low'] <= change['estimate'] <= change['high']
@@ -47,12 +48,12 @@ def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
     assert ece['estimate'] == pytest.approx(
         calib['ECE_after'] - calib['ECE_before'], abs=1e-9)
     assert set(report['temperature']) >= {'sella', 'articulare'}
-    # the do-no-harm choice: cross-validated over the 2 images (leave one
+    # the do-no-harm choice: cross-validated over the 3 images (leave one
     # out), with every candidate's out-of-fold NLL and why
     selection = calib['selection']
     assert selection['do_no_harm'] is True
     assert selection['scheme'] == 'leave-one-image-out'
-    assert selection['folds'] == 2
+    assert selection['folds'] == 3
     assert set(selection['candidates']) == {'per_landmark', 'pooled',
                                             'identity'}
     chosen = selection['candidates'][selection['chosen']]
@@ -71,20 +72,20 @@ def test_hook_writes_calibrated_checkpoint_and_report(calibrated_run):
     run = [d for d in os.listdir(work) if osp.isdir(osp.join(work, d))][0]
     log = open(osp.join(work, run, f'{run}.log')).read()
     assert f'calibration: temperatures: {selection["chosen"]} (' in log
-    # 2 calibration images: below the minimum, the threshold is reported
-    # with its basis and why it does not flag, and the head keeps none
+    # 3 calibration images, the minimum: the threshold is used, reported
+    # with its basis (the too-small case: test_flag_threshold_fitting)
     flagging = report['flagging']
-    assert flagging['num_images'] == 2 and flagging['used'] is False
-    assert 'fitted on 2 calibration image(s) (minimum 3)' in \
-        flagging['reason']
-    assert flagging['interval']['num_images'] == 2
-    assert not torch.isfinite(state['head.flag_threshold'])
-    assert float(state['head.flag_num_images']) == 2
+    assert flagging['num_images'] == 3 and flagging['used'] is True
+    assert flagging['interval']['num_images'] == 3
+    assert torch.isfinite(state['head.flag_threshold'])
+    assert flagging['threshold_mm'] == pytest.approx(
+        float(state['head.flag_threshold']))
+    assert float(state['head.flag_num_images']) == 3
     assert float(state['head.flag_num_erroneous']) == \
         flagging['num_erroneous']
     assert float(state['head.flag_threshold_low']) == pytest.approx(
         flagging['interval']['low'])
-    assert flagging['reason'] in log
+    assert describe_flagging(flagging) in log
     head = calibrated_run['runner'].model.head
     torch.testing.assert_close(head.temperature, t)
 
@@ -101,7 +102,7 @@ def test_calibration_fits_conformal_regions(calibrated_run):
     assert conformal['score'] == head.conformal_score == 'mass'
     assert set(conformal['thresholds']) == {'density', 'mass'}
     # 2 calibration images: every landmark counted twice
-    assert set(conformal['num_per_landmark'].values()) == {2}
+    assert set(conformal['num_per_landmark'].values()) == {3}
     state = torch.load(osp.join(work, 'calibrated.pth'),
                        map_location='cpu')['state_dict']
     assert head.has_conformal_regions
@@ -114,8 +115,8 @@ def test_calibration_fits_conformal_regions(calibrated_run):
     assert state['head.conformal_threshold'].shape == (1, 19)
     level = f'{head.conformal_levels[0]:g}'
     radius = conformal['disc_radius_px'][level]
-    # n = 2 < 9 maps per landmark at 0.9: no per-landmark threshold
-    # (reported as null), so every landmark uses the pooled fit of 38 maps
+    # n = 3 < 9 maps per landmark at 0.9: no per-landmark threshold
+    # (reported as null), so every landmark uses the pooled fit of 57 maps
     assert all(r is None for r in radius.values())
     assert conformal['sources'][level] == 'pooled'
     pooled = conformal['pooled_disc_radius_px'][level]
@@ -135,9 +136,9 @@ def test_revalidation_logs_calibrated_uncertainty_metrics(calibrated_run):
     vals = [r for r in rows if 'unc/NLL' in r]
     # epoch 1, epoch 2, then the calibrated re-validation
     assert len(vals) == 3
-    # no Good/Erroneous table: the threshold fitted on the 2 calibration
-    # images is below the minimum and flags nothing
-    assert 'unc/good/count' not in vals[-1]
+    # the Good/Erroneous table of the threshold fitted on the 3
+    # calibration images, only after calibration
+    assert 'unc/good/count' in vals[-1] and 'unc/good/count' not in vals[0]
     # and the conformal regions fitted with the temperatures
     assert 'unc/conformal/coverage' in vals[-1]
     assert 'unc/conformal/coverage' not in vals[0]
