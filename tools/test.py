@@ -189,6 +189,23 @@ def _main(argv=None):
                                             dict(split_check=leak))})
     if show_dir and is_main_process():
         print(f'{TOOL}: overlays in {show_dir}')
+    return _all_invalid_status(metrics, args.out)
+
+
+def _all_invalid_status(metrics: dict, out) -> int:
+    """1, with one line, when a metric saw no valid prediction at all
+    (every landmark's map non-finite: broken weights or input); else 0."""
+    for key, invalid in metrics.items():
+        if not key.endswith('/num_invalid'):
+            continue
+        total = metrics.get(key[:-len('num_invalid')] + 'num_landmarks')
+        if total and invalid >= total:
+            print(f'{TOOL}: error: every one of the {int(total)} landmarks '
+                  'was predicted invalid (non-finite maps): the weights or '
+                  'the input are broken; nothing was measured'
+                  f'{f" (metrics written to {out})" if out else ""}',
+                  file=sys.stderr)
+            return 1
     return 0
 
 

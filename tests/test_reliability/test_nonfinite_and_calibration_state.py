@@ -340,3 +340,30 @@ def test_metrics_count_invalid_landmarks_and_report_nan(tmp_path):
     with open(tmp_path / 'unc_uncertainty.json') as f:
         doc = _strict_loads(f.read())
     assert doc['num_invalid'] == 1 and doc['metrics']['MERE'] is None
+
+
+def test_test_tool_exits_1_when_every_landmark_is_invalid(
+        calibrated_small_demo, tmp_path):
+    """Negative BN variances: finite weights that load, but every map is
+    NaN. tools/test.py writes what it measured (nothing valid) and exits
+    1 with one line instead of reporting NaN metrics with status 0."""
+    from mmchh.testing import run_tool_in_process
+    ckpt = torch.load(calibrated_small_demo['ckpt'], map_location='cpu',
+                      weights_only=False)
+    for key, value in ckpt['state_dict'].items():
+        if key.endswith('running_var'):
+            value.fill_(-1.0)
+    broken = str(tmp_path / 'nan_maps.pth')
+    torch.save(ckpt, broken)
+    out = tmp_path / 'metrics.json'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        proc = run_tool_in_process('test', [
+            calibrated_small_demo['cfg'], broken, '--out', str(out),
+            '--work-dir', str(tmp_path / 'work')])
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith('test.py: error: every one of the') and \
+        str(out) in line
+    metrics = json.loads(out.read_text())
+    assert metrics['ceph/num_invalid'] == metrics['ceph/num_landmarks'] > 0
