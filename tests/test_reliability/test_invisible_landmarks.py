@@ -148,3 +148,62 @@ def test_metric_never_reads_an_invisible_point():
     assert json.dumps(results[0], sort_keys=True) == json.dumps(
         results[1], sort_keys=True)
     assert results[0]['ceph/num_landmarks'] == 2
+
+
+def _calib_with_invisible(data, out, garbage):
+    """calib.json with two landmarks of each image invisible, their
+    coordinates zeros (as the converters write them) or garbage."""
+    doc = json.load(open(osp.join(data, 'calib.json')))
+    for ann in doc['annotations']:
+        for k in (SELLA, 7):
+            ann['keypoints'][3 * k:3 * k + 3] = (
+                [1e6, -1e6, 0] if garbage else [0, 0, 0])
+        ann['num_keypoints'] = 17
+    with open(out, 'w') as f:
+        json.dump(doc, f)
+
+
+def test_calibration_never_reads_an_invisible_point(calibrated_small_demo,
+                                                    tmp_path):
+    """Temperatures, flag threshold, conformal thresholds and the
+    calibration metrics are the same whether an invisible landmark's
+    coordinates are zeros or garbage."""
+    import copy
+
+    import torch
+
+    from mmchh.engine import calibrate_model
+    runner = calibrated_small_demo['runner']
+    model = runner.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fits = []
+    try:
+        for garbage in (False, True):
+            ann = str(tmp_path / f'calib_{garbage}.json')
+            _calib_with_invisible(calibrated_small_demo['data'], ann,
+                                  garbage)
+            loader = copy.deepcopy(runner.cfg.calib_dataloader)
+            loader.dataset.ann_file = ann
+            model.load_state_dict(before)
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', UserWarning)
+                report = calibrate_model(runner, loader,
+                                         out_dir=str(tmp_path / str(garbage)),
+                                         checkpoint_name=None)
+            fits.append(({k: v.clone()
+                          for k, v in model.state_dict().items()
+                          if k.startswith('head.')}, report))
+    finally:
+        model.load_state_dict(before)
+    (state0, report0), (state1, report1) = fits
+    assert report0['calib']['num_landmarks'] == 3 * 17
+    for key in state0:
+        torch.testing.assert_close(state0[key], state1[key], equal_nan=True,
+                                   rtol=0, atol=0, msg=key)
+    # the reports as calibration.json holds them
+    doc0 = json.load(open(tmp_path / 'False' / 'calibration.json'))
+    doc1 = json.load(open(tmp_path / 'True' / 'calibration.json'))
+    for doc in (doc0, doc1):  # wall time of the fit
+        doc['calib']['selection'].pop('seconds')
+    assert doc0['calib'] == doc1['calib']
+    assert doc0['flagging'] == doc1['flagging']
