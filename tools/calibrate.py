@@ -98,11 +98,7 @@ def parse_args(argv=None):
         'whose images are in the conversion\'s train split (refused by '
         'default); prints a warning and records the overlap in '
         'calibration.json')
-    parser.add_argument(
-        '--allow-config-mismatch', action='store_true',
-        help='use the config even where its input/heatmap size, landmark '
-        'count or names differ from those the checkpoint was trained with '
-        '(refused by default; a warning names both)')
+    cli.add_allow_config_mismatch(parser)
     parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings in the config, key=value')

@@ -53,16 +53,13 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
+    from mmchh.utils import cli
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('input', help='an image file or a folder')
     parser.add_argument('--config', help='config file (default: the '
                         "checkpoint's own recipe; a config given is checked "
                         'against it)')
-    parser.add_argument('--allow-config-mismatch', action='store_true',
-                        help='use --config even where its input/heatmap '
-                        'size, landmark count or names differ from those '
-                        'the checkpoint was trained with (refused by '
-                        'default; a warning names both)')
+    cli.add_allow_config_mismatch(parser)
     parser.add_argument('--checkpoint', required=True,
                         help='checkpoint (normally calibrated.pth)')
     parser.add_argument('--out-dir', required=True, help='output folder')

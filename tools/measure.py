@@ -71,11 +71,7 @@ def parse_args(argv=None):
         help='measure even on a split whose images are in the train or calib '
         'split of its conversion (refused by default); prints a warning '
         'and records the overlap in measurements_eval.json')
-    parser.add_argument(
-        '--allow-config-mismatch', action='store_true',
-        help='use the config even where its input/heatmap size, landmark '
-        'count or names differ from those the checkpoint was trained with '
-        '(refused by default; a warning names both)')
+    cli.add_allow_config_mismatch(parser)
     args = parser.parse_args(argv)
     if args.calib and args.interval_fit:
         parser.error('give --calib or --interval-fit, not both')

@@ -188,3 +188,13 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f'{self.prog}: error: {one_line(message)} '
                   '(see --help)\n')
+
+
+def add_allow_config_mismatch(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--allow-config-mismatch`` (the same flag in every tool that
+    loads a checkpoint with a config)."""
+    parser.add_argument(
+        '--allow-config-mismatch', action='store_true',
+        help='use the config even where its input/heatmap size, landmark '
+        'count or names differ from those the checkpoint was trained with '
+        '(refused by default; a warning names both)')
