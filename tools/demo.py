@@ -105,17 +105,18 @@ _NA = 'n/a'
 
 
 def parse_args(argv=None):
+    from mmchh.utils import cli
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data-dir', default='data',
                         help='where the synthetic set and its COCO files go')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--config', default=CONFIG)
-    parser.add_argument('--num-train', type=int, default=24,
+    parser.add_argument('--num-train', type=cli.any_int, default=24,
                         help=f'training images written; {NUM_VAL} are held '
                         f'out for validation and {NUM_CALIB} for calibration')
-    parser.add_argument('--num-test1', type=int, default=8)
-    parser.add_argument('--num-test2', type=int, default=4)
+    parser.add_argument('--num-test1', type=cli.any_int, default=8)
+    parser.add_argument('--num-test2', type=cli.any_int, default=4)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the demo config')
     args = parser.parse_args(argv)

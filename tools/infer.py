@@ -45,7 +45,6 @@ Example:
         --checkpoint work_dirs/unet_r34_onehot/calibrated.pth \
         --out-dir preds/ --spacing 0.1 --measurements --format labelme
 """
-import argparse
 import os.path as osp
 import sys
 
@@ -54,7 +53,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def parse_args(argv=None):
     from mmchh.utils import cli
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog='infer.py',
+                                description=__doc__.splitlines()[0])
     parser.add_argument('input', help='an image file or a folder')
     parser.add_argument('--config', help='config file (default: the '
                         "checkpoint's own recipe; a config given is checked "
@@ -74,12 +74,12 @@ def parse_args(argv=None):
                         "image's header (DICOM, MetaImage...) has another "
                         "spacing (by default the header's wins, with a "
                         'warning)')
-    parser.add_argument('--spacing', type=float, nargs='+', metavar='MM',
+    parser.add_argument('--spacing', type=cli.finite_positive_float, nargs='+', metavar='MM',
                         help='mm per pixel of the input images: one value '
                         'or x y (gives ERE in mm and the flags); an image '
                         "whose header (DICOM, MetaImage...) has a spacing "
                         'keeps its own')
-    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--batch-size', type=cli.positive_int, default=4)
     parser.add_argument('--no-overlay', action='store_true',
                         help='do not draw overlays')
     parser.add_argument('--overwrite', action='store_true',
@@ -97,9 +97,9 @@ def parse_args(argv=None):
                         'the checkpoint (as tools/measure.py); full-map: '
                         'the full-map draws\' 95 %% intervals, labelled as '
                         'such')
-    parser.add_argument('--num-samples', type=int, default=1000,
+    parser.add_argument('--num-samples', type=cli.positive_int, default=1000,
                         help='landmark draws per heatmap for --measurements')
-    parser.add_argument('--seed', type=int, default=0,
+    parser.add_argument('--seed', type=cli.any_int, default=0,
                         help='seed of the draws for --measurements')
     parser.add_argument('--format', action='append', choices=('labelme', ),
                         default=[], metavar='FORMAT',

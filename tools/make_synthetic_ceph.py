@@ -13,19 +13,20 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
+    from mmchh.utils import cli
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('out_root', help='folder to write the data set into')
-    parser.add_argument('--num-train', type=int, default=10)
-    parser.add_argument('--num-test1', type=int, default=4)
-    parser.add_argument('--num-test2', type=int, default=4)
+    parser.add_argument('--num-train', type=cli.any_int, default=10)
+    parser.add_argument('--num-test1', type=cli.any_int, default=4)
+    parser.add_argument('--num-test2', type=cli.any_int, default=4)
     parser.add_argument(
         '--size',
-        type=int,
+        type=cli.any_int,
         nargs=2,
         default=(320, 400),
         metavar=('W', 'H'),
         help='image width and height (the real set is 1935 2400)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=cli.any_int, default=0)
     parser.add_argument(
         '--flat',
         action='store_true',

@@ -20,7 +20,7 @@ from typing import Callable, NoReturn, Optional, Sequence
 from .errors import InputError
 
 __all__ = [
-    'ArgumentParser', 'USER_ERRORS', 'any_int', 'fail',
+    'ArgumentParser', 'USER_ERRORS', 'any_float', 'any_int', 'fail',
     'finite_positive_float', 'fraction', 'non_negative_float',
     'non_negative_int', 'number_type', 'one_line', 'open_fraction',
     'positive_int', 'run_tool', 'torch_device'
@@ -136,6 +136,9 @@ positive_int = number_type(int, low=1)
 non_negative_int = number_type(int, low=0)
 #: ``type=`` for any integer (e.g. a rank), spelled as a plain decimal.
 any_int = number_type(int)
+#: ``type=`` for any finite number spelled as a plain decimal (the range
+#: checked by the library that reads it).
+any_float = number_type(float)
 #: ``type=`` for radii, scales, durations: a finite number > 0.
 finite_positive_float = number_type(float, low=0, low_open=True)
 #: ``type=`` for a std or weight that may be 0: a finite number >= 0.

@@ -71,6 +71,38 @@ def test_tool_numbers_refused_before_any_work(no_runner, tmp_path, tool,
     _one_line(proc, f'{tool}.py', 2, 'argument --', option, expected)
 
 
+@pytest.mark.parametrize('tool,args,option,value,expected', [
+    ('infer', ['x.png', '--checkpoint', 'k.pth'], '--spacing', '1_5',
+     'must be a finite number > 0'),
+    ('infer', ['x.png', '--checkpoint', 'k.pth'], '--spacing', '-0.1',
+     'must be > 0'),
+    ('infer', ['x.png', '--checkpoint', 'k.pth'], '--spacing', 'nan',
+     'must be a finite number > 0'),
+    ('infer', ['x.png', '--checkpoint', 'k.pth'], '--batch-size', '0',
+     'must be >= 1'),
+    ('infer', ['x.png', '--checkpoint', 'k.pth'], '--seed', '0x1',
+     'must be an integer'),
+    ('convert_isbi', ['in', 'out'], '--num-val', '1_5', 'must be an integer'),
+    ('convert_isbi', ['in', 'out'], '--spacing', 'nan',
+     'must be a finite number'),
+    ('convert_landmarks', ['out', '--images', 'im', '--keypoints', 'a', 'b',
+                           'c', '--csv', 'x.csv'], '--spacing', '1_5',
+     'must be a finite number'),
+    ('convert_landmarks', ['out', '--images', 'im', '--keypoints', 'a', 'b',
+                           'c', '--csv', 'x.csv'], '--test-fraction', 'inf',
+     'must be a finite number'),
+], ids=['infer_spacing', 'infer_negative_spacing', 'infer_nan_spacing',
+        'infer_batch', 'infer_seed', 'isbi_num_val',
+        'isbi_spacing', 'landmarks_spacing', 'landmarks_test_fraction'])
+def test_inference_and_converter_numbers_are_plain_decimals(
+        no_runner, tmp_path, tool, args, option, value, expected):
+    # float('1_5') and int('1_5') are 15: refused before any file is read
+    args = [str(tmp_path / a) if not a.startswith('-') and a not in (
+        'a', 'b', 'c') else a for a in args]
+    proc = run_tool_in_process(tool, args + [option, value])
+    _one_line(proc, f'{tool}.py', 2, f'argument {option}:', expected)
+
+
 def test_measure_device_mps_is_one_line(tmp_path):
     import torch
     if torch.backends.mps.is_available():

@@ -10,7 +10,6 @@ Example:
     python tools/dataset_converters/convert_isbi.py /data/ISBI2015 \
         data/isbi2015_coco --resize 640 800
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -20,7 +19,9 @@ sys.path.insert(
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    from mmchh.utils import cli
+    parser = cli.ArgumentParser(
+        prog='convert_isbi.py',
         description='Convert ISBI 2015 cephalometric data (RawImage/ + '
         'AnnotationsByMD/400_senior, 400_junior) to COCO-keypoint JSON files '
         'OUT_DIR/{train,val,calib,test1,test2}.json (test2 only when '
@@ -33,18 +34,18 @@ def parse_args(argv=None):
         '--gt', default='mean', choices=['mean', 'senior', 'junior'],
         help='training ground truth (default: mean of the annotators, as in '
         'the paper)')
-    parser.add_argument('--num-val', type=int, default=None,
+    parser.add_argument('--num-val', type=cli.any_int, default=None,
                         help='training images held out for validation, >= 1 '
                         '(default: 10 %% of them, at least 1, at most 15)')
-    parser.add_argument('--num-calib', type=int, default=None,
+    parser.add_argument('--num-calib', type=cli.any_int, default=None,
                         help='training images held out for temperature '
                         'scaling, >= 1 (default: as --num-val)')
-    parser.add_argument('--split-seed', type=int, default=0)
+    parser.add_argument('--split-seed', type=cli.any_int, default=0)
     parser.add_argument(
-        '--resize', type=int, nargs=2, metavar=('W', 'H'),
+        '--resize', type=cli.any_int, nargs=2, metavar=('W', 'H'),
         help='write copies padded right/bottom to aspect W/H and resized to '
         'W x H, each in 1..16384 (the paper: 640 800)')
-    parser.add_argument('--spacing', type=float, nargs='+', default=[0.1],
+    parser.add_argument('--spacing', type=cli.any_float, nargs='+', default=[0.1],
                         metavar='MM', help='mm per pixel of the original '
                         'images: one value, or x and y (default 0.1)')
     parser.add_argument('--skip-bad', action='store_true',

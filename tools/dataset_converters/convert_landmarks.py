@@ -37,7 +37,9 @@ def _annotator_dir(text: str):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    from mmchh.utils import cli
+    parser = cli.ArgumentParser(
+        prog='convert_landmarks.py',
         description='Convert images annotated with landmarks (labelme JSON '
         'per annotator, a long-format CSV, or a COCO file) to COCO-keypoint '
         'JSON files OUT/{train,val,calib,test}.json with OUT/images/, '
@@ -79,7 +81,7 @@ def parse_args(argv=None):
                         metavar='FILE',
                         help='an existing COCO-keypoint file')
     parser.add_argument('--spacing',
-                        type=float,
+                        type=cli.any_float,
                         nargs='+',
                         metavar='MM',
                         help='mm per pixel (one value, or x and y) of images '
@@ -90,13 +92,13 @@ def parse_args(argv=None):
                         'OUT/conversion_report.json and go on instead of '
                         'stopping at the first')
     parser.add_argument('--resize',
-                        type=int,
+                        type=cli.any_int,
                         nargs=2,
                         metavar=('W', 'H'),
                         help='write copies padded right/bottom to aspect W/H '
                         'and resized to W x H')
     parser.add_argument('--test-fraction',
-                        type=float,
+                        type=cli.any_float,
                         default=0.2,
                         metavar='F',
                         help='share of the images held out as '
@@ -104,16 +106,16 @@ def parse_args(argv=None):
                         'image, one included, as a test-only folder with '
                         'test.json alone, e.g. a reviewed batch to score)')
     parser.add_argument('--num-val',
-                        type=int,
+                        type=cli.any_int,
                         default=None,
                         help='images held out for validation, >= 1 '
                         '(default: 10 %% of the rest, at least 1, at most 15)')
     parser.add_argument('--num-calib',
-                        type=int,
+                        type=cli.any_int,
                         default=None,
                         help='images held out for temperature scaling, >= 1 '
                         '(default: as --num-val)')
-    parser.add_argument('--split-seed', type=int, default=0)
+    parser.add_argument('--split-seed', type=cli.any_int, default=0)
     parser.add_argument(
         '--duplicates',
         choices=('together', 'drop', 'error'),
