@@ -347,14 +347,9 @@ def test_test_tool_exits_1_when_every_landmark_is_invalid(
     """Negative BN variances: finite weights that load, but every map is
     NaN. tools/test.py writes what it measured (nothing valid) and exits
     1 with one line instead of reporting NaN metrics with status 0."""
-    from mmchh.testing import run_tool_in_process
-    ckpt = torch.load(calibrated_small_demo['ckpt'], map_location='cpu',
-                      weights_only=False)
-    for key, value in ckpt['state_dict'].items():
-        if key.endswith('running_var'):
-            value.fill_(-1.0)
-    broken = str(tmp_path / 'nan_maps.pth')
-    torch.save(ckpt, broken)
+    from mmchh.testing import run_tool_in_process, write_nan_map_checkpoint
+    broken = write_nan_map_checkpoint(calibrated_small_demo['ckpt'],
+                                      str(tmp_path / 'nan_maps.pth'))
     out = tmp_path / 'metrics.json'
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)

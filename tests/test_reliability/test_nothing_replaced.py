@@ -20,7 +20,8 @@ from test_datasets.test_converters.landmark_files import (KEYPOINTS,
 
 from mmchh.datasets.converters import (CONVERSION_MARKER, ConversionError,
                                        convert_landmarks)
-from mmchh.testing import folder_digest, load_tool, run_tool_in_process
+from mmchh.testing import (folder_digest, load_tool, run_tool_in_process,
+                           write_nan_map_checkpoint)
 from mmchh.utils.io import atomic_write_text, current_umask
 from mmchh.utils.run_lock import RunLock
 
@@ -158,13 +159,8 @@ def infer_setup(trained_tiny, tmp_path_factory):
         shutil.copy(osp.join(source, name), xrays / name)
     garbage = str(root / 'garbage.pth')
     open(garbage, 'wb').write(b'not a checkpoint')
-    ckpt = torch.load(trained_tiny['checkpoint'], map_location='cpu',
-                      weights_only=False)
-    for key, value in ckpt['state_dict'].items():
-        if key.endswith('running_var'):
-            value.fill_(-1.0)
-    broken = str(root / 'nan_maps.pth')
-    torch.save(ckpt, broken)
+    broken = write_nan_map_checkpoint(trained_tiny['checkpoint'],
+                                      str(root / 'nan_maps.pth'))
     # one landmark's logits overflow to +-inf (finite, huge weights)
     ckpt = torch.load(trained_tiny['checkpoint'], map_location='cpu',
                       weights_only=False)
