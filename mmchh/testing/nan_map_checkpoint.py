@@ -15,7 +15,7 @@ def write_nan_map_checkpoint(source: str, destination: str) -> str:
     Returns:
         str: ``destination``.
     """
-    ckpt = torch.load(source, map_location='cpu', weights_only=False)
+    ckpt = torch.load(source, map_location='cpu', weights_only=True)
     for key, value in ckpt['state_dict'].items():
         if key.endswith('running_var'):
             value.fill_(-1.0)
