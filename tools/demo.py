@@ -98,7 +98,7 @@ DEMO_DATA_OUTPUTS = (
 
 #: Images held out of the training images for validation / calibration.
 NUM_VAL = 4
-NUM_CALIB = 4
+NUM_CALIB = 8
 
 #: How the results table shows a number that is missing (None in the JSON).
 _NA = 'n/a'
@@ -112,7 +112,7 @@ def parse_args(argv=None):
                         help='where the synthetic set and its COCO files go')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--config', default=CONFIG)
-    parser.add_argument('--num-train', type=cli.any_int, default=24,
+    parser.add_argument('--num-train', type=cli.any_int, default=28,
                         help=f'training images written; {NUM_VAL} are held '
                         f'out for validation and {NUM_CALIB} for calibration')
     parser.add_argument('--num-test1', type=cli.any_int, default=8)
@@ -132,7 +132,7 @@ def parse_args(argv=None):
     return args
 
 
-def make_demo_data(data_dir, input_size, num_train=24, num_test1=8,
+def make_demo_data(data_dir, input_size, num_train=28, num_test1=8,
                    num_test2=4, progress=True):
     """The demo's data stages: the synthetic set, then its COCO conversion.
 

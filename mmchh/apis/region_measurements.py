@@ -7,7 +7,7 @@ intervals into most of the possible range. Here every landmark is drawn
 from its calibrated map restricted to the head's conformal region at one
 level (the set that holds the true landmark with probability >= that
 level) and renormalised; each measurement's draws then give a center (the
-median) and a spread (IQR / 1.349), the two numbers a fitted scale turns into
+median) and a spread (MAD x 1.4826), the two numbers a fitted scale turns into
 an interval (:mod:`mmchh.engine.measurement_interval_fitting`).
 """
 from dataclasses import dataclass

@@ -7,7 +7,7 @@ and the intervals of a prediction (:mod:`mmchh.apis.region_measurements`).
 Each landmark is drawn from its calibrated map restricted to the head's
 conformal region at one level (the set holding the true landmark with
 probability >= that level), renormalised; each measurement's draws give a
-center (median) and a spread (IQR / 1.349).
+center (median) and a spread (MAD x 1.4826).
 """
 from typing import Callable, Dict, Optional, Tuple
 
