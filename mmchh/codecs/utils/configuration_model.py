@@ -61,7 +61,7 @@ import numpy as np
 __all__ = [
     'MIN_LANDMARKS', 'PRIOR_SHAPES', 'ConfigurationModel',
     'similarity_fit', 'generalized_procrustes', 'fit_configuration_model',
-    'robust_alignment_weights', 'plausibility_scores'
+    'robust_alignment_weights', 'plausibility_scores', 'expected_positions'
 ]
 
 #: The fewest landmarks that make a configuration: two fix a similarity,
@@ -221,6 +221,32 @@ def generalized_procrustes(shapes: np.ndarray, max_iter: int = 100,
     return mean, aligned
 
 
+def _leave_one_out_alignments(shape: np.ndarray, mean: np.ndarray,
+                              weights: np.ndarray) -> Tuple[np.ndarray,
+                                                            np.ndarray]:
+    """Per landmark ``k``: the similarity ``z -> a z + b`` (complex) that
+    aligns the shape to the mean on every landmark but ``k`` (with
+    ``weights``); NaN where the others cannot fix one.
+
+    Note:
+        shape, mean: (K, 2), NaN rows missing; weights: (K,); returns
+        ``a``, ``b``: (K,) complex
+    """
+    num = len(mean)
+    present = np.isfinite(shape).all(-1) & np.isfinite(mean).all(-1)
+    w = np.where(present, weights, 0.0)
+    # row k: the weights without landmark k
+    others = np.where(np.eye(num, dtype=bool), 0.0, w[None, :])
+    enough = (others > 0).sum(1) >= 2
+    others[~enough] = 1.0  # placeholder rows, voided below
+    src = np.where(present, _complex(np.nan_to_num(shape)), 0)
+    dst = np.where(present, _complex(np.nan_to_num(mean)), 0)
+    a, b = _similarity_complex(np.broadcast_to(src, (num, num)),
+                               np.broadcast_to(dst, (num, num)), others)
+    ok = enough & (np.abs(a) > 0)
+    return np.where(ok, a, np.nan), np.where(ok, b, np.nan)
+
+
 def _leave_one_out_residuals(shape: np.ndarray, mean: np.ndarray,
                              weights: np.ndarray) -> Tuple[np.ndarray,
                                                            np.ndarray]:
@@ -232,22 +258,12 @@ def _leave_one_out_residuals(shape: np.ndarray, mean: np.ndarray,
     Note:
         shape, mean: (K, 2); weights: (K,); returns (K, 2) and (K,)
     """
-    num = len(mean)
-    present = np.isfinite(shape).all(-1) & np.isfinite(mean).all(-1)
-    w = np.where(present, weights, 0.0)
-    # row k: the weights without landmark k
-    others = np.where(np.eye(num, dtype=bool), 0.0, w[None, :])
-    enough = (others > 0).sum(1) >= 2
-    others[~enough] = 1.0  # placeholder rows, discarded below
-    src = np.where(present, _complex(np.nan_to_num(shape)), 0)
-    dst = np.where(present, _complex(np.nan_to_num(mean)), 0)
-    a, b = _similarity_complex(np.broadcast_to(src, (num, num)),
-                               np.broadcast_to(dst, (num, num)), others)
-    ok = present & enough & (np.abs(a) > 0)
-    resid = a * src + b - dst
-    residual = np.where(ok[:, None],
-                        np.stack([resid.real, resid.imag], -1), np.nan)
-    return residual, np.where(ok, np.abs(a), np.nan)
+    a, b = _leave_one_out_alignments(shape, mean, weights)
+    resid = a * _complex(shape) + b - _complex(mean)
+    residual = np.stack([resid.real, resid.imag], -1)
+    ok = np.isfinite(residual).all(-1)
+    return (np.where(ok[:, None], residual, np.nan),
+            np.where(ok, np.abs(a), np.nan))
 
 
 def fit_configuration_model(shapes: np.ndarray) -> ConfigurationModel:
@@ -388,3 +404,42 @@ def plausibility_scores(points: np.ndarray, model: ConfigurationModel
             model.cov[k], resid[k])))
         distance[k] = float(np.sqrt(resid[k] @ resid[k])) / scale[k]
     return sigma, distance
+
+
+def expected_positions(points: np.ndarray, model: ConfigurationModel
+                       ) -> Tuple[np.ndarray, np.ndarray]:
+    """Where the other landmarks place each landmark, in ``points``' units.
+
+    The robust weights of :func:`robust_alignment_weights`; per landmark
+    ``k``, the similarity fitted on the others maps the model's expected
+    position (``mean + offset``) and covariance back into ``points``'
+    frame: the Gaussian a plausibility-constrained decode multiplies the
+    heatmap by. A missing landmark gets one too (the others place it).
+
+    Args:
+        points (np.ndarray): (K, 2), NaN rows for missing landmarks.
+        model (ConfigurationModel): The fitted model.
+
+    Returns:
+        tuple: ``center`` (K, 2) and ``cov`` (K, 2, 2); NaN where the
+        landmark is unmodelled or the others cannot fix an alignment.
+    """
+    points = np.asarray(points, np.float64)
+    num = len(points)
+    center = np.full((num, 2), np.nan)
+    cov = np.full((num, 2, 2), np.nan)
+    weights = robust_alignment_weights(points, model)
+    if (weights > 0).sum() < 2:
+        return center, cov
+    mean = np.where(model.usable[:, None], model.mean, np.nan)
+    a, b = _leave_one_out_alignments(points, mean, weights)
+    expected = _complex(model.mean + model.offset)
+    z = (expected - b) / a
+    ok = model.usable & np.isfinite(z)
+    center[ok] = np.stack([z.real, z.imag], -1)[ok]
+    for k in np.flatnonzero(ok):
+        angle = -np.angle(a[k])  # the inverse rotation
+        rot = np.array([[np.cos(angle), -np.sin(angle)],
+                        [np.sin(angle), np.cos(angle)]])
+        cov[k] = rot @ model.cov[k] @ rot.T / abs(a[k])**2
+    return center, cov
