@@ -51,7 +51,13 @@ __all__ = [
 #: on (NaN: not recorded); ``measurement_interval_scale`` / ``_level`` /
 #: ``measurement_region_level`` the fitted scale of the measurement
 #: intervals, its coverage level and the conformal region level the
-#: landmarks are drawn within (NaN: not fitted).
+#: landmarks are drawn within (NaN: not fitted). The ``configuration_*``
+#: buffers hold the configuration model (mean shape, leave-one-out offsets
+#: and covariances, shapes per landmark; see
+#: :mod:`mmchh.codecs.utils.configuration_model`), the plausibility
+#: threshold in sigma, its level ``alpha`` and the correct calibration
+#: landmarks it was fitted on (NaN: not fitted; a NaN threshold beside a
+#: fitted model: scores reported, nothing flagged implausible).
 #: State fitted later joins the same fingerprinted calibration by adding its
 #: buffer here (and to :data:`LATER_CALIBRATION_STATE_NAMES`): the head then
 #: verifies, resets and fills it like the others.
@@ -71,6 +77,13 @@ CALIBRATION_STATE_DEFAULTS = {
     'conformal_pooled_threshold': float('nan'),
     'conformal_disc_radius': float('nan'),
     'conformal_pooled_disc_radius': float('nan'),
+    'configuration_mean': float('nan'),
+    'configuration_offset': float('nan'),
+    'configuration_cov': float('nan'),
+    'configuration_num_shapes': float('nan'),
+    'configuration_threshold': float('nan'),
+    'configuration_alpha': float('nan'),
+    'configuration_num_scores': float('nan'),
     'calibration_fingerprint': 0,
 }
 #: The names of :data:`CALIBRATION_STATE_DEFAULTS`, in order.
@@ -81,7 +94,10 @@ CALIBRATION_STATE_NAMES = tuple(CALIBRATION_STATE_DEFAULTS)
 LATER_CALIBRATION_STATE_NAMES = (
     'flag_threshold_low', 'flag_threshold_high', 'flag_num_images',
     'flag_num_erroneous', 'measurement_interval_scale',
-    'measurement_interval_level', 'measurement_region_level')
+    'measurement_interval_level', 'measurement_region_level',
+    'configuration_mean', 'configuration_offset', 'configuration_cov',
+    'configuration_num_shapes', 'configuration_threshold',
+    'configuration_alpha', 'configuration_num_scores')
 #: The calibration buffers in which NaN means "not fitted" (their default);
 #: :func:`check_finite_state` accepts NaN, never an infinity, in them.
 UNSET_AS_NAN_STATE_NAMES = tuple(

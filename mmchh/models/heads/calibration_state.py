@@ -7,8 +7,10 @@ CALIBRATION_STATE_DEFAULTS`): one temperature per map (``log_temperature``),
 the ERE flag threshold (``flag_threshold``) and its unit, mm or
 original-image pixels (``flag_threshold_in_mm``), the split-conformal
 regions (``conformal_*``: levels, score thresholds and disc radii, see
-:mod:`mmchh.engine.conformal_fitting`) and the fingerprint of the weights
-they were fitted for (``calibration_fingerprint``). They travel in
+:mod:`mmchh.engine.conformal_fitting`), the configuration model and its
+plausibility threshold (``configuration_*``, see
+:mod:`mmchh.engine.configuration_calibration`) and the fingerprint of the
+weights they were fitted for (``calibration_fingerprint``). They travel in
 every checkpoint, and must never outlive the weights they belong to:
 
 - every load refuses non-finite tensors and loads a calibration whose
@@ -112,6 +114,12 @@ class CalibrationStateMixin:
           radius in original-image pixels; ``conformal_pooled_disc_radius``:
           (L,)
         - every ``conformal_*`` buffer: float32, NaN = not fitted
+        - ``configuration_mean``, ``configuration_offset``: (K, 2);
+          ``configuration_cov``: (K, 2, 2); ``configuration_num_shapes``:
+          (K,); ``configuration_threshold`` (sigma),
+          ``configuration_alpha``, ``configuration_num_scores``: ();
+          float32, NaN = not fitted (see
+          :class:`~mmchh.models.heads.plausibility_fields.PlausibilityFieldsMixin`)
         - ``calibration_fingerprint``: (32,) uint8, a SHA-256 digest
     """
 
@@ -148,6 +156,17 @@ class CalibrationStateMixin:
                              (num_levels, num_maps)),
                             ('conformal_pooled_disc_radius',
                              (num_levels, ))):
+            self.register_buffer(
+                name, torch.full(shape, nan, dtype=torch.float32))
+        # the configuration model and its plausibility threshold (see
+        # PlausibilityFieldsMixin); NaN = not fitted
+        for name, shape in (('configuration_mean', (num_maps, 2)),
+                            ('configuration_offset', (num_maps, 2)),
+                            ('configuration_cov', (num_maps, 2, 2)),
+                            ('configuration_num_shapes', (num_maps, )),
+                            ('configuration_threshold', ()),
+                            ('configuration_alpha', ()),
+                            ('configuration_num_scores', ())):
             self.register_buffer(
                 name, torch.full(shape, nan, dtype=torch.float32))
         # SHA-256 digest of the weights the calibration was fitted for

@@ -15,6 +15,7 @@ from torch import Tensor
 from mmchh.codecs.utils import CONFORMAL_SCORES, nll_at_index, softmax_2d
 from mmchh.utils.errors import InputError
 from .calibration_state import CalibrationStateMixin
+from .plausibility_fields import PlausibilityFieldsMixin
 from .uncertainty_fields import UncertaintyFieldsMixin
 
 OptIntSeq = Optional[Sequence[int]]
@@ -44,7 +45,7 @@ def _finite_maps(logits: Tensor) -> Tensor:
 
 @MODELS.register_module()
 class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
-                         HeatmapHead):
+                         PlausibilityFieldsMixin, HeatmapHead):
     """Heatmap head whose maps are 2D-softmax distributions over pixels.
 
     A drop-in replacement for MMPose's ``HeatmapHead`` (same arguments and
@@ -103,6 +104,14 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
     baseline's radius (``keypoint_disc_radius``, image pixels) for the
     metric (:meth:`conformal_fields`).
 
+    Plausibility: once calibration has stored a configuration model (the
+    ``configuration_*`` buffers), predict also returns how far each
+    landmark lies from where the others place it (``keypoint_plausibility``
+    in sigma, ``keypoint_plausibility_mm``), ``keypoint_implausible`` and
+    the ERE flag alone (``keypoint_ere_flagged``); ``keypoint_flagged`` is
+    then either (:class:`~.plausibility_fields.PlausibilityFieldsMixin`;
+    ``test_cfg=dict(plausibility=False)`` skips it).
+
     Calibration state (``log_temperature``, ``flag_threshold`` and
     ``flag_threshold_in_mm``, the ``conformal_*`` buffers and ``calibration_fingerprint``, the buffers
     named in
@@ -134,7 +143,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
           (1, K) = probability at the mode, ``keypoint_ere`` (1, K) = ERE in
           model-input pixels, ``keypoint_valid`` (1, K) bool;
           ``keypoint_ere_px`` / ``keypoint_ere_mm`` / ``keypoint_flagged``
-          (1, K); with conformal regions ``keypoint_region_area``,
+          (1, K); ``keypoint_ere_flagged``, ``keypoint_plausibility``,
+          ``keypoint_plausibility_mm``, ``keypoint_implausible`` (1, K);
+          with conformal regions ``keypoint_region_area``,
           ``keypoint_region_area_mm2``, ``keypoint_in_region`` and
           ``keypoint_disc_radius`` (1, K, L) and ``keypoint_region_level``
           (1, L).
@@ -330,7 +341,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             feats (Tuple[Tensor] | List[Tuple[Tensor]]): Features, or a pair
                 (original, flipped) for flip test.
             batch_data_samples (List[PoseDataSample]): The batch samples.
-            test_cfg (dict): ``flip_test`` (bool); ``output_heatmaps``
+            test_cfg (dict): ``flip_test`` (bool); ``plausibility`` (bool,
+                default True: the plausibility fields once a configuration
+                model is stored); ``output_heatmaps``
                 (bool: also return the probability maps as
                 ``PixelData(heatmaps=...)``); ``output_logits`` (bool: also
                 the logits, ``PixelData(logits=...)``, for temperature
@@ -340,10 +353,11 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             list[InstanceData] | tuple: Per sample ``keypoints``,
             ``keypoint_scores``, ``keypoint_ere`` and ``keypoint_valid``
             (NaN values where it is False), plus the fields of
-            :meth:`_physical_fields`, :meth:`target_scores` and
-            :meth:`conformal_fields` when the samples and the calibration
-            allow them; with ``output_heatmaps`` / ``output_logits``
-            also a list of ``PixelData``.
+            :meth:`_physical_fields`, :meth:`target_scores`,
+            :meth:`conformal_fields` and :meth:`plausibility_fields` when
+            the samples and the calibration allow them; with
+            ``output_heatmaps`` / ``output_logits`` also a list of
+            ``PixelData``.
         """
         scaled, probs, valid, logits = self._forward_probabilities(
             feats, batch_data_samples, test_cfg)
@@ -362,6 +376,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             self.target_scores(scaled, probs, valid, batch_data_samples))
         fields.update(
             self.conformal_fields(probs, valid, batch_data_samples))
+        fields.update(self.plausibility_fields(
+            keypoints, valid, fields.get('keypoint_flagged'),
+            batch_data_samples, test_cfg))
         host = {
             k: v[:, None].detach().cpu().numpy()
             for k, v in fields.items()
