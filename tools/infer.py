@@ -10,7 +10,11 @@ header is a warning and the header wins unless --spacing-overrides-header.
 Writes DIR/results/<name>.json and DIR/overlays/<name>.png per image as
 soon as it is predicted, and DIR/landmarks.json and DIR/landmarks.csv
 after every batch ("complete": false until the end, so an interrupted run
-keeps what was done); with --measurements also the eight ISBI 2015
+keeps what was done). Each landmark says whether it is flagged for
+review and why (flag_reasons: ere, implausible -- off the shape the other
+landmarks give, with a checkpoint calibrated with a configuration model --
+or invalid); the summary prints both flags' thresholds and basis. With
+--measurements also the eight ISBI 2015
 cephalometric measurements (ANB, SNB, SNA, ODI, APDI, FHI, FMA, MW) with
 mean, std, interval and class probabilities, in the JSON and in
 DIR/measurements.csv (the intervals fitted by calibration, stored in the
@@ -18,7 +22,7 @@ checkpoint, as tools/measure.py gives them; a checkpoint without a stored
 scale: one warning and the full-map intervals, labelled FULL-MAP;
 --intervals full-map asks for those); with --format labelme also DIR/labelme/<name>.json,
 the prediction as a labelme file for a clinician's review (exact
-coordinates, flagged landmarks marked; read back with
+coordinates, flagged landmarks marked with their reasons; read back with
 tools/convert_landmarks.py --labelme reviewed=DIR/labelme). <name> is the
 file's stem, or its whole name where two inputs share a stem (a.bmp,
 a.png). A DIR holding an earlier run's outputs is refused unless
@@ -193,6 +197,16 @@ def _flag_line(model, results):
     return line
 
 
+def _configuration_line(model):
+    """What the configuration (plausibility) flag rests on, in one line:
+    its threshold in sigma, alpha and calibration scores, or why it is not
+    used."""
+    from mmchh.apis.flag_reasons import (configuration_status,
+                                         describe_configuration_status)
+    status = configuration_status(model.head)
+    return f'infer.py: {describe_configuration_status(status)}'
+
+
 def _interval_line(intervals):
     """Which measurement intervals the run reports, in one line."""
     if intervals['kind'] == 'fitted':
@@ -232,6 +246,7 @@ def _outcome(args, output, results, errors, model):
     print(f'infer.py: {len(results)} image(s) predicted, {len(errors)} '
           f'skipped; outputs in {args.out_dir}')
     print(_flag_line(model, results))
+    print(_configuration_line(model))
     if args.measurements:
         print(_interval_line(results[0].intervals))
     if 'labelme' in args.format:

@@ -183,6 +183,13 @@ def _main(argv=None):
         # atomic, strict JSON, folder created; an overridden leak recorded
         write_json(args.out, {**metrics, **({} if leak is None else
                                             dict(split_check=leak))})
+    if is_main_process():
+        # what each flag signal catches, one line each (ERE, implausible,
+        # combined), or why a signal is not fitted
+        from mmchh.evaluation.metrics.flag_signal_report import \
+            flag_signal_lines
+        for line in flag_signal_lines(metrics):
+            print(f'{TOOL}: {line}')
     if show_dir and is_main_process():
         print(f'{TOOL}: overlays in {show_dir}')
     return _all_invalid_status(metrics, args.out)

@@ -20,6 +20,7 @@ from mmchh.models.heads.flag_basis import flag_status
 from mmchh.utils.io import (atomic_write_text, csv_text, to_jsonable,
                             write_json)
 
+from .flag_reasons import configuration_status, reasons_text
 from .image_loading import ImageLoadError, XRay, read_xray
 from .image_spacing import RunSpacing
 from .inference import predict_landmarks
@@ -29,7 +30,7 @@ from .measurement_intervals import IntervalChoice, stored_interval_choice
 
 __all__ = [
     'InferenceInterrupted', 'invalid_landmarks', 'list_inputs', 'infer_files', 'output_names', 'progress_bar',
-    'CSV_COLUMNS', 'MEASUREMENT_CSV_COLUMNS',
+    'CSV_COLUMNS', 'landmark_rows', 'MEASUREMENT_CSV_COLUMNS',
     'MEASUREMENT_SAMPLING_ASSUMPTION', 'measurement_rows'
 ]
 
@@ -40,9 +41,15 @@ __all__ = [
 #: rings as compact JSON (``[[[x, y], ...], ...]``, image pixels; a hole's
 #: ring has a negative signed area, see
 #: :func:`~mmchh.codecs.utils.region_outlines`); empty without a region.
+#: ``flag_reasons`` says why a landmark is flagged (``invalid``, ``ere``,
+#: ``implausible``, joined by ``;``, e.g. ``ere;implausible``; empty when
+#: not flagged); ``plausibility_sigma``, ``plausibility_mm`` and
+#: ``implausible`` are the configuration flag's (empty when the landmark
+#: was not scored or the checkpoint has no configuration model).
 CSV_COLUMNS = ('image', 'landmark', 'index', 'x', 'y', 'x_mm', 'y_mm',
-               'probability', 'ere_mm', 'ere_px', 'flagged', 'valid',
-               'region_level', 'region_area_px2', 'region_area_mm2',
+               'probability', 'ere_mm', 'ere_px', 'flagged', 'flag_reasons',
+               'plausibility_sigma', 'plausibility_mm', 'implausible',
+               'valid', 'region_level', 'region_area_px2', 'region_area_mm2',
                'region_outline', 'spacing_x', 'spacing_y', 'spacing_source')
 
 #: Columns of ``measurements.csv``, one row per image x measurement;
@@ -111,14 +118,17 @@ def _region_cells(lm: Dict[str, Any]) -> list:
                        allow_nan=False)]
 
 
-def _landmark_rows(results: Sequence[LandmarkResult]) -> Iterator[list]:
+def landmark_rows(results: Sequence[LandmarkResult]) -> Iterator[list]:
     """Rows of :data:`CSV_COLUMNS`, one per image x landmark."""
     for r in results:
         for lm in r.landmarks:
             yield [r.path, lm['name'], lm['index']] + [
                 lm[k] for k in ('x', 'y', 'x_mm', 'y_mm', 'probability',
-                                'ere_mm', 'ere_px', 'flagged', 'valid')
-            ] + _region_cells(lm) + (
+                                'ere_mm', 'ere_px', 'flagged')
+            ] + [reasons_text(lm.get('flag_reasons') or [])] + [
+                lm.get(k) for k in ('plausibility', 'plausibility_mm',
+                                    'implausible')
+            ] + [lm['valid']] + _region_cells(lm) + (
                 list(r.spacing) if r.spacing is not None else [None, None]
             ) + [r.spacing_source]
 
@@ -223,7 +233,10 @@ def _run_header(model, measurements: bool, num_samples: int, seed: int,
         ``flag_threshold_mm`` (None when the head has no finite threshold
         or it is in pixels), ``flag_status`` (what the threshold rests on
         and whether it flags:
-        :func:`~mmchh.models.heads.flag_basis.flag_status`) and, with
+        :func:`~mmchh.models.heads.flag_basis.flag_status`),
+        ``configuration_status`` (the configuration flag's threshold in
+        sigma, its ``alpha`` and ``num_scores``, or why it is not used:
+        :func:`~mmchh.apis.flag_reasons.configuration_status`) and, with
         ``measurements``,
         ``measurement_sampling`` (``num_samples``, ``seed``, ``assumption``)
         and ``intervals`` (:meth:`~mmchh.apis.measurement_intervals.
@@ -243,7 +256,8 @@ def _run_header(model, measurements: bool, num_samples: int, seed: int,
         flag_threshold_mm=thr if unit == 'mm' else None,
         flag_threshold=thr,
         flag_threshold_unit=None if thr is None else unit,
-        flag_status=flag_status(head))
+        flag_status=flag_status(head),
+        configuration_status=configuration_status(head))
     if measurements:
         header['measurement_sampling'] = dict(
             num_samples=int(num_samples), seed=int(seed),
@@ -342,7 +356,7 @@ class _FolderRun:
                  results=self.docs, errors=self.errors))
         atomic_write_text(
             osp.join(self.out_dir, 'landmarks.csv'),
-            csv_text(CSV_COLUMNS, _landmark_rows(self.results)))
+            csv_text(CSV_COLUMNS, landmark_rows(self.results)))
         if self.measurements:
             atomic_write_text(
                 osp.join(self.out_dir, 'measurements.csv'),

@@ -5,10 +5,14 @@ One labelme 5.x JSON per image (what ``tools/infer.py --format labelme``
 writes): a point shape per landmark whose ``label`` is the keypoint name,
 ``flags`` ``{"flagged": true|false}`` (``{}`` when flagging is unavailable:
 no spacing or no threshold) and a ``description`` with the ERE (mm when
-the spacing is known, else pixels, and says which), the probability and
-what the flag rests on: the threshold with its bootstrap interval and the
-calibration images it came from, or why there is no flag (the ``mmchh``
-note holds the whole ``flag_status``).
+the spacing is known, else pixels, and says which), the probability, the
+plausibility (sigma, when the configuration model scored it) and what the
+flag rests on: for a flagged landmark each of its reasons (``ERE``,
+``implausible``) with its basis -- the ERE threshold with its bootstrap
+interval and the calibration images it came from, the configuration
+threshold in sigma with its alpha and calibration scores -- else why there
+is no flag (the ``mmchh`` note holds the whole ``flag_status`` and
+``configuration_status``).
 ``imagePath`` is the inferred image relative to the JSON's folder, so
 labelme opens it wherever the output folder is; ``imageData`` is null.
 
@@ -27,6 +31,7 @@ from typing import Any, Dict, List, Sequence
 from mmchh.models.heads.flag_basis import describe_flag_status
 from mmchh.utils.io import write_json
 
+from .flag_reasons import describe_configuration_status
 from .landmark_result import LandmarkResult
 
 __all__ = [
@@ -58,18 +63,39 @@ def _relative_image_path(image: str, json_path: str) -> str:
         return image
 
 
+def _reason_words(reason: str, lm: Dict[str, Any],
+                  result: LandmarkResult) -> str:
+    """One reason of a flag with what it rests on, e.g. ``'ERE (flag ERE >
+    1.42 mm ...)'`` or ``'implausible (4.1 sigma; configuration flag:
+    implausible > 3 sigma ...)'``."""
+    if reason == 'implausible':
+        sigma = lm.get('plausibility')
+        basis = [] if sigma is None else [f'{sigma:.2f} sigma']
+        if result.configuration_status is not None:
+            basis.append(
+                describe_configuration_status(result.configuration_status))
+        return 'implausible' + (f' ({"; ".join(basis)})' if basis else '')
+    if reason == 'ere':
+        if result.flag_status is not None:
+            return f'ERE ({describe_flag_status(result.flag_status)})'
+        if result.flag_threshold_mm is not None:
+            return f'ERE (ERE > {result.flag_threshold_mm:g} mm)'
+        return 'ERE'
+    return reason
+
+
 def _flag_words(lm: Dict[str, Any], result: LandmarkResult) -> str:
-    """The landmark's flag and what it rests on, in words ('' for a
-    landmark under a used threshold)."""
+    """The landmark's flag, its reasons and what each rests on, in words
+    ('' for a landmark under a used threshold)."""
     status = result.flag_status
+    if lm['flagged']:
+        # a result of a head without reasons: its flag is the ERE's
+        reasons = lm.get('flag_reasons') or ['ere']
+        return 'FLAGGED for review: ' + '; '.join(
+            _reason_words(r, lm, result) for r in reasons)
     if status is None:  # a result built without the model's status
-        if lm['flagged']:
-            return (f'FLAGGED for review (ERE > {result.flag_threshold_mm:g} '
-                    'mm)')
         return ('not flagged: flagging needs spacing and a threshold'
                 if lm['flagged'] is None else '')
-    if lm['flagged']:
-        return f'FLAGGED for review ({describe_flag_status(status)})'
     if lm['flagged'] is None or not status['applied']:
         return f'not flagged: {status["reason"]}'
     return f'not flagged ({describe_flag_status(status)})'
@@ -82,6 +108,10 @@ def _description(lm: Dict[str, Any], result: LandmarkResult) -> str:
     else:
         ere = f'ERE {lm["ere_px"]:.2f} px (spacing unknown: not in mm)'
     text = f'{ere}; probability {lm["probability"]:.4g}'
+    if lm.get('plausibility') is not None:
+        text += f'; plausibility {lm["plausibility"]:.2f} sigma'
+        if lm.get('plausibility_mm') is not None:
+            text += f' ({lm["plausibility_mm"]:.2f} mm off the shape)'
     flag = _flag_words(lm, result)
     return f'{text}; {flag}' if flag else text
 
@@ -143,6 +173,7 @@ def labelme_document(result: LandmarkResult, json_path: str) -> Dict[str, Any]:
             calibrated=result.calibrated,
             flag_threshold_mm=result.flag_threshold_mm,
             flag_status=result.flag_status,
+            configuration_status=result.configuration_status,
             spacing=None if result.spacing is None else list(result.spacing),
             ere_unit=ere_unit,
             landmarks_without_prediction=missing,
@@ -169,15 +200,25 @@ def labelme_summary(results: Sequence[LandmarkResult],
             without a prediction.
 
     Returns:
-        str: One or two lines: the file count and flagged landmarks; the
+        str: One or two lines: the file count and flagged landmarks
+        (with a used configuration flag, how many for each reason); the
         landmarks left out (no prediction) with their images.
     """
     flagged = sum(
         bool(lm['flagged']) and lm['valid'] for r in results
         for lm in r.landmarks)
+    # how many for each reason, once a second signal can flag
+    counts = {reason: sum(reason in (lm.get('flag_reasons') or ())
+                          for r in results for lm in r.landmarks
+                          if lm['valid'])
+              for reason in ('ere', 'implausible')}
+    why = f' (ERE {counts["ere"]}, implausible {counts["implausible"]})' \
+        if any(r.configuration_status is not None and
+               r.configuration_status['status'] == 'used'
+               for r in results) else ''
     lines = [
         f'labelme: {len(results)} review file(s) in {folder}, '
-        f'{flagged} flagged landmark(s) marked'
+        f'{flagged} flagged landmark(s) marked{why}'
     ]
     missing = [(r.path, landmarks_without_prediction(r)) for r in results]
     missing = [(path, names) for path, names in missing if names]

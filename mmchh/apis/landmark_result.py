@@ -23,6 +23,7 @@ from mmchh.evaluation.functional import (ceph_measurements,
 from mmchh.models.heads.flag_basis import flag_status as head_flag_status
 from mmchh.models.heads.flag_basis import image_flag_status
 from mmchh.utils.io import to_jsonable
+from .flag_reasons import configuration_status, landmark_flag_fields
 from .measurement_intervals import IntervalChoice, measurement_intervals
 
 __all__ = [
@@ -45,11 +46,22 @@ class LandmarkResult:
             ``ere_px`` (ERE in pixels of the image passed in: the
             model-input ERE times the mean input-to-image scale),
             ``ere_mm`` (exact ERE in mm, None without spacing), ``flagged``
-            (``ere_mm > flag_threshold_mm``; None without a threshold or
-            without spacing), ``valid`` (False when the model gave no
-            answer for it: a non-finite or degenerate heatmap; then ``x``,
-            ``y``, ``x_mm``, ``y_mm``, ``probability``, ``ere_px`` and
-            ``ere_mm`` are None and ``flagged`` is True) and ``regions``
+            (``ere_mm > flag_threshold_mm`` or implausible; None when
+            neither flag could judge it), ``flag_reasons`` (why it is
+            flagged: a list from ``'invalid'``, ``'ere'``,
+            ``'implausible'``; empty when not flagged),
+            ``plausibility`` (sigma: the Mahalanobis distance of the
+            landmark from where the others place it; None when not scored
+            or without a configuration model), ``plausibility_mm`` (that
+            residual's length in mm; None without spacing),
+            ``implausible`` (``plausibility`` above the configuration
+            threshold; None without one or when not scored; see
+            :mod:`~mmchh.apis.flag_reasons`), ``valid`` (False when the
+            model gave no answer for it: a non-finite or degenerate
+            heatmap; then ``x``, ``y``, ``x_mm``, ``y_mm``,
+            ``probability``, ``ere_px``, ``ere_mm`` and the plausibility
+            fields are None, ``flagged`` is True and ``flag_reasons``
+            ``['invalid']``) and ``regions``
             (the landmark's conformal regions, one dict per coverage level,
             see Note; None for an invalid landmark and for a model without
             fitted conformal regions).
@@ -91,6 +103,12 @@ class LandmarkResult:
             ``status`` (``'used'``, ``'not_used'``, ``'none'``),
             ``applied`` (this image's landmarks were flagged) and the
             ``reason`` when they were not.
+        configuration_status (dict | None): What the configuration
+            (plausibility) flag rests on
+            (:func:`~mmchh.apis.flag_reasons.configuration_status`):
+            ``status`` (``'used'``, ``'not_used'``, ``'none'``: not
+            fitted), ``reason``, ``threshold`` (sigma), ``alpha``,
+            ``num_scores``.
 
     Note:
         Heatmap pixel (u, v) -> image pixel is
@@ -128,6 +146,7 @@ class LandmarkResult:
     spacing_source: str = 'none'
     flag_status: Optional[Dict[str, Any]] = None
     intervals: Optional[Dict[str, Any]] = None
+    configuration_status: Optional[Dict[str, Any]] = None
 
     @property
     def spacing(self) -> Optional[Tuple[float, float]]:
@@ -172,6 +191,7 @@ class LandmarkResult:
             calibrated=self.calibrated,
             flag_threshold_mm=self.flag_threshold_mm,
             flag_status=self.flag_status,
+            configuration_status=self.configuration_status,
             input_center=list(self.input_center),
             input_scale=list(self.input_scale),
             input_size=list(self.input_size),
@@ -237,6 +257,8 @@ class ResultContext:
             landmark gets their outlines (needs the probability maps).
         flag_status (dict | None): Its head's
             :func:`~mmchh.models.heads.flag_basis.flag_status`.
+        configuration_status (dict | None): Its head's
+            :func:`~mmchh.apis.flag_reasons.configuration_status`.
     """
     model: nn.Module
     calibrated: bool
@@ -245,6 +267,7 @@ class ResultContext:
     measure: Optional[MeasureSettings] = None
     regions: bool = False
     flag_status: Optional[Dict[str, Any]] = None
+    configuration_status: Optional[Dict[str, Any]] = None
 
     @property
     def needs_heatmaps(self) -> bool:
@@ -264,7 +287,7 @@ class ResultContext:
         return cls(model, bool(getattr(head, 'is_calibrated', False)),
                    _flag_threshold_mm(model), bool(return_heatmaps), measure,
                    bool(getattr(head, 'has_conformal_regions', False)),
-                   head_flag_status(head))
+                   head_flag_status(head), configuration_status(head))
 
 
 @dataclass(frozen=True)
@@ -298,8 +321,8 @@ def _landmark_dicts(pred, frame: HeatmapFrame, names: List[str],
     mm = None if frame.spacing is None else frame.image_to_mm(kpts)
     ere_mm = (np.asarray(pred.keypoint_ere_mm, np.float64)[0]
               if 'keypoint_ere_mm' in pred else None)
-    flagged = (np.asarray(pred.keypoint_flagged)[0]
-               if 'keypoint_flagged' in pred else None)
+    # flagged, flag_reasons and the plausibility fields
+    flags = landmark_flag_fields(pred, valid)
     landmarks = []
     for k, name in enumerate(names):
         if not valid[k]:
@@ -308,7 +331,7 @@ def _landmark_dicts(pred, frame: HeatmapFrame, names: List[str],
                 dict(
                     name=name, index=k, x=None, y=None, x_mm=None,
                     y_mm=None, probability=None, ere_px=None, ere_mm=None,
-                    flagged=True, valid=False))
+                    **flags[k], valid=False))
             continue
         landmarks.append(
             dict(
@@ -321,7 +344,7 @@ def _landmark_dicts(pred, frame: HeatmapFrame, names: List[str],
                 probability=float(scores[k]),
                 ere_px=float(ere_in[k]) * px_per_input,
                 ere_mm=None if ere_mm is None else float(ere_mm[k]),
-                flagged=None if flagged is None else bool(flagged[k]),
+                **flags[k],
                 valid=True))
     return landmarks
 
@@ -492,7 +515,8 @@ def build_landmark_result(sample, context: ResultContext,
         heatmaps=_sample_heatmaps(sample) if keep_maps else None,
         spacing_source=image.spacing_source,
         flag_status=None if context.flag_status is None else
-        image_flag_status(context.flag_status, image.spacing is not None))
+        image_flag_status(context.flag_status, image.spacing is not None),
+        configuration_status=context.configuration_status)
     if context.measure is not None:
         if result.heatmaps is None:
             raise RuntimeError('the head returned no heatmaps; measurements '

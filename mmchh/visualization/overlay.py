@@ -16,7 +16,10 @@ import numpy as np
 from mmchh.models.heads.flag_basis import flag_legend
 from mmchh.utils.io import atomic_write_bytes
 
-__all__ = ['draw_overlay', 'CONTOUR_LEVELS', 'LEGEND_LINES', 'REGION_ALPHA']
+__all__ = [
+    'draw_overlay', 'CONTOUR_LEVELS', 'LEGEND_LINES', 'REASON_LABELS',
+    'REGION_ALPHA'
+]
 
 #: Contour levels, as fractions of each map's maximum.
 CONTOUR_LEVELS = (0.05, 0.25, 0.5)
@@ -25,7 +28,10 @@ CONTOUR_LEVELS = (0.05, 0.25, 0.5)
 REGION_ALPHA = 0.7
 
 #: Text lines the legend band under the X-ray has room for.
-LEGEND_LINES = 4
+LEGEND_LINES = 5
+
+#: How a flagged landmark's label names each reason it is flagged for.
+REASON_LABELS = dict(ere='ERE', implausible='implausible')
 
 # BGR
 _OK = (60, 200, 60)
@@ -136,10 +142,18 @@ def _draw_regions(canvas: np.ndarray, geo: _Canvas, landmarks: list) -> None:
 
 
 def _label_text(lm: dict, show_names: bool) -> str:
+    """``index: ERE``, and for a flagged landmark why (``ERE``,
+    ``implausible`` or ``ERE+implausible``): a sharp map in the wrong
+    place has a small ERE, and the label must not read as if the ERE
+    flagged it."""
     if lm.get('ere_mm') is not None:
         text = f"{lm['index']}: {lm['ere_mm']:.1f} mm"
     else:
         text = f"{lm['index']}: {lm['ere_px']:.1f} px"
+    why = '+'.join(REASON_LABELS[r] for r in lm.get('flag_reasons') or ()
+                   if r in REASON_LABELS)
+    if lm.get('flagged') and why:
+        text += f' {why}'
     return f"{lm['name']} {text}" if show_names else text
 
 
@@ -193,14 +207,30 @@ def _write_labels(canvas: np.ndarray, geo: _Canvas, labels: list) -> None:
         _outlined_text(canvas, geo, text, (lx, ly), colour)
 
 
+def _configuration_legend(status) -> str:
+    """The configuration flag of ``status`` (a result's
+    ``configuration_status``) in a few words."""
+    if status['status'] == 'used':
+        text = (f'implausible: > {status["threshold"]:.3g} sigma from where '
+                'the others place it')
+        if status.get('alpha') is not None:
+            text += f' (alpha {status["alpha"]:g})'
+        return text
+    if status['status'] == 'none':
+        return 'implausible: not fitted (no configuration model)'
+    return 'implausible: not used (no threshold)'
+
+
 def _flag_lines(result) -> List[tuple]:
-    """The legend's colour key and what the flags rest on (the threshold
+    """The legend's colour key, what the ERE flag rests on (the threshold
     with its bootstrap interval and calibration images, or why there are
-    no flags), as ``(text, colour)`` lines."""
+    no flags) and what the configuration flag rests on (or that it is not
+    fitted), as ``(text, colour)`` lines."""
     status = getattr(result, 'flag_status', None)
+    config = getattr(result, 'configuration_status', None)
     judged = any(lm.get('flagged') is not None for lm in result.landmarks)
-    key = ('label = index: ERE   orange: ERE > threshold   green: ok'
-           if judged and (status is not None or
+    key = ('label = index: ERE [why flagged]   orange: flagged   green: ok'
+           if judged and (status is not None or config is not None or
                           result.flag_threshold_mm is not None)
            else 'label = index: ERE   cyan: not flagged (flags off)')
     if not result.calibrated:
@@ -208,10 +238,15 @@ def _flag_lines(result) -> List[tuple]:
     lines = [(key, (255, 255, 255))]
     if status is not None:
         basis = flag_legend(status)
+        if status['status'] != 'used':  # beside a configuration flag
+            basis = 'ERE ' + basis
         if status['status'] == 'used' and not status['applied']:
             basis += '; not applied: no spacing'
         lines.append((basis, (255, 255, 255) if status['applied'] and judged
                       else _UNKNOWN))
+    if config is not None:
+        lines.append((_configuration_legend(config), (255, 255, 255)
+                      if config['status'] == 'used' else _UNKNOWN))
     return lines
 
 
@@ -254,15 +289,21 @@ def draw_overlay(image_gray_uint8: np.ndarray,
     transparent line along the heatmap pixels' edges, holes included, see
     :class:`~mmchh.apis.LandmarkResult`), a cross at the predicted point
     and a label ``index: ERE`` (mm with spacing, else image pixels; labels
-    that would overlap are moved down). Flagged landmarks are
-    orange-red, unflagged ones green, and landmarks that cannot be judged
-    (no threshold or no spacing) cyan. Invalid landmarks (``valid`` False:
-    the model gave no answer) have no position: nothing is drawn for them,
-    and the legend lists them as ``INVALID: name, ...`` in orange-red.
-    The legend is a black band under the X-ray: the colour key, what the
-    flags rest on (``result.flag_status``: e.g. ``flag: ERE > 1.42 mm
-    [1.1, 1.9], 4 images`` or ``flags off: 2 calibration images (min
-    3)``), the region level and the invalid landmarks.
+    that would overlap are moved down); a flagged landmark's label ends
+    with why (``flag_reasons``: ``ERE``, ``implausible`` -- off the shape
+    the other landmarks give -- or ``ERE+implausible``). Flagged landmarks
+    are orange-red, unflagged ones green, and landmarks that cannot be
+    judged (no threshold or no spacing) cyan. Invalid landmarks (``valid``
+    False: the model gave no answer) have no position: nothing is drawn
+    for them, and the legend lists them as ``INVALID: name, ...`` in
+    orange-red. The legend is a black band under the X-ray: the colour
+    key, what the ERE flag rests on (``result.flag_status``: e.g. ``flag:
+    ERE > 1.42 mm [1.1, 1.9], 4 images`` or ``ERE flags off: 2 calibration
+    images (min 3)``), what the configuration flag rests on
+    (``result.configuration_status``: e.g. ``implausible: > 3.03 sigma
+    from where the others place it (alpha 0.01)`` or ``implausible: not
+    fitted (no configuration model)``), the region level and the invalid
+    landmarks.
 
     Args:
         image_gray_uint8 (np.ndarray): (H, W) uint8 image the result was

@@ -138,3 +138,38 @@ def test_region_outline_drawn_in_landmark_colour(tmp_path, flag, colour):
     # the legend says what the outline is (white text at the bottom)
     bottom = slice(int(canvas.shape[0] - 80 * zoom), None)
     assert (canvas[bottom] != bare[bottom]).any()
+
+
+def test_flagged_label_says_why_and_legend_explains(tmp_path):
+    """A flagged landmark's label ends with its reasons (ERE, implausible,
+    both); the legend gains the configuration flag's basis, or says it is
+    not fitted."""
+    grey = np.full((H, W), 40, np.uint8)
+
+    def draw(reasons, status, name):
+        r = result([True], with_maps=False)
+        r.landmarks[0]['flag_reasons'] = reasons
+        r.configuration_status = status
+        return draw_overlay(grey, r, str(tmp_path / f'{name}.png'))
+
+    used = dict(status='used', reason='', threshold=3.0, alpha=0.01,
+                num_scores=60)
+    none = dict(status='none', reason='configuration flag not fitted',
+                threshold=None, alpha=None, num_scores=None)
+    ere = draw(['ere'], used, 'ere')
+    implausible = draw(['implausible'], used, 'implausible')
+    both = draw(['ere', 'implausible'], used, 'both')
+    zoom = ere.shape[1] / W
+    image_rows = int(H * zoom)
+    # the label (right of the cross, in the X-ray) differs with the reason
+    assert (ere[:image_rows] != implausible[:image_rows]).any()
+    assert (implausible[:image_rows] != both[:image_rows]).any()
+    # orange-red text: the longer label covers more of the row
+    row = slice(0, image_rows)
+    assert is_colour(both[row], FLAGGED).sum() > \
+        is_colour(ere[row], FLAGGED).sum()
+    # the legend: used vs not fitted (cyan: cannot flag)
+    unfitted = draw(['ere'], none, 'none')
+    np.testing.assert_array_equal(ere[:image_rows], unfitted[:image_rows])
+    assert is_colour(unfitted[image_rows:], UNKNOWN).any()
+    assert not is_colour(ere[image_rows:], UNKNOWN).any()

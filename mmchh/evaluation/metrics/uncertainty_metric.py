@@ -15,8 +15,7 @@ from mmchh.utils.io import write_json, write_npz
 from mmchh.visualization.calibration_plots import (ere_vs_error_png,
                                                    reliability_diagram_png,
                                                    roc_png)
-from ..functional.bootstrap import (BootstrapInterval, bootstrap_mean,
-                                    check_options)
+from ..functional.bootstrap import BootstrapInterval, bootstrap_mean
 from ..functional.bootstrap_weighted import weighted_bootstrap
 from ..functional.calibration_metrics import (binned_correlation,
                                               expected_calibration_error,
@@ -27,11 +26,11 @@ from ..functional.radial_error import radial_errors_mm
 from ..functional.weighted_statistics import (weighted_ece, weighted_pearson,
                                               weighted_roc_auc,
                                               weighted_spearman)
-
-#: The keys with a bootstrap interval, besides the table's MRE / SDR rows
-#: and the conformal coverages (see :func:`_has_interval`)
-INTERVAL_KEYS = ('MERE', 'NLL', 'ECE', 'ECE_unit', 'pearson', 'spearman',
-                 'AUC', 'erroneous_fraction')
+from .flag_signal_report import (flag_signal_details,
+                                 flag_signal_interval_keys,
+                                 flag_signal_metrics, select_flag_signals)
+from .uncertainty_keys import (ci_options, has_interval, landmark_rows,
+                               with_ci)
 
 
 @METRICS.register_module()
@@ -77,12 +76,23 @@ class UncertaintyMetric(BaseMetric):
       (``pi r^2``; ``disc_area_px2``), and ``conformal/coverage/<landmark>``.
       The first level has no suffix, every other one ``_<level>`` (e.g.
       ``conformal/coverage_0.95``).
+    - with flags, ``flag_signals/<signal>/<rate>`` for the ERE flag alone
+      (``ere``: ``keypoint_ere_flagged``, or ``keypoint_flagged`` of a head
+      without a configuration flag), the configuration flag alone
+      (``implausible``: ``keypoint_implausible``) and either (``combined``:
+      ``keypoint_flagged``): ``erroneous_recall`` and
+      ``catastrophic_recall`` (fraction of the landmarks with radial error
+      above ``erroneous_mm`` / ``catastrophic_mm`` that it flags) and
+      ``false_flag_rate`` (fraction of the others it flags), with
+      ``flag_signals/num_{erroneous,catastrophic,good}``; a signal the
+      predictions lack is absent (the JSON's ``flag_signals`` says it is
+      not fitted). See :mod:`.flag_signal_report`.
 
     Confidence intervals (issue 18, unless ``ci_resamples=0``): for
     ``MERE``, ``NLL``, ``ECE``, ``ECE_unit``, ``pearson``, ``spearman``,
     ``AUC``, ``erroneous_fraction``, the table's ``MRE`` and ``SDR_*`` of
-    every row and the conformal ``coverage`` / ``disc_coverage`` of every
-    level, ``<key>_low`` and ``<key>_high`` (e.g. ``unc/AUC_low``): a
+    every row, the ``flag_signals`` rates and the conformal ``coverage`` /
+    ``disc_coverage`` of every level, ``<key>_low`` and ``<key>_high`` (e.g. ``unc/AUC_low``): a
     seeded bootstrap over IMAGES (each sample is one image; its landmarks
     are not independent), the expanded percentile interval of
     :func:`~mmchh.evaluation.functional.image_bootstrap`. NaN where
@@ -112,6 +122,10 @@ class UncertaintyMetric(BaseMetric):
             erroneous, with ``spacing``. Defaults to 2.0 (the paper's text).
         erroneous_px (float): The same in original-image pixels, for
             samples without ``spacing``. Defaults to 10.0.
+        catastrophic_mm (float): Radial error (mm) above which a miss is
+            catastrophic (``flag_signals``). Defaults to 10.0.
+        catastrophic_px (float): The same in original-image pixels.
+            Defaults to 50.0 (5 x ``erroneous_px``, as 10 = 5 x 2 mm).
         num_bins (int): Reliability bins. Defaults to 10.
         corr_bin_size (int): Landmarks per bin of the binned correlation.
             Defaults to 36 (the paper).
@@ -142,6 +156,8 @@ class UncertaintyMetric(BaseMetric):
     def __init__(self,
                  erroneous_mm: float = 2.0,
                  erroneous_px: float = 10.0,
+                 catastrophic_mm: float = 10.0,
+                 catastrophic_px: float = 50.0,
                  num_bins: int = 10,
                  corr_bin_size: int = 36,
                  sdr_thresholds: Sequence[float] = (2.0, 2.5, 3.0, 4.0),
@@ -152,10 +168,12 @@ class UncertaintyMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.ci_level, self.ci_resamples, self.ci_seed = _ci_options(
+        self.ci_level, self.ci_resamples, self.ci_seed = ci_options(
             ci_level, ci_resamples, ci_seed)
         self.erroneous_mm = float(erroneous_mm)
         self.erroneous_px = float(erroneous_px)
+        self.catastrophic = dict(mm=float(catastrophic_mm),
+                                 px=float(catastrophic_px))
         self.num_bins = int(num_bins)
         self.corr_bin_size = int(corr_bin_size)
         self.sdr_thresholds = tuple(float(t) for t in sdr_thresholds)
@@ -213,9 +231,12 @@ class UncertaintyMetric(BaseMetric):
                 # one entry per sample: its unit and name
                 in_mm=np.array([spacing is not None]),
                 sample=np.array([str(where)]))
-            if 'keypoint_flagged' in pred:
-                result['flagged'] = np.asarray(pred['keypoint_flagged'],
-                                               bool)[0]
+            # the flags: O(K) bools, each signal on its own
+            for key, name in (('keypoint_flagged', 'flagged'),
+                              ('keypoint_ere_flagged', 'ere_flagged'),
+                              ('keypoint_implausible', 'implausible')):
+                if key in pred:
+                    result[name] = np.asarray(pred[key], bool)[0]
             if 'keypoint_in_region' in pred:
                 result.update(self._conformal_result(pred, gt, sample))
             self.results.append(result)
@@ -280,7 +301,7 @@ class UncertaintyMetric(BaseMetric):
         invalid = cat['invalid'][mask] if 'invalid' in cat else np.zeros(
             int(mask.sum()), bool)
         num_invalid = int(invalid.sum())
-        rows = _landmark_rows(results, cat)
+        rows = landmark_rows(results, cat)
         if num_invalid:
             warnings.warn(
                 f'{self.prefix}: {num_invalid} of {int(mask.sum())} '
@@ -322,6 +343,9 @@ class UncertaintyMetric(BaseMetric):
                     metrics[f'{row}/{key}'] = value
         if 'region_inside' in cat:
             metrics.update(self._conformal_metrics(cat, mask))
+        signals = select_flag_signals(cat, mask)
+        metrics.update(flag_signal_metrics(
+            signals, error, self._erroneous(unit), self.catastrophic[unit]))
         metrics = {k: float(v) for k, v in metrics.items()}
         intervals = self._intervals(
             rows['image'][mask], dict(self.last_arrays, erroneous=erroneous),
@@ -340,15 +364,18 @@ class UncertaintyMetric(BaseMetric):
             binned_correlation=binned,
             roc=roc,
             table=table,
+            flag_signals=flag_signal_details(
+                signals, metrics, unit, self._erroneous(unit),
+                self.catastrophic[unit]),
             intervals={k: v.as_dict() for k, v in intervals.items()})
         if self.out_dir:
             self._write_outputs(rows, cat)
         where = 'mm' if unit == 'mm' else 'px of the original images'
         MMLogger.get_current_instance().info(
-            f'{self.prefix}: MERE {_with_ci(metrics, "MERE", ".3f")} {unit}, '
-            f'NLL {_with_ci(metrics, "NLL", ".3f")}, ECE '
-            f'{_with_ci(metrics, "ECE", ".4f")}, AUC '
-            f'{_with_ci(metrics, "AUC", ".3f")} ({mask.sum()} landmarks in '
+            f'{self.prefix}: MERE {with_ci(metrics, "MERE", ".3f")} {unit}, '
+            f'NLL {with_ci(metrics, "NLL", ".3f")}, ECE '
+            f'{with_ci(metrics, "ECE", ".4f")}, AUC '
+            f'{with_ci(metrics, "AUC", ".3f")} ({mask.sum()} landmarks in '
             f'{len(results)} images; errors and ERE in {where}'
             + (f'; {self.ci_level:.0%} bootstrap intervals over images'
                if intervals else '') + ')')
@@ -357,7 +384,7 @@ class UncertaintyMetric(BaseMetric):
     def _intervals(self, ids: np.ndarray, a: Dict[str, np.ndarray],
                    cat: dict, mask: np.ndarray,
                    unit: str) -> Dict[str, BootstrapInterval]:
-        """The bootstrap interval of every key :func:`_has_interval`
+        """The bootstrap interval of every key :func:`has_interval`
         names, resampling images ``ids`` (M,) of the counted landmarks
         ``a`` (M,) each; the statistics are those of the metrics."""
         opts = dict(image_ids=ids, num_resamples=self.ci_resamples,
@@ -391,6 +418,11 @@ class UncertaintyMetric(BaseMetric):
                 for t in self._sdr_thresholds(unit):
                     out[f'{row}/SDR_{t:g}mm'] = bootstrap_mean(
                         (a['error'] < t) * 100.0, valid=keep, **opts)
+        out.update(flag_signal_interval_keys(
+            select_flag_signals(cat, mask), a['error'],
+            self._erroneous(unit), self.catastrophic[unit], ids,
+            num_resamples=self.ci_resamples, level=self.ci_level,
+            seed=self.ci_seed))
         if 'region_inside' in cat:
             for i, level in enumerate(cat['level'][0]):
                 suffix = '' if i == 0 else f'_{level:g}'
@@ -480,6 +512,9 @@ class UncertaintyMetric(BaseMetric):
                 k: nan
                 for k in self._conformal_metrics(cat, mask)
             })
+        metrics.update(flag_signal_metrics(
+            select_flag_signals(cat, mask), None, self._erroneous(unit),
+            self.catastrophic[unit]))
         intervals = {}
         if self.ci_resamples:
             undefined = self._no_interval(
@@ -487,7 +522,7 @@ class UncertaintyMetric(BaseMetric):
                 'statistics are undefined', len(cat['sample']))
             intervals = {
                 key: undefined.as_dict()
-                for key in metrics if _has_interval(key)
+                for key in metrics if has_interval(key)
             }
             for key in intervals:
                 metrics[f'{key}_low'] = metrics[f'{key}_high'] = nan
@@ -539,55 +574,3 @@ class UncertaintyMetric(BaseMetric):
         if d['roc'] is not None:
             roc_png(f'{base}_roc.png', d['roc'])
         write_json(f'{base}_uncertainty.json', d)
-
-
-def _ci_options(level, resamples, seed) -> tuple:
-    """``(ci_level, ci_resamples, ci_seed)`` checked: a ValueError naming
-    the argument otherwise (``ci_resamples`` 0 = no intervals)."""
-    if isinstance(resamples, bool) or int(resamples) != resamples or \
-            resamples < 0:
-        raise ValueError('UncertaintyMetric: ci_resamples must be an integer '
-                         f'>= 0 (0: no intervals); got {resamples!r}')
-    if int(seed) != seed:
-        raise ValueError(f'UncertaintyMetric: ci_seed must be an integer; '
-                         f'got {seed!r}')
-    try:
-        check_options(max(int(resamples), 1), level, 0.1, 'expanded')
-    except ValueError as e:
-        raise ValueError(f'UncertaintyMetric: ci_{e}') from None
-    return float(level), int(resamples), int(seed)
-
-
-def _has_interval(key: str) -> bool:
-    """Whether metric ``key`` gets ``_low`` / ``_high``: the INTERVAL_KEYS,
-    the table's MRE / SDR rows, the conformal coverages (not per
-    landmark)."""
-    parts = key.split('/')
-    if len(parts) == 1:
-        return key in INTERVAL_KEYS
-    if len(parts) != 2:
-        return False
-    if parts[0] in ('overall', 'good', 'erroneous'):
-        return parts[1] == 'MRE' or parts[1].startswith('SDR_')
-    return parts[0] == 'conformal' and parts[1].startswith(
-        ('coverage', 'disc_coverage'))
-
-
-def _landmark_rows(results: list, cat: dict) -> Dict[str, np.ndarray]:
-    """(M_all,) ``sample`` name, ``landmark`` index and ``image`` (the
-    result's index: names may repeat) of every landmark of every result."""
-    sizes = [r['error'].size for r in results]
-    return dict(
-        sample=np.repeat(cat['sample'].astype(str), sizes),
-        landmark=np.concatenate([np.arange(k) for k in sizes]),
-        image=np.repeat(np.arange(len(results)), sizes))
-
-
-def _with_ci(metrics: Dict[str, float], key: str, fmt: str) -> str:
-    """``'2.431 [2.31, 2.55]'``: the value and, if reported, its
-    interval."""
-    text = format(metrics[key], fmt)
-    if f'{key}_low' in metrics:
-        text += (f' [{format(metrics[key + "_low"], fmt)}, '
-                 f'{format(metrics[key + "_high"], fmt)}]')
-    return text

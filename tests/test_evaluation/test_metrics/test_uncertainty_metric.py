@@ -325,7 +325,11 @@ def test_intervals_equal_the_bootstrap_on_the_same_arrays(tmp_path):
         'MERE', 'NLL', 'ECE', 'ECE_unit', 'pearson', 'spearman', 'AUC',
         'erroneous_fraction')} | {
         f'unc/{row}/{key}' for row in ('overall', 'good', 'erroneous')
-        for key in ('MRE', 'SDR_2mm', 'SDR_2.5mm', 'SDR_3mm', 'SDR_4mm')}
+        for key in ('MRE', 'SDR_2mm', 'SDR_2.5mm', 'SDR_3mm', 'SDR_4mm')} | {
+        # a head without the configuration flag: its flag is the ERE's
+        f'unc/flag_signals/{signal}/{rate}' for signal in ('ere', 'combined')
+        for rate in ('erroneous_recall', 'catastrophic_recall',
+                     'false_flag_rate')}
     assert all(isinstance(v, float) for k, v in res.items()
                if k.endswith(('_low', '_high')))
     report = json.load(open(osp.join(str(tmp_path), 'unc_uncertainty.json')))
@@ -434,3 +438,118 @@ def test_invalid_run_writes_its_landmarks_marked_invalid(tmp_path):
         f.write('not a zip')
     with pytest.raises(InputError, match='bad.npz is not a readable'):
         read_npz(osp.join(out, 'bad.npz'))
+
+
+#: 3 images x 4 landmarks: radial errors (mm), the ERE flag and the
+#: configuration flag (their rates by hand in
+#: tests/test_evaluation/test_functional/test_flag_signals.py)
+SIGNAL_ERRORS = [[0.5, 3.0, 12.0, 1.0], [2.5, 0.2, 0.3, 15.0],
+                 [0.1, 0.4, 5.0, 1.9]]
+SIGNAL_ERE = [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1]]
+SIGNAL_IMPLAUSIBLE = [[0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0]]
+
+
+def signal_batch(configuration=True):
+    """The three images with the head's flag fields: ERE alone,
+    implausible, either (``configuration=False``: a head without the
+    configuration flag, ``keypoint_flagged`` = the ERE flag)."""
+    batch = []
+    for err, ere, impl in zip(SIGNAL_ERRORS, SIGNAL_ERE, SIGNAL_IMPLAUSIBLE):
+        gt = np.stack([np.arange(4) * 40.0, np.full(4, 10.0)], 1)
+        pred = gt + np.stack([np.asarray(err) / 0.5, np.zeros(4)], 1)
+        ere, impl = np.asarray(ere, bool), np.asarray(impl, bool)
+        s = sample(pred, gt, [1.0] * 4, [0.1] * 4, [2.0] * 4, [True] * 4,
+                   flagged=ere | impl if configuration else ere)
+        if configuration:
+            s['pred_instances'].update(
+                keypoint_ere_flagged=ere[None],
+                keypoint_implausible=impl[None],
+                keypoint_plausibility=np.where(impl, 5.0, 1.0)[None])
+        batch.append(s)
+    return batch
+
+
+def test_flag_signals_by_hand_with_intervals(tmp_path):
+    from mmchh.evaluation.functional.flag_signals import \
+        flag_signal_intervals
+    from mmchh.evaluation.metrics.flag_signal_report import \
+        flag_signal_lines
+    metric = UncertaintyMetric(corr_bin_size=4, ci_resamples=50, ci_seed=2,
+                               out_dir=str(tmp_path))
+    metric.process({}, signal_batch())
+    res = metric.evaluate(3)
+    expected = dict(ere=(3 / 5, 0.0, 1 / 7), implausible=(2 / 5, 1.0, 1 / 7),
+                    combined=(1.0, 1.0, 2 / 7))
+    error = np.ravel(SIGNAL_ERRORS)
+    ids = np.repeat(np.arange(3), 4)
+    flags = dict(ere=np.ravel(SIGNAL_ERE) > 0,
+                 implausible=np.ravel(SIGNAL_IMPLAUSIBLE) > 0)
+    flags['combined'] = flags['ere'] | flags['implausible']
+    for name, values in expected.items():
+        want = flag_signal_intervals(flags[name], error, 2.0, 10.0, ids,
+                                     num_resamples=50, seed=2)
+        for rate, value in zip(('erroneous_recall', 'catastrophic_recall',
+                                'false_flag_rate'), values):
+            key = f'unc/flag_signals/{name}/{rate}'
+            assert res[key] == pytest.approx(value, rel=1e-6), key
+            for end in ('low', 'high'):
+                got, ref = res[f'{key}_{end}'], getattr(want[rate], end)
+                assert got == ref or (np.isnan(got) and np.isnan(ref)), key
+    assert (res['unc/flag_signals/num_erroneous'],
+            res['unc/flag_signals/num_catastrophic'],
+            res['unc/flag_signals/num_good']) == (5, 2, 7)
+    section = json.load(open(tmp_path / 'unc_uncertainty.json'))[
+        'flag_signals']
+    assert (section['erroneous'], section['catastrophic'],
+            section['unit']) == (2.0, 10.0, 'mm')
+    assert section['implausible']['catastrophic_recall'] == 1.0
+    assert 'catastrophic_recall_low' in section['implausible']
+    lines = flag_signal_lines(res)
+    assert [line.split(':')[0] for line in lines] == [
+        'flag ere', 'flag implausible', 'flag combined']
+    assert lines[1].startswith('flag implausible: erroneous recall 0.40 [')
+
+
+def test_flag_signals_say_the_configuration_flag_is_not_fitted():
+    """A head calibrated without a configuration model: ERE and combined
+    (the same flag), no implausible number -- the JSON and the lines say
+    it is not fitted."""
+    from mmchh.evaluation.metrics.flag_signal_report import \
+        flag_signal_lines
+    metric = UncertaintyMetric(corr_bin_size=4, ci_resamples=0)
+    metric.process({}, signal_batch(configuration=False))
+    res = metric.evaluate(3)
+    assert not [k for k in res if '/implausible/' in k]
+    for rate in ('erroneous_recall', 'catastrophic_recall',
+                 'false_flag_rate'):
+        assert res[f'unc/flag_signals/ere/{rate}'] == \
+            res[f'unc/flag_signals/combined/{rate}']
+    assert res['unc/flag_signals/ere/erroneous_recall'] == \
+        pytest.approx(0.6)
+    section = metric.last_details['flag_signals']
+    assert section['implausible'].startswith('not fitted')
+    assert flag_signal_lines(res)[1] == (
+        'flag implausible: not fitted (the checkpoint was calibrated '
+        'without a configuration model)')
+    # no flag at all: every signal not fitted, no key
+    plain = UncertaintyMetric(corr_bin_size=4, ci_resamples=0)
+    batch = signal_batch(configuration=False)
+    for s in batch:
+        del s['pred_instances']['keypoint_flagged']
+    plain.process({}, batch)
+    res = plain.evaluate(3)
+    assert not [k for k in res if 'flag_signals' in k]
+    assert all('not fitted' in line for line in flag_signal_lines(res))
+
+
+def test_flag_signals_nan_when_a_prediction_is_invalid():
+    batch = signal_batch()
+    batch[0]['pred_instances']['keypoint_valid'] = np.array(
+        [[True, False, True, True]])
+    metric = UncertaintyMetric(corr_bin_size=4, ci_resamples=20)
+    metric.process({}, batch)
+    with pytest.warns(UserWarning, match='no valid prediction'):
+        res = metric.evaluate(3)
+    keys = [k for k in res if 'flag_signals' in k]
+    assert 'unc/flag_signals/implausible/erroneous_recall_low' in keys
+    assert all(np.isnan(res[k]) for k in keys)
