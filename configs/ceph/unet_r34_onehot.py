@@ -75,9 +75,13 @@ model = dict(
     test_cfg=dict(flip_test=False))
 
 # the paper's augmentation: translate +-10 px, scale 0.95-1.05, rotate
-# +-3 deg, intensity x0.5-1.0 and gamma, elastic deformation; no flip
+# +-3 deg, intensity x0.5-1.0 and gamma, elastic deformation; no flip.
+# LoadFullRangeImage reads every image kind the converters read: 8-bit files
+# exactly as MMPose's LoadImage does (ISBI unchanged), 16-bit PNG/TIFF at
+# their full range, DICOM/MetaImage/NRRD/NIfTI through the converters' own
+# reader, so any converted split trains and tests
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadFullRangeImage'),
     dict(type='GetBBoxCenterScale', padding=1.0),
     dict(
         type='UniformRandomBBoxTransform',
@@ -91,7 +95,7 @@ train_pipeline = [
     dict(type='PackPoseInputs', meta_keys={{_base_.ceph_meta_keys}}),
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadFullRangeImage'),
     dict(type='GetBBoxCenterScale', padding=1.0),
     dict(type='TopdownAffine', input_size=input_size),
     # the ground truth on the model's grid, as in training: the head scores

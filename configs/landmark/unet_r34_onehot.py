@@ -15,22 +15,17 @@ _base_ = ['../ceph/unet_r34_onehot.py']
 # the converted folder (tools/landmark_config.py sets it)
 data_root = 'data/own_coco/'
 
-# 16-bit PNG/TIFF X-rays scaled by their bit depth, not divided by 256
-train_pipeline, val_pipeline = ([
-    dict(t, type='LoadFullRangeImage') if t.type == 'LoadImage' else t
-    for t in pipeline
-] for pipeline in (_base_.train_pipeline, _base_.val_pipeline))
-
 # metainfo.py is read from data_root; num_keypoints (the head's
-# out_channels) is checked against it when the dataset is built
+# out_channels) is checked against it when the dataset is built; the
+# pipelines are the base's (LoadFullRangeImage: 16-bit images at their
+# full range)
 dataset = dict(
     _base_.dataset,
     data_root=data_root,
     metainfo=dict(from_file='metainfo.py'),
     num_keypoints=_base_.num_keypoints)
-train_dataloader = dict(dataset=dict(dataset, pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(dataset, pipeline=val_pipeline))
+train_dataloader = dict(dataset=dataset)
+val_dataloader = dict(dataset=dataset)
 # convert_landmarks writes one held-out test split, test.json
-test_dataloader = dict(
-    dataset=dict(dataset, ann_file='test.json', pipeline=val_pipeline))
-calib_dataloader = dict(dataset=dict(dataset, pipeline=val_pipeline))
+test_dataloader = dict(dataset=dict(dataset, ann_file='test.json'))
+calib_dataloader = dict(dataset=dataset)

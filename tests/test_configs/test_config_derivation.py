@@ -87,6 +87,8 @@ VARIANTS = {
                                                        {'GenerateTarget'},
                                                        ANNOTATORS, set(),
                                                        set()),
+    # another dataset folder, the base's pipelines as they are
+    'landmark/unet_r34_onehot.py': (CEPH, set(), set(), set(), set()),
 }
 
 
@@ -156,7 +158,7 @@ def test_multiannotator_points_ride_through_the_geometric_transforms():
         t['type'] for t in _load('ceph/unet_r34_multiannotator.py')
         .train_dataloader.dataset.pipeline
     ]
-    assert types[:2] == ['LoadImage', 'AttachAnnotatorKeypoints']
+    assert types[:2] == ['LoadFullRangeImage', 'AttachAnnotatorKeypoints']
     assert types[-3:] == [
         'DetachAnnotatorKeypoints', 'GenerateTarget', 'PackPoseInputs'
     ]

@@ -144,9 +144,9 @@ def test_header_files_load_through_the_image_reader(tmp_path, kind):
 
 def test_mmpose_inference_topdown_reads_a_metaimage(calibrated_small_demo,
                                                     tmp_path):
-    """MMPose's init_model + inference_topdown with LoadFullRangeImage in
-    the test pipeline predict a MetaImage exactly as predict_landmarks,
-    ERE in mm from its header."""
+    """MMPose's init_model + inference_topdown with the demo config's own
+    test pipeline (LoadFullRangeImage) predict a MetaImage exactly as
+    predict_landmarks, ERE in mm from its header."""
     from mmengine.config import Config
     from mmpose.apis import inference_topdown, init_model
     from test_datasets.test_converters.landmark_files import write_mha
@@ -155,8 +155,7 @@ def test_mmpose_inference_topdown_reads_a_metaimage(calibrated_small_demo,
     from mmchh.datasets.whole_image_box import whole_image_bbox
     cfg = Config.fromfile(calibrated_small_demo['cfg'])
     pipeline = cfg.test_dataloader.dataset.pipeline
-    assert pipeline[0]['type'] == 'LoadImage'
-    pipeline[0]['type'] = 'LoadFullRangeImage'
+    assert pipeline[0]['type'] == 'LoadFullRangeImage'
     rng = np.random.default_rng(2)
     grey = rng.integers(0, 256, (80, 64)).astype(np.uint8)
     path = str(tmp_path / 'x.mha')
