@@ -211,8 +211,8 @@ def _configuration_legend(status) -> str:
     """The configuration flag of ``status`` (a result's
     ``configuration_status``) in a few words."""
     if status['status'] == 'used':
-        text = (f'implausible: > {status["threshold"]:.3g} sigma from where '
-                'the others place it')
+        # short: the legend fits a 512 px wide overlay
+        text = f'implausible: > {status["threshold"]:.3g} sigma off the shape'
         if status.get('alpha') is not None:
             text += f' (alpha {status["alpha"]:g})'
         return text
@@ -301,9 +301,9 @@ def draw_overlay(image_gray_uint8: np.ndarray,
     ERE > 1.42 mm [1.1, 1.9], 4 images`` or ``ERE flags off: 2 calibration
     images (min 3)``), what the configuration flag rests on
     (``result.configuration_status``: e.g. ``implausible: > 3.03 sigma
-    from where the others place it (alpha 0.01)`` or ``implausible: not
-    fitted (no configuration model)``), the region level and the invalid
-    landmarks.
+    off the shape (alpha 0.01)``, the shape the other landmarks give, or
+    ``implausible: not fitted (no configuration model)``), the region
+    level and the invalid landmarks.
 
     Args:
         image_gray_uint8 (np.ndarray): (H, W) uint8 image the result was

@@ -203,3 +203,113 @@ def test_labelme_description_names_every_reason(tmp_path):
     assert 'FLAGGED for review: ERE (flag ERE > 1.5 mm' in \
         doc['shapes'][0]['description']
     assert not math.isnan(doc['shapes'][0]['points'][0][0])
+
+
+# -- through the real model: the session's calibrated demo with a
+# configuration model fitted on its training shapes
+
+@pytest.fixture(scope='module')
+def configured(calibrated_small_demo, tmp_path_factory):
+    """A copy of the session's calibrated model (checkpoint resealed) with
+    a configuration model fitted on its training annotations and a
+    threshold between two of the predicted sigmas, and a spacing that puts
+    the ERE threshold amid the EREs: both flags fire on some landmarks."""
+    import shutil
+    import warnings
+
+    from mmchh.apis import init_landmark_model, predict_landmarks
+    from mmchh.codecs.utils.configuration_model import \
+        fit_configuration_model
+    data = calibrated_small_demo['data']
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        model = init_landmark_model(calibrated_small_demo['ckpt'])
+    shapes = np.stack([
+        np.reshape(a['keypoints'], (-1, 3))[:, :2]
+        for a in json.load(open(f'{data}/train.json'))['annotations']
+    ])
+    shape_model = fit_configuration_model(shapes)
+    tmp = tmp_path_factory.mktemp('flag_reasons')
+    images = tmp / 'in'
+    images.mkdir()
+    test = json.load(open(f'{data}/test1.json'))['images'][:2]
+    for i, im in enumerate(test):
+        shutil.copy(f'{data}/{im["file_name"]}', images / f'{i}.png')
+    files = sorted(str(p) for p in images.iterdir())
+    model.head.set_configuration_model(shape_model)  # scores only
+    results = predict_landmarks(model, files)
+    sigma = np.sort([lm['plausibility'] for r in results
+                     for lm in r.landmarks
+                     if lm['plausibility'] is not None])
+    middle = len(sigma) // 2
+    threshold = float(sigma[middle - 1] + sigma[middle]) / 2
+    ere_px = np.median([lm['ere_px'] for r in results for lm in r.landmarks])
+    model.head.set_configuration_model(shape_model, threshold, alpha=0.05,
+                                       num_scores=40)
+    model.head.seal_calibration(model.state_dict())
+    ckpt = torch.load(calibrated_small_demo['ckpt'], map_location='cpu',
+                      weights_only=False)
+    ckpt['state_dict'] = {k: v.detach().cpu().clone()
+                          for k, v in model.state_dict().items()}
+    path = str(tmp / 'calibrated.pth')
+    torch.save(ckpt, path)
+    return dict(model=model, ckpt=path, images=str(images),
+                threshold=float(np.float32(threshold)),
+                spacing=float(model.head.flag_threshold) / float(ere_px))
+
+
+def test_infer_json_csv_labelme_carry_the_reasons(configured, tmp_path):
+    from mmchh.apis.batch_infer import infer_files
+    results, _ = infer_files(configured['model'], configured['images'],
+                             str(tmp_path), spacing=configured['spacing'],
+                             progress=False, labelme=True)
+    doc = json.load(open(tmp_path / 'landmarks.json'))
+    status = doc['configuration_status']
+    assert status['status'] == 'used' and status['num_scores'] == 40
+    assert status['threshold'] == pytest.approx(configured['threshold'])
+    with open(tmp_path / 'landmarks.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    seen = set()
+    for i, res in enumerate(doc['results']):
+        assert res['configuration_status'] == status
+        labelme = json.load(open(tmp_path / res['labelme_file']))
+        shapes = {s['label']: s for s in labelme['shapes']}
+        for lm in res['landmarks']:
+            reasons = lm['flag_reasons']
+            seen.update(reasons)
+            assert lm['flagged'] == bool(reasons)
+            assert lm['implausible'] == (
+                np.float32(lm['plausibility']) >
+                np.float32(configured['threshold']))
+            assert ('implausible' in reasons) == lm['implausible']
+            assert lm['plausibility_mm'] > 0
+            row = rows[i * len(res['landmarks']) + lm['index']]
+            assert row['flag_reasons'] == ';'.join(reasons)
+            assert float(row['plausibility_sigma']) == lm['plausibility']
+            assert row['implausible'] == str(lm['implausible'])
+            text = shapes[lm['name']]['description']
+            assert text.startswith(f'ERE {lm["ere_mm"]:.3f} mm')
+            assert f'plausibility {lm["plausibility"]:.2f} sigma' in text
+            if 'implausible' in reasons:
+                assert (f'implausible ({lm["plausibility"]:.2f} sigma; '
+                        'configuration flag: implausible >') in text
+            if 'ere' in reasons:
+                assert 'FLAGGED for review: ERE (flag ERE >' in text
+    # the threshold sits amid both signals: each flags some landmarks
+    assert seen == {'ere', 'implausible'}
+    assert [r.configuration_status for r in results] == [status] * 2
+
+
+def test_infer_tool_prints_the_configuration_basis(configured, tmp_path):
+    from mmchh.testing import run_tool_in_process
+    proc = run_tool_in_process('infer', [
+        configured['images'], '--checkpoint', configured['ckpt'],
+        '--out-dir', str(tmp_path / 'o'), '--no-progress',
+        '--spacing', repr(configured['spacing'])])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (f'infer.py: configuration flag: implausible > '
+            f'{configured["threshold"]:.3g} sigma (alpha 0.05, 40 '
+            'calibration scores)\n') in proc.stdout
+    with open(tmp_path / 'o' / 'landmarks.csv', newline='') as f:
+        assert any('implausible' in r['flag_reasons']
+                   for r in csv.DictReader(f))

@@ -29,7 +29,19 @@ def test_dump(calibrated_small_demo, tmp_path_factory):
         preds = pickle.load(f)
     cfg = Config.fromfile(calibrated_small_demo['cfg'])
     return dict(preds=sorted(preds, key=lambda p: p['img_path']), tmp=tmp,
-                batch_size=int(cfg.test_dataloader.batch_size))
+                batch_size=int(cfg.test_dataloader.batch_size),
+                stdout=proc.stdout)
+
+
+def test_test_tool_prints_one_line_per_flag_signal(test_dump):
+    """What the ERE flag, the configuration flag and either catch, or
+    why a signal is not fitted: one line each."""
+    lines = [line for line in test_dump['stdout'].splitlines()
+             if line.startswith('test.py: flag ')]
+    assert [line.split(':')[1] for line in lines] == [
+        ' flag ere', ' flag implausible', ' flag combined']
+    for line in lines:
+        assert 'erroneous recall' in line or 'not fitted' in line, line
 
 
 def test_predict_landmarks_equals_the_test_path(calibrated_small_demo,
