@@ -6,7 +6,9 @@ cross-validation over the calibration images says it lowers the NLL of
 unseen images, else one pooled temperature, else T = 1 (`--fit`) --, chooses the ERE threshold that
 flags `--target-tpr` of the erroneous landmarks there, saves the calibrated
 checkpoint with a report (calibration.json, a before/after reliability
-diagram), then validates the calibrated model.
+diagram), fits the configuration model of the training split's ground
+truth with its plausibility threshold (`--plausibility-alpha`), then
+validates the calibrated model.
 
 Example:
     python tools/calibrate.py configs/ceph/unet_r34_onehot.py \
@@ -27,6 +29,9 @@ HOOK_SETTINGS = {
     'target_tpr': 'TPR of the flagging threshold on the calibration split',
     'prior_std': 'std of the prior on each landmark\'s log T around the '
     'pooled T; 0 = plain maximum likelihood as in the paper',
+    'plausibility_alpha': 'share of correct calibration landmarks the '
+    'plausibility threshold (configuration model of the training split) '
+    'may flag, in (0, 1)',
 }
 
 
@@ -37,7 +42,8 @@ HOOK_SETTINGS = {
 OPTION_TYPES = dict(erroneous_mm='finite_positive_float',
                     erroneous_px='finite_positive_float',
                     target_tpr='fraction', prior_std='non_negative_float',
-                    cv_folds='int_at_least_2')
+                    cv_folds='int_at_least_2',
+                    plausibility_alpha='open_fraction')
 
 #: ``--fit`` choice -> the hook's / ``calibrate_model``'s ``do_no_harm``.
 FIT_CHOICES = {'safe': True, 'per-landmark': False}
@@ -163,7 +169,11 @@ def _main(argv=None):
         runner = Runner.from_cfg(cfg)
         runner.load_or_resume()
         # CalibrationError is an InputError: one line, exit status 1
-        calibrate_model(runner, calib, checkpoint_name=args.out, **settings)
+        # the configuration model is fitted on the training split's
+        # ground truth (records only; none in the config: not fitted)
+        train = (cfg.get('train_dataloader') or {}).get('dataset')
+        calibrate_model(runner, calib, checkpoint_name=args.out,
+                        shape_data=train, **settings)
         record_override(osp.join(runner.work_dir, 'calibration.json'), leak)
         if not args.no_validate and cfg.get('val_dataloader'):
             runner.val()

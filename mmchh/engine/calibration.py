@@ -27,7 +27,9 @@ and ``tools/calibrate.py`` (an existing checkpoint):
    calibrated maps, and the disc baseline's radii) at the head's
    ``conformal_levels`` (:mod:`.conformal_fitting`) and store them in the
    head; with the 19 ISBI landmarks also the measurement intervals' scale
-   (:mod:`.measurement_interval_calibration`).
+   (:mod:`.measurement_interval_calibration`); the configuration model of
+   the training split and its plausibility threshold
+   (:mod:`.configuration_calibration`).
 5. Bind the fitted state to the weights (the head's
    ``calibration_fingerprint``, see ``SoftmaxHeatmapHead.seal_calibration``),
    so a checkpoint whose weights change afterwards loads uncalibrated.
@@ -56,7 +58,8 @@ from mmchh.utils.checkpoint import CALIBRATION_STATE_DEFAULTS
 from mmchh.utils.io import write_json
 from mmchh.visualization.calibration_plots import reliability_diagram_png
 from .calibration_settings import (CalibrationError,
-                                   check_calibration_settings)
+                                   check_calibration_settings, error_unit)
+from .configuration_calibration import fit_configuration_calibration
 from .conformal_fitting import (ConformalScores, collect_conformal_scores,
                                 fit_conformal)
 from .flag_threshold_fitting import describe_flagging, flagging_report
@@ -206,19 +209,6 @@ def _predict_errors(model, loader):
     return ere, errors, in_mm
 
 
-def _flag_unit(in_mm: np.ndarray) -> str:
-    """``'mm'`` when every calibration image has a spacing, ``'px'`` when
-    none has; a CalibrationError for a mix."""
-    if in_mm.all():
-        return 'mm'
-    if not in_mm.any():
-        return 'px'
-    raise CalibrationError(
-        f'{int(in_mm.sum())} of {in_mm.size} calibration images have a '
-        '"spacing" and the others do not; the flag threshold would mix mm '
-        'and image pixels. Give every image a spacing or none')
-
-
 def _mode_confidence(summary: LogitSummary, temperature: torch.Tensor):
     """Probability at the mode and mode == target, from the summary."""
     t = temperature.double()
@@ -298,7 +288,7 @@ def _fit_flag_threshold(model, loader, erroneous_mm: float,
     fitted = torch.full((6, ), float('nan'))
     flagging = None
     if is_main_process():
-        unit = _flag_unit(np.concatenate(in_mm))
+        unit = error_unit(np.concatenate(in_mm))
         flagging = flagging_report(
             ere, errors, erroneous_mm if unit == 'mm' else erroneous_px,
             target_tpr, unit)
@@ -391,7 +381,9 @@ def calibrate_model(runner,
                     prior_std: Optional[float] = 1.0,
                     erroneous_px: float = 10.0,
                     do_no_harm: bool = True,
-                    cv_folds: int = 10) -> Dict:
+                    cv_folds: int = 10,
+                    shape_data=None,
+                    plausibility_alpha: float = 0.02) -> Dict:
     """Fits temperatures, the flag threshold and the conformal regions of
     ``runner.model``.
 
@@ -430,14 +422,20 @@ def calibrate_model(runner,
             per-landmark fit, unchecked.
         cv_folds (int): Folds of that cross-validation at most (with up to
             this many images, leave-one-image-out).
+        shape_data: The training split (dataset, dataloader or config) the
+            configuration model is fitted on; None: no configuration model.
+        plausibility_alpha (float): Share of correct calibration landmarks
+            the plausibility threshold may flag
+            (:mod:`.configuration_calibration`; report ``configuration``).
 
     Returns:
         dict: the report (also written as ``calibration.json``), with
         ``weights_fingerprint``: the hex fingerprint of the weights the
         calibration is bound to (also in the checkpoint's
-        ``meta["calibration"]``), and ``conformal``: the conformal fit
+        ``meta["calibration"]``), ``conformal``: the conformal fit
         (:meth:`~mmchh.engine.conformal_fitting.ConformalFit.report` and
-        the head's ``score``).
+        the head's ``score``), and ``configuration`` (see
+        :func:`~.configuration_calibration.fit_configuration_calibration`).
 
     Raises:
         CalibrationError: for a setting out of its range
@@ -445,7 +443,8 @@ def calibrate_model(runner,
             before any image is read) or a split that cannot be used.
     """
     check_calibration_settings(erroneous_mm, erroneous_px, target_tpr,
-                               prior_std, cv_folds, num_bins)
+                               prior_std, cv_folds, num_bins,
+                               plausibility_alpha)
     model = _unwrap(runner.model)
     head = model.head
     if not hasattr(head, 'set_temperature'):
@@ -466,6 +465,9 @@ def calibrate_model(runner,
         # landmarks (the 19 ISBI ones)
         report['measurement_intervals'] = fit_calibration_intervals(
             model, loader)
+        report['configuration'] = fit_configuration_calibration(
+            model, loader, shape_data, plausibility_alpha, erroneous_mm,
+            erroneous_px)
         # the fitted state now belongs to exactly these weights
         report['weights_fingerprint'] = head.seal_calibration(
             model.state_dict())
@@ -576,6 +578,7 @@ def _save_calibrated(model, loader, runner, path: str, report: Dict):
             flagging=report.get('flagging'),
             conformal=report.get('conformal'),
             measurement_intervals=report.get('measurement_intervals'),
+            configuration=report.get('configuration'),
             weights_fingerprint=report.get('weights_fingerprint')))
     # what the model needs to predict, as plain data (no config needed)
     add_recipe(meta, runner.cfg)

@@ -12,9 +12,11 @@ import math
 from numbers import Integral, Real
 from typing import Optional
 
+import numpy as np
+
 from mmchh.utils.errors import InputError
 
-__all__ = ['CalibrationError', 'check_calibration_settings']
+__all__ = ['CalibrationError', 'check_calibration_settings', 'error_unit']
 
 
 class CalibrationError(InputError):
@@ -37,7 +39,8 @@ def check_calibration_settings(erroneous_mm: float = 2.0,
                                target_tpr: Optional[float] = 0.5,
                                prior_std: Optional[float] = 1.0,
                                cv_folds: int = 10,
-                               num_bins: int = 2048) -> None:
+                               num_bins: int = 2048,
+                               plausibility_alpha: float = 0.02) -> None:
     """Refuses a calibration setting outside its range.
 
     Args:
@@ -49,6 +52,8 @@ def check_calibration_settings(erroneous_mm: float = 2.0,
             maximum likelihood.
         cv_folds (int): An integer >= 2.
         num_bins (int): An integer >= 1.
+        plausibility_alpha (float): In (0, 1): the share of correct
+            calibration landmarks the plausibility threshold may flag.
 
     Raises:
         CalibrationError: naming the setting, its allowed range and the
@@ -71,3 +76,25 @@ def check_calibration_settings(erroneous_mm: float = 2.0,
              'an integer >= 2', cv_folds)
     _require(isinstance(num_bins, Integral) and num_bins >= 1, 'num_bins',
              'an integer >= 1', num_bins)
+    _require(_is_number(plausibility_alpha) and 0 < plausibility_alpha < 1,
+             'plausibility_alpha', 'in (0, 1)', plausibility_alpha)
+
+
+def error_unit(in_mm: np.ndarray) -> str:
+    """The unit of the calibration split's radial errors: ``'mm'`` when
+    every image has a spacing, ``'px'`` (original-image pixels) when none
+    has; a :class:`CalibrationError` for a mix (what is erroneous would mix
+    ``erroneous_mm`` and ``erroneous_px``).
+
+    Args:
+        in_mm (np.ndarray): (N,) bool, whether each image has a spacing.
+    """
+    if in_mm.all():
+        return 'mm'
+    if not in_mm.any():
+        return 'px'
+    raise CalibrationError(
+        f'{int(in_mm.sum())} of {in_mm.size} calibration images have a '
+        '"spacing" and the others do not; what counts as erroneous (for the '
+        'flag and plausibility thresholds) would mix mm and image pixels. '
+        'Give every image a spacing or none')

@@ -23,7 +23,10 @@ class TemperatureScalingHook(Hook):
        one (otherwise keeps the final weights);
     2. fits one temperature per landmark on ``calib_dataloader`` with the
        network in eval mode and every weight frozen, and the ERE flagging
-       threshold at ``target_tpr`` (see :mod:`mmchh.engine.calibration`);
+       threshold at ``target_tpr`` (see :mod:`mmchh.engine.calibration`),
+       and the configuration model of the training split's ground truth
+       with its plausibility threshold at ``plausibility_alpha`` (see
+       :mod:`mmchh.engine.configuration_calibration`);
     3. saves ``calibrated.pth`` in the work dir with the report
        (``calibration.json``, ``calib_reliability_before_after.png``),
        logging NLL and ECE before and after;
@@ -57,6 +60,9 @@ class TemperatureScalingHook(Hook):
         cv_folds (int): Folds of that cross-validation at most (with up to
             this many calibration images, leave-one-image-out). Defaults
             to 10.
+        plausibility_alpha (float): Share of correct calibration landmarks
+            the plausibility threshold may flag, in (0, 1). Defaults to
+            0.02.
 
     Raises:
         CalibrationError: for a setting out of its range, when the hook is
@@ -74,11 +80,13 @@ class TemperatureScalingHook(Hook):
                  prior_std: Optional[float] = 1.0,
                  erroneous_px: float = 10.0,
                  do_no_harm: bool = True,
-                 cv_folds: int = 10) -> None:
+                 cv_folds: int = 10,
+                 plausibility_alpha: float = 0.02) -> None:
         # a bad setting stops the run when the hook is built, not after
         # the whole training
         check_calibration_settings(erroneous_mm, erroneous_px, target_tpr,
-                                   prior_std, cv_folds)
+                                   prior_std, cv_folds,
+                                   plausibility_alpha=plausibility_alpha)
         self.calib_dataloader = calib_dataloader
         self.erroneous_mm = erroneous_mm
         self.target_tpr = target_tpr
@@ -88,6 +96,7 @@ class TemperatureScalingHook(Hook):
         self.erroneous_px = erroneous_px
         self.do_no_harm = do_no_harm
         self.cv_folds = cv_folds
+        self.plausibility_alpha = plausibility_alpha
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Every checkpoint of the run carries its recipe (the model
@@ -116,7 +125,10 @@ class TemperatureScalingHook(Hook):
             prior_std=self.prior_std,
             erroneous_px=self.erroneous_px,
             do_no_harm=self.do_no_harm,
-            cv_folds=self.cv_folds)
+            cv_folds=self.cv_folds,
+            # the configuration model is fitted on what the model trained on
+            shape_data=runner.train_dataloader.dataset,
+            plausibility_alpha=self.plausibility_alpha)
         if self.revalidate and runner.val_loop is not None:
             print_log('calibration: validating the calibrated model',
                       logger='current')
