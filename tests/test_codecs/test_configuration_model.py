@@ -150,7 +150,8 @@ def ref_weights(points, model, num_iter=10):
     s, r, t = best
     for _ in range(num_iter):
         z = z_of(s, r, t)
-        spread = max(1.4826 * np.median(z), 1.0)
+        # the median distance of a 2-D standard normal point: sqrt(2 ln 2)
+        spread = max(np.median(z) / np.sqrt(2 * np.log(2)), 1.0)
         new = np.array([(1 - (v / (TUKEY_C * spread))**2)**2
                         if v < TUKEY_C * spread else 0.0 for v in z])
         if (new > 0).sum() < 2:
@@ -342,7 +343,7 @@ def test_two_wild_landmarks_move_nobody_else(ceph):
     typical, largest = [], []
     for shape in held_out[:20]:
         points = shape + rng.normal(0, 0.5, shape.shape)
-        before, _ = plausibility_scores(points, model)
+        before, own = plausibility_scores(points, model)
         wild = rng.choice(19, 2, replace=False)
         angles = rng.uniform(0, 2 * np.pi, 2)
         points[wild] += 30 * np.stack([np.cos(angles), np.sin(angles)], 1)
@@ -351,9 +352,9 @@ def test_two_wild_landmarks_move_nobody_else(ceph):
         typical.append(np.median(change))
         largest.append(change.max())
         assert (after[wild] > 5).all()
-        # the residual is the displacement, give or take the landmark's
-        # own variability (a few mm)
-        np.testing.assert_allclose(dist[wild], 30, atol=12)
+        # the residual is the displacement, give or take where the landmark
+        # already was (an atypical head: up to ~17 mm) and a few mm
+        assert (np.abs(dist[wild] - 30) <= own[wild] + 6).all()
     assert max(typical) < 0.75 and np.mean(largest) < 0.75
     assert max(largest) < 3
 

@@ -70,6 +70,9 @@ MIN_LANDMARKS = 3
 #: Weight, in shapes, of the pooled isotropic variance each landmark's
 #: covariance is shrunk towards.
 PRIOR_SHAPES = 2.0
+#: Median of the distance of a 2-D standard normal point from its centre
+#: (a Rayleigh variable): sqrt(2 ln 2).
+RAYLEIGH_MEDIAN = float(np.sqrt(2 * np.log(2)))
 #: Tukey biweight tuning constant (in units of a landmark's own sigma):
 #: residuals beyond it get weight 0.
 TUKEY_C = 4.685
@@ -326,8 +329,10 @@ def robust_alignment_weights(points: np.ndarray, model: ConfigurationModel,
     Least median of squares over the similarities each pair of usable
     landmarks defines (all pairs: K = 37 gives 666), then ``num_iter``
     rounds of Procrustes reweighted by Tukey's biweight of the normalised
-    residuals (scale: 1.4826 times their median, at least 1 sigma, so that
-    a good fit is not over-trimmed).
+    residuals (scale: their median over :data:`RAYLEIGH_MEDIAN`, the
+    median distance of a 2-D standard normal point from its centre, so
+    that a well-modelled fit has scale 1; at least 1, so that a good fit is
+    not over-trimmed).
     """
     points = np.asarray(points, np.float64)
     use = np.isfinite(points).all(-1) & model.usable
@@ -353,7 +358,7 @@ def robust_alignment_weights(points: np.ndarray, model: ConfigurationModel,
     w = np.ones(len(idx))
     for _ in range(num_iter):
         z = np.abs(a * src + b - dst - expected) / sigma
-        spread = max(1.4826 * float(np.median(z)), 1.0)
+        spread = max(float(np.median(z)) / RAYLEIGH_MEDIAN, 1.0)
         u = z / (TUKEY_C * spread)
         new = np.where(u < 1, (1 - u**2)**2, 0.0)
         if (new > 0).sum() < 2:
