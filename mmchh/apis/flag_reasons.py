@@ -28,6 +28,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from torch import nn
 
+from mmchh.evaluation.functional.conformal import conformal_min_maps
+
 __all__ = [
     'FLAG_REASONS', 'configuration_status',
     'describe_configuration_status', 'landmark_flag_fields',
@@ -73,8 +75,10 @@ def configuration_status(head: nn.Module) -> Dict[str, Any]:
     """
     threshold = _number(head, 'configuration_threshold')
     num_scores = _number(head, 'configuration_num_scores')
+    alpha = _number(head, 'configuration_alpha')
     out = dict(threshold=threshold,
-               alpha=_number(head, 'configuration_alpha'),
+               # the float32 buffer as typed (0.02, not 0.0199999995)
+               alpha=None if alpha is None else float(str(np.float32(alpha))),
                num_scores=None if num_scores is None else int(num_scores))
     fitted = getattr(head, 'has_configuration_model', None)
     if fitted is None:
@@ -88,17 +92,31 @@ def configuration_status(head: nn.Module) -> Dict[str, Any]:
     if threshold is not None:
         out.update(status='used', reason='')
     elif fitted:
-        out.update(status='not_used', reason=(
-            'configuration flag not used: a configuration model was fitted '
-            'but no plausibility threshold was set (scores reported, '
-            'nothing flagged implausible)'
-            + ('' if num_scores is None else
-               f' ({out["num_scores"]} calibration scores)')))
+        out.update(status='not_used',
+                   reason='configuration flag not used: ' + _why_no_threshold(
+                       out['alpha'], out['num_scores']))
     else:
         out.update(status='none', reason=(
             'configuration flag not fitted (the checkpoint was calibrated '
             'without a configuration model)'))
     return out
+
+
+def _why_no_threshold(alpha: Optional[float],
+                      num_scores: Optional[int]) -> str:
+    """Why a fitted configuration model has no threshold: the split
+    conformal threshold at ``alpha`` needs more correct calibration
+    landmarks than it had (see
+    :func:`~mmchh.evaluation.functional.conformal_min_maps`)."""
+    tail = 'plausibility scores reported, nothing flagged implausible'
+    if alpha is None or num_scores is None:
+        return f'no plausibility threshold was set; {tail}'
+    need = conformal_min_maps(1.0 - alpha)
+    if num_scores < need:
+        return (f'{num_scores} correct calibration landmarks are fewer than '
+                f'the {need} a threshold at alpha = {alpha:g} needs; {tail}')
+    return (f'no plausibility threshold was set (alpha {alpha:g}, '
+            f'{num_scores} calibration scores); {tail}')
 
 
 def describe_configuration_status(status: Dict[str, Any]) -> str:
@@ -143,8 +161,10 @@ def landmark_flag_fields(pred, valid: np.ndarray) -> List[Dict[str, Any]]:
 
     Returns:
         list[dict]: One dict per landmark. ``flagged`` is the head's
-        ``keypoint_flagged`` (None when absent: not judged), True for an
-        invalid landmark; ``flag_reasons`` lists why (from
+        ``keypoint_flagged``, True for an invalid landmark; where the head
+        gives none (an mm ERE threshold without spacing, or no threshold)
+        True for an implausible landmark -- the one signal that ran -- and
+        None (not judged) for the others; ``flag_reasons`` lists why (from
         :data:`FLAG_REASONS`, in that order) and is empty exactly when
         ``flagged`` is not True; ``plausibility`` (sigma) and
         ``plausibility_mm`` are None when the landmark was not scored (or

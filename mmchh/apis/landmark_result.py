@@ -46,8 +46,10 @@ class LandmarkResult:
             ``ere_px`` (ERE in pixels of the image passed in: the
             model-input ERE times the mean input-to-image scale),
             ``ere_mm`` (exact ERE in mm, None without spacing), ``flagged``
-            (``ere_mm > flag_threshold_mm`` or implausible; None when
-            neither flag could judge it), ``flag_reasons`` (why it is
+            (``ere_mm > flag_threshold_mm`` or implausible; None when it
+            could not be flagged: no threshold at all, or an mm ERE
+            threshold without spacing, and not implausible),
+            ``flag_reasons`` (why it is
             flagged: a list from ``'invalid'``, ``'ere'``,
             ``'implausible'``; empty when not flagged),
             ``plausibility`` (sigma: the Mahalanobis distance of the

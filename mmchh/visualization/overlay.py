@@ -218,6 +218,10 @@ def _configuration_legend(status) -> str:
         return text
     if status['status'] == 'none':
         return 'implausible: not fitted (no configuration model)'
+    if status.get('num_scores') is not None and \
+            status.get('alpha') is not None:
+        return (f'implausible: no threshold ({status["num_scores"]} '
+                f'calibration scores at alpha {status["alpha"]:g})')
     return 'implausible: not used (no threshold)'
 
 

@@ -85,6 +85,18 @@ def test_scores_without_a_threshold_flag_nothing_implausible():
     assert [g['flag_reasons'] for g in got] == [[], ['ere']]
 
 
+def test_implausible_flags_where_the_ere_flag_cannot():
+    """An mm ERE threshold and no spacing: the head gives no
+    ``keypoint_flagged``; an implausible landmark is still flagged (its
+    only reason), the others stay unjudged (None), never 'fine'."""
+    pred = _pred(keypoint_implausible=[True, False, False],
+                 keypoint_plausibility=[6.0, 1.0, NAN])
+    got = landmark_flag_fields(pred, np.ones(3, bool))
+    assert [g['flagged'] for g in got] == [True, None, None]
+    assert [g['flag_reasons'] for g in got] == [['implausible'], [], []]
+    assert [g['implausible'] for g in got] == [True, False, None]
+
+
 def _head(threshold=NAN, alpha=NAN, num_scores=NAN, fitted=True):
     head = torch.nn.Module()
     head.register_buffer('configuration_mean', torch.full(
@@ -107,6 +119,12 @@ def test_configuration_status_used_not_used_and_not_fitted():
     assert unset['status'] == 'not_used' and unset['threshold'] is None
     assert 'no plausibility threshold' in unset['reason']
     assert describe_configuration_status(unset) == unset['reason']
+    few = configuration_status(_head(alpha=0.02, num_scores=9))
+    assert few['alpha'] == 0.02  # the float32 buffer as typed
+    assert few['reason'] == (
+        'configuration flag not used: 9 correct calibration landmarks are '
+        'fewer than the 49 a threshold at alpha = 0.02 needs; plausibility '
+        'scores reported, nothing flagged implausible')
     for head in (_head(fitted=False), torch.nn.Module()):  # older head
         none = configuration_status(head)
         assert none['status'] == 'none'
