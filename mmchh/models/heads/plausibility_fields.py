@@ -18,8 +18,15 @@ so a model fitted in mm scores points in image pixels alike (with square
 pixels); the points are in mm whenever the sample has a ``spacing`` (the
 unit the training shapes were taken in), so the residual's length is
 reported in mm then.
+
+With ``test_cfg=dict(plausibility_decode=True)`` an implausible landmark
+also gets a second answer beside its map's mode: the mode of its map times
+the Gaussian the other landmarks give it
+(:mod:`~mmchh.codecs.utils.constrained_decode`), never replacing the
+prediction. Off by default: see docs/method.md for what it was measured to
+do.
 """
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -27,7 +34,12 @@ from mmpose.utils.typing import ConfigType, OptSampleList
 from torch import Tensor
 
 from mmchh.codecs.utils.configuration_model import (ConfigurationModel,
+                                                    expected_positions,
                                                     plausibility_scores)
+from mmchh.codecs.utils.constrained_decode import (constrained_mode,
+                                                   gaussian_log_prior,
+                                                   prior_on_heatmap)
+from mmchh.codecs.utils.frame import HeatmapFrame
 
 __all__ = ['PlausibilityFieldsMixin']
 
@@ -36,6 +48,9 @@ __all__ = ['PlausibilityFieldsMixin']
 #: fields.
 MODEL_BUFFERS = ('configuration_mean', 'configuration_offset',
                  'configuration_cov', 'configuration_num_shapes')
+
+#: Maps the constrained decode handles at once.
+DECODE_CHUNK = 8
 
 
 def _check_scalar(name: str, value: float, low: float = 0.0,
@@ -75,12 +90,17 @@ class PlausibilityFieldsMixin:
     - ``keypoint_flagged`` becomes the ERE flag OR implausible (an invalid
       map stays flagged); with a threshold but no ERE threshold at all,
       implausible OR invalid. ``keypoint_ere_flagged`` keeps the ERE flag
-      alone whenever there is one, with or without a configuration model.
+      alone whenever there is one, with or without a configuration model;
+    - ``keypoint_constrained``: with ``test_cfg=dict(plausibility_decode=
+      True)`` and a threshold, each implausible landmark's
+      plausibility-constrained position in original-image pixels (the mode
+      of its map times the Gaussian the other landmarks give it), NaN for
+      every other landmark; beside ``keypoints``, never replacing them.
 
     Note:
         - keypoints: (B, K, 2) model-input pixels (the decoder's output);
-          valid: (B, K) bool
-        - every field above: (B, K)
+          valid: (B, K) bool; probs: (B, K, H, W)
+        - every field above: (B, K); ``keypoint_constrained``: (B, K, 2)
         - ``configuration_mean``, ``configuration_offset``: (K, 2);
           ``configuration_cov``: (K, 2, 2); ``configuration_num_shapes``:
           (K,); ``configuration_threshold``, ``configuration_alpha``,
@@ -160,7 +180,8 @@ class PlausibilityFieldsMixin:
     def plausibility_fields(self, keypoints: Tensor, valid: Tensor,
                             ere_flagged: Optional[Tensor],
                             batch_data_samples: OptSampleList,
-                            test_cfg: ConfigType = {}) -> dict:
+                            test_cfg: ConfigType = {},
+                            probs: Optional[Tensor] = None) -> dict:
         """The plausibility fields of one predicted batch (see the class
         docstring).
 
@@ -174,7 +195,12 @@ class PlausibilityFieldsMixin:
             batch_data_samples (list[PoseDataSample]): The batch; their
                 ``input_center``/``input_scale`` place the keypoints in the
                 image, ``spacing`` in mm.
-            test_cfg (dict): ``plausibility`` (bool, default True).
+            test_cfg (dict): ``plausibility`` (bool, default True);
+                ``plausibility_decode`` (bool, default False: the
+                constrained decode of the implausible landmarks).
+            probs (Tensor, optional): (B, K, H, W) the probability maps the
+                keypoints were decoded from; the constrained decode needs
+                them.
 
         Returns:
             dict: ``keypoint_ere_flagged`` whenever ``ere_flagged`` is
@@ -194,10 +220,14 @@ class PlausibilityFieldsMixin:
         points = keypoints.detach().to('cpu', torch.float64).numpy()
         sigma = np.full(points.shape[:2], np.nan)
         distance = np.full(points.shape[:2], np.nan)
+        # a new array: ``points`` may share the keypoints' memory
+        units = np.full(points.shape, np.nan)
         for i, frame in enumerate(frames):
+            # in the unit of the training shapes: mm with a spacing
             image = frame.input_to_image(points[i])
             if frame.spacing is not None:
                 image = frame.image_to_mm(image)
+            units[i] = image
             sigma[i], distance[i] = plausibility_scores(image, model)
         device = keypoints.device
         fields['keypoint_plausibility'] = torch.as_tensor(
@@ -212,6 +242,9 @@ class PlausibilityFieldsMixin:
         implausible = fields['keypoint_plausibility'] > \
             self.configuration_threshold.to(device)
         fields['keypoint_implausible'] = implausible
+        if test_cfg.get('plausibility_decode', False) and probs is not None:
+            fields['keypoint_constrained'] = self.constrained_keypoints(
+                probs, units, implausible.cpu().numpy(), frames, model)
         if ere_flagged is not None:
             fields['keypoint_flagged'] = ere_flagged | implausible
         elif not bool(torch.isfinite(self.flag_threshold)):
@@ -220,3 +253,61 @@ class PlausibilityFieldsMixin:
         # an ERE threshold the samples lack the unit of: flagging stays
         # unavailable (no keypoint_flagged), as without a configuration
         return fields
+
+    def constrained_keypoints(self, probs: Tensor, points: np.ndarray,
+                              decode: np.ndarray,
+                              frames: List[HeatmapFrame],
+                              model: ConfigurationModel) -> Tensor:
+        """The plausibility-constrained positions of the landmarks in
+        ``decode``.
+
+        Per sample with one: :func:`~mmchh.codecs.utils.configuration_model.
+        expected_positions` of its configuration (each landmark placed by
+        the others, its own position left out), that Gaussian mapped onto
+        the heatmap grid through the sample's frame, and the mode of the
+        map times it (refined as the decoder refines its modes).
+
+        Args:
+            probs (Tensor): (B, K, H, W) probability maps.
+            points (np.ndarray): (B, K, 2) the predicted configurations in
+                the configuration model's units (mm where the sample has a
+                spacing, else image pixels).
+            decode (np.ndarray): (B, K) bool, the landmarks to decode.
+            frames (list[HeatmapFrame]): The samples' frames.
+            model (ConfigurationModel): The stored model.
+
+        Returns:
+            Tensor: (B, K, 2) float32 original-image pixels on the maps'
+            device; NaN where not in ``decode`` or not decodable (the others
+            cannot place it, or the product has no maximum).
+        """
+        out = np.full(points.shape, np.nan)
+        rows, cols = np.nonzero(decode)
+        if not len(rows):
+            return torch.as_tensor(out, dtype=torch.float32,
+                                   device=probs.device)
+        center = np.full((len(rows), 2), np.nan)
+        cov = np.full((len(rows), 2, 2), np.nan)
+        for i in np.unique(rows):
+            at = rows == i
+            c, s = expected_positions(points[i], model)
+            center[at], cov[at] = prior_on_heatmap(
+                c[cols[at]], s[cols[at]], frames[i],
+                frames[i].spacing is not None)
+        # the batch's maps decoded together, a few at a time: each takes
+        # several float64 copies of a map (at full resolution 37 MB each)
+        height, width = probs.shape[-2:]
+        radius = int(getattr(self.decoder, 'subpixel_radius', 0) or 0)
+        uv = np.concatenate([
+            constrained_mode(
+                probs[torch.as_tensor(rows[j:j + DECODE_CHUNK]),
+                      torch.as_tensor(cols[j:j + DECODE_CHUNK])],
+                gaussian_log_prior(center[j:j + DECODE_CHUNK],
+                                   cov[j:j + DECODE_CHUNK], height, width,
+                                   probs.device), radius).cpu().numpy()
+            for j in range(0, len(rows), DECODE_CHUNK)
+        ])
+        for i in np.unique(rows):
+            at = rows == i
+            out[i, cols[at]] = frames[i].heatmap_to_image(uv[at])
+        return torch.as_tensor(out, dtype=torch.float32, device=probs.device)

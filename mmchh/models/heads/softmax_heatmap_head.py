@@ -343,7 +343,10 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             batch_data_samples (List[PoseDataSample]): The batch samples.
             test_cfg (dict): ``flip_test`` (bool); ``plausibility`` (bool,
                 default True: the plausibility fields once a configuration
-                model is stored); ``output_heatmaps``
+                model is stored); ``plausibility_decode`` (bool, default
+                False: also ``keypoint_constrained``, see
+                :class:`~.plausibility_fields.PlausibilityFieldsMixin`);
+                ``output_heatmaps``
                 (bool: also return the probability maps as
                 ``PixelData(heatmaps=...)``); ``output_logits`` (bool: also
                 the logits, ``PixelData(logits=...)``, for temperature
@@ -378,7 +381,7 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             self.conformal_fields(probs, valid, batch_data_samples))
         fields.update(self.plausibility_fields(
             keypoints, valid, fields.get('keypoint_flagged'),
-            batch_data_samples, test_cfg))
+            batch_data_samples, test_cfg, probs=probs))
         host = {
             k: v[:, None].detach().cpu().numpy()
             for k, v in fields.items()
