@@ -23,12 +23,14 @@ def test_demo_writes_every_promised_output(tmp_path):
     with open(stale, 'wb') as f:
         f.write(b'from an earlier run')
     opts = as_cli_options(small_ceph_options('unused', epochs=1))
+    # 2 training images beside the held-out validation and calibration ones
+    num_train = str(demo.NUM_VAL + demo.NUM_CALIB + 2)
     # in this process: the script runs exactly main(argv); a fresh
     # interpreter would only add ~8 s of imports
     proc = run_tool_in_process(
-        'demo', ['--data-dir', data, '--work-dir', work, '--num-train', '10',
-                 '--num-test1', '2', '--num-test2', '1', '--cfg-options'] +
-        opts)
+        'demo', ['--data-dir', data, '--work-dir', work, '--num-train',
+                 num_train, '--num-test1', '2', '--num-test2', '1',
+                 '--cfg-options'] + opts)
     out = proc.stdout + proc.stderr
     # 2 training images, 1 epoch: beating the baseline is not expected,
     # but the verdict and the exit status must agree
@@ -79,7 +81,9 @@ def test_demo_writes_every_promised_output(tmp_path):
 
 def test_demo_refuses_counts_it_cannot_split(capsys):
     demo = load_tool('demo')
-    for argv, text in ((['--num-train', '8'], '--num-train must be >= 9'),
+    least = demo.NUM_VAL + demo.NUM_CALIB + 1
+    for argv, text in ((['--num-train', str(least - 1)],
+                        f'--num-train must be >= {least}'),
                        (['--num-test1', '0'], '--num-test1 must be >= 1')):
         with pytest.raises(SystemExit) as exc:
             demo.parse_args(argv)
