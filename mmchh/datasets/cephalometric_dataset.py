@@ -7,6 +7,8 @@ import numpy as np
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
 from mmpose.registry import DATASETS
 
+from mmchh.utils.spacing import Spacing
+
 from .data_checks import DatasetError, MissingDataError, check_image_size
 from .whole_image_box import whole_image_bbox
 
@@ -194,7 +196,12 @@ class CephalometricDataset(BaseCocoStyleDataset):
             self.images_without_spacing.append(img.get('file_name'))
             data_info['spacing'] = None
         else:
-            data_info['spacing'] = _spacing_xy(img['spacing'], where)
+            # float32, as samples have always carried it in their
+            # metainfo: a checkpoint's metrics stay the numbers they were
+            field = f'{where}: "spacing"'
+            data_info['spacing'] = Spacing.parse(
+                img['spacing'], field, source='record',
+                error=DatasetError).array(np.float32, field, DatasetError)
         data_info['annotator_keypoints'] = {
             key[len('keypoints_'):]: _annotator_points(value)
             for key, value in ann.items() if key.startswith('keypoints_')
@@ -245,18 +252,6 @@ def _whole_image_box(bbox, size, where: str) -> np.ndarray:
             f'{height}] (a landmark image is used whole, as at inference); '
             f'got {bbox!r}')
     return whole_image_bbox(width, height)
-
-
-def _spacing_xy(value, where: str) -> np.ndarray:
-    """A record's spacing as (x, y) mm/pixel, float32."""
-    spacing = np.asarray(value, dtype=np.float32).reshape(-1)
-    if spacing.size == 1:
-        spacing = np.repeat(spacing, 2)
-    if spacing.size != 2 or not (np.isfinite(spacing).all() and
-                                 (spacing > 0).all()):
-        raise DatasetError(f'{where}: "spacing" must be a positive '
-                           f'number or [x, y]; got {value}')
-    return spacing
 
 
 def _no_spacing_message(ann_file: str, images: List[str]) -> str:

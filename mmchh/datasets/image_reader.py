@@ -42,7 +42,6 @@ bits), refused otherwise (:func:`to_storable`).
 Every fault is an :class:`ImageLoadError` (an ``InputError``) naming the
 file.
 """
-import math
 import os.path as osp
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -50,6 +49,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from mmchh.utils.errors import InputError
+from mmchh.utils.spacing import Spacing
 
 __all__ = [
     'RASTER_EXTENSIONS', 'DICOM_EXTENSIONS', 'ITK_EXTENSIONS',
@@ -163,17 +163,6 @@ def to_storable(array: np.ndarray, path: str) -> np.ndarray:
         'image to 8 or 16 bits first')
 
 
-def _usable_spacing(values) -> Optional[Tuple[float, float]]:
-    """(x, y) when both are positive finite numbers, else None."""
-    try:
-        x, y = (float(v) for v in values)
-    except (TypeError, ValueError):
-        return None
-    if all(math.isfinite(v) and v > 0 for v in (x, y)):
-        return x, y
-    return None
-
-
 def _decode_raster(path: str) -> Optional[np.ndarray]:
     """OpenCV's decoding of the file at its own depth (``np.fromfile`` +
     ``imdecode`` also reads non-ASCII paths on every OS); None when OpenCV
@@ -243,11 +232,13 @@ def _read_dicom(path: str) -> LoadedImage:
         array = array.astype(np.uint8)  # stays 8-bit (else: 16-bit)
     spacing, source = None, None
     for key in ('PixelSpacing', 'ImagerPixelSpacing'):
-        if key in ds:
-            row_col = _usable_spacing(ds[key].value)
-            if row_col is not None:
-                spacing, source = (row_col[1], row_col[0]), key
-                break
+        # DICOM's pair is (row, column) spacing, y first: read as it is
+        # stored, then turned into (x, y)
+        row_col = Spacing.from_header(ds[key].value, key) \
+            if key in ds else None
+        if row_col is not None:
+            spacing, source = (row_col.y, row_col.x), key
+            break
     return LoadedImage(to_storable(np.ascontiguousarray(array), path), spacing,
                        source, False)
 
@@ -289,10 +280,11 @@ def _read_itk(path: str) -> LoadedImage:
     array = sitk.GetArrayFromImage(image)  # (H, W[, C])
     if array.ndim == 3 and array.shape[2] == 3:
         array = array[..., ::-1]  # RGB -> OpenCV's BGR
-    spacing = _usable_spacing(image.GetSpacing()[:2]) \
+    found = Spacing.from_header(image.GetSpacing()[:2], 'header') \
         if _itk_header_has_spacing(path) else None
-    return LoadedImage(to_storable(np.ascontiguousarray(array), path), spacing,
-                       'header' if spacing else None, False)
+    return LoadedImage(to_storable(np.ascontiguousarray(array), path),
+                       None if found is None else found.xy,
+                       None if found is None else found.source, False)
 
 
 def read_image(path: str) -> LoadedImage:

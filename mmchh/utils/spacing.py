@@ -182,8 +182,8 @@ class Spacing:
             return value
         arr = _numbers(value, where, error)
         if arr.ndim > 1 or arr.size not in (1, 2):
-            raise _refuse(value, where,
-                          f'{arr.size} values of shape {arr.shape}', error)
+            shape = '' if arr.ndim <= 1 else f' in shape {arr.shape}'
+            raise _refuse(value, where, f'{arr.size} values{shape}', error)
         _check_values(arr, value, where, error)
         arr = np.broadcast_to(arr.reshape(-1), (2, ))
         return cls(float(arr[0]), float(arr[1]), source)

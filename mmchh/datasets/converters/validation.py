@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from mmchh.utils.spacing import Spacing
 from ..ceph_meta import ISBI_SPACING_MM
 from .errors import BadImageError, ConversionError
 
@@ -116,21 +117,17 @@ def check_resize(resize) -> Optional[Tuple[int, int]]:
 def check_spacing(spacing: Union[float, Sequence[float]]) -> np.ndarray:
     """One or two positive finite mm/pixel values, as (x, y).
 
+    The rule is :meth:`~mmchh.utils.spacing.Spacing.parse`'s, raised as
+    the converters' own error.
+
     Returns:
         np.ndarray: (2, ) float64.
 
     Raises:
         ConversionError: naming the option and the value given.
     """
-    try:
-        arr = np.asarray(spacing, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.ndim > 1 or arr.size not in (
-            1, 2) or not (np.isfinite(arr).all() and (arr > 0).all()):
-        raise ConversionError('--spacing must be one or two positive finite '
-                              f'mm/pixel values; got {spacing!r}')
-    return np.broadcast_to(arr.reshape(-1), (2, )).copy()
+    return Spacing.parse(spacing, '--spacing', source='--spacing',
+                         error=ConversionError).array()
 
 
 def check_split_seed(split_seed) -> None:
