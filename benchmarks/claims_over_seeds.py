@@ -124,12 +124,11 @@ def data_options(coco):
 
 def make_data(args):
     """The demo's synthetic set with ``--num-test1`` test images."""
-    from mmchh.testing import load_tool
+    from mmchh.demo import make_demo_data
     coco = osp.join(args.work_dir, 'data', 'synthetic_ceph_coco')
     if osp.isfile(osp.join(coco, 'test1.json')):
         return coco
-    demo = load_tool('demo')
-    made = demo.make_demo_data(
+    made = make_demo_data(
         osp.join(args.work_dir, 'data'), (128, 160),
         num_train=12 if args.quick else 24,
         num_test1=args.num_test1, num_test2=1)

@@ -2,8 +2,7 @@
 """The command-line tools of a source checkout, loaded as modules.
 
 ``tools/*.py`` are scripts, not a package: tests that call a tool's
-``main(argv)`` or ``parse_args`` in-process, or read the names a tool
-exposes (``tools/demo.py``'s ``DEMO_OUTPUTS``...), load it with
+``main(argv)`` or ``parse_args`` in-process load it with
 :func:`load_tool`.
 """
 import contextlib

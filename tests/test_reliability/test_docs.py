@@ -31,7 +31,6 @@ import sys
 
 import pytest
 
-from mmchh.testing import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DOC_FILES = ['README.md'] + sorted(
@@ -139,8 +138,9 @@ def help_text(script):
 
 @pytest.fixture(scope='module')
 def demo():
-    """tools/demo.py as a module (its names are what the docs may use)."""
-    return load_tool('demo')
+    """The demo's library (its names are what the docs may use)."""
+    import mmchh.demo
+    return mmchh.demo
 
 
 @pytest.fixture(scope='module')
@@ -410,7 +410,8 @@ def test_results_table_is_the_recorded_run(demo, recorded):
     table = between(read(doc), RESULTS_BEGIN, RESULTS_END, doc)
     assert table == demo.results_markdown(recorded), (
         f'{doc}: the table between the markers must be exactly what '
-        'tools/demo.py writes to demo_results.md for '
+        'tools/demo.py writes to demo_results.md (mmchh.demo.'
+        'results_markdown) for '
         'docs/results/demo_results.json; copy both from one run')
     assert recorded['run']['command'].startswith('python tools/demo.py')
 

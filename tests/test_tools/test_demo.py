@@ -1,8 +1,8 @@
 """tools/demo.py end to end, shrunk with --cfg-options only (the same code
 path as ``make demo``): every promised output is written, the Markdown
-table is the writer's output for the JSON, the run is recorded with its
-machine and command, and an earlier run's outputs cannot pass for this
-run's."""
+table is the writer's (``mmchh.demo.results_markdown``) output for the
+JSON, the run is recorded with its machine and command, and an earlier
+run's outputs cannot pass for this run's."""
 import glob
 import json
 import os
@@ -11,11 +11,11 @@ import os.path as osp
 import pytest
 from conftest import as_cli_options, small_ceph_options
 
+from mmchh import demo
 from mmchh.testing import load_tool, run_tool_in_process
 
 
 def test_demo_writes_every_promised_output(tmp_path):
-    demo = load_tool('demo')
     data, work = str(tmp_path / 'data'), str(tmp_path / 'work')
     # an earlier run's leftovers must not survive (nor pass for this run's)
     os.makedirs(work)
@@ -80,12 +80,12 @@ def test_demo_writes_every_promised_output(tmp_path):
 
 
 def test_demo_refuses_counts_it_cannot_split(capsys):
-    demo = load_tool('demo')
+    tool = load_tool('demo')
     least = demo.NUM_VAL + demo.NUM_CALIB + 1
     for argv, text in ((['--num-train', str(least - 1)],
                         f'--num-train must be >= {least}'),
                        (['--num-test1', '0'], '--num-test1 must be >= 1')):
         with pytest.raises(SystemExit) as exc:
-            demo.parse_args(argv)
+            tool.parse_args(argv)
         assert exc.value.code == 2
         assert text in capsys.readouterr().err
