@@ -15,7 +15,8 @@ from typing import Dict, Sequence
 import numpy as np
 from mmengine.logging import print_log
 
-from mmchh.evaluation.functional.bootstrap import image_bootstrap
+from mmchh.evaluation.functional.bootstrap import (BootstrapOptions,
+                                                   image_bootstrap)
 from mmchh.evaluation.functional.calibration_metrics import threshold_at_tpr
 from mmchh.models.heads.flag_basis import (MIN_FLAG_ERRONEOUS,
                                            MIN_FLAG_IMAGES,
@@ -91,7 +92,8 @@ def flagging_report(ere: Sequence[np.ndarray], errors: Sequence[np.ndarray],
     threshold = flag_threshold(ere_all, err_all, erroneous, target_tpr)
     interval = image_bootstrap(
         lambda e, r: flag_threshold(e, r, erroneous, target_tpr),
-        (ere_all, err_all), image_ids=ids, num_resamples=num_resamples)
+        (ere_all, err_all), image_ids=ids,
+        options=BootstrapOptions(num_resamples=num_resamples))
     num_images = sum(1 for e in ere if len(e))
     reason = flag_basis_shortfall(num_images, int(is_erroneous.sum()),
                                   min_images, min_erroneous)

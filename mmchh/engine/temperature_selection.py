@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmchh.evaluation.functional.bootstrap import paired_bootstrap_mean
+from mmchh.evaluation.functional.bootstrap import (BootstrapOptions,
+                                                   paired_bootstrap_mean)
 from .logit_summary import LogitSummary, nll_from_summary
 from .temperature_fitting import (fit_shared_temperature, fit_temperatures,
                                   single_threaded)
@@ -183,7 +184,7 @@ def _decide(oof: Dict[str, np.ndarray], mask: np.ndarray, level: float,
             continue
         iv = paired_bootstrap_mean(
             oof['identity'], values, valid_a=mask, valid_b=mask,
-            level=level, seed=seed)
+            options=BootstrapOptions(level=level, seed=seed))
         change[name] = iv.as_dict()
         span = (f'{_LABELS[name]} out-of-fold NLL change '
                 f'{iv.estimate:+.4f} [{iv.low:+.4f}, {iv.high:+.4f}]')

@@ -1,7 +1,7 @@
-from .bootstrap import (BootstrapInterval, bootstrap_counts,
-                        bootstrap_indices, bootstrap_mean, image_bootstrap,
-                        paired_bootstrap, paired_bootstrap_mean,
-                        resample_counts)
+from .bootstrap import (BootstrapInterval, BootstrapOptions,
+                        bootstrap_counts, bootstrap_indices, bootstrap_mean,
+                        image_bootstrap, paired_bootstrap,
+                        paired_bootstrap_mean, resample_counts)
 from .calibration_metrics import (binned_correlation,
                                   expected_calibration_error,
                                   good_erroneous_table, pearson_spearman,
@@ -30,8 +30,8 @@ from .weighted_statistics import (weighted_ece, weighted_mean,
                                   weighted_roc_auc, weighted_spearman)
 
 __all__ = [
-    'BootstrapInterval', 'bootstrap_counts', 'bootstrap_indices',
-    'bootstrap_mean',
+    'BootstrapInterval', 'BootstrapOptions', 'bootstrap_counts',
+    'bootstrap_indices', 'bootstrap_mean',
     'image_bootstrap', 'paired_bootstrap', 'paired_bootstrap_mean',
     'resample_counts',
     'CEPH_CLASS_NAMES', 'CEPH_MEASUREMENT_NAMES', 'CEPH_MEASUREMENT_UNITS',

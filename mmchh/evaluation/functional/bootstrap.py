@@ -1,5 +1,5 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Image-level bootstrap confidence intervals (issue 18), numpy.
+"""Image-level bootstrap confidence intervals, numpy.
 
 Landmarks of one image are not independent (one image's contrast, anatomy
 and annotator share all of them), so every interval here resamples whole
@@ -29,62 +29,30 @@ a mean statistic, resample by resample; so does
 statistic on all resamples at once (AUC, correlations, ECE:
 :mod:`.weighted_statistics`).
 
+The settings every function shares (resamples, level, seed, failure
+tolerance, interval method) travel as one
+:class:`~.bootstrap_interval.BootstrapOptions`, so a caller that
+bootstraps many statistics of the same images states them once and every
+interval of it is drawn alike.
+
 Undefined resamples (the statistic returns a non-finite value, e.g. an AUC
 on a resample with one class) are dropped and counted in ``num_failed``;
 when more than ``max_failed_fraction`` of the resamples fail, the interval
 is NaN with a reason (dropping them would bias it). With fewer than 2
 images there is no interval either (NaN with a reason), never a crash.
 """
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from torch import Tensor
 
-METHODS = ('expanded', 'percentile')
+from .bootstrap_interval import (DEFAULT_OPTIONS, BootstrapInterval,
+                                 BootstrapOptions, no_interval,
+                                 percentile_interval, positive_int)
+
 ArrayLike = Union[np.ndarray, Tensor, Sequence]
 Data = Union[ArrayLike, Tuple[ArrayLike, ...]]
-
-
-@dataclass(frozen=True)
-class BootstrapInterval:
-    """A bootstrap estimate with its confidence interval.
-
-    Attributes:
-        estimate (float): The statistic on the original data (for a paired
-            bootstrap: the difference ``b - a``).
-        low (float): Lower end of the interval; NaN when there is none.
-        high (float): Upper end of the interval; NaN when there is none.
-        level (float): Nominal coverage, e.g. 0.95.
-        num_resamples (int): Resamples drawn (R), failed ones included.
-        num_images (int): Images resampled (N).
-        num_failed (int): Resamples where the statistic was not finite;
-            they are dropped from the interval.
-        method (str): ``'expanded'`` or ``'percentile'`` (see
-            :func:`image_bootstrap`).
-        reason (str): Why the interval (or estimate) is NaN; ``''`` if not.
-        estimate_a (float): Paired only: statistic a on the original data.
-        estimate_b (float): Paired only: statistic b on the original data.
-        prob_positive (float): Paired only: fraction of the valid resamples
-            where ``b - a > 0``.
-    """
-    estimate: float
-    low: float
-    high: float
-    level: float
-    num_resamples: int
-    num_images: int
-    num_failed: int
-    method: str = 'expanded'
-    reason: str = ''
-    estimate_a: float = float('nan')
-    estimate_b: float = float('nan')
-    prob_positive: float = float('nan')
-
-    def as_dict(self) -> dict:
-        """Plain-python dict (JSON-ready; NaN stays float('nan'))."""
-        return asdict(self)
 
 
 def bootstrap_indices(num_images: int, num_resamples: int,
@@ -100,8 +68,8 @@ def bootstrap_indices(num_images: int, num_resamples: int,
         np.ndarray: (R, N) int64, row r = the images of resample r, drawn
         uniformly with replacement.
     """
-    num_images = _positive_int(num_images, 'num_images')
-    num_resamples = _positive_int(num_resamples, 'num_resamples')
+    num_images = positive_int(num_images, 'num_images')
+    num_resamples = positive_int(num_resamples, 'num_resamples')
     rng = np.random.default_rng(seed)
     return rng.integers(0, num_images, size=(num_resamples, num_images),
                         dtype=np.int64)
@@ -142,8 +110,8 @@ def bootstrap_counts(num_images: int, num_resamples: int,
     Returns:
         np.ndarray: (R, N) float64 counts (read-only when cached).
     """
-    num_images = _positive_int(num_images, 'num_images')
-    num_resamples = _positive_int(num_resamples, 'num_resamples')
+    num_images = positive_int(num_images, 'num_images')
+    num_resamples = positive_int(num_resamples, 'num_resamples')
     small = num_images * num_resamples <= 2**23  # <= 64 MiB cached
     if small and isinstance(seed, (int, np.integer)) and \
             not isinstance(seed, bool):
@@ -164,11 +132,9 @@ def _cached_counts(num_images: int, num_resamples: int,
 def image_bootstrap(statistic: Callable[..., float],
                     data: Data,
                     image_ids: Optional[ArrayLike] = None,
-                    num_resamples: int = 1000,
-                    level: float = 0.95,
-                    seed: int = 0,
-                    max_failed_fraction: float = 0.1,
-                    method: str = 'expanded') -> BootstrapInterval:
+                    *,
+                    options: BootstrapOptions = DEFAULT_OPTIONS
+                    ) -> BootstrapInterval:
     """Bootstrap interval of a statistic, resampling whole images.
 
     Args:
@@ -184,22 +150,14 @@ def image_bootstrap(statistic: Callable[..., float],
         image_ids (array, optional): (M,) image of each row (any hashable
             values; rows of one image stay together, in their original
             order). None: each row of ``data`` is one image.
-        num_resamples (int): Resamples R. Default 1000.
-        level (float): Nominal coverage in (0, 1). Default 0.95.
-        seed (int): Seed of :func:`bootstrap_indices`. Default 0.
-        max_failed_fraction (float): Largest fraction of failed resamples
-            still giving an interval. Default 0.1.
-        method (str): ``'expanded'`` (default): the expanded percentile
-            interval (Hesterberg 2015), the quantiles ``a`` and ``1 - a``
-            with ``a = Phi(-sqrt(N / (N - 1)) t_{N-1}((1 + level) / 2))``,
-            N images, which undoes the plain percentile interval's
-            under-coverage with few images; ``'percentile'``: the
-            ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles.
+        options (BootstrapOptions): Resamples, level, seed, failure
+            tolerance and interval method. Default: 1000 resamples, 95 %,
+            seed 0, up to 10 % failed, the expanded percentile interval.
 
     Returns:
         BootstrapInterval: ``estimate`` on the original data, ``low`` /
         ``high`` the quantiles (linear interpolation) of the valid
-        resampled statistics named by ``method``.
+        resampled statistics named by ``options.method``.
 
     Note:
         A resample of images ``i_1..i_N`` passes the rows of those images,
@@ -209,18 +167,16 @@ def image_bootstrap(statistic: Callable[..., float],
     """
     arrays = as_arrays(data, 'data')
     groups = ImageGroups(arrays, image_ids)
-    check_options(num_resamples, level, max_failed_fraction, method)
     estimate = _call(statistic, arrays, 'statistic')
     if groups.num_images < 2:
-        return no_interval(estimate, level, num_resamples,
-                           groups.num_images, method)
-    indices = bootstrap_indices(groups.num_images, num_resamples, seed)
+        return no_interval(estimate, options, groups.num_images)
+    indices = bootstrap_indices(groups.num_images, options.num_resamples,
+                                options.seed)
     samples = np.array([
         _call(statistic, groups.take(arrays, idx), 'statistic')
         for idx in indices
     ])
-    return percentile_interval(estimate, samples, level, groups.num_images,
-                               max_failed_fraction, method)
+    return percentile_interval(estimate, samples, options, groups.num_images)
 
 
 def paired_bootstrap(statistic_a: Callable[..., float],
@@ -228,11 +184,9 @@ def paired_bootstrap(statistic_a: Callable[..., float],
                      data_b: Optional[Data] = None,
                      statistic_b: Optional[Callable[..., float]] = None,
                      image_ids: Optional[ArrayLike] = None,
-                     num_resamples: int = 1000,
-                     level: float = 0.95,
-                     seed: int = 0,
-                     max_failed_fraction: float = 0.1,
-                     method: str = 'expanded') -> BootstrapInterval:
+                     *,
+                     options: BootstrapOptions = DEFAULT_OPTIONS
+                     ) -> BootstrapInterval:
     """Interval of the difference ``b - a`` on the same resampled images.
 
     E.g. before/after calibration: ``data_a`` the uncalibrated and
@@ -249,8 +203,7 @@ def paired_bootstrap(statistic_a: Callable[..., float],
             ``statistic_a``.
         image_ids (array, optional): (M,) image of each row, shared by a
             and b. None: each row is one image.
-        num_resamples, level, seed, max_failed_fraction, method: As in
-            :func:`image_bootstrap`.
+        options (BootstrapOptions): As in :func:`image_bootstrap`.
 
     Returns:
         BootstrapInterval: ``estimate = estimate_b - estimate_a``, the
@@ -261,36 +214,29 @@ def paired_bootstrap(statistic_a: Callable[..., float],
     arrays_a = as_arrays(data_a, 'data_a')
     arrays_b = arrays_a if data_b is None else as_arrays(data_b, 'data_b')
     statistic_b = statistic_a if statistic_b is None else statistic_b
-    if arrays_b[0].shape[0] != arrays_a[0].shape[0]:
-        raise ValueError('data_a and data_b must have the same number of '
-                         f'rows (the same images / landmarks); got '
-                         f'{arrays_a[0].shape[0]} and {arrays_b[0].shape[0]}')
-    groups = ImageGroups(arrays_a + arrays_b, image_ids)
-    check_options(num_resamples, level, max_failed_fraction, method)
+    groups = paired_groups(arrays_a, arrays_b, image_ids)
     est_a = _call(statistic_a, arrays_a, 'statistic_a')
     est_b = _call(statistic_b, arrays_b, 'statistic_b')
     if groups.num_images < 2:
-        return no_interval(est_b - est_a, level, num_resamples,
-                           groups.num_images, method, est_a, est_b)
-    indices = bootstrap_indices(groups.num_images, num_resamples, seed)
-    diffs = np.empty(num_resamples)
+        return no_interval(est_b - est_a, options, groups.num_images, est_a,
+                           est_b)
+    indices = bootstrap_indices(groups.num_images, options.num_resamples,
+                                options.seed)
+    diffs = np.empty(options.num_resamples)
     for r, idx in enumerate(indices):
         a = _call(statistic_a, groups.take(arrays_a, idx), 'statistic_a')
         b = _call(statistic_b, groups.take(arrays_b, idx), 'statistic_b')
         diffs[r] = b - a
-    return percentile_interval(est_b - est_a, diffs, level,
-                               groups.num_images, max_failed_fraction,
-                               method, est_a, est_b)
+    return percentile_interval(est_b - est_a, diffs, options,
+                               groups.num_images, est_a, est_b)
 
 
 def bootstrap_mean(values: ArrayLike,
                    image_ids: Optional[ArrayLike] = None,
                    valid: Optional[ArrayLike] = None,
-                   num_resamples: int = 1000,
-                   level: float = 0.95,
-                   seed: int = 0,
-                   max_failed_fraction: float = 0.1,
-                   method: str = 'expanded') -> BootstrapInterval:
+                   *,
+                   options: BootstrapOptions = DEFAULT_OPTIONS
+                   ) -> BootstrapInterval:
     """Fast image bootstrap of a pooled mean over landmarks (MRE, NLL, ...).
 
     The mean over all (valid) landmarks of the resampled images, computed
@@ -306,8 +252,7 @@ def bootstrap_mean(values: ArrayLike,
             row of ``values`` is one image.
         valid (array, optional): Bool, the shape of ``values``; False
             marks a missing landmark, left out of the mean. Default: all.
-        num_resamples, level, seed, max_failed_fraction, method: As in
-            :func:`image_bootstrap`.
+        options (BootstrapOptions): As in :func:`image_bootstrap`.
 
     Returns:
         BootstrapInterval: As :func:`image_bootstrap`; a resample whose
@@ -318,16 +263,14 @@ def bootstrap_mean(values: ArrayLike,
         are ignored whatever they hold.
     """
     sums, counts = _image_sums(values, image_ids, valid, 'values')
-    check_options(num_resamples, level, max_failed_fraction, method)
     num_images = sums.size
     estimate = _ratio(sums.sum(), counts.sum())
     if num_images < 2:
-        return no_interval(estimate, level, num_resamples, num_images,
-                           method)
-    weights = bootstrap_counts(num_images, num_resamples, seed)
+        return no_interval(estimate, options, num_images)
+    weights = bootstrap_counts(num_images, options.num_resamples,
+                               options.seed)
     samples = _ratio(weights @ sums, weights @ counts)
-    return percentile_interval(estimate, samples, level, num_images,
-                               max_failed_fraction, method)
+    return percentile_interval(estimate, samples, options, num_images)
 
 
 def paired_bootstrap_mean(values_a: ArrayLike,
@@ -335,11 +278,9 @@ def paired_bootstrap_mean(values_a: ArrayLike,
                           image_ids: Optional[ArrayLike] = None,
                           valid_a: Optional[ArrayLike] = None,
                           valid_b: Optional[ArrayLike] = None,
-                          num_resamples: int = 1000,
-                          level: float = 0.95,
-                          seed: int = 0,
-                          max_failed_fraction: float = 0.1,
-                          method: str = 'expanded') -> BootstrapInterval:
+                          *,
+                          options: BootstrapOptions = DEFAULT_OPTIONS
+                          ) -> BootstrapInterval:
     """Fast paired bootstrap of ``mean(b) - mean(a)`` on the same images.
 
     Args:
@@ -350,8 +291,7 @@ def paired_bootstrap_mean(values_a: ArrayLike,
         image_ids (array, optional): (M,) image of each value, shared.
         valid_a (array, optional): Bool mask of ``values_a``.
         valid_b (array, optional): Bool mask of ``values_b``.
-        num_resamples, level, seed, max_failed_fraction, method: As in
-            :func:`image_bootstrap`.
+        options (BootstrapOptions): As in :func:`image_bootstrap`.
 
     Returns:
         BootstrapInterval: As :func:`paired_bootstrap` (equal to it with
@@ -364,18 +304,17 @@ def paired_bootstrap_mean(values_a: ArrayLike,
                          f'{values_a.shape} and {values_b.shape}')
     sums_a, counts_a = _image_sums(values_a, image_ids, valid_a, 'values_a')
     sums_b, counts_b = _image_sums(values_b, image_ids, valid_b, 'values_b')
-    check_options(num_resamples, level, max_failed_fraction, method)
     num_images = sums_a.size
     est_a = _ratio(sums_a.sum(), counts_a.sum())
     est_b = _ratio(sums_b.sum(), counts_b.sum())
     if num_images < 2:
-        return no_interval(est_b - est_a, level, num_resamples, num_images,
-                           method, est_a, est_b)
-    weights = bootstrap_counts(num_images, num_resamples, seed)
+        return no_interval(est_b - est_a, options, num_images, est_a, est_b)
+    weights = bootstrap_counts(num_images, options.num_resamples,
+                               options.seed)
     diffs = (_ratio(weights @ sums_b, weights @ counts_b) -
              _ratio(weights @ sums_a, weights @ counts_a))
-    return percentile_interval(est_b - est_a, diffs, level, num_images,
-                               max_failed_fraction, method, est_a, est_b)
+    return percentile_interval(est_b - est_a, diffs, options, num_images,
+                               est_a, est_b)
 
 
 # --------------------------------------------------------------------------
@@ -430,6 +369,18 @@ class ImageGroups:
         """The arrays restricted to the rows of images ``idx``."""
         rows = self.rows(idx)
         return tuple(a[rows] for a in arrays)
+
+
+def paired_groups(arrays_a: Tuple[np.ndarray, ...],
+                  arrays_b: Tuple[np.ndarray, ...],
+                  image_ids: Optional[ArrayLike]) -> ImageGroups:
+    """The :class:`ImageGroups` of two data sets of the same rows (a
+    ValueError when their row counts differ)."""
+    if arrays_b[0].shape[0] != arrays_a[0].shape[0]:
+        raise ValueError('data_a and data_b must have the same number of '
+                         f'rows (the same images / landmarks); got '
+                         f'{arrays_a[0].shape[0]} and {arrays_b[0].shape[0]}')
+    return ImageGroups(arrays_a + arrays_b, image_ids)
 
 
 def _numpy(x: ArrayLike, dtype=None) -> np.ndarray:
@@ -511,88 +462,3 @@ def _call(statistic: Callable[..., float], arrays: Tuple[np.ndarray, ...],
         raise ValueError(f'{name} must return one number; got shape '
                          f'{value.shape}')
     return float(value.reshape(()))
-
-
-def _positive_int(value, name: str) -> int:
-    """A positive int or a ValueError naming the argument."""
-    if isinstance(value, (bool, np.bool_)) or int(value) != value or \
-            value < 1:
-        raise ValueError(f'{name} must be a positive integer; got {value!r}')
-    return int(value)
-
-
-def check_options(num_resamples, level, max_failed_fraction,
-                  method) -> None:
-    """ValueError for a bad R, level, failure tolerance or method."""
-    if method not in METHODS:
-        raise ValueError(f'method must be one of {METHODS}; got {method!r}')
-    _positive_int(num_resamples, 'num_resamples')
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f'level must be in (0, 1); got {level!r}')
-    if not 0.0 <= float(max_failed_fraction) <= 1.0:
-        raise ValueError('max_failed_fraction must be in [0, 1]; got '
-                         f'{max_failed_fraction!r}')
-
-
-def no_interval(estimate: float,
-                level: float,
-                num_resamples: int,
-                num_images: int,
-                method: str,
-                est_a: float = float('nan'),
-                est_b: float = float('nan')) -> BootstrapInterval:
-    """The result for fewer than 2 images: no interval, with the reason."""
-    return BootstrapInterval(
-        estimate=float(estimate), low=float('nan'), high=float('nan'),
-        level=float(level), num_resamples=int(num_resamples),
-        num_images=int(num_images), num_failed=0, method=method,
-        reason=f'no interval from {num_images} image(s); need at least 2',
-        estimate_a=float(est_a), estimate_b=float(est_b))
-
-
-def _tail(level: float, num_images: int, method: str) -> float:
-    """Lower quantile of the interval (the upper one is 1 - it)."""
-    alpha = (1.0 - level) / 2.0
-    if method == 'percentile':
-        return alpha
-    from scipy import stats
-    n = num_images
-    t = stats.t.ppf(1.0 - alpha, n - 1)
-    return float(stats.norm.cdf(-np.sqrt(n / (n - 1)) * t))
-
-
-def percentile_interval(estimate: float,
-                        samples: np.ndarray,
-                        level: float,
-                        num_images: int,
-                        max_failed_fraction: float,
-                        method: str,
-                        est_a: Optional[float] = None,
-                        est_b: Optional[float] = None) -> BootstrapInterval:
-    """Interval from the resampled statistics ``samples`` (R,), failures
-    (non-finite) dropped; see ``method`` of :func:`image_bootstrap`. With
-    ``est_a`` / ``est_b``: a paired result."""
-    samples = np.asarray(samples, dtype=np.float64).reshape(-1)
-    ok = np.isfinite(samples)
-    num_failed = int(samples.size - ok.sum())
-    paired = est_a is not None
-    low = high = prob = float('nan')
-    reasons = []
-    if not np.isfinite(estimate):
-        reasons.append('statistic undefined on the original data')
-    if num_failed > max_failed_fraction * samples.size or not ok.any():
-        reasons.append(f'{num_failed} of {samples.size} resamples undefined '
-                       f'(more than {max_failed_fraction:g} of them)')
-    if not reasons:
-        alpha = _tail(level, num_images, method)
-        low, high = (float(q) for q in np.quantile(samples[ok],
-                                                   [alpha, 1.0 - alpha]))
-    if paired and ok.any():
-        prob = float(np.mean(samples[ok] > 0))
-    return BootstrapInterval(
-        estimate=float(estimate), low=low, high=high, level=float(level),
-        num_resamples=int(samples.size), num_images=int(num_images),
-        num_failed=num_failed, method=method, reason='; '.join(reasons),
-        estimate_a=float(est_a) if paired else float('nan'),
-        estimate_b=float(est_b) if paired else float('nan'),
-        prob_positive=prob)

@@ -1,5 +1,5 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Image bootstrap of vectorised statistics, all resamples at once (issue 18).
+"""Image bootstrap of vectorised statistics, all resamples at once.
 
 :func:`~.bootstrap.image_bootstrap` calls its statistic once per resample,
 in Python: with an AUC or a rank correlation, 1000 resamples take seconds.
@@ -17,9 +17,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .bootstrap import (ArrayLike, BootstrapInterval, Data, ImageGroups,
-                        as_arrays, bootstrap_counts, check_options,
-                        no_interval, percentile_interval)
+from .bootstrap import (ArrayLike, Data, ImageGroups, as_arrays,
+                        bootstrap_counts, paired_groups)
+from .bootstrap_interval import (DEFAULT_OPTIONS, BootstrapInterval,
+                                 BootstrapOptions, no_interval,
+                                 percentile_interval)
 
 #: Largest (R, M) float64 weight matrix handed to the statistic at once:
 #: small enough for the statistic's temporaries to stay in cache
@@ -29,11 +31,9 @@ CHUNK_BYTES = 2 * 2**20
 def weighted_bootstrap(statistic: Callable[..., np.ndarray],
                        data: Data,
                        image_ids: Optional[ArrayLike] = None,
-                       num_resamples: int = 1000,
-                       level: float = 0.95,
-                       seed: int = 0,
-                       max_failed_fraction: float = 0.1,
-                       method: str = 'expanded') -> BootstrapInterval:
+                       *,
+                       options: BootstrapOptions = DEFAULT_OPTIONS
+                       ) -> BootstrapInterval:
     """Bootstrap interval of a row-weighted statistic, resampling images.
 
     Args:
@@ -47,7 +47,7 @@ def weighted_bootstrap(statistic: Callable[..., np.ndarray],
             ``image_ids`` one per landmark, without one per image.
         image_ids (array, optional): (M,) image of each row; None: each row
             of ``data`` is one image.
-        num_resamples, level, seed, max_failed_fraction, method: As in
+        options (BootstrapOptions): As in
             :func:`~.bootstrap.image_bootstrap`.
 
     Returns:
@@ -62,26 +62,21 @@ def weighted_bootstrap(statistic: Callable[..., np.ndarray],
     """
     arrays = as_arrays(data, 'data')
     groups = ImageGroups(arrays, image_ids)
-    check_options(num_resamples, level, max_failed_fraction, method)
     rows = arrays[0].shape[0]
     estimate = float(_evaluate(statistic, np.ones((1, rows)), arrays)[0])
     if groups.num_images < 2:
-        return no_interval(estimate, level, num_resamples, groups.num_images,
-                           method)
-    samples = _resampled(statistic, arrays, groups, num_resamples, seed)
-    return percentile_interval(estimate, samples, level, groups.num_images,
-                               max_failed_fraction, method)
+        return no_interval(estimate, options, groups.num_images)
+    samples = _resampled(statistic, arrays, groups, options)
+    return percentile_interval(estimate, samples, options, groups.num_images)
 
 
 def paired_weighted_bootstrap(statistic: Callable[..., np.ndarray],
                               data_a: Data,
                               data_b: Data,
                               image_ids: Optional[ArrayLike] = None,
-                              num_resamples: int = 1000,
-                              level: float = 0.95,
-                              seed: int = 0,
-                              max_failed_fraction: float = 0.1,
-                              method: str = 'expanded') -> BootstrapInterval:
+                              *,
+                              options: BootstrapOptions = DEFAULT_OPTIONS
+                              ) -> BootstrapInterval:
     """Interval of ``statistic(b) - statistic(a)`` on the same resampled
     images, all resamples at once.
 
@@ -96,7 +91,7 @@ def paired_weighted_bootstrap(statistic: Callable[..., np.ndarray],
         data_b (array or tuple of arrays): Data of b, the same M rows (the
             same images and landmarks, in the same order).
         image_ids (array, optional): (M,) image of each row, shared.
-        num_resamples, level, seed, max_failed_fraction, method: As in
+        options (BootstrapOptions): As in
             :func:`~.bootstrap.image_bootstrap`.
 
     Returns:
@@ -106,36 +101,30 @@ def paired_weighted_bootstrap(statistic: Callable[..., np.ndarray],
     """
     arrays_a = as_arrays(data_a, 'data_a')
     arrays_b = as_arrays(data_b, 'data_b')
-    if arrays_a[0].shape[0] != arrays_b[0].shape[0]:
-        raise ValueError('data_a and data_b must have the same number of '
-                         f'rows (the same images / landmarks); got '
-                         f'{arrays_a[0].shape[0]} and {arrays_b[0].shape[0]}')
-    groups = ImageGroups(arrays_a + arrays_b, image_ids)
-    check_options(num_resamples, level, max_failed_fraction, method)
+    groups = paired_groups(arrays_a, arrays_b, image_ids)
     ones = np.ones((1, arrays_a[0].shape[0]))
     est_a = float(_evaluate(statistic, ones, arrays_a)[0])
     est_b = float(_evaluate(statistic, ones, arrays_b)[0])
     if groups.num_images < 2:
-        return no_interval(est_b - est_a, level, num_resamples,
-                           groups.num_images, method, est_a, est_b)
+        return no_interval(est_b - est_a, options, groups.num_images, est_a,
+                           est_b)
 
     def difference(weights, *arrays):
         return (_evaluate(statistic, weights, arrays[len(arrays_a):]) -
                 _evaluate(statistic, weights, arrays[:len(arrays_a)]))
 
-    samples = _resampled(difference, arrays_a + arrays_b, groups,
-                         num_resamples, seed)
-    return percentile_interval(est_b - est_a, samples, level,
-                               groups.num_images, max_failed_fraction, method,
-                               est_a, est_b)
+    samples = _resampled(difference, arrays_a + arrays_b, groups, options)
+    return percentile_interval(est_b - est_a, samples, options,
+                               groups.num_images, est_a, est_b)
 
 
 def _resampled(statistic: Callable[..., np.ndarray], arrays, groups,
-               num_resamples: int, seed: int) -> np.ndarray:
+               options: BootstrapOptions) -> np.ndarray:
     """(R,) statistic of every resample, in chunks of at most
     :data:`CHUNK_BYTES` of weights."""
     rows = arrays[0].shape[0]
-    counts = bootstrap_counts(groups.num_images, num_resamples, seed)
+    num_resamples = options.num_resamples
+    counts = bootstrap_counts(groups.num_images, num_resamples, options.seed)
     chunk = max(1, CHUNK_BYTES // (8 * max(rows, 1)))
     samples = np.empty(num_resamples)
     for start in range(0, num_resamples, chunk):

@@ -28,7 +28,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .bootstrap import BootstrapInterval, bootstrap_mean
+from .bootstrap import BootstrapInterval, BootstrapOptions, bootstrap_mean
 
 __all__ = [
     'FLAG_SIGNALS', 'FLAG_SIGNAL_RATES', 'flag_signal_groups',
@@ -104,7 +104,7 @@ def flag_signal_intervals(flagged: np.ndarray,
             :func:`flag_signal_rates`.
         image_ids (np.ndarray, optional): (M,) image of each landmark.
         num_resamples, level, seed: As in
-            :func:`~.bootstrap.bootstrap_mean`.
+            :class:`~.bootstrap.BootstrapOptions`.
 
     Returns:
         dict: rate name -> :class:`~.bootstrap.BootstrapInterval` (its
@@ -112,10 +112,10 @@ def flag_signal_intervals(flagged: np.ndarray,
         reason where a group is empty in too many resamples).
     """
     values = np.asarray(flagged, bool).astype(np.float64)
+    options = BootstrapOptions(num_resamples=num_resamples, level=level,
+                               seed=seed)
     return {
-        rate: bootstrap_mean(values, image_ids, valid=group,
-                             num_resamples=num_resamples, level=level,
-                             seed=seed)
+        rate: bootstrap_mean(values, image_ids, valid=group, options=options)
         for rate, group in flag_signal_groups(error, erroneous,
                                               catastrophic).items()
     }

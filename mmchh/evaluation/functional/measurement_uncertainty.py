@@ -31,7 +31,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .bootstrap import bootstrap_mean
+from .bootstrap import BootstrapOptions, bootstrap_mean
 from .cephalometric import (CEPH_CLASS_NAMES, CEPH_MEASUREMENT_UNITS,
                             ceph_measurements, classify_ceph)
 
@@ -296,9 +296,10 @@ def interval_coverage(lower: Sequence[float], upper: Sequence[float],
         out.update(coverage=float(inside[keep].mean()),
                    mean_width=float(np.mean(hi[keep] - lo[keep])))
     if num_resamples:
-        interval = bootstrap_mean(inside, valid=keep,
-                                  num_resamples=num_resamples, level=level,
-                                  seed=seed) if n else None
+        interval = bootstrap_mean(
+            inside, valid=keep,
+            options=BootstrapOptions(num_resamples=num_resamples,
+                                     level=level, seed=seed)) if n else None
         out.update(coverage_low=interval.low if n else nan,
                    coverage_high=interval.high if n else nan)
     return out

@@ -17,7 +17,7 @@ from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from .bootstrap import BootstrapInterval
+from .bootstrap import BootstrapInterval, BootstrapOptions
 from .bootstrap_weighted import paired_weighted_bootstrap
 from .weighted_statistics import (weighted_ece, weighted_mean,
                                   weighted_pearson, weighted_roc_auc,
@@ -135,6 +135,8 @@ def compare_runs(a: Mapping[str, np.ndarray],
         raise ValueError(f'unknown statistics {unknown}; choose from '
                          f'{list(RUN_STATISTICS)}')
     a, b = align_runs(a, b, names)
+    options = BootstrapOptions(num_resamples=num_resamples, level=level,
+                               seed=seed)
     functions = {
         'MRE': weighted_mean,
         'SDR': lambda w, e: weighted_mean(w, (e < sdr_threshold) * 100.0),
@@ -151,5 +153,5 @@ def compare_runs(a: Mapping[str, np.ndarray],
         out[name] = paired_weighted_bootstrap(
             functions[name], tuple(a[c] for c in columns),
             tuple(b[c] for c in columns), image_ids=a['sample'],
-            num_resamples=num_resamples, level=level, seed=seed)
+            options=options)
     return out

@@ -3,12 +3,12 @@ import warnings
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmpose.registry import METRICS
 
-from ..functional.bootstrap import bootstrap_mean, check_options
+from ..functional.bootstrap import bootstrap_mean
 from ..functional.radial_error import radial_errors_mm
+from .interval_metric import IntervalMetric
 
 
 def _sdr(errors: np.ndarray, threshold: float) -> float:
@@ -20,7 +20,7 @@ def _sdr(errors: np.ndarray, threshold: float) -> float:
 
 
 @METRICS.register_module()
-class CephalometricMetric(BaseMetric):
+class CephalometricMetric(IntervalMetric):
     """Radial error, MRE and SDR in mm, the ISBI 2015 challenge metrics.
 
     For every landmark: the radial error is the Euclidean distance between
@@ -56,13 +56,10 @@ class CephalometricMetric(BaseMetric):
             per landmark.
         spacing (float, optional): mm/pixel to use when a sample carries no
             ``spacing``; by default such a sample is an error.
-        ci_level (float): Nominal coverage of the intervals. Defaults to
-            0.95.
-        ci_resamples (int): Bootstrap resamples; 0 reports no interval.
-            Defaults to 1000.
-        ci_seed (int): Seed of the resampling. Defaults to 0.
-        collect_device (str): 'cpu' or 'gpu'.
-        prefix (str): Metric name prefix. Defaults to ``'ceph'``.
+        **interval_args: ``ci_level`` (0.95), ``ci_resamples`` (1000; 0
+            reports no interval), ``ci_seed`` (0), ``collect_device`` and
+            ``prefix`` (default ``'ceph'``), as in
+            :class:`~.interval_metric.IntervalMetric`.
 
     Note:
         Each data sample needs ``pred_instances.keypoints`` (1, K, 2),
@@ -78,22 +75,8 @@ class CephalometricMetric(BaseMetric):
                  thresholds: Sequence[float] = (2.0, 2.5, 3.0, 4.0),
                  per_landmark: bool = True,
                  spacing: Optional[float] = None,
-                 ci_level: float = 0.95,
-                 ci_resamples: int = 1000,
-                 ci_seed: int = 0,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        if isinstance(ci_resamples, bool) or \
-                int(ci_resamples) != ci_resamples or ci_resamples < 0 or \
-                int(ci_seed) != ci_seed:
-            raise ValueError('CephalometricMetric: ci_resamples must be an '
-                             'integer >= 0 (0: no intervals) and ci_seed an '
-                             f'integer; got {ci_resamples!r}, {ci_seed!r}')
-        check_options(max(int(ci_resamples), 1), ci_level, 0.1, 'expanded')
-        self.ci_level = float(ci_level)
-        self.ci_resamples = int(ci_resamples)
-        self.ci_seed = int(ci_seed)
+                 **interval_args) -> None:
+        super().__init__(**interval_args)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.per_landmark = per_landmark
         self.spacing = spacing
@@ -166,14 +149,13 @@ class CephalometricMetric(BaseMetric):
         values = {'MRE': errors}
         for t in self.thresholds:
             values[f'SDR_{t:g}mm'] = (errors < t) * 100.0
+        options = self.bootstrap_options()
         out = {}
         for key, value in values.items():
             if num_invalid:
                 low = high = float('nan')
             else:
-                res = bootstrap_mean(value, valid=visible,
-                                     num_resamples=self.ci_resamples,
-                                     level=self.ci_level, seed=self.ci_seed)
+                res = bootstrap_mean(value, valid=visible, options=options)
                 low, high = res.low, res.high
             out[f'{key}_low'], out[f'{key}_high'] = low, high
         return out

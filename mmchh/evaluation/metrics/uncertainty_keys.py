@@ -1,39 +1,19 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Which keys of :class:`~.uncertainty_metric.UncertaintyMetric` carry a
-bootstrap interval, its interval options, the per-landmark row index and
-the log line's number format."""
+bootstrap interval, the per-landmark row index and the log line's number
+format."""
 from typing import Dict
 
 import numpy as np
 
-from ..functional.bootstrap import check_options
 from ..functional.flag_signals import FLAG_SIGNAL_RATES
 
-__all__ = [
-    'INTERVAL_KEYS', 'ci_options', 'has_interval', 'landmark_rows', 'with_ci'
-]
+__all__ = ['INTERVAL_KEYS', 'has_interval', 'landmark_rows', 'with_ci']
 
 #: The keys with a bootstrap interval, besides the table's MRE / SDR rows
 #: and the conformal coverages (see :func:`has_interval`)
 INTERVAL_KEYS = ('MERE', 'NLL', 'ECE', 'ECE_unit', 'pearson', 'spearman',
                  'AUC', 'erroneous_fraction')
-
-
-def ci_options(level, resamples, seed) -> tuple:
-    """``(ci_level, ci_resamples, ci_seed)`` checked: a ValueError naming
-    the argument otherwise (``ci_resamples`` 0 = no intervals)."""
-    if isinstance(resamples, bool) or int(resamples) != resamples or \
-            resamples < 0:
-        raise ValueError('UncertaintyMetric: ci_resamples must be an integer '
-                         f'>= 0 (0: no intervals); got {resamples!r}')
-    if int(seed) != seed:
-        raise ValueError(f'UncertaintyMetric: ci_seed must be an integer; '
-                         f'got {seed!r}')
-    try:
-        check_options(max(int(resamples), 1), level, 0.1, 'expanded')
-    except ValueError as e:
-        raise ValueError(f'UncertaintyMetric: ci_{e}') from None
-    return float(level), int(resamples), int(seed)
 
 
 def has_interval(key: str) -> bool:

@@ -6,7 +6,6 @@ from functools import partial
 from typing import Dict, Optional, Sequence
 
 import numpy as np
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmpose.registry import METRICS
 
@@ -29,12 +28,12 @@ from ..functional.weighted_statistics import (weighted_ece, weighted_pearson,
 from .flag_signal_report import (flag_signal_details,
                                  flag_signal_interval_keys,
                                  flag_signal_metrics, select_flag_signals)
-from .uncertainty_keys import (ci_options, has_interval, landmark_rows,
-                               with_ci)
+from .interval_metric import IntervalMetric
+from .uncertainty_keys import has_interval, landmark_rows, with_ci
 
 
 @METRICS.register_module()
-class UncertaintyMetric(BaseMetric):
+class UncertaintyMetric(IntervalMetric):
     """How honest the heatmaps are: ERE, calibration and flagging.
 
     Fed per-landmark scalars that ``SoftmaxHeatmapHead.predict`` computes on
@@ -133,13 +132,10 @@ class UncertaintyMetric(BaseMetric):
             units only).
         out_dir (str, optional): Where to write the JSON, ``.npz`` and
             plots.
-        ci_level (float): Nominal coverage of the intervals. Defaults to
-            0.95.
-        ci_resamples (int): Bootstrap resamples; 0 reports no interval
-            (no ``_low`` / ``_high`` key). Defaults to 1000.
-        ci_seed (int): Seed of the resampling. Defaults to 0.
-        collect_device (str): 'cpu' or 'gpu'.
-        prefix (str, optional): Defaults to ``'unc'``.
+        **interval_args: ``ci_level`` (0.95), ``ci_resamples`` (1000; 0
+            reports no interval: no ``_low`` / ``_high`` key), ``ci_seed``
+            (0), ``collect_device`` and ``prefix`` (default ``'unc'``), as
+            in :class:`~.interval_metric.IntervalMetric`.
 
     Note:
         Needs the ground truth in the samples, encoded on the model's grid
@@ -162,14 +158,8 @@ class UncertaintyMetric(BaseMetric):
                  corr_bin_size: int = 36,
                  sdr_thresholds: Sequence[float] = (2.0, 2.5, 3.0, 4.0),
                  out_dir: Optional[str] = None,
-                 ci_level: float = 0.95,
-                 ci_resamples: int = 1000,
-                 ci_seed: int = 0,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-        self.ci_level, self.ci_resamples, self.ci_seed = ci_options(
-            ci_level, ci_resamples, ci_seed)
+                 **interval_args) -> None:
+        super().__init__(**interval_args)
         self.erroneous_mm = float(erroneous_mm)
         self.erroneous_px = float(erroneous_px)
         self.catastrophic = dict(mm=float(catastrophic_mm),
@@ -387,8 +377,7 @@ class UncertaintyMetric(BaseMetric):
         """The bootstrap interval of every key :func:`has_interval`
         names, resampling images ``ids`` (M,) of the counted landmarks
         ``a`` (M,) each; the statistics are those of the metrics."""
-        opts = dict(image_ids=ids, num_resamples=self.ci_resamples,
-                    level=self.ci_level, seed=self.ci_seed)
+        opts = dict(image_ids=ids, options=self.bootstrap_options())
         ece = partial(weighted_ece, num_bins=self.num_bins)
         # an infinite NLL (a zero probability) has no interval, not a crash
         nll = bootstrap_mean(a['nll'], **opts) if np.isfinite(

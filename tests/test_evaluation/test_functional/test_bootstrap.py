@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import stats
 
-from mmchh.evaluation.functional import (bootstrap_counts, bootstrap_indices,
-                                         bootstrap_mean,
+from mmchh.evaluation.functional import (BootstrapOptions, bootstrap_counts,
+                                         bootstrap_indices, bootstrap_mean,
                                          image_bootstrap, paired_bootstrap,
                                          paired_bootstrap_mean,
                                          resample_counts, roc_auc,
@@ -106,8 +106,10 @@ def test_image_bootstrap_matches_slow_reference(seed):
     def stat(v):  # a non-linear statistic: root-mean-square
         return float(np.sqrt(np.mean(np.square(v))))
 
-    res = image_bootstrap(stat, values, ids, num_resamples=200, level=0.9,
-                          seed=seed, method='percentile')
+    res = image_bootstrap(
+        stat, values, ids,
+        options=BootstrapOptions(num_resamples=200, level=0.9, seed=seed,
+                                 method='percentile'))
     per = per_image_rows(values, ids)
     indices = bootstrap_indices(n_img, 200, seed)
     low, high, failed = slow_bootstrap(
@@ -120,8 +122,9 @@ def test_image_bootstrap_matches_slow_reference(seed):
     assert res.num_images == n_img and res.num_resamples == 200
     assert res.level == 0.9 and res.method == 'percentile'
     # the expanded interval: quantile levels from the t and normal laws
-    exp = image_bootstrap(stat, values, ids, num_resamples=200, level=0.9,
-                          seed=seed)
+    exp = image_bootstrap(
+        stat, values, ids, options=BootstrapOptions(num_resamples=200,
+                                                    level=0.9, seed=seed))
     a = stats.norm.cdf(-math.sqrt(n_img / (n_img - 1)) *
                        stats.t.ppf(0.95, n_img - 1))
     vals = [math.sqrt(sum(x * x for x in slow_resample(per, idx)) /
@@ -142,7 +145,8 @@ def test_image_rows_stay_together_and_in_order():
         seen.append(r.copy())
         return 0.0
 
-    image_bootstrap(stat, rows, ids, num_resamples=5, seed=0)
+    image_bootstrap(stat, rows, ids,
+                    options=BootstrapOptions(num_resamples=5, seed=0))
     indices = bootstrap_indices(3, 5, 0)
     members = {0: [1, 4], 1: [3], 2: [0, 2, 5]}
     assert np.array_equal(seen[0], rows)  # the estimate: original data
@@ -179,8 +183,10 @@ def test_hand_enumerated_three_images():
     # draws the sample quantiles land on these exactly (the CDF's sd there
     # is ~0.007, far from the 0.05 gaps).
     for seed in range(3):
-        res = bootstrap_mean(values, ids, num_resamples=4000, level=0.6,
-                             seed=seed, method='percentile')
+        res = bootstrap_mean(
+            values, ids,
+            options=BootstrapOptions(num_resamples=4000, level=0.6, seed=seed,
+                                     method='percentile'))
         assert res.estimate == pytest.approx(68 / 6)
         assert res.low == 3.0 and res.high == 15.5
 
@@ -201,9 +207,10 @@ def test_multi_array_statistic_auc_with_failures():
 
     assert auc(score, label) == pytest.approx(roc_auc(score, label)['auc'])
 
-    res = image_bootstrap(auc, (score, label), ids, num_resamples=300,
-                          seed=1, max_failed_fraction=1.0,
-                          method='percentile')
+    res = image_bootstrap(
+        auc, (score, label), ids,
+        options=BootstrapOptions(num_resamples=300, seed=1,
+                                 max_failed_fraction=1.0, method='percentile'))
     per = [list(zip(score[ids == k], label[ids == k])) for k in range(8)]
     indices = bootstrap_indices(8, 300, 1)
     low, high, failed = slow_bootstrap(
@@ -213,8 +220,10 @@ def test_multi_array_statistic_auc_with_failures():
     assert failed > 10
     assert res.num_failed == failed
     assert res.low == pytest.approx(low) and res.high == pytest.approx(high)
-    strict = image_bootstrap(auc, (score, label), ids, num_resamples=300,
-                             seed=1, max_failed_fraction=0.05)
+    strict = image_bootstrap(
+        auc, (score, label), ids,
+        options=BootstrapOptions(num_resamples=300, seed=1,
+                                 max_failed_fraction=0.05))
     assert math.isnan(strict.low) and math.isnan(strict.high)
     assert 'undefined' in strict.reason and strict.num_failed == failed
     assert strict.estimate == res.estimate
@@ -222,7 +231,7 @@ def test_multi_array_statistic_auc_with_failures():
 
 def test_undefined_estimate_and_too_few_images():
     res = image_bootstrap(lambda v: math.nan, np.ones(4), np.arange(4),
-                          num_resamples=20)
+                          options=BootstrapOptions(num_resamples=20))
     assert math.isnan(res.estimate) and math.isnan(res.low)
     assert 'original data' in res.reason
     one = image_bootstrap(np.mean, np.array([1.0, 2.0]), np.array([7, 7]))
@@ -244,9 +253,10 @@ def test_bad_inputs_name_the_field():
     with pytest.raises(ValueError, match='one number'):
         image_bootstrap(lambda v: v, np.ones(4))
     with pytest.raises(ValueError, match='level'):
-        image_bootstrap(np.mean, np.ones(4), level=1.0)
+        image_bootstrap(np.mean, np.ones(4),
+                        options=BootstrapOptions(level=1.0))
     with pytest.raises(ValueError, match='method'):
-        bootstrap_mean(np.ones((3, 2)), method='bca')
+        bootstrap_mean(np.ones((3, 2)), options=BootstrapOptions(method='bca'))
     with pytest.raises(ValueError, match='non-finite'):
         bootstrap_mean(np.array([[1.0, np.nan], [2.0, 3.0]]))
     with pytest.raises(ValueError, match='same shape'):
@@ -263,11 +273,14 @@ def test_bootstrap_mean_matches_general_and_slow():
     errors = rng.gamma(2.0, 1.0, size=(9, 5))  # (N images, K landmarks)
     valid = rng.random((9, 5)) > 0.2
     valid[3] = False  # an image with no valid landmark
-    fast = bootstrap_mean(errors, valid=valid, num_resamples=300, seed=2,
-                          method='percentile')
-    general = image_bootstrap(lambda e, m: e[m].mean() if m.any() else
-                              math.nan, (errors, valid), num_resamples=300,
-                              seed=2, method='percentile')
+    fast = bootstrap_mean(
+        errors, valid=valid,
+        options=BootstrapOptions(num_resamples=300, seed=2,
+                                 method='percentile'))
+    general = image_bootstrap(
+        lambda e, m: e[m].mean() if m.any() else math.nan, (errors, valid),
+        options=BootstrapOptions(num_resamples=300, seed=2,
+                                 method='percentile'))
     per = [[float(e) for e, m in zip(errors[i], valid[i]) if m]
            for i in range(9)]
     low, high, failed = slow_bootstrap(slow_mean, per,
@@ -279,9 +292,10 @@ def test_bootstrap_mean_matches_general_and_slow():
         assert res.num_failed == failed
     # torch input and per-landmark layout with ids give the same numbers
     ids = np.repeat(np.arange(9), 5)
-    flat = bootstrap_mean(torch.from_numpy(errors.reshape(-1)), ids,
-                          valid=valid.reshape(-1), num_resamples=300, seed=2,
-                          method='percentile')
+    flat = bootstrap_mean(
+        torch.from_numpy(errors.reshape(-1)), ids, valid=valid.reshape(-1),
+        options=BootstrapOptions(num_resamples=300, seed=2,
+                                 method='percentile'))
     assert same(flat, fast)
 
 
@@ -290,10 +304,13 @@ def test_paired_matches_slow_reference():
     ids = np.repeat(np.arange(7), 4)
     a = rng.normal(size=ids.size)
     b = a + 0.3 + rng.normal(scale=0.5, size=ids.size)
-    res = paired_bootstrap_mean(a, b, ids, num_resamples=400, seed=9,
-                                method='percentile')
-    general = paired_bootstrap(np.mean, a, b, image_ids=ids,
-                               num_resamples=400, seed=9, method='percentile')
+    res = paired_bootstrap_mean(
+        a, b, ids, options=BootstrapOptions(num_resamples=400, seed=9,
+                                            method='percentile'))
+    general = paired_bootstrap(
+        np.mean, a, b, image_ids=ids,
+        options=BootstrapOptions(num_resamples=400, seed=9,
+                                 method='percentile'))
     per = [list(zip(a[ids == k], b[ids == k])) for k in range(7)]
     diffs = []
     for idx in bootstrap_indices(7, 400, 9):
@@ -311,7 +328,7 @@ def test_paired_matches_slow_reference():
         assert r.prob_positive == pytest.approx(prob)
     # two statistics of one dataset: b - a of (max, mean) per resample
     two = paired_bootstrap(np.mean, a, statistic_b=np.max, image_ids=ids,
-                           num_resamples=50, seed=0)
+                           options=BootstrapOptions(num_resamples=50, seed=0))
     assert two.estimate == pytest.approx(a.max() - a.mean())
     assert two.prob_positive == 1.0
 
@@ -319,9 +336,12 @@ def test_paired_matches_slow_reference():
 def test_determinism_under_seed():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(10, 3))
-    r1 = image_bootstrap(np.median, v, num_resamples=100, seed=5)
-    r2 = image_bootstrap(np.median, v, num_resamples=100, seed=5)
-    r3 = image_bootstrap(np.median, v, num_resamples=100, seed=6)
+    r1 = image_bootstrap(np.median, v,
+                         options=BootstrapOptions(num_resamples=100, seed=5))
+    r2 = image_bootstrap(np.median, v,
+                         options=BootstrapOptions(num_resamples=100, seed=5))
+    r3 = image_bootstrap(np.median, v,
+                         options=BootstrapOptions(num_resamples=100, seed=6))
     assert same(r1, r2) and not same(r1, r3)
 
 
@@ -336,9 +356,11 @@ def test_correlated_landmarks_widen_the_image_interval():
     n_img, k = 12, 10
     values = np.repeat(rng.normal(size=n_img), k)
     ids = np.repeat(np.arange(n_img), k)
-    by_image = bootstrap_mean(values, ids, num_resamples=2000, seed=0)
-    by_landmark = bootstrap_mean(values, np.arange(values.size),
-                                 num_resamples=2000, seed=0)
+    by_image = bootstrap_mean(
+        values, ids, options=BootstrapOptions(num_resamples=2000, seed=0))
+    by_landmark = bootstrap_mean(
+        values, np.arange(values.size),
+        options=BootstrapOptions(num_resamples=2000, seed=0))
     w_img = by_image.high - by_image.low
     w_lmk = by_landmark.high - by_landmark.low
     assert w_img > 2.0 * w_lmk  # ~ sqrt(k) = 3.2 in expectation
@@ -357,8 +379,10 @@ def _simulated_coverage(n_sets, n_img, level, method):
         a = image_effect + rng.normal(scale=0.5, size=ids.size)
         b = (a + delta + np.repeat(rng.normal(scale=0.3, size=n_img), k) +
              rng.normal(scale=0.2, size=ids.size))
-        res = paired_bootstrap_mean(a, b, ids, num_resamples=1000,
-                                    level=level, seed=s, method=method)
+        res = paired_bootstrap_mean(
+            a, b, ids,
+            options=BootstrapOptions(num_resamples=1000, level=level, seed=s,
+                                     method=method))
         covered += res.low <= delta <= res.high
         widths.append(res.high - res.low)
     return covered / n_sets, a, b, ids, widths
@@ -375,8 +399,12 @@ def test_paired_interval_covers_at_nominal_rate():
         assert abs(rate - level) <= tol, (level, rate)
     # pairing matters: the unpaired interval (a, b resampled
     # independently) of the last dataset is much wider
-    ia = bootstrap_mean(a, ids, num_resamples=1000, level=0.9, seed=1)
-    ib = bootstrap_mean(b, ids, num_resamples=1000, level=0.9, seed=2)
+    ia = bootstrap_mean(
+        a, ids, options=BootstrapOptions(num_resamples=1000, level=0.9,
+                                         seed=1))
+    ib = bootstrap_mean(
+        b, ids, options=BootstrapOptions(num_resamples=1000, level=0.9,
+                                         seed=2))
     unpaired_width = math.hypot(ia.high - ia.low, ib.high - ib.low)
     assert widths[-1] < 0.6 * unpaired_width
 
@@ -420,21 +448,21 @@ def test_weighted_bootstrap_equals_image_bootstrap(monkeypatch, chunk_bytes):
     label = rng.random(ids.size) < 0.3
     error = score + rng.normal(0, 0.3, ids.size)
     for method in ('expanded', 'percentile'):
+        options = BootstrapOptions(num_resamples=60, seed=4,
+                                   max_failed_fraction=1.0, method=method)
         fast = weighted_bootstrap(weighted_roc_auc, (score, label), ids,
-                                  num_resamples=60, seed=4,
-                                  max_failed_fraction=1.0, method=method)
-        slow = image_bootstrap(nan_auc, (score, label), ids,
-                               num_resamples=60, seed=4,
-                               max_failed_fraction=1.0, method=method)
+                                  options=options)
+        slow = image_bootstrap(nan_auc, (score, label), ids, options=options)
         assert fast.num_failed == slow.num_failed
         for key in ('estimate', 'low', 'high'):
             assert getattr(fast, key) == pytest.approx(
                 getattr(slow, key), rel=1e-12, abs=1e-12)
         assert fast.as_dict().keys() == slow.as_dict().keys()
+    options = BootstrapOptions(num_resamples=60, seed=2)
     fast = weighted_bootstrap(weighted_spearman, (score, error), ids,
-                              num_resamples=60, seed=2)
+                              options=options)
     slow = image_bootstrap(lambda s, e: stats.spearmanr(s, e)[0],
-                           (score, error), ids, num_resamples=60, seed=2)
+                           (score, error), ids, options=options)
     assert fast.low == pytest.approx(slow.low, rel=1e-10)
     assert fast.high == pytest.approx(slow.high, rel=1e-10)
     assert fast.num_failed == slow.num_failed == 0
@@ -446,9 +474,11 @@ def test_weighted_bootstrap_rows_as_images_and_errors():
     statistics are handled as in image_bootstrap."""
     rng = np.random.default_rng(3)
     values = rng.normal(size=9)
-    fast = weighted_bootstrap(weighted_mean, values, num_resamples=100,
-                              seed=6)
-    mean = bootstrap_mean(values, num_resamples=100, seed=6)
+    fast = weighted_bootstrap(
+        weighted_mean, values,
+        options=BootstrapOptions(num_resamples=100, seed=6))
+    mean = bootstrap_mean(values,
+                          options=BootstrapOptions(num_resamples=100, seed=6))
     assert fast.low == pytest.approx(mean.low, rel=1e-12)
     assert fast.high == pytest.approx(mean.high, rel=1e-12)
     assert fast.estimate == pytest.approx(values.mean(), rel=1e-12)
@@ -460,7 +490,8 @@ def test_weighted_bootstrap_rows_as_images_and_errors():
     with pytest.raises(ValueError, match='image_ids'):
         weighted_bootstrap(weighted_mean, values, np.arange(3))
     with pytest.raises(ValueError, match='method'):
-        weighted_bootstrap(weighted_mean, values, method='bca')
+        weighted_bootstrap(weighted_mean, values,
+                           options=BootstrapOptions(method='bca'))
 
 
 def test_bootstrap_counts_are_the_seeded_draw_cached_read_only():

@@ -211,7 +211,9 @@ def test_calibrated_maps_cover_95_percent():
 
 
 def test_interval_coverage_bootstrap_interval_by_hand():
-    from mmchh.evaluation.functional import bootstrap_mean, interval_coverage
+    from mmchh.evaluation.functional import (BootstrapOptions,
+                                             bootstrap_mean,
+                                             interval_coverage)
 
     # image 2 has no truth (left out); inside: images 0, 1, 3 -> 1, 0, 1
     lower = np.array([0.0, 0.0, 0.0, 1.0])
@@ -224,7 +226,7 @@ def test_interval_coverage_bootstrap_interval_by_hand():
     # the image without truth is resampled too, holding no valid entry
     ref = bootstrap_mean(np.array([1.0, 0.0, 0.0, 1.0]),
                          valid=np.array([True, True, False, True]),
-                         num_resamples=200, seed=3)
+                         options=BootstrapOptions(num_resamples=200, seed=3))
     assert (out['coverage_low'], out['coverage_high']) == (ref.low, ref.high)
     assert 0.0 <= out['coverage_low'] <= 2 / 3 <= out['coverage_high'] <= 1
     none = interval_coverage([np.nan], [1.0], [0.5], num_resamples=10)

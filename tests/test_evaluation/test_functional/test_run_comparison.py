@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from mmchh.evaluation.functional import (RUN_STATISTICS, bootstrap_indices,
-                                         compare_runs,
+from mmchh.evaluation.functional import (RUN_STATISTICS, BootstrapOptions,
+                                         bootstrap_indices, compare_runs,
                                          expected_calibration_error,
                                          paired_bootstrap,
                                          paired_weighted_bootstrap, roc_auc,
@@ -47,10 +47,10 @@ def test_paired_weighted_equals_paired_bootstrap(seed):
     fast = paired_weighted_bootstrap(
         lambda w, s, e: weighted_roc_auc(w, s, e > 2.0),
         (a['ere'], a['error']), (b['ere'], b['error']), image_ids=ids,
-        num_resamples=300, seed=seed)
-    slow = paired_bootstrap(auc_or_nan, (a['ere'], a['error']),
-                            (b['ere'], b['error']), image_ids=ids,
-                            num_resamples=300, seed=seed)
+        options=BootstrapOptions(num_resamples=300, seed=seed))
+    slow = paired_bootstrap(
+        auc_or_nan, (a['ere'], a['error']), (b['ere'], b['error']),
+        image_ids=ids, options=BootstrapOptions(num_resamples=300, seed=seed))
     for field in ('estimate', 'low', 'high', 'estimate_a', 'estimate_b',
                   'prob_positive', 'num_failed'):
         assert getattr(fast, field) == pytest.approx(

@@ -91,7 +91,7 @@ def test_mean_position_baseline_hand_computed(tmp_path):
 def test_intervals_over_images():
     """MRE / SDR intervals equal bootstrap_mean on the (N, K) errors, one
     row per image; NaN with an invalid prediction; none when disabled."""
-    from mmchh.evaluation.functional import bootstrap_mean
+    from mmchh.evaluation.functional import BootstrapOptions, bootstrap_mean
     rng = np.random.default_rng(2)
     gt = rng.uniform(0, 100, (10, 4, 2))
     pred = gt + rng.normal(0, 15, gt.shape)
@@ -103,7 +103,8 @@ def test_intervals_over_images():
     res = metric.evaluate(10)
     errors = np.linalg.norm(
         pred.astype(np.float32) - gt.astype(np.float32), axis=-1) * 0.1
-    opts = dict(valid=visible, num_resamples=200, seed=3)
+    opts = dict(valid=visible,
+                options=BootstrapOptions(num_resamples=200, seed=3))
     for key, values in (('MRE', errors),
                         ('SDR_2mm', (errors < 2) * 100.0),
                         ('SDR_4mm', (errors < 4) * 100.0)):

@@ -279,7 +279,7 @@ def nan_on_error(fn):
 def test_intervals_equal_the_bootstrap_on_the_same_arrays(tmp_path):
     from scipy import stats
 
-    from mmchh.evaluation.functional import (bootstrap_mean,
+    from mmchh.evaluation.functional import (BootstrapOptions, bootstrap_mean,
                                              expected_calibration_error,
                                              image_bootstrap)
     batch, t = interval_batch()
@@ -289,7 +289,8 @@ def test_intervals_equal_the_bootstrap_on_the_same_arrays(tmp_path):
     metric.process({}, batch)
     res = metric.evaluate(len(batch))
     ids = np.repeat(np.arange(len(batch)), 5)
-    opts = dict(image_ids=ids, num_resamples=150, seed=7)
+    opts = dict(image_ids=ids,
+                options=BootstrapOptions(num_resamples=150, seed=7))
     bad = t['error'] > 2.0
     want = dict(
         MERE=bootstrap_mean(t['ere'], **opts),
