@@ -128,19 +128,15 @@ def check_options(args):
     Raises:
         InputError: naming the option, its value and what is expected.
     """
-    import math
-
     import torch
 
     from mmchh.utils.errors import InputError
+    from mmchh.utils.spacing import Spacing
     if not osp.exists(args.input):
         raise InputError(f'input {args.input} does not exist')
     if args.batch_size < 1:
         raise InputError(f'--batch-size must be >= 1; got {args.batch_size}')
-    if args.spacing is not None and not all(
-            math.isfinite(v) and v > 0 for v in args.spacing):
-        raise InputError('--spacing must be positive, finite mm per pixel; '
-                         f'got {" ".join(str(v) for v in args.spacing)}')
+    Spacing.parse_optional(args.spacing, '--spacing')
     try:
         device = torch.device(args.device)
     except (RuntimeError, ValueError) as e:

@@ -29,9 +29,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from mmchh.utils.errors import InputError
+from mmchh.utils.spacing import Spacing
 
 __all__ = [
     'SPACING_SOURCES', 'SPACING_FILE_COLUMNS', 'SPACING_RTOL',
@@ -47,7 +46,8 @@ SPACING_FILE_COLUMNS = ('image', 'spacing_x', 'spacing_y')
 #: Relative difference above which a given spacing contradicts the header.
 SPACING_RTOL = 1e-3
 
-Spacing = Tuple[float, float]
+#: (x, y) mm per pixel, as results and run headers carry it.
+SpacingXY = Tuple[float, float]
 
 
 class SpacingFileError(InputError):
@@ -55,33 +55,37 @@ class SpacingFileError(InputError):
     line and the cell."""
 
 
-def parse_spacing(spacing: Any) -> Optional[Spacing]:
+def parse_spacing(spacing: Any, where: str = 'spacing',
+                  source: str = 'argument') -> Optional[SpacingXY]:
     """mm per pixel (x, y) from None, a number or an (x, y) pair.
 
+    Args:
+        spacing: None (no spacing given), a number or ``(x, y)``.
+        where (str): The argument, named when it is refused.
+        source (str): What it is (``'argument'`` or ``'file'``).
+
+    Returns:
+        tuple | None: ``(x, y)`` float64, or None for None.
+
     Raises:
-        ValueError: If it is not one or two positive finite numbers.
+        SpacingError: (a ``ValueError``) naming ``where``, if it is not
+            one or two positive finite numbers.
     """
-    if spacing is None:
-        return None
-    arr = np.asarray(spacing, dtype=np.float64).reshape(-1)
-    if arr.size == 1:
-        arr = np.repeat(arr, 2)
-    if arr.size != 2 or not (np.isfinite(arr).all() and (arr > 0).all()):
-        raise ValueError(f'spacing must be a positive number (mm/pixel) or '
-                         f'(x, y); got {spacing}')
-    return float(arr[0]), float(arr[1])
+    parsed = Spacing.parse_optional(spacing, where, source)
+    return None if parsed is None else parsed.xy
 
 
-def _contradicts(a: Spacing, b: Spacing) -> bool:
+def _contradicts(a: SpacingXY, b: SpacingXY) -> bool:
     return any(
         abs(x - y) > SPACING_RTOL * max(abs(x), abs(y)) for x, y in zip(a, b))
 
 
-def resolve_spacing(header: Optional[Spacing],
-                    given: Optional[Spacing],
+def resolve_spacing(header: Optional[SpacingXY],
+                    given: Optional[SpacingXY],
                     given_source: str,
                     overrides_header: bool = False,
-                    where: str = '<array>') -> Tuple[Optional[Spacing], str]:
+                    where: str = '<array>'
+                    ) -> Tuple[Optional[SpacingXY], str]:
     """One image's spacing and its source (see the module docstring).
 
     Args:
@@ -123,7 +127,7 @@ def resolve_spacing(header: Optional[Spacing],
     return header, 'header'
 
 
-def _row_spacing(row: Dict[str, str], path: str, line: int) -> Spacing:
+def _row_spacing(row: Dict[str, str], path: str, line: int) -> SpacingXY:
     """The (x, y) of one spacing-file row, strictly."""
     # imported here: the strict number rule is the readers' (one rule)
     from mmchh.datasets.converters.strict_values import decimal_value
@@ -138,7 +142,8 @@ def _row_spacing(row: Dict[str, str], path: str, line: int) -> Spacing:
     return values[0], values[1]
 
 
-def read_spacing_file(path: str, inputs: Sequence[str]) -> Dict[str, Spacing]:
+def read_spacing_file(path: str,
+                      inputs: Sequence[str]) -> Dict[str, SpacingXY]:
     """Each input's spacing from a spacing file.
 
     Args:
@@ -170,7 +175,7 @@ def read_spacing_file(path: str, inputs: Sequence[str]) -> Dict[str, Spacing]:
     for p in inputs:
         for key in {p, osp.normpath(p), osp.basename(p)}:
             by_key.setdefault(key, []).append(p)
-    found: Dict[str, Spacing] = {}
+    found: Dict[str, SpacingXY] = {}
     first_line: Dict[str, int] = {}
     for line, cells in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in cells):
@@ -208,9 +213,9 @@ class RunSpacing:
         per_image (dict): input path -> (x, y), from ``file``.
         overrides_header (bool): A given spacing wins over a header's.
     """
-    argument: Optional[Spacing] = None
+    argument: Optional[SpacingXY] = None
     file: Optional[str] = None
-    per_image: Optional[Dict[str, Spacing]] = None
+    per_image: Optional[Dict[str, SpacingXY]] = None
     overrides_header: bool = False
 
     @classmethod
@@ -219,8 +224,8 @@ class RunSpacing:
         """Checks the options (and reads the file) before any prediction.
 
         Raises:
-            ValueError: with both ``spacing`` and ``spacing_file``, or a
-                malformed ``spacing``.
+            ValueError: with both ``spacing`` and ``spacing_file``.
+            SpacingError: (a ``ValueError``) for a malformed ``spacing``.
             SpacingFileError: for a bad spacing file.
         """
         if spacing is not None and spacing_file is not None:

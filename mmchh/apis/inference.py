@@ -259,7 +259,8 @@ def _per_image_spacing(spacing: Any, n: int) -> List[Optional[tuple]]:
     if isinstance(spacing, (list, tuple)) and len(spacing) == n and (
             any(s is None or isinstance(s, (list, tuple, np.ndarray))
                 for s in spacing) or n not in (1, 2)):
-        return [parse_spacing(s) for s in spacing]
+        return [parse_spacing(s, f'spacing[{i}]')
+                for i, s in enumerate(spacing)]
     return [parse_spacing(spacing)] * n
 
 

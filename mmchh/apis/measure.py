@@ -46,6 +46,7 @@ from mmchh.evaluation.functional.cephalometric import \
     missing_measurement_landmarks
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import atomic_write_text, csv_text, write_json
+from mmchh.utils.spacing import Spacing
 
 from .batch_infer import MEASUREMENT_SAMPLING_ASSUMPTION, progress_bar
 from .inference import check_measurement_model, predict_landmarks
@@ -81,8 +82,9 @@ def load_measurement_split(ann_file: str,
     Raises:
         FileNotFoundError: If the JSON is missing.
         ValueError: Naming the file, the image and the field, when an image
-            lacks ``spacing``, a label key, or a 19-point ``keypoints``
-            annotation.
+            lacks ``spacing`` (or has one that is not one or two positive
+            finite numbers: a ``SpacingError``), a label key, or a 19-point
+            ``keypoints`` annotation.
     """
     if not osp.isfile(ann_file):
         raise FileNotFoundError(f'annotation file {ann_file} does not exist')
@@ -105,7 +107,7 @@ def load_measurement_split(ann_file: str,
             raise ValueError(
                 f'{where} has no "spacing" (mm/pixel); measurements need it. '
                 'Convert with tools/convert_isbi.py, which writes it')
-        sp = np.broadcast_to(np.asarray(spacing, np.float64), (2, ))
+        sp = Spacing.parse(spacing, f'{where}: "spacing"', source='record')
         missing = [n for n in CEPH_LABEL_NAMES if n not in im]
         if missing:
             raise ValueError(
@@ -128,7 +130,7 @@ def load_measurement_split(ann_file: str,
                 id=im.get('id'),
                 file_name=im['file_name'],
                 path=osp.join(root, im['file_name']),
-                spacing=(float(sp[0]), float(sp[1])),
+                spacing=sp.xy,
                 labels={n: int(im[n])
                         for n in CEPH_LABEL_NAMES},
                 keypoints=points,

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from mmchh.utils.errors import InputError
+from mmchh.utils.spacing import Spacing
 from .heatmap_grid import grid_scale, heatmap_to_input, input_to_heatmap
 
 __all__ = ['HeatmapFrame']
@@ -30,7 +31,8 @@ Points = Union[np.ndarray, Tensor, Sequence]
 
 
 def _pair(value: Any, name: str, positive: bool) -> Tuple[float, float]:
-    """``value`` as 2 finite floats (one number is used for both)."""
+    """``value`` as 2 finite floats (one number is used for both): a
+    box's centre or size (a spacing is a :class:`Spacing`)."""
     arr = np.asarray(value, dtype=np.float64).reshape(-1)
     if arr.size == 1:
         arr = np.repeat(arr, 2)
@@ -114,10 +116,14 @@ class HeatmapFrame:
         fix(self, 'heatmap_size', _size(self.heatmap_size, 'heatmap_size'))
         fix(self, 'input_size', _size(self.input_size, 'input_size'))
         for name, positive in (('input_center', False),
-                               ('input_scale', True), ('spacing', True)):
+                               ('input_scale', True)):
             value = getattr(self, name)
             if value is not None:
                 fix(self, name, _pair(value, name, positive))
+        if self.spacing is not None:
+            # kept as the plain (x, y) tuple callers read and pass on
+            fix(self, 'spacing', Spacing.parse(
+                self.spacing, 'HeatmapFrame: spacing').xy)
 
     @classmethod
     def from_codec(cls,

@@ -99,11 +99,12 @@ angle is taken, so angles stay exact for non-square pixels. Without a
 spacing, angles and FHI are computed on pixels (square pixels assumed) and
 MW, which needs mm, is NaN (its class 0, "unknown").
 """
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES
+from mmchh.utils.spacing import spacing_array
 
 __all__ = [
     'CEPH_CLASS_NAMES', 'CEPH_MEASUREMENT_LANDMARKS', 'CEPH_MEASUREMENT_NAMES',
@@ -168,21 +169,6 @@ CEPH_MEASUREMENT_LANDMARKS = dict(
     FMA=(S, N, GO, GN), MW=(LII, UII))
 
 
-def _spacing_xy(spacing: SpacingLike) -> Optional[np.ndarray]:
-    if spacing is None:
-        return None
-    arr = np.asarray(spacing, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.stack([arr, arr])
-    elif arr.shape[-1] == 1:
-        arr = np.repeat(arr, 2, axis=-1)
-    if arr.shape[-1] != 2 or not (np.isfinite(arr).all() and
-                                  (arr > 0).all()):
-        raise ValueError('spacing must be positive mm/pixel: one number or '
-                         f'(x, y) (or (..., 2)); got {spacing!r}')
-    return arr
-
-
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """z of u x v for (..., 2) vectors; in image axes (y down) it is
     positive when v is rotated clockwise (as seen) from u."""
@@ -236,7 +222,7 @@ def ceph_measurements(landmarks: np.ndarray,
         raise ValueError('landmarks must have shape (..., '
                          f'{len(CEPH_LANDMARK_NAMES)}, 2) in the ISBI 2015 '
                          f'order; got {p.shape}')
-    sp = _spacing_xy(spacing)
+    sp = None if spacing is None else spacing_array(spacing)
     if sp is not None:
         p = p * sp[..., None, :]
 
