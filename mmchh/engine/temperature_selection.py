@@ -1,5 +1,5 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Do-no-harm choice of the temperatures, by cross-validation (issue 18).
+"""Do-no-harm choice of the temperatures, by cross-validation.
 
 The per-landmark fit (:func:`~.temperature_fitting.fit_temperatures`) always
 lowers the NLL of the calibration split it was fitted on; on new images it

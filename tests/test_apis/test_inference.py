@@ -245,7 +245,7 @@ def test_cli_only_bad_files_exits_1(trained, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------
-# conformal regions (issue 16): outlines in image pixels
+# conformal regions: outlines in image pixels
 # --------------------------------------------------------------------------
 def _inside(rings, pts):
     """Even-odd crossing test of (N, 2) points against every ring."""

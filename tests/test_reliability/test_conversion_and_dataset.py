@@ -1,4 +1,4 @@
-"""Issue 13, part B: conversions are atomic as a whole and check
+"""Conversions are atomic as a whole and check
 themselves; the dataset refuses records that do not fit their images.
 
 The killed re-conversions run ``tools/convert_isbi.py``'s ``main`` in real

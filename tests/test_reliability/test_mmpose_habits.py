@@ -1,4 +1,4 @@
-"""MMPose habits work with an mmchh config (issue 13, part C):
+"""MMPose habits work with an mmchh config:
 ``from mmpose.apis import init_model, inference_topdown`` in a fresh
 interpreter that never imports mmchh (the config's ``custom_imports`` is
 enough: ``mmchh_mmcv_ops.pth`` serves ``mmcv.ops`` at start-up), and

@@ -1,4 +1,4 @@
-"""Issue 13, part A: non-finite values are never an answer, and calibration
+"""Non-finite values are never an answer, and calibration
 state follows the weights.
 
 Real checkpoints written by a real MMEngine Runner (the session fixture

@@ -1,7 +1,7 @@
 """The tools' faults are one line, exit status 1, no traceback, and they lose
-nothing (issue 13, part C): broken / malicious / other-model checkpoints
-through tools/infer.py and tools/test.py, infer.py's options checked before
-any work, results kept when a run fails half-way, overlay names that never
+nothing: broken / malicious / other-model checkpoints through
+tools/infer.py and tools/test.py, infer.py's options checked before any
+work, results kept when a run fails half-way, overlay names that never
 collide, test.py --out into a new folder, and the 12-bit warning."""
 import json
 import os

@@ -1,8 +1,9 @@
 """Codec and loss refuse inconsistent targets instead of training on them
-(issue 13, part C): a GenerateTarget codec that differs from the head's
-decoder fails at the first training step of a real Runner, naming both
-grids; the loss rejects indices outside the map, float indices and
-negative / non-finite weights and masses instead of clamping them."""
+(a model trained on a target it does not decode is silently wrong): a
+GenerateTarget codec that differs from the head's decoder fails at the
+first training step of a real Runner, naming both grids; the loss rejects
+indices outside the map, float indices and negative / non-finite weights
+and masses instead of clamping them."""
 import numpy as np
 import pytest
 import torch

@@ -1,5 +1,5 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Paired comparison of two test runs over the same images (issue 18).
+"""Paired comparison of two test runs over the same images, with intervals.
 
 Before/after calibration, one training recipe against another, mode against
 sub-pixel decoding: the two runs predict the SAME landmarks, so their

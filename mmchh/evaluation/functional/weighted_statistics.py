@@ -1,5 +1,5 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Row-weighted statistics, vectorised over resamples (issue 18), numpy.
+"""Row-weighted statistics, vectorised over bootstrap resamples, numpy.
 
 Every function takes (R, M) ``weights`` and per-row data (M,) and returns
 one value per weight row: row r is a resample in which data row m occurs

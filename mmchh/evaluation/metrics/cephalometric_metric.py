@@ -39,7 +39,8 @@ class CephalometricMetric(IntervalMetric):
     every aggregate over a set containing one (MRE, MRE_std, SDR, overall
     and per landmark) is NaN.
 
-    Confidence intervals (issue 18, unless ``ci_resamples=0``):
+    Confidence intervals (unless ``ci_resamples=0``), so that a difference
+    between two runs can be told from image-to-image noise:
     ``MRE_low`` / ``MRE_high`` and ``SDR_<t>mm_low`` / ``_high`` for every
     threshold, a seeded bootstrap over IMAGES (the landmarks of one image
     are not independent) of the pooled mean

@@ -87,7 +87,8 @@ class UncertaintyMetric(IntervalMetric):
       predictions lack is absent (the JSON's ``flag_signals`` says it is
       not fitted). See :mod:`.flag_signal_report`.
 
-    Confidence intervals (issue 18, unless ``ci_resamples=0``): for
+    Confidence intervals (unless ``ci_resamples=0``), so that a difference
+    between two runs can be told from image-to-image noise: for
     ``MERE``, ``NLL``, ``ECE``, ``ECE_unit``, ``pearson``, ``spearman``,
     ``AUC``, ``erroneous_fraction``, the table's ``MRE`` and ``SDR_*`` of
     every row, the ``flag_signals`` rates and the conformal ``coverage`` /

@@ -1,5 +1,5 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Tests of the image-level bootstrap (issue 18) against a slow, obvious
+"""Tests of the image-level bootstrap against a slow, obvious
 float64 reference, a hand-enumerated case and simulated coverage."""
 import itertools
 import math

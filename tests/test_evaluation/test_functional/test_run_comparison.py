@@ -1,4 +1,4 @@
-"""Paired comparison of two test runs (issue 18): the vectorised paired
+"""Paired comparison of two test runs: the vectorised paired
 bootstrap equals the per-resample one, compare_runs lines runs up by
 (sample, landmark) and matches a slow reference on the materialised
 resamples, and refuses runs that cannot be paired."""

@@ -1,8 +1,8 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
-"""Row-weighted statistics (issue 18) against slow float64 references that
-MATERIALISE each resample (rows repeated by their integer weight) and call
-sklearn, scipy or an explicit ECE loop, on random inputs with ties, plus
-hand-computed cases."""
+"""Row-weighted statistics of the vectorised bootstrap against slow float64
+references that MATERIALISE each resample (rows repeated by their integer
+weight) and call sklearn, scipy or an explicit ECE loop, on random inputs
+with ties, plus hand-computed cases."""
 import math
 
 import numpy as np

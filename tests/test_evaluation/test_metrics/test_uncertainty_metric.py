@@ -242,7 +242,7 @@ def test_pixel_units_need_the_px_ere():
 
 
 # --------------------------------------------------------------------------
-# bootstrap intervals over images (issue 18)
+# bootstrap intervals over images
 # --------------------------------------------------------------------------
 def interval_batch(num_images=12, k=5, seed=3):
     """Random samples that all share ONE file name (names may repeat: the
