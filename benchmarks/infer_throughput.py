@@ -51,7 +51,8 @@ for _p in (HERE, REPO):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from run import interleaved, log, machine_info, sync  # noqa: E402
+from harness.machine import machine_info  # noqa: E402
+from harness.timing import interleaved, log, sync  # noqa: E402
 
 #: Each setting of a full run and of ``--quick``: name -> (full, quick).
 SETTINGS = {
