@@ -25,6 +25,14 @@ def claims():
     return module
 
 
+@pytest.fixture(scope='module')
+def stages(claims):
+    """The script's stages (``benchmarks/harness/claims_runs.py``, importable
+    once the script has put ``benchmarks/`` on the path)."""
+    import harness.claims_runs
+    return harness.claims_runs
+
+
 def write_test(work, variant, rng, mre, num_images=6, k=4):
     out = osp.join(work, 'test', variant)
     os.makedirs(out)
@@ -45,15 +53,15 @@ def write_test(work, variant, rng, mre, num_images=6, k=4):
     return metrics
 
 
-def test_report_from_written_test_runs(claims, tmp_path, capsys):
+def test_report_from_written_test_runs(claims, stages, tmp_path, capsys):
     work = str(tmp_path)
     rng = np.random.default_rng(0)
     mres = {}
     for seed in (0, 1):
-        for arm in claims.ARMS:
-            run = claims.run_dir(claims.parse_args(['--work-dir', work]),
+        for arm in stages.ARMS:
+            run = stages.run_dir(claims.parse_args(['--work-dir', work]),
                                  arm, seed)
-            for name, _, _ in claims.variants(arm):
+            for name, _, _ in stages.variants(arm):
                 # 'both' is better by construction: lower errors
                 mre = 1.0 if arm == 'both' else 2.0
                 mres[arm, name, seed] = write_test(run, name, rng, mre)[
@@ -63,8 +71,8 @@ def test_report_from_written_test_runs(claims, tmp_path, capsys):
                         '--work-dir', work, '--json', out]) == 0
     result = json.load(open(out))
     rows = {(r['arm'], r['variant']): r for r in result['rows']}
-    assert set(rows) == {(arm, name) for arm in claims.ARMS
-                         for name, _, _ in claims.variants(arm)}
+    assert set(rows) == {(arm, name) for arm in stages.ARMS
+                         for name, _, _ in stages.variants(arm)}
     spread = rows['mean', 'calibrated']['spread']['ceph/MRE']
     values = [mres['mean', 'calibrated', s] for s in (0, 1)]
     assert spread['mean'] == pytest.approx(np.mean(values))
