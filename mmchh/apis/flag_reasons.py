@@ -170,9 +170,15 @@ def landmark_flag_fields(pred, valid: np.ndarray) -> List[Dict[str, Any]]:
         ``plausibility_mm`` are None when the landmark was not scored (or
         the checkpoint has no configuration model, or no spacing for mm);
         ``implausible`` is None when not scored or no threshold is set.
+        With the head's ``keypoint_constrained`` (``test_cfg=dict(
+        plausibility_decode=True)``) also ``constrained_xy``: the
+        plausibility-constrained position ``[x, y]`` (image pixels) of an
+        implausible landmark, None for the others; beside ``x, y``, never
+        replacing them.
 
     Note:
-        Every field is (1, K). A checkpoint without
+        Every field is (1, K); ``keypoint_constrained`` (1, K, 2). A
+        checkpoint without
         ``keypoint_ere_flagged`` (calibrated before the configuration flag)
         flags on ERE alone, so its ``keypoint_flagged`` is the ERE flag.
     """
@@ -209,4 +215,9 @@ def landmark_flag_fields(pred, valid: np.ndarray) -> List[Dict[str, Any]]:
                         plausibility=sigma,
                         plausibility_mm=_finite(rows['sigma_mm'], k),
                         implausible=implausible))
+    if 'keypoint_constrained' in pred:
+        xy = np.asarray(pred.keypoint_constrained, np.float64)[0]
+        for k, fields in enumerate(out):
+            fields['constrained_xy'] = [float(v) for v in xy[k]] if (
+                valid[k] and np.isfinite(xy[k]).all()) else None
     return out

@@ -58,7 +58,11 @@ class LandmarkResult:
             residual's length in mm; None without spacing),
             ``implausible`` (``plausibility`` above the configuration
             threshold; None without one or when not scored; see
-            :mod:`~mmchh.apis.flag_reasons`), ``valid`` (False when the
+            :mod:`~mmchh.apis.flag_reasons`), ``constrained_xy`` (only
+            when the model's ``test_cfg`` sets ``plausibility_decode``:
+            an implausible landmark's plausibility-constrained ``[x, y]``,
+            image pixels, beside ``x, y``; None for the others),
+            ``valid`` (False when the
             model gave no answer for it: a non-finite or degenerate
             heatmap; then ``x``, ``y``, ``x_mm``, ``y_mm``,
             ``probability``, ``ere_px``, ``ere_mm`` and the plausibility

@@ -179,6 +179,22 @@ def test_csv_and_json_carry_the_reasons():
             lm['implausible']) == (4.25, 2.5, True)
 
 
+def test_json_carries_the_constrained_position_only_when_decoded():
+    fields = dict(keypoint_implausible=[True, False, True],
+                  keypoint_plausibility=[4.25, 0.5, 5.0],
+                  keypoint_flagged=[True, False, True])
+    flags = landmark_flag_fields(_pred(**fields), np.ones(3, bool))
+    assert all('constrained_xy' not in f for f in flags)
+    flags = landmark_flag_fields(_pred(
+        keypoint_constrained=[[10.5, 20.25], [NAN, NAN], [1.0, 2.0]],
+        **fields), np.array([True, True, False]))
+    doc = json.loads(json.dumps(_result(flags, USED).to_dict(),
+                                allow_nan=False))
+    # beside the prediction; None where not decoded or invalid
+    assert [lm['constrained_xy'] for lm in doc['landmarks']] == [
+        [10.5, 20.25], None, None]
+
+
 def test_not_fitted_cells_are_empty_never_invented():
     flags = landmark_flag_fields(_pred(keypoint_flagged=[True, False]),
                                  np.ones(2, bool))
