@@ -28,8 +28,10 @@ __all__ = [
 #: Why a signal is absent, per signal.
 NOT_FITTED = dict(
     ere='not fitted (no ERE flag threshold)',
-    implausible='not fitted (the checkpoint was calibrated without a '
-    'configuration model)',
+    implausible='not used (no configuration threshold in the checkpoint: '
+    'calibrated without a configuration model, or with too few correct '
+    'calibration landmarks for a threshold; calibration.json '
+    '"configuration" says which)',
     combined='not fitted (no flag threshold at all)')
 
 

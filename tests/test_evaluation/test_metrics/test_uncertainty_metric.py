@@ -528,10 +528,12 @@ def test_flag_signals_say_the_configuration_flag_is_not_fitted():
     assert res['unc/flag_signals/ere/erroneous_recall'] == \
         pytest.approx(0.6)
     section = metric.last_details['flag_signals']
-    assert section['implausible'].startswith('not fitted')
+    assert section['implausible'].startswith('not used')
     assert flag_signal_lines(res)[1] == (
-        'flag implausible: not fitted (the checkpoint was calibrated '
-        'without a configuration model)')
+        'flag implausible: not used (no configuration threshold in the '
+        'checkpoint: calibrated without a configuration model, or with too '
+        'few correct calibration landmarks for a threshold; calibration.json '
+        '"configuration" says which)')
     # no flag at all: every signal not fitted, no key
     plain = UncertaintyMetric(corr_bin_size=4, ci_resamples=0)
     batch = signal_batch(configuration=False)
@@ -540,7 +542,8 @@ def test_flag_signals_say_the_configuration_flag_is_not_fitted():
     plain.process({}, batch)
     res = plain.evaluate(3)
     assert not [k for k in res if 'flag_signals' in k]
-    assert all('not fitted' in line for line in flag_signal_lines(res))
+    assert all('not fitted' in line or 'not used' in line
+               for line in flag_signal_lines(res))
 
 
 def test_flag_signals_nan_when_a_prediction_is_invalid():
