@@ -6,6 +6,8 @@ import numpy as np
 from mmengine.logging import MMLogger
 from mmpose.registry import METRICS
 
+from mmchh.utils.spacing import Spacing
+
 from ..functional.bootstrap import bootstrap_mean
 from ..functional.radial_error import radial_errors_mm
 from .interval_metric import IntervalMetric
@@ -85,13 +87,15 @@ class CephalometricMetric(IntervalMetric):
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             spacing = sample.get('spacing', self.spacing)
+            where = sample.get('img_path', sample.get('img_id'))
             if spacing is None:
                 raise KeyError(
-                    'CephalometricMetric: sample '
-                    f'{sample.get("img_path", sample.get("img_id"))} has no '
+                    f'CephalometricMetric: sample {where} has no '
                     '"spacing"; add it to PackPoseInputs(meta_keys=...) or '
                     'set the metric\'s spacing=')
-            spacing = np.asarray(spacing, np.float64).reshape(-1)
+            spacing = Spacing.parse(
+                spacing,
+                f'CephalometricMetric: sample {where}: "spacing"').array()
             pred = np.asarray(sample['pred_instances']['keypoints'])[0, :, :2]
             gt = np.asarray(sample['gt_instances']['keypoints'])[0, :, :2]
             visible = np.asarray(

@@ -11,6 +11,7 @@ from mmpose.registry import METRICS
 
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import write_json, write_npz
+from mmchh.utils.spacing import Spacing
 from mmchh.visualization.calibration_plots import (ere_vs_error_png,
                                                    reliability_diagram_png,
                                                    roc_png)
@@ -200,8 +201,9 @@ class UncertaintyMetric(IntervalMetric):
             errors = radial_errors_mm(
                 np.asarray(pred['keypoints'])[0, :, :2],
                 np.asarray(gt['keypoints'])[0, :, :2],
-                1.0 if spacing is None else np.asarray(
-                    spacing, np.float64).reshape(-1))
+                1.0 if spacing is None else Spacing.parse(
+                    spacing,
+                    f'UncertaintyMetric: sample {where}: "spacing"').array())
             ere = np.asarray(pred[ere_key], np.float64)[0]
             visible = np.asarray(
                 gt.get('keypoints_visible',
@@ -269,10 +271,11 @@ class UncertaintyMetric(IntervalMetric):
         else:
             area = np.asarray(pred['keypoint_region_area_mm2'],
                               np.float64)[0]
+            where = sample.get('img_path', sample.get('img_id'))
+            sp = Spacing.parse(
+                spacing, f'UncertaintyMetric: sample {where}: "spacing"')
             # a disc of r image pixels is an ellipse of pi r^2 sx sy mm^2
-            disc_area = disc_area * float(
-                np.prod(np.broadcast_to(
-                    np.asarray(spacing, np.float64).reshape(-1), (2, ))))
+            disc_area = disc_area * (sp.x * sp.y)
         return dict(
             region_inside=np.asarray(pred['keypoint_in_region'], bool)[0],
             region_area=area,
