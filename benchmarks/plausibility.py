@@ -29,29 +29,29 @@ below comes from the head's own ``predict`` run on them
 Usage:
 
     python benchmarks/plausibility.py [--checkpoint work_dirs/demo/calibrated.pth]
-        [--rounds 20] [--mass 0.8 0.97] [--distance 30 80]
+        [--rounds 25] [--mass 0.8 0.97] [--distance 30 80]
         [--json docs/results/plausibility.json]
 """
 import argparse
 import datetime
 import os.path as osp
-import platform
 import shlex
-import subprocess
 import sys
 import time
 
-import numpy as np
-
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+for _p in (HERE, REPO):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from harness.machine import machine_info  # noqa: E402
+from harness.plausibility_flags import (as_predicted,  # noqa: E402
+                                        calibration_basis, injected,
+                                        load_maps)
 
 CONFIG = osp.join(REPO, 'configs', 'ceph',
                   'unet_r34_onehot_synthetic_demo.py')
-#: The held-out splits: never used to fit the model or its thresholds.
-HELD_OUT = ('test1', 'test2')
 
 
 def parse_args(argv=None):
@@ -62,7 +62,7 @@ def parse_args(argv=None):
                                          'calibrated.pth'))
     parser.add_argument('--data-root',
                         default=osp.join(REPO, 'data', 'synthetic_ceph_coco'))
-    parser.add_argument('--rounds', type=int, default=20,
+    parser.add_argument('--rounds', type=int, default=25,
                         help='injection rounds per mass: one random landmark '
                         'per Test1 image each')
     parser.add_argument('--mass', type=float, nargs='+', default=[0.8, 0.97],
@@ -87,267 +87,6 @@ def parse_args(argv=None):
     return args
 
 
-def machine():
-    """The CPU model and core count (lscpu where there is one)."""
-    info = dict(system=f'{platform.system()} {platform.machine()}',
-                cpu=platform.processor() or platform.machine(),
-                cores=None, python=platform.python_version())
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True,
-                             timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        out = ''
-    for line in out.splitlines():
-        key, _, value = line.partition(':')
-        if key.strip() == 'Model name':
-            info['cpu'] = value.strip()
-        elif key.strip() == 'CPU(s)':
-            info['cores'] = int(value.strip())
-    import torch
-    info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
-    return info
-
-
-def load_maps(args, model):
-    """Every held-out image's log probability maps, sample and ground truth.
-
-    Returns:
-        dict: split -> list of ``(log_probs (K, H, W), sample, gt (K, 2)
-        image px, counted (K,) bool)``.
-    """
-    import torch
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    from mmchh.codecs.utils import log_softmax_2d
-    cfg = Config.fromfile(args.config)
-    head = model.head
-    out = {}
-    for split in HELD_OUT:
-        loader = Runner.build_dataloader(dict(
-            batch_size=4, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(cfg.test_dataloader.dataset,
-                         data_root=osp.join(args.data_root, ''),
-                         ann_file=f'{split}.json')))
-        rows = []
-        with torch.no_grad():
-            for batch in loader:
-                data = model.data_preprocessor(batch, False)
-                logits = head.forward(model.extract_feat(data['inputs']))
-                log_probs = log_softmax_2d(
-                    logits / head.temperature[:, None, None])
-                for i, sample in enumerate(data['data_samples']):
-                    gt = sample.gt_instances
-                    rows.append((log_probs[i], sample,
-                                 np.asarray(gt.keypoints, np.float64)[0],
-                                 np.asarray(gt.keypoints_visible)[0] > 0))
-        out[split] = rows
-    return out
-
-
-def evaluate(head, rows, log_probs=None):
-    """The head's fields on ``rows`` (their own maps, or ``log_probs``).
-
-    Returns:
-        dict of (N, K) arrays: ``error`` (mm), ``constrained_error`` (mm,
-        NaN where not decoded), ``ere``, ``implausible``, ``combined``
-        (bool), ``counted`` (bool), ``image`` (image index).
-    """
-    import torch
-
-    from mmchh.codecs.utils import HeatmapFrame
-    from mmchh.evaluation.functional.radial_error import radial_errors_mm
-    from mmchh.testing.false_peaks import predict_from_log_probs
-    maps = torch.stack([r[0] for r in rows]) if log_probs is None \
-        else log_probs
-    cfg = dict(plausibility_decode=True)
-    out = {k: [] for k in ('error', 'constrained_error', 'ere',
-                           'implausible', 'combined', 'counted')}
-    for start in range(0, len(rows), 8):
-        part = rows[start:start + 8]
-        preds = predict_from_log_probs(head, maps[start:start + 8],
-                                       [r[1] for r in part], cfg)
-        for (_, sample, gt, counted), pred in zip(part, preds):
-            frame = HeatmapFrame.from_codec(head.decoder, sample.metainfo)
-            spacing = np.asarray(frame.spacing)
-            xy = frame.input_to_image(np.asarray(pred.keypoints,
-                                                 np.float64)[0])
-            out['error'].append(radial_errors_mm(xy, gt, spacing))
-            out['constrained_error'].append(radial_errors_mm(
-                np.asarray(pred.keypoint_constrained, np.float64)[0], gt,
-                spacing))
-            for key, field in (('ere', 'keypoint_ere_flagged'),
-                               ('implausible', 'keypoint_implausible'),
-                               ('combined', 'keypoint_flagged')):
-                out[key].append(np.asarray(pred[field], bool)[0])
-            out['counted'].append(counted)
-    out = {k: np.stack(v) for k, v in out.items()}
-    out['image'] = np.broadcast_to(np.arange(len(rows))[:, None],
-                                   out['error'].shape)
-    return out
-
-
-def interval(iv):
-    return dict(estimate=iv.estimate, low=iv.low, high=iv.high,
-                level=iv.level)
-
-
-def mre(values):
-    values = np.asarray(values, np.float64)
-    return float(values.mean()) if len(values) else None
-
-
-def decode_summary(res, which, erroneous):
-    """The constrained decode on the landmarks ``which`` flags implausible
-    (all of them, and the correct ones), and on all correct landmarks of
-    ``which`` with the constrained answer wherever there is one."""
-    error, after = res['error'][which], res['constrained_error'][which]
-    flagged = res['implausible'][which]
-    correct = error <= erroneous
-    taken = np.where(np.isfinite(after), after, error)
-    return dict(
-        flagged=dict(count=int(flagged.sum()),
-                     mre_before=mre(error[flagged]),
-                     mre_after=mre(after[flagged])),
-        flagged_correct=dict(count=int((flagged & correct).sum()),
-                             mre_before=mre(error[flagged & correct]),
-                             mre_after=mre(after[flagged & correct])),
-        correct=dict(count=int(correct.sum()), mre_before=mre(error[correct]),
-                     mre_with_constrained=mre(taken[correct])))
-
-
-def as_predicted(head, maps, erroneous, catastrophic):
-    """Flag signals and the constrained decode on the held-out images."""
-    from mmchh.evaluation.functional.flag_signals import \
-        flag_signal_intervals
-    rows = [r for split in HELD_OUT for r in maps[split]]
-    res = evaluate(head, rows)
-    counted = res['counted']
-    error = res['error'][counted]
-    signals = {}
-    for name in ('ere', 'implausible', 'combined'):
-        ivs = flag_signal_intervals(res[name][counted], error, erroneous,
-                                    catastrophic, res['image'][counted])
-        signals[name] = {k: interval(v) for k, v in ivs.items()}
-    correct = error <= erroneous
-    return dict(
-        images={s: len(maps[s]) for s in HELD_OUT},
-        counted=int(counted.sum()), erroneous=int((~correct).sum()),
-        mre=mre(error),
-        false_flags_implausible=dict(
-            flagged=int(res['implausible'][counted][correct].sum()),
-            correct=int(correct.sum())),
-        signals=signals,
-        constrained_decode=decode_summary(res, counted, erroneous))
-
-
-def inject_round(maps, rows, rng, mass, distance, pixel_mm):
-    """One round: a false peak on one random landmark per image."""
-    from mmchh.testing.false_peaks import (draw_false_peak_shift,
-                                           inject_false_peak)
-    out, which = maps.clone(), np.full(len(rows), -1)
-    width, height = maps.shape[-1], maps.shape[-2]
-    for i, row in enumerate(rows):
-        k = int(rng.choice(np.flatnonzero(row[3])))
-        flat = int(maps[i, k].argmax())
-        shift = draw_false_peak_shift(rng, (flat % width, flat // width),
-                                      (width, height), pixel_mm[i],
-                                      *distance)
-        if shift is None:
-            continue
-        out[i, k] = inject_false_peak(maps[i, k], shift, mass)
-        which[i] = k
-    return out, which
-
-
-def injected(head, maps, args, erroneous):
-    """Recall of injected confident false peaks, per mass, on Test1."""
-    import torch
-
-    from mmchh.codecs.utils import HeatmapFrame
-    rows = maps['test1']
-    clean = torch.stack([r[0] for r in rows])
-    pixel_mm = [HeatmapFrame.from_codec(head.decoder, r[1].metainfo)
-                .heatmap_pixel_mm() for r in rows]
-    results = {}
-    for mass in args.mass:
-        # the same landmarks and shifts for every mass: paired
-        rng = np.random.default_rng(args.seed)
-        hit = {k: [] for k in ('error', 'constrained_error', 'ere',
-                               'implausible', 'combined')}
-        others = []
-        for _ in range(args.rounds):
-            bad, which = inject_round(clean, rows, rng, mass, args.distance,
-                                      pixel_mm)
-            res = evaluate(head, rows, bad)
-            keep = np.flatnonzero(which >= 0)
-            for key in hit:
-                hit[key].append(res[key][keep, which[keep]])
-            rest = res['counted'].copy()
-            rest[keep, which[keep]] = False
-            others.append({k: res[k][rest] for k in (
-                'error', 'constrained_error', 'implausible')})
-        hit = {k: np.concatenate(v) for k, v in hit.items()}
-        rest = {k: np.concatenate([o[k] for o in others])
-                for k in others[0]}
-        results[f'{mass:g}'] = injected_summary(hit, rest, erroneous)
-    return results
-
-
-def injected_summary(hit, rest, erroneous):
-    """The numbers of one mass (``hit``: the injected landmarks; ``rest``:
-    the other counted landmarks of the same images)."""
-    num = len(hit['error'])
-
-    def share(mask):
-        return dict(count=int(mask.sum()), of=num,
-                    rate=float(mask.mean()) if num else None)
-
-    flagged = hit['implausible']
-    correct = rest['error'] <= erroneous
-    taken = np.where(np.isfinite(rest['constrained_error']),
-                     rest['constrained_error'], rest['error'])
-    return dict(
-        injected=num, mre_injected=mre(hit['error']),
-        recall_implausible=share(flagged), recall_ere=share(hit['ere']),
-        recall_either=share(hit['combined']),
-        ere_says_sure=share(~hit['ere']),
-        caught_only_by_implausible=share(flagged & ~hit['ere']),
-        constrained_decode=dict(
-            count=int(flagged.sum()),
-            mre_before=mre(hit['error'][flagged]),
-            mre_after=mre(hit['constrained_error'][flagged]),
-            within_erroneous_after=int(
-                (hit['constrained_error'][flagged] <= erroneous).sum())),
-        other_landmarks=dict(
-            correct=int(correct.sum()),
-            false_flags_implausible=int(rest['implausible'][correct].sum()),
-            mre_correct_before=mre(rest['error'][correct]),
-            mre_correct_with_constrained=mre(taken[correct])))
-
-
-def calibration_basis(head, checkpoint):
-    """What the checkpoint's flags rest on (its calibration.json beside it
-    where there is one)."""
-    import json
-    out = dict(
-        plausibility_threshold_sigma=head.plausibility_threshold,
-        # the float32 buffers as typed (0.02, not 0.0199999995)
-        alpha=float(f'{float(head.configuration_alpha):.6g}'),
-        num_scores=int(head.configuration_num_scores),
-        ere_threshold=float(head.flag_threshold),
-        ere_threshold_unit=head.flag_threshold_unit)
-    report = osp.join(osp.dirname(checkpoint), 'calibration.json')
-    if osp.isfile(report):
-        with open(report) as f:
-            config = json.load(f).get('configuration') or {}
-        out['configuration'] = {k: config.get(k) for k in (
-            'num_shapes', 'unit', 'threshold', 'num_scores', 'rank',
-            'reason', 'erroneous', 'signals')}
-    return out
-
-
 def run(args, argv):
     import torch
 
@@ -366,11 +105,11 @@ def run(args, argv):
         erroneous = ((basis.get('configuration') or {}).get('erroneous')
                      or {}).get('limit', 2.0)
     with torch.no_grad():
-        maps = load_maps(args, model)
+        maps = load_maps(model, args.config, args.data_root)
         result = dict(
             command='python benchmarks/plausibility.py ' + ' '.join(
                 shlex.quote(a) for a in argv),
-            machine=machine(),
+            machine=machine_info('cpu'),
             date=datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec='seconds'),
             checkpoint=osp.relpath(args.checkpoint, REPO),
@@ -380,7 +119,9 @@ def run(args, argv):
                                       args.catastrophic_mm),
             injection=dict(rounds=args.rounds, distance_mm=args.distance,
                            seed=args.seed, split='test1',
-                           by_mass=injected(head, maps, args, erroneous)))
+                           by_mass=injected(head, maps, args.mass,
+                                            args.rounds, args.distance,
+                                            args.seed, erroneous)))
     result['seconds'] = round(time.time() - start, 1)
     return result
 
