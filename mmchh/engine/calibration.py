@@ -56,6 +56,7 @@ from mmchh.evaluation.functional.calibration_metrics import \
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
 from mmchh.utils.checkpoint import CALIBRATION_STATE_DEFAULTS
 from mmchh.utils.io import write_json
+from mmchh.utils.spacing import Spacing
 from mmchh.visualization.calibration_plots import reliability_diagram_png
 from .calibration_settings import (CalibrationError,
                                    check_calibration_settings, error_unit)
@@ -200,8 +201,9 @@ def _predict_errors(model, loader):
                 err = radial_errors_mm(
                     np.asarray(pred.keypoints)[0],
                     np.asarray(gt.keypoints)[0, :, :2],
-                    1.0 if spacing is None else
-                    np.asarray(spacing).reshape(-1))
+                    1.0 if spacing is None else Spacing.parse(
+                        spacing, f'{sample.metainfo.get("img_path")}: '
+                        '"spacing"', error=CalibrationError).array())
                 counted = np.asarray(pred.keypoint_target_weight)[0] > 0
                 ere.append(np.asarray(pred[key])[0][counted])
                 errors.append(err[counted])

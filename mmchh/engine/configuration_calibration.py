@@ -43,6 +43,7 @@ from mmchh.evaluation.functional.conformal import (conformal_min_maps,
                                                    conformal_rank,
                                                    conformal_thresholds)
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
+from mmchh.utils.spacing import Spacing
 from .calibration_settings import CalibrationError, error_unit
 
 __all__ = [
@@ -107,8 +108,9 @@ def training_shapes(dataset, return_unit: bool = False):
                                       np.ones(num))).reshape(-1) > 0
         spacing = info.get('spacing')
         with_spacing.append(spacing is not None)
-        scale = 1.0 if spacing is None else np.broadcast_to(
-            np.asarray(spacing, np.float64).reshape(-1), (2, ))
+        scale = 1.0 if spacing is None else Spacing.parse(
+            spacing, f'training record {i}: "spacing"',
+            error=CalibrationError).array()
         annotators = info.get('annotator_keypoints') or {}
         candidates = [_points(p, num) for p in annotators.values()] or [
             np.where(visible[:, None], points, np.nan)]
@@ -245,8 +247,10 @@ def _calibration_rows(model, loader) -> List[Dict[str, np.ndarray]]:
                     error = radial_errors_mm(
                         np.asarray(pred.keypoints)[0],
                         np.asarray(gt.keypoints)[0, :, :2],
-                        1.0 if spacing is None else
-                        np.asarray(spacing).reshape(-1))
+                        1.0 if spacing is None else Spacing.parse(
+                            spacing,
+                            f'{sample.metainfo.get("img_path")}: "spacing"',
+                            error=CalibrationError).array())
                     counted = np.asarray(pred.keypoint_target_weight)[0] > 0
                     flag = pred.get('keypoint_ere_flagged')
                     rows.append(dict(

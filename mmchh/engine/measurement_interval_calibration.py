@@ -30,6 +30,8 @@ from mmchh.evaluation.functional.measurement_uncertainty import \
     interval_scores
 from mmchh.evaluation.functional.region_draws import (
     region_draw_seed, region_measurement_center_spread)
+from mmchh.utils.spacing import Spacing
+from .calibration_settings import CalibrationError
 from .measurement_interval_fitting import fit_measurement_intervals
 
 __all__ = ['has_measurement_landmarks', 'fit_calibration_intervals',
@@ -69,8 +71,9 @@ def image_interval_scores(sample, head, level_index: int, num_samples: int,
     if 'keypoint_valid' in pred:
         valid &= np.asarray(pred.keypoint_valid, bool)[0]
     spacing = sample.metainfo.get('spacing')
-    spacing = None if spacing is None else np.broadcast_to(
-        np.asarray(spacing, np.float64).reshape(-1), (2, ))
+    spacing = None if spacing is None else Spacing.parse(
+        spacing, f'{sample.metainfo.get("img_path", "a sample")}: '
+        '"spacing"', error=CalibrationError).array()
     frame = HeatmapFrame.from_codec(head.decoder, sample.metainfo)
     stats = region_measurement_center_spread(
         maps, valid, head.conformal_threshold[level_index],
