@@ -12,7 +12,9 @@
   earlier results as they were.
 * Nothing we did not write is lost: files of ``OUT_DIR`` that a run does
   not write (:func:`foreign_entries`) are carried into the staging folder
-  as hard links before the swap (the same files, never copies).
+  as hard links before the swap (the same files, never copies). The
+  labelme folder's review copies (:func:`~.labelme_export.is_review_copy`:
+  marked PNGs) are a run's outputs, not carried.
 """
 import os
 import os.path as osp
@@ -26,7 +28,7 @@ from mmchh.datasets.converters.atomic_output import (make_sibling_tmp,
 from mmchh.utils.errors import InputError
 from mmchh.utils.run_lock import RunLock
 
-from .labelme_export import LABELME_FOLDER
+from .labelme_export import LABELME_FOLDER, is_review_copy
 
 __all__ = [
     'LOCK_FILE', 'OUTPUT_FILES', 'OUTPUT_FOLDERS', 'InferOutput',
@@ -70,14 +72,18 @@ def earlier_outputs(out_dir: str) -> List[str]:
 def foreign_entries(out_dir: str) -> List[str]:
     """What ``out_dir`` holds that no run writes (paths relative to it):
     top-level entries other than the outputs, and in the output folders
-    anything but their files."""
+    anything but their files (and the labelme folder's review copies)."""
     folders = dict(OUTPUT_FOLDERS)
     found = []
     for name in sorted(os.listdir(out_dir)):
         path = osp.join(out_dir, name)
         if name in folders and osp.isdir(path) and not osp.islink(path):
-            found += [osp.join(name, n) for n in sorted(os.listdir(path))
-                      if not _is_ours(n, osp.join(path, n), folders[name])]
+            found += [
+                osp.join(name, n) for n in sorted(os.listdir(path))
+                if not _is_ours(n, osp.join(path, n), folders[name]) and
+                not (name == LABELME_FOLDER
+                     and is_review_copy(osp.join(path, n)))
+            ]
         elif not _is_ours(name, path):
             found.append(name)
     return found

@@ -123,3 +123,24 @@ def test_reviewed_copies_convert_back_against_the_originals(predicted):
         name = images[ann['image_id']]['original_file']
         got = np.asarray(ann['keypoints_reviewed']).reshape(-1, 3)
         np.testing.assert_array_equal(got[:, :2], predictions[name])
+
+
+def test_overwrite_replaces_copies_and_keeps_other_files(predicted):
+    """A second run with --overwrite replaces the first run's review
+    copies; a PNG somebody else put in the labelme folder is kept."""
+    out = str(predicted['root'] / 'rerun')
+    shutil.copytree(predicted['out'], out)
+    theirs = osp.join(out, LABELME_FOLDER, 'notes.png')
+    shutil.copyfile(osp.join(predicted['xrays'], 'c.png'), theirs)
+    with open(theirs, 'rb') as f:
+        before = f.read()
+    run = run_tool_in_process('infer', [
+        predicted['xrays'], '--config', predicted['cfg'], '--checkpoint',
+        predicted['ckpt'], '--out-dir', out, '--no-overlay',
+        '--no-progress', '--format', 'labelme', '--overwrite'
+    ])
+    assert run.returncode == 0, run.stderr
+    assert sorted(os.listdir(osp.join(out, LABELME_FOLDER))) == [
+        'a.json', 'a.png', 'b.json', 'b.png', 'c.json', 'notes.png']
+    with open(theirs, 'rb') as f:
+        assert f.read() == before
