@@ -35,13 +35,14 @@ def test_dump(calibrated_small_demo, tmp_path_factory):
 
 def test_test_tool_prints_one_line_per_flag_signal(test_dump):
     """What the ERE flag, the configuration flag and either catch, or
-    why a signal is not fitted: one line each."""
+    why a signal is not fitted or not used: one line each."""
     lines = [line for line in test_dump['stdout'].splitlines()
              if line.startswith('test.py: flag ')]
     assert [line.split(':')[1] for line in lines] == [
         ' flag ere', ' flag implausible', ' flag combined']
     for line in lines:
-        assert 'erroneous recall' in line or 'not fitted' in line, line
+        assert ('erroneous recall' in line or 'not fitted' in line
+                or 'not used' in line), line
 
 
 def test_predict_landmarks_equals_the_test_path(calibrated_small_demo,
