@@ -19,7 +19,7 @@ Generic steps (any converter):
 - :mod:`.splits`: the test/val/calib hold-outs by seed
 - :mod:`.resize`: the padded resize and its exact coordinate mapping
 - :mod:`.coco_writer`: the COCO-keypoint JSON (a :class:`CocoLayout` per
-  converter) and ``conversion.json``
+  converter, a ``ConversionPlan`` per conversion) and ``conversion.json``
 - :mod:`.atomic_output`: the output folder built aside and swapped in
   atomically, with recovery after a killed run
 - :mod:`.summary`: what a conversion reports, its printed head
@@ -34,6 +34,8 @@ Orchestration:
   :mod:`.landmark_report` (summary, report, metainfo); the names of
   ``--keypoints-file`` in :mod:`.keypoint_names`; the small-split warnings
   in :mod:`.split_sizes`
+- :mod:`.conversion_tool`: what both converter tools do around a
+  conversion (one-line warnings, the ``--skip-bad`` hint, Ctrl-C)
 """
 from ..image_reader import ALL_IMAGE_EXTENSIONS, LoadedImage, read_image
 from .atomic_output import (KILL_AT_ENV, NO_EXCHANGE_ENV,

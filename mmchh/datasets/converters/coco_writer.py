@@ -11,7 +11,9 @@ Every image file name is relative to the output folder (use
 ``data_root=OUT_DIR`` and an empty image prefix). With ``resize`` the
 records name the padded, resized PNG copies in ``images/`` and carry the
 mapping (see :mod:`.resize`). What differs between converters (keypoint
-names, splits, wording, rounding) is a :class:`CocoLayout`; a record may
+names, splits, wording, rounding) is a :class:`CocoLayout`; what one
+conversion writes into every split (source, annotators, ground truth,
+spacing, hold-out sizes, resize) is its :class:`ConversionPlan`; a record may
 carry its own ``spacing`` (None: unknown, written as ``null``), the
 ``file_name`` of its copy in the output folder and a visibility per point
 (an invisible point is written ``0, 0, 0``; the ground truth ``mean``
@@ -21,7 +23,7 @@ import datetime
 import json
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,7 +34,8 @@ from .resize import padded_resize_params, resize_keypoints
 from .splits import SPLITS, split_role
 
 __all__ = [
-    'CONVERSION_MARKER', 'CocoLayout', 'ISBI_LAYOUT', 'keypoints_field',
+    'CONVERSION_MARKER', 'CocoLayout', 'ConversionPlan', 'ISBI_LAYOUT',
+    'keypoints_field',
     'ground_truth', 'coco_payloads', 'conversion_marker',
     'check_written_conversion'
 ]
@@ -76,6 +79,43 @@ ISBI_LAYOUT = CocoLayout(
     category='cephalometric',
     supercategory='head',
     coordinates='0-based pixels of file_name; pixel centres at integers')
+
+
+@dataclass(frozen=True)
+class ConversionPlan:
+    """What one conversion writes into every split's JSON and its marker,
+    fixed once its options, annotators and hold-outs are known.
+
+    Attributes:
+        root (str): The source folder (``info.source``, the marker's
+            ``source``; each image's ``original_file`` is relative to it).
+        out_dir (str): The folder the records' file names are relative to
+            (the output folder's real path).
+        annotators (list[str]): Every annotator, in order.
+        gt (str): The ground truth: ``'mean'`` or an annotator.
+        spacing_xy (np.ndarray, optional): (2,) mm per pixel of records
+            without their own; None: unknown.
+        split_seed (int): Seed of the held-out splits.
+        num_val (int): Images held out for validation.
+        num_calib (int): Images held out for calibration.
+        resize (tuple, optional): (W, H) of the resized copies; None: the
+            original images.
+        skip (set[str]): Splits not written.
+        layout (CocoLayout): The converter's keypoints, splits and wording.
+        info_extra (dict, optional): Added to every split's ``info``.
+    """
+    root: str
+    out_dir: str
+    annotators: List[str]
+    gt: str
+    spacing_xy: Optional[np.ndarray]
+    split_seed: int
+    num_val: int
+    num_calib: int
+    resize: Optional[Tuple[int, int]]
+    skip: AbstractSet[str] = frozenset()
+    layout: CocoLayout = ISBI_LAYOUT
+    info_extra: Optional[dict] = None
 
 
 def _now() -> str:
@@ -137,12 +177,12 @@ def _add_identity(image: dict, rec: dict) -> None:
             image[key] = rec[key]
 
 
-def _image_entry(rec: dict, image_id: int, split: str, root: str,
-                 out_dir: str, spacing_xy: Optional[np.ndarray],
-                 resize: Optional[Tuple[int, int]]
+def _image_entry(rec: dict, image_id: int, split: str, plan: ConversionPlan
                  ) -> Tuple[dict, Dict[str, Annotation]]:
     """One image's COCO entry, and every annotator's points in its
     pixels."""
+    root, out_dir, resize = plan.root, plan.out_dir, plan.resize
+    spacing_xy = plan.spacing_xy
     w, h = rec['size']
     anns = dict(rec['anns'])
     spacing = rec.get('spacing', spacing_xy)
@@ -209,74 +249,62 @@ def _annotation_entry(image: dict, anns: Dict[str, Annotation], gt: str,
     return ann
 
 
-def _split_info(split: str, root: str, annotators: List[str], gt: str,
-                spacing_xy: Optional[np.ndarray], split_seed: int,
-                num_val: int, num_calib: int,
-                resize: Optional[Tuple[int, int]], layout: CocoLayout,
-                extra: Optional[dict]) -> dict:
+def _split_info(split: str, plan: ConversionPlan) -> dict:
     """The ``info`` block of one split's JSON."""
     info = dict(
-        description=f'{layout.description}, split {split}',
-        source=osp.abspath(root),
+        description=f'{plan.layout.description}, split {split}',
+        source=osp.abspath(plan.root),
         date_created=_now(),
-        ground_truth=gt,
-        annotators=annotators,
-        spacing_mm=None if spacing_xy is None else spacing_xy.tolist(),
+        ground_truth=plan.gt,
+        annotators=plan.annotators,
+        spacing_mm=None
+        if plan.spacing_xy is None else plan.spacing_xy.tolist(),
         split=split,
         role=split_role(split),
-        split_seed=split_seed,
-        num_val=num_val,
-        num_calib=num_calib,
-        coordinates=layout.coordinates,
+        split_seed=plan.split_seed,
+        num_val=plan.num_val,
+        num_calib=plan.num_calib,
+        coordinates=plan.layout.coordinates,
     )
-    if resize is not None:
+    if plan.resize is not None:
         info['resize'] = dict(
-            size=list(resize),
+            size=list(plan.resize),
             method='pad right/bottom with 0 to the target aspect, then '
             'cv2.INTER_AREA resize',
             keypoint_mapping="x' = (x + 0.5) * sx - 0.5, "
             "y' = (y + 0.5) * sy - 0.5 with (sx, sy) = resize_scale",
             spacing_mapping="spacing' = spacing / (sx, sy)")
-    info.update(extra or {})
+    info.update(plan.info_extra or {})
     return info
 
 
-def coco_payloads(root,
-                  out_dir,
-                  records,
-                  annotators,
-                  gt,
-                  spacing_xy,
-                  split_seed,
-                  num_val,
-                  num_calib,
-                  resize,
-                  skip,
-                  layout: CocoLayout = ISBI_LAYOUT,
-                  info_extra: Optional[dict] = None) -> Dict[str, dict]:
-    """The COCO JSON of every split (``skip``: splits not written), with
-    file names relative to ``out_dir``; image ids run across splits.
+def coco_payloads(records: Dict[str, List[dict]],
+                  plan: ConversionPlan) -> Dict[str, dict]:
+    """The COCO JSON of every split of ``plan`` (but ``plan.skip``), with
+    file names relative to ``plan.out_dir``; image ids run across splits.
 
-    ``spacing_xy`` (or None) is the spacing of records without their own;
-    ``info_extra`` is added to every split's ``info``.
+    Args:
+        records (dict): split -> the records of its images, in order.
+        plan (ConversionPlan): What every split says about the conversion.
+
+    Returns:
+        dict: split -> its JSON payload (``info``, ``images``,
+        ``annotations``, ``categories``).
     """
+    layout = plan.layout
     payloads = {}
     image_id = 0
     for split in layout.splits:
-        if split in skip:
+        if split in plan.skip:
             continue
         images, annotations = [], []
         for rec in records[split]:
             image_id += 1
-            image, anns = _image_entry(rec, image_id, split, root, out_dir,
-                                       spacing_xy, resize)
+            image, anns = _image_entry(rec, image_id, split, plan)
             images.append(image)
             annotations.append(
-                _annotation_entry(image, anns, gt, layout.decimals))
-        payloads[split] = dict(info=_split_info(split, root, annotators, gt,
-                                                spacing_xy, split_seed,
-                                                num_val, num_calib, resize,
-                                                layout, info_extra),
+                _annotation_entry(image, anns, plan.gt, layout.decimals))
+        payloads[split] = dict(info=_split_info(split, plan),
                                images=images,
                                annotations=annotations,
                                categories=[
@@ -290,22 +318,21 @@ def coco_payloads(root,
 
 
 def conversion_marker(summary,
-                      root: str,
-                      spacing_xy: Optional[np.ndarray],
-                      split_seed: int,
-                      tool: str = ISBI_LAYOUT.tool,
+                      plan: ConversionPlan,
                       extra: Optional[dict] = None) -> dict:
     """The content of :data:`CONVERSION_MARKER` for a conversion summary
-    (e.g. :class:`~.isbi.ConversionSummary`); ``extra`` is appended."""
+    (e.g. :class:`~.isbi.ConversionSummary`) of ``plan`` (its tool, source,
+    spacing and seed); ``extra`` is appended."""
     marker = dict(
-        tool=tool,
-        source=osp.abspath(root),
+        tool=plan.layout.tool,
+        source=osp.abspath(plan.root),
         date_created=_now(),
         resize=list(summary.resize) if summary.resize else None,
-        spacing_mm=None if spacing_xy is None else spacing_xy.tolist(),
+        spacing_mm=None
+        if plan.spacing_xy is None else plan.spacing_xy.tolist(),
         ground_truth=summary.gt,
         annotators=summary.annotators,
-        split_seed=split_seed,
+        split_seed=plan.split_seed,
         images_per_split=summary.images_per_split,
         splits_written=summary.written,
         split_roles={s: split_role(s)

@@ -51,8 +51,9 @@ from ..ceph_meta import ISBI_SPACING_MM, NUM_CEPH_LANDMARKS
 from .atomic_output import (build_aside_and_swap, check_replaceable,
                             fsync_dir, kill_point, prepare_output,
                             write_synced)
-from .coco_writer import (CONVERSION_MARKER, check_written_conversion,
-                          coco_payloads, conversion_marker)
+from .coco_writer import (CONVERSION_MARKER, ConversionPlan,
+                          check_written_conversion, coco_payloads,
+                          conversion_marker)
 from .duplicates import duplicate_clusters, find_duplicates, split_units
 from .errors import ConversionError
 from .isbi_reader import (IMAGE_EXTENSIONS, find_annotator_dirs,
@@ -127,10 +128,12 @@ def _write_resized_images(tmp: str, records: Dict[str, List[dict]],
     fsync_dir(osp.join(tmp, 'images'))
 
 
-def _build_and_swap(root, out_dir, target, records, payloads, summary,
-                    spacing_xy, split_seed, progress) -> None:
-    """Writes the conversion beside ``target``, checks it, writes the
-    marker last and swaps it in; a failure removes the half-built one."""
+def _build_and_swap(out_dir: str, plan: ConversionPlan,
+                    records: Dict[str, List[dict]], payloads: Dict[str, dict],
+                    summary: ConversionSummary, progress: bool) -> None:
+    """Writes the conversion beside ``plan.out_dir`` (``out_dir``'s real
+    path), checks it, writes the marker last and swaps it in; a failure
+    removes the half-built one."""
 
     def write(tmp: str) -> None:
         if summary.resize is not None:
@@ -140,16 +143,16 @@ def _build_and_swap(root, out_dir, target, records, payloads, summary,
                          dumps_json(payload, indent=1).encode())
         kill_point('written')
         check_written_conversion(tmp, summary.written)
-        marker = conversion_marker(summary, root, spacing_xy, split_seed,
+        marker = conversion_marker(summary, plan,
                                    extra=dict(duplicates=summary.duplicates))
         write_synced(osp.join(tmp, CONVERSION_MARKER),
                      dumps_json(marker, indent=1).encode())
         kill_point('checked')
 
     build_aside_and_swap(
-        out_dir, target, write, lambda: check_replaceable(
-            target, root, CONVERSION_MARKER, _SPLIT_FILES, IMAGE_EXTENSIONS,
-            _TOOL))
+        out_dir, plan.out_dir, write, lambda: check_replaceable(
+            plan.out_dir, plan.root, CONVERSION_MARKER, _SPLIT_FILES,
+            IMAGE_EXTENSIONS, _TOOL))
 
 
 def convert_isbi(root: str,
@@ -220,17 +223,12 @@ def convert_isbi(root: str,
     for split in ('train', 'val', 'calib'):
         records[split] = [by_stem[s] for s in held[split]]
 
-    payloads = coco_payloads(root,
-                             target,
-                             records,
-                             annotators,
-                             gt,
-                             spacing_xy,
-                             split_seed,
-                             len(held['val']),
-                             len(held['calib']),
-                             resize,
-                             skip=set(notes))
+    plan = ConversionPlan(root=root, out_dir=target, annotators=annotators,
+                          gt=gt, spacing_xy=spacing_xy, split_seed=split_seed,
+                          num_val=len(held['val']),
+                          num_calib=len(held['calib']), resize=resize,
+                          skip=set(notes))
+    payloads = coco_payloads(records, plan)
     summary = ConversionSummary(
         out_dir=out_dir,
         images_per_split={s: len(records[s])
@@ -243,6 +241,5 @@ def convert_isbi(root: str,
         written=list(payloads),
         duplicates=pairs)
     # everything is checked: build the new conversion beside the old one
-    _build_and_swap(root, out_dir, target, records, payloads, summary,
-                    spacing_xy, split_seed, progress)
+    _build_and_swap(out_dir, plan, records, payloads, summary, progress)
     return summary

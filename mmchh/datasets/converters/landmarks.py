@@ -79,11 +79,12 @@ from mmchh.utils.io import dumps_json
 from ..image_reader import COPY_AS_IS_EXTENSIONS, read_image
 from .atomic_output import (build_aside_and_swap, check_replaceable, fsync_dir,
                             kill_point, prepare_output, write_synced)
-from .coco_writer import (CONVERSION_MARKER, CocoLayout,
+from .coco_writer import (CONVERSION_MARKER, CocoLayout, ConversionPlan,
                           check_written_conversion, coco_payloads,
                           conversion_marker)
 from .errors import ConversionError
-from .landmark_options import check_landmark_options
+from .landmark_options import (AnnotationSources, SplitOptions,
+                               check_landmark_options)
 from .landmark_records import (PROGRESS_EVERY, annotators_of, pair_images,
                                read_marks, read_records)
 from .landmark_report import (METAINFO_FILE, REPORT_FILE, TOOL,
@@ -109,20 +110,22 @@ _OWN_FILES = tuple(f'{s}.json'
 # -- splitting and writing ---------------------------------------------------
 
 
-def _split(records, units, test_fraction, num_val, num_calib, split_seed):
+def _split(records: List[dict], units: List[List[str]],
+           options: SplitOptions):
     """split -> records, and split -> why it is not written; ``units``
     (stems sharing a split) are moved whole. ``test_fraction`` 1: every
     image in ``test``, no other split (a test-only conversion)."""
     by_stem = {r['stem']: r for r in records}
-    test = hold_out_test(sorted(by_stem), test_fraction, split_seed, units)
-    if test_fraction == 1:
+    test = hold_out_test(sorted(by_stem), options.test_fraction,
+                         options.split_seed, units)
+    if options.test_fraction == 1:
         held = dict(train=[], val=[], calib=[], test=test['test'])
         notes = {s: TEST_ONLY_NOTE for s in ('train', 'val', 'calib')}
     else:
         rest = set(test['rest'])
         try:
-            held = hold_out_splits(test['rest'], num_val, num_calib,
-                                   split_seed,
+            held = hold_out_splits(test['rest'], options.num_val,
+                                   options.num_calib, options.split_seed,
                                    [u for u in units if u[0] in rest])
         except ConversionError as e:
             raise ConversionError(
@@ -163,10 +166,6 @@ def _write_images(tmp: str, records: Dict[str, List[dict]], resize,
     fsync_dir(osp.join(tmp, 'images'))
 
 
-def _inputs(images, labelme, csv, coco) -> List[str]:
-    return [images, *(labelme or {}).values(), *(p for p in (csv, coco) if p)]
-
-
 def _still_ours(target: str, inputs: Sequence[str]) -> None:
     for path in inputs:
         check_replaceable(target, path, CONVERSION_MARKER, _OWN_FILES,
@@ -201,33 +200,40 @@ def _write_conversion(tmp: str, splits: Dict[str, List[dict]], resize,
     kill_point('checked')
 
 
-def _summary(out_dir, images, splits, annotators, gt, keypoints, policy,
-             resize, notes, payloads, records, stale,
-             found) -> LandmarkConversionSummary:
-    """The conversion's summary (counts, faults, spacing, duplicates)."""
-    return LandmarkConversionSummary(
-        out_dir=out_dir,
-        images_per_split={s: len(splits[s])
-                          for s in LANDMARK_SPLITS},
-        annotators=annotators,
-        gt=gt,
-        keypoints=keypoints,
-        skipped=policy.skipped,
-        faults=policy.faults,
-        resize=resize,
-        notes=notes,
-        written=list(payloads),
+def _split_counts(splits: Dict[str, List[dict]],
+                  payloads: Dict[str, dict]) -> dict:
+    """The summary's per-split fields: images per split, the splits
+    written and those below their minimum."""
+    sizes = {s: len(splits[s]) for s in LANDMARK_SPLITS}
+    return dict(images_per_split=sizes,
+                written=list(payloads),
+                small_splits=small_splits(dict(sizes), list(payloads)))
+
+
+def _spacing_counts(records: List[dict], images: str) -> dict:
+    """The summary's spacing fields: where each record's spacing came
+    from, and the images without one (relative to ``images``)."""
+    return dict(
         spacing_sources=dict(
             Counter(r['spacing_source'] or 'unknown' for r in records)),
         images_without_spacing=[
             osp.relpath(r['path'], images) for r in records
             if r['spacing'] is None
-        ],
-        stale_image_paths=stale,
-        duplicates=found,
-        small_splits=small_splits(
-            {s: len(splits[s])
-             for s in LANDMARK_SPLITS}, list(payloads)))
+        ])
+
+
+def _marker_extra(keypoints: List[str], options: SplitOptions,
+                  summary: LandmarkConversionSummary) -> dict:
+    """What this converter's marker adds to the common one."""
+    return dict(keypoints=keypoints,
+                test_fraction=options.test_fraction,
+                test_only=options.test_fraction == 1,
+                duplicates=options.duplicates,
+                groups=None
+                if options.groups is None else osp.abspath(options.groups),
+                metainfo=METAINFO_FILE,
+                report=REPORT_FILE,
+                faults=len(summary.faults))
 
 
 def convert_landmarks(out_dir: str,
@@ -285,13 +291,16 @@ def convert_landmarks(out_dir: str,
         ConversionError: an ``InputError`` naming the option, file or label
             (a ``BadImageError`` for a fault without ``skip_bad``).
     """
+    sources = AnnotationSources(labelme=labelme, csv=csv, coco=coco)
+    split_options = SplitOptions(test_fraction=test_fraction, num_val=num_val,
+                                 num_calib=num_calib, split_seed=split_seed,
+                                 duplicates=duplicates, groups=groups)
     keypoints, resize, spacing_xy = check_landmark_options(
-        keypoints, labelme, csv, coco, resize, spacing, num_val, num_calib,
-        split_seed, test_fraction, duplicates, groups)
+        keypoints, sources, resize, spacing, split_options)
     if not osp.isdir(images):
         raise ConversionError(f'--images {images}: not a folder')
     target = osp.realpath(out_dir)
-    inputs = _inputs(images, labelme, csv, coco)
+    inputs = [images, *sources.paths()]
     prepare_output(out_dir, target, images, CONVERSION_MARKER, _OWN_FILES,
                    COPY_AS_IS_EXTENSIONS, TOOL)
     _still_ours(target, inputs)
@@ -310,19 +319,22 @@ def convert_landmarks(out_dir: str,
         raise ConversionError(f'{images}: no usable annotated images')
     records, units, found = group_records(records, images, gt, duplicates,
                                           groups)
-    splits, notes = _split(records, units, test_fraction, num_val,
-                           num_calib, split_seed)
-    payloads = coco_payloads(
-        images, target, splits, annotators, gt, spacing_xy, split_seed,
-        len(splits['val']), len(splits['calib']), resize, set(notes),
-        _layout(keypoints),
-        dict(spacing='per image: the file header, then --spacing, else null '
-             '(see spacing_source)',
-             metainfo=METAINFO_FILE,
-             report=REPORT_FILE))
-    summary = _summary(out_dir, images, splits, annotators, gt, keypoints,
-                       policy, resize, notes, payloads, records, stale,
-                       found)
+    splits, notes = _split(records, units, split_options)
+    plan = ConversionPlan(
+        root=images, out_dir=target, annotators=annotators, gt=gt,
+        spacing_xy=spacing_xy, split_seed=split_seed,
+        num_val=len(splits['val']), num_calib=len(splits['calib']),
+        resize=resize, skip=set(notes), layout=_layout(keypoints),
+        info_extra=dict(spacing='per image: the file header, then '
+                        '--spacing, else null (see spacing_source)',
+                        metainfo=METAINFO_FILE,
+                        report=REPORT_FILE))
+    payloads = coco_payloads(splits, plan)
+    summary = LandmarkConversionSummary(
+        out_dir=out_dir, annotators=annotators, gt=gt, keypoints=keypoints,
+        skipped=policy.skipped, faults=policy.faults, resize=resize,
+        notes=notes, stale_image_paths=stale, duplicates=found,
+        **_split_counts(splits, payloads), **_spacing_counts(records, images))
 
     files = {f'{split}.json': payload for split, payload in payloads.items()}
     files[REPORT_FILE] = conversion_report(summary, images)
@@ -333,15 +345,7 @@ def convert_landmarks(out_dir: str,
     files[METAINFO_FILE] = metainfo_source(keypoints,
                                            osp.basename(target)).encode()
     marker = conversion_marker(
-        summary, images, spacing_xy, split_seed, TOOL,
-        dict(keypoints=keypoints,
-             test_fraction=test_fraction,
-             test_only=test_fraction == 1,
-             duplicates=duplicates,
-             groups=None if groups is None else osp.abspath(groups),
-             metainfo=METAINFO_FILE,
-             report=REPORT_FILE,
-             faults=len(summary.faults)))
+        summary, plan, _marker_extra(keypoints, split_options, summary))
     build_aside_and_swap(
         out_dir, target, lambda tmp: _write_conversion(
             tmp, splits, resize, progress, files, summary.written, marker),
