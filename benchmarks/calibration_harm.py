@@ -6,8 +6,8 @@ project's generator, another seed than the demo's data) through a trained
 model ONCE, then, for each calibration size n and seed, draws n calibration
 images and uses the other images of the pool (all but a reference part) as
 the test set, fits the temperatures with today's rule (per-landmark MAP,
-``prior_std=1``, :func:`mmchh.engine.fit_temperatures`) and with the
-do-no-harm rule (:func:`mmchh.engine.temperature_selection.
+``prior_std=1``, :func:`mmchh.calibration.fit_temperatures`) and with the
+do-no-harm rule (:func:`mmchh.calibration.temperature.select.
 select_temperatures`) and records the test NLL change against T = 1 of each.
 
 Two regimes:
@@ -101,8 +101,8 @@ def run(args, argv):
     import numpy as np
     import torch
 
-    from mmchh.engine.logit_summary import nll_from_summary
-    from mmchh.engine.temperature_fitting import fit_temperatures
+    from mmchh.calibration.temperature.logit_summary import nll_from_summary
+    from mmchh.calibration.temperature.fit import fit_temperatures
     start = time.time()
     # one thread: the many small fits and evaluations gain nothing from
     # more, and on a shared CPU the thread hand-offs cost 10x

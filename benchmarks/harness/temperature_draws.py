@@ -42,8 +42,8 @@ def pool_summaries(args):
     from mmengine.runner import Runner
 
     import mmchh  # noqa: F401
-    from mmchh.engine.calibration import stream_logit_summaries
-    from mmchh.engine.logit_summary import LogitSummary
+    from mmchh.calibration.calibrate import stream_logit_summaries
+    from mmchh.calibration.temperature.logit_summary import LogitSummary
     cfg = Config.fromfile(args.config)
     input_size = cfg.get('input_size') or cfg.codec['input_size']
     coco = make_pool(args.data_dir, args.pool_size, args.pool_seed,
@@ -89,7 +89,7 @@ def divided(summary, temperature):
     """The summary of the maps ``z / T`` (per landmark): bins, means and
     extremes scale by 1/T, variances by 1/T^2 (exact: the bins are
     equal-width in ``z``, hence in ``z / T``)."""
-    from mmchh.engine.logit_summary import LogitSummary
+    from mmchh.calibration.temperature.logit_summary import LogitSummary
     inv = temperature.double().reciprocal()[None, :]
     return LogitSummary(
         bin_mean=summary.bin_mean * inv[..., None],
@@ -105,9 +105,9 @@ def one_draw(summary, weights, identity_nll, calib, test, prior_std):
     (``identity_nll``: the (N, K) NLL of every pool image at T = 1)."""
     import torch
 
-    from mmchh.engine.logit_summary import nll_from_summary
-    from mmchh.engine.temperature_fitting import fit_temperatures
-    from mmchh.engine.temperature_selection import select_temperatures
+    from mmchh.calibration.temperature.logit_summary import nll_from_summary
+    from mmchh.calibration.temperature.fit import fit_temperatures
+    from mmchh.calibration.temperature.select import select_temperatures
     cal, w_cal = summary[torch.as_tensor(calib)], weights[calib]
     part, mask = summary[torch.as_tensor(test)], weights[test] > 0
     base = float(identity_nll[test][mask].mean())

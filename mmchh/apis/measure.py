@@ -35,7 +35,7 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 import numpy as np
 
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, NUM_CEPH_LANDMARKS
-from mmchh.engine.measurement_interval_fitting import (
+from mmchh.calibration.conformal.measurement_intervals import (
     MEASUREMENT_INTERVAL_FILE, MeasurementIntervalFit,
     fit_measurement_intervals)
 from mmchh.evaluation.functional import (CEPH_MEASUREMENT_UNITS,
@@ -159,7 +159,7 @@ def evaluate_measurements(
     """Accuracy, coverage and error of predicted measurements on a split.
 
     By default the fitted intervals use the scale calibration stored in the
-    checkpoint (:meth:`~mmchh.engine.measurement_interval_fitting.
+    checkpoint (:meth:`~mmchh.calibration.conformal.measurement_intervals.
     MeasurementIntervalFit.from_head`); ``calib_file`` / ``interval_fit``
     replace it; ``intervals='full-map'`` asks for the full-map intervals
     only. Without a stored scale one warning says so and the intervals are
@@ -178,7 +178,7 @@ def evaluate_measurements(
             and per-image entries) and ``measurements_eval.csv`` (columns
             :data:`EVAL_CSV_COLUMNS`) there, atomically; with
             ``calib_file`` also the fit,
-            :data:`~mmchh.engine.measurement_interval_fitting.MEASUREMENT_INTERVAL_FILE`.
+            :data:`~mmchh.calibration.conformal.measurement_intervals.MEASUREMENT_INTERVAL_FILE`.
         progress (bool): Progress bar on stderr.
         calib_file (str, optional): A calibration split (never the
             evaluated one) to fit the interval scale on first
@@ -300,7 +300,7 @@ def fit_split_intervals(model,
     (:func:`~mmchh.apis.region_measurements.region_center_spread`), its
     true value computed from the JSON's keypoints, and the normalised
     residuals of all measurements and images are pooled
-    (:func:`~mmchh.engine.fit_measurement_intervals`).
+    (:func:`~mmchh.calibration.fit_measurement_intervals`).
 
     Args:
         model: As for :func:`evaluate_measurements` (with conformal

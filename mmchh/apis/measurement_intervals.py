@@ -5,7 +5,7 @@ By default the fitted ones: each measurement's landmarks drawn within
 their conformal regions give a center and a spread
 (:mod:`~mmchh.apis.region_measurements`), and the interval is ``center +-
 scale * spread`` with the scale calibration stored in the checkpoint
-(:meth:`~mmchh.engine.measurement_interval_fitting.MeasurementIntervalFit.
+(:meth:`~mmchh.calibration.conformal.measurement_intervals.MeasurementIntervalFit.
 from_head`) -- the numbers ``tools/measure.py`` gives by default. A
 checkpoint without a stored scale gives one warning and the full-map
 intervals (the 95 % interval of draws from the whole calibrated maps),
@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from torch import nn
 
-from mmchh.engine.measurement_interval_fitting import MeasurementIntervalFit
+from mmchh.calibration.conformal.measurement_intervals import MeasurementIntervalFit
 from mmchh.evaluation.functional import scaled_intervals
 from mmchh.utils.errors import InputError
 

@@ -8,7 +8,7 @@ from its calibrated map restricted to the head's conformal region at one
 level (the set that holds the true landmark with probability >= that
 level) and renormalised; each measurement's draws then give a center (the
 median) and a spread (MAD x 1.4826), the two numbers a fitted scale turns into
-an interval (:mod:`mmchh.engine.measurement_interval_fitting`).
+an interval (:mod:`mmchh.calibration.conformal.measurement_intervals`).
 """
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple

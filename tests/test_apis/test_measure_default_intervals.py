@@ -14,7 +14,7 @@ import torch
 import mmchh  # noqa: F401
 from mmchh.apis import init_landmark_model
 from mmchh.apis.measure import evaluate_measurements, fit_split_intervals
-from mmchh.engine.measurement_interval_calibration import \
+from mmchh.calibration.conformal.interval_calibration import \
     fit_calibration_intervals
 from mmchh.testing import run_tool_in_process
 

@@ -1,6 +1,6 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Synthetic logit maps and slow references shared by the tests of
-:mod:`mmchh.engine.logit_summary` and :mod:`mmchh.engine.temperature_fitting`
+:mod:`mmchh.calibration.temperature.logit_summary` and :mod:`mmchh.calibration.temperature.fit`
 (imported as ``from logit_maps import ...``, like ``conftest``)."""
 import math
 

@@ -1,7 +1,7 @@
 """The calibration report's paired intervals of the NLL and ECE change."""
 import numpy as np
 
-from mmchh.engine.calibration import calibration_change_intervals
+from mmchh.calibration.calibrate import calibration_change_intervals
 from mmchh.evaluation.functional import expected_calibration_error
 
 

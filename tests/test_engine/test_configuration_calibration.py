@@ -12,8 +12,8 @@ import torch
 import mmchh  # noqa: F401
 from mmchh.codecs.utils.configuration_model import plausibility_scores
 from mmchh.engine import CalibrationError
-from mmchh.engine.calibration_settings import check_calibration_settings
-from mmchh.engine.configuration_calibration import (
+from mmchh.calibration.settings import check_calibration_settings
+from mmchh.calibration.configuration import (
     DEFAULT_PLAUSIBILITY_ALPHA, fit_configuration_calibration, shape_dataset,
     training_shapes)
 from mmchh.evaluation.functional.conformal import conformal_min_maps
@@ -103,7 +103,7 @@ def test_alpha_is_checked_before_any_work(tmp_path):
     for value in (0, 1, float('nan'), True):
         with pytest.raises(CalibrationError, match='plausibility_alpha'):
             check_calibration_settings(plausibility_alpha=value)
-    from mmchh.engine.hooks import TemperatureScalingHook
+    from mmchh.calibration import TemperatureScalingHook
     with pytest.raises(CalibrationError, match='plausibility_alpha'):
         TemperatureScalingHook(plausibility_alpha=1.5)
     proc = run_tool_in_process('calibrate', [

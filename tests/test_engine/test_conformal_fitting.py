@@ -13,7 +13,7 @@ from mmengine.structures import InstanceData, PixelData
 from mmpose.structures import PoseDataSample
 
 from mmchh.codecs.utils import conformal_regions, conformal_scores
-from mmchh.engine.conformal_fitting import (ConformalFitError,
+from mmchh.calibration.conformal.fitting import (ConformalFitError,
                                             ConformalScores,
                                             collect_conformal_scores,
                                             fit_conformal)

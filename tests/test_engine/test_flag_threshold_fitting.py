@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmchh.engine.flag_threshold_fitting import (describe_flagging,
+from mmchh.calibration.flagging import (describe_flagging,
                                                  flagging_report)
 from mmchh.models.heads.flag_basis import (MIN_FLAG_ERRONEOUS,
                                            MIN_FLAG_IMAGES,

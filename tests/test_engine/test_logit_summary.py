@@ -9,7 +9,7 @@ import torch
 from logit_maps import bowl_logits, slow_nll
 
 from mmchh.codecs.utils import nll_at_index
-from mmchh.engine.logit_summary import (LogitSummary, nll_from_summary,
+from mmchh.calibration.temperature.logit_summary import (LogitSummary, nll_from_summary,
                                         summarize_logits)
 
 

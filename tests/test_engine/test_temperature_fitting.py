@@ -8,8 +8,8 @@ from logit_maps import (bowl_logits, mode_confidence, peak_logits,
                         sample_targets)
 
 from mmchh.codecs.utils import heatmap_mode, nll_at_index, softmax_2d
-from mmchh.engine.logit_summary import nll_from_summary, summarize_logits
-from mmchh.engine.temperature_fitting import (fit_shared_temperature,
+from mmchh.calibration.temperature.logit_summary import nll_from_summary, summarize_logits
+from mmchh.calibration.temperature.fit import (fit_shared_temperature,
                                               fit_temperatures)
 from mmchh.evaluation.functional.calibration_metrics import \
     expected_calibration_error
@@ -19,7 +19,7 @@ def test_fit_objective_matches_nll_from_summary_in_both_regimes():
     # the fit's hand-written loss / gradient against autograd
     # through the public formula, from moderate T down to T far below the bin
     # width, where the variance term hits its cap
-    from mmchh.engine.temperature_fitting import LandmarkObjective
+    from mmchh.calibration.temperature.fit import LandmarkObjective
     z = bowl_logits(6, 1, 24, 30, seed=6, value_range=40, noise=2.0)
     index = torch.randint(0, 720, (6, 1),
                           generator=torch.Generator().manual_seed(6))

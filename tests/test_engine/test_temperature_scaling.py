@@ -13,7 +13,7 @@ from conftest import as_cli_options, small_ceph_options
 
 import mmchh  # noqa: F401
 from mmchh.engine import CalibrationError, calibrate_model
-from mmchh.engine.flag_threshold_fitting import describe_flagging
+from mmchh.calibration.flagging import describe_flagging
 from mmchh.testing import run_tool_in_process
 from mmchh.utils.checkpoint import CALIBRATION_STATE_NAMES
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from logit_maps import peak_logits, sample_targets, slow_nll
 
-from mmchh.engine.logit_summary import summarize_logits
-from mmchh.engine.temperature_fitting import (fit_shared_temperature,
+from mmchh.calibration.temperature.logit_summary import summarize_logits
+from mmchh.calibration.temperature.fit import (fit_shared_temperature,
                                               fit_temperatures)
-from mmchh.engine.temperature_selection import (CANDIDATES, image_folds,
+from mmchh.calibration.temperature.select import (CANDIDATES, image_folds,
                                                 select_temperatures)
 
 

@@ -24,6 +24,7 @@ LAYERS = (
     ('evaluation.functional', 'visualization'),
     ('evaluation.metrics', ),
     ('evaluation', ),  # the package: functional + metrics, the baseline
+    ('calibration', ),  # fitted after training, below the engine
     ('engine', ),
     ('apis', ),
     ('testing', ),

@@ -9,7 +9,7 @@ import pytest
 from mmengine.runner import Runner
 
 from mmchh.engine import CalibrationError
-from mmchh.engine.calibration_settings import check_calibration_settings
+from mmchh.calibration.settings import check_calibration_settings
 from mmchh.testing import run_tool_in_process
 from mmchh.utils import cli
 
@@ -186,7 +186,7 @@ def test_library_refuses_calibration_settings(setting, value):
     """calibrate_model and the hook check before any image is streamed: an
     erroneous radius of NaN made every landmark good and sealed a threshold
     fitted on no erroneous landmark."""
-    from mmchh.engine.hooks import TemperatureScalingHook
+    from mmchh.calibration import TemperatureScalingHook
     with pytest.raises(CalibrationError, match=setting):
         check_calibration_settings(**{setting: value})
     with pytest.raises(CalibrationError, match=setting):

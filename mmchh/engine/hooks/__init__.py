@@ -1,3 +1,4 @@
-from .temperature_scaling_hook import TemperatureScalingHook
+# TemperatureScalingHook lives in mmchh.calibration.hook (registered there).
+from mmchh.calibration.hook import TemperatureScalingHook
 
 __all__ = ['TemperatureScalingHook']

@@ -7,7 +7,7 @@ Expected calibration error and reliability bins
 detector of erroneous landmarks (:func:`roc_auc`), the operating threshold
 (:func:`threshold_at_tpr`) and the paper's Table 2
 (:func:`good_erroneous_table`). The temperatures they judge are fitted in
-:mod:`mmchh.engine.temperature_fitting`; the figures are drawn by
+:mod:`mmchh.calibration.temperature.fit`; the figures are drawn by
 :mod:`mmchh.visualization.calibration_plots`.
 """
 import math

@@ -334,7 +334,7 @@ def scaled_intervals(center, spread,
     Args:
         center, spread: (...) arrays of one shape, ``spread >= 0``.
         scale (float): ``q >= 0`` (e.g. fitted by
-            :func:`mmchh.engine.fit_measurement_intervals`); ``inf`` gives
+            :func:`mmchh.calibration.fit_measurement_intervals`); ``inf`` gives
             ``(-inf, inf)`` where ``spread > 0`` (too few calibration
             scores for the level: the interval is everything).
 

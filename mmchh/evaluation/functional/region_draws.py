@@ -1,7 +1,7 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Measurement center and spread from landmarks drawn within their
 conformal regions: the one computation behind both the measurement
-interval fit at calibration (:mod:`mmchh.engine.measurement_interval_calibration`)
+interval fit at calibration (:mod:`mmchh.calibration.conformal.interval_calibration`)
 and the intervals of a prediction (:mod:`mmchh.apis.region_measurements`).
 
 Each landmark is drawn from its calibrated map restricted to the head's

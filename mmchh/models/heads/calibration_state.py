@@ -7,9 +7,9 @@ CALIBRATION_STATE_DEFAULTS`): one temperature per map (``log_temperature``),
 the ERE flag threshold (``flag_threshold``) and its unit, mm or
 original-image pixels (``flag_threshold_in_mm``), the split-conformal
 regions (``conformal_*``: levels, score thresholds and disc radii, see
-:mod:`mmchh.engine.conformal_fitting`), the configuration model and its
+:mod:`mmchh.calibration.conformal.fitting`), the configuration model and its
 plausibility threshold (``configuration_*``, see
-:mod:`mmchh.engine.configuration_calibration`) and the fingerprint of the
+:mod:`mmchh.calibration.configuration`) and the fingerprint of the
 weights they were fitted for (``calibration_fingerprint``). They travel in
 every checkpoint, and must never outlive the weights they belong to:
 
@@ -428,7 +428,7 @@ class CalibrationStateMixin:
 
     def set_conformal_state(self, buffers: Dict[str, Tensor]) -> None:
         """Sets the conformal buffers, e.g. from
-        :meth:`~mmchh.engine.conformal_fitting.ConformalFit.head_buffers`.
+        :meth:`~mmchh.calibration.conformal.fitting.ConformalFit.head_buffers`.
 
         Args:
             buffers (dict): Every ``conformal_*`` buffer name -> a tensor

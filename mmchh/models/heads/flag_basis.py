@@ -2,7 +2,7 @@
 """What a head's ERE flag threshold was fitted on, and whether it is used.
 
 The threshold is fitted on the calibration split
-(:mod:`mmchh.engine.flag_threshold_fitting`); on a handful of images it is
+(:mod:`mmchh.calibration.flagging`); on a handful of images it is
 noise (a 9-image set split by default fitted "ERE > 102 mm" on one
 image). So it
 carries its basis -- its 95 % bootstrap interval over the calibration

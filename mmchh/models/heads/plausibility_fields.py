@@ -6,7 +6,7 @@ ERE sees how spread a landmark's own map is; it cannot see a map that is
 sharp in the wrong place (a confident second peak far away). The other
 landmarks can: calibration fits a configuration model on the training
 split's ground truth and a threshold on the calibration split's correct
-landmarks (:mod:`mmchh.engine.configuration_calibration`), and stores both
+landmarks (:mod:`mmchh.calibration.configuration`), and stores both
 in the head's calibration state (the ``configuration_*`` buffers, sealed
 with the temperatures). :class:`PlausibilityFieldsMixin` scores every
 predicted configuration against it

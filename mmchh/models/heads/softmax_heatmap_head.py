@@ -95,7 +95,7 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
 
     Conformal regions: once calibration has fitted split-conformal
     thresholds (``conformal_threshold``, one per level and landmark, see
-    :mod:`mmchh.engine.conformal_fitting`), predict also returns, per
+    :mod:`mmchh.calibration.conformal.fitting`), predict also returns, per
     landmark and level, the area of the region (the map's pixels whose
     ``conformal_score`` is within the threshold) in original-image pixels
     (``keypoint_region_area``) and, with ``spacing``, in mm²

@@ -1,7 +1,7 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Fitting split-conformal landmark regions on the calibration split.
 
-Two steps, as temperature scaling (:mod:`mmchh.engine.calibration`) does:
+Two steps, as temperature scaling (:mod:`mmchh.calibration.calibrate`) does:
 
 1. :func:`collect_conformal_scores` streams the calibration split through the
    model's own test path (``test_step``: data preprocessor, backbone, head
@@ -43,8 +43,8 @@ class ConformalFitError(InputError):
     """The calibration split cannot give conformal regions (no ground truth
     on the model's grid, non-finite maps, nothing counted).
 
-    Its own class, not :class:`~mmchh.engine.calibration.CalibrationError`,
-    so that :mod:`mmchh.engine.calibration` can import this module.
+    Its own class, not :class:`~mmchh.calibration.calibrate.CalibrationError`,
+    so that :mod:`mmchh.calibration.calibrate` can import this module.
     """
 
 
@@ -327,7 +327,7 @@ def collect_conformal_scores(model,
     as at test time) and scores each map's true pixel on the device; only
     O(K) numbers per image leave it. Call it with the model in eval mode
     and its weights frozen, after the temperatures are fitted (inside
-    :func:`~mmchh.engine.calibrate_model`'s frozen evaluation).
+    :func:`~mmchh.calibration.calibrate_model`'s frozen evaluation).
 
     Args:
         model (BasePoseEstimator): The pose estimator (unwrapped) with a

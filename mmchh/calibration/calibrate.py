@@ -58,15 +58,15 @@ from mmchh.utils.checkpoint import CALIBRATION_STATE_DEFAULTS
 from mmchh.utils.io import write_json
 from mmchh.utils.spacing import Spacing
 from mmchh.visualization.calibration_plots import reliability_diagram_png
-from .calibration_settings import (CalibrationError,
+from .settings import (CalibrationError,
                                    check_calibration_settings, error_unit)
-from .configuration_calibration import fit_configuration_calibration
-from .conformal_fitting import (ConformalScores, collect_conformal_scores,
+from .configuration import fit_configuration_calibration
+from .conformal.fitting import (ConformalScores, collect_conformal_scores,
                                 fit_conformal)
-from .flag_threshold_fitting import describe_flagging, flagging_report
-from .logit_summary import LogitSummary, nll_from_summary, summarize_logits
-from .measurement_interval_calibration import fit_calibration_intervals
-from .temperature_selection import select_temperatures
+from .flagging import describe_flagging, flagging_report
+from .temperature.logit_summary import LogitSummary, nll_from_summary, summarize_logits
+from .conformal.interval_calibration import fit_calibration_intervals
+from .temperature.select import select_temperatures
 
 
 def _unwrap(model):
@@ -407,7 +407,7 @@ def calibrate_model(runner,
             checkpoint in ``out_dir``; None to skip saving.
         prior_std (float, optional): Std of the Gaussian prior on each
             landmark's log T, centred at the pooled T (see
-            :func:`~mmchh.engine.temperature_fitting.fit_temperatures`).
+            :func:`~mmchh.calibration.temperature.fit.fit_temperatures`).
             Default 1.0: with a small calibration split a landmark whose every
             target sits at its mode would otherwise get T -> 0 (certainty).
             None or 0 = plain maximum likelihood (the paper's).
@@ -435,7 +435,7 @@ def calibrate_model(runner,
         ``weights_fingerprint``: the hex fingerprint of the weights the
         calibration is bound to (also in the checkpoint's
         ``meta["calibration"]``), ``conformal``: the conformal fit
-        (:meth:`~mmchh.engine.conformal_fitting.ConformalFit.report` and
+        (:meth:`~mmchh.calibration.conformal.fitting.ConformalFit.report` and
         the head's ``score``), and ``configuration`` (see
         :func:`~.configuration_calibration.fit_configuration_calibration`).
 

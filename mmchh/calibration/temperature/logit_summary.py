@@ -5,7 +5,7 @@
 from which the NLL of any temperature follows to ~1e-6
 (:func:`nll_from_summary`), so that a calibration split never has to keep
 its dense logits (150 images x 19 x 640x800 would be 5.8 GB). The fit itself
-is in :mod:`mmchh.engine.temperature_fitting`.
+is in :mod:`mmchh.calibration.temperature.fit`.
 
 Conventions follow :mod:`mmchh.codecs.utils.heatmap_distribution`: maps are
 ``[..., y, x]`` and the flat pixel index of ``(x, y)`` is ``y * W + x``.
@@ -97,7 +97,7 @@ class LogitSummary:
         Note:
             Shapes: ``log_n``, ``delta``, ``var``, ``upper`` (B, K, NB);
             ``gap`` (B, K); all float64. Used by :func:`nll_from_summary`
-            and by the fit in :mod:`mmchh.engine.temperature_fitting`.
+            and by the fit in :mod:`mmchh.calibration.temperature.fit`.
         """
         f64 = torch.float64
         count = self.bin_count.to(f64)

@@ -3,14 +3,14 @@
 
 When the calibration split holds the 19 ISBI 2015 landmarks the
 measurements need (:data:`~mmchh.datasets.ceph_meta.CEPH_LANDMARK_NAMES`,
-in order), :func:`~mmchh.engine.calibrate_model` also fits the scale of
+in order), :func:`~mmchh.calibration.calibrate_model` also fits the scale of
 the measurement intervals there, after the conformal regions: every
 calibration image's eight measurements get a center and a spread from
 landmarks drawn within their regions
 (:func:`~mmchh.evaluation.functional.region_draws.region_measurement_center_spread`,
 the computation the API's intervals use), their true values come from the
 ground-truth keypoints, and the pooled normalised residuals give the scale
-(:func:`~mmchh.engine.measurement_interval_fitting.fit_measurement_intervals`).
+(:func:`~mmchh.calibration.conformal.measurement_intervals.fit_measurement_intervals`).
 The scale, its level and the region level are stored in the head's
 calibration state (sealed with the rest), so ``tools/measure.py``,
 ``predict_landmarks(measurements=True)`` and ``tools/infer.py
@@ -31,8 +31,8 @@ from mmchh.evaluation.functional.measurement_uncertainty import \
 from mmchh.evaluation.functional.region_draws import (
     region_draw_seed, region_measurement_center_spread)
 from mmchh.utils.spacing import Spacing
-from .calibration_settings import CalibrationError
-from .measurement_interval_fitting import fit_measurement_intervals
+from ..settings import CalibrationError
+from .measurement_intervals import fit_measurement_intervals
 
 __all__ = ['has_measurement_landmarks', 'fit_calibration_intervals',
            'image_interval_scores']
@@ -96,7 +96,7 @@ def fit_calibration_intervals(model, loader, level: float = 0.95,
                               seed: int = 0) -> Optional[Dict]:
     """Fits and stores the head's measurement interval scale.
 
-    Call inside :func:`~mmchh.engine.calibrate_model`'s frozen evaluation,
+    Call inside :func:`~mmchh.calibration.calibrate_model`'s frozen evaluation,
     after the conformal regions (the landmarks are drawn within the
     highest level's). Does nothing (returns None) unless the split's
     landmarks are the 19 ISBI ones.
@@ -111,7 +111,7 @@ def fit_calibration_intervals(model, loader, level: float = 0.95,
 
     Returns:
         dict | None: On the main process the fit
-        (:meth:`~mmchh.engine.measurement_interval_fitting.MeasurementIntervalFit.to_dict`,
+        (:meth:`~mmchh.calibration.conformal.measurement_intervals.MeasurementIntervalFit.to_dict`,
         ``scale`` None when the split is too small for ``level``: then the
         head stores NaN and the tools say so); None elsewhere or without
         the landmarks.

@@ -8,8 +8,8 @@ from mmpose.registry import HOOKS
 
 from mmchh.utils.checkpoint_recipe import add_recipe
 
-from ..calibration import calibrate_model
-from ..calibration_settings import check_calibration_settings
+from .calibrate import calibrate_model
+from .settings import check_calibration_settings
 
 
 @HOOKS.register_module()
@@ -23,10 +23,10 @@ class TemperatureScalingHook(Hook):
        one (otherwise keeps the final weights);
     2. fits one temperature per landmark on ``calib_dataloader`` with the
        network in eval mode and every weight frozen, and the ERE flagging
-       threshold at ``target_tpr`` (see :mod:`mmchh.engine.calibration`),
+       threshold at ``target_tpr`` (see :mod:`mmchh.calibration.calibrate`),
        and the configuration model of the training split's ground truth
        with its plausibility threshold at ``plausibility_alpha`` (see
-       :mod:`mmchh.engine.configuration_calibration`);
+       :mod:`mmchh.calibration.configuration`);
     3. saves ``calibrated.pth`` in the work dir with the report
        (``calibration.json``, ``calib_reliability_before_after.png``),
        logging NLL and ECE before and after;

@@ -31,7 +31,7 @@ from torch import Tensor
 from mmchh.evaluation.functional.bootstrap import (BootstrapOptions,
                                                    paired_bootstrap_mean)
 from .logit_summary import LogitSummary, nll_from_summary
-from .temperature_fitting import (fit_shared_temperature, fit_temperatures,
+from .fit import (fit_shared_temperature, fit_temperatures,
                                   single_threaded)
 
 #: The candidates, in the order the rule tries them (identity last).

@@ -4,7 +4,7 @@ calibration.
 
 ERE cannot see a heatmap that is sharp in the wrong place; the other
 landmarks can (:mod:`mmchh.codecs.utils.configuration_model`).
-:func:`~mmchh.engine.calibrate_model` fits, after the conformal regions and
+:func:`~mmchh.calibration.calibrate_model` fits, after the conformal regions and
 before the seal:
 
 1. the configuration model on the **training** split's ground truth
@@ -44,7 +44,7 @@ from mmchh.evaluation.functional.conformal import (conformal_min_maps,
                                                    conformal_thresholds)
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
 from mmchh.utils.spacing import Spacing
-from .calibration_settings import CalibrationError, error_unit
+from .settings import CalibrationError, error_unit
 
 __all__ = [
     'DEFAULT_PLAUSIBILITY_ALPHA', 'training_shapes', 'shape_dataset',
@@ -332,7 +332,7 @@ def fit_configuration_calibration(model, loader, shape_data,
                                   ) -> Optional[Dict]:
     """Fits and stores the head's configuration model and threshold.
 
-    Call inside :func:`~mmchh.engine.calibrate_model`'s frozen evaluation,
+    Call inside :func:`~mmchh.calibration.calibrate_model`'s frozen evaluation,
     before the seal. Without a training split, with fewer than
     ``MIN_LANDMARKS`` landmarks or 2 shapes, the head's configuration
     state is cleared (a stale one must not outlive the new calibration)

@@ -21,7 +21,7 @@ from mmchh.evaluation.functional.calibration_metrics import threshold_at_tpr
 from mmchh.models.heads.flag_basis import (MIN_FLAG_ERRONEOUS,
                                            MIN_FLAG_IMAGES,
                                            flag_basis_shortfall)
-from .calibration_settings import CalibrationError
+from .settings import CalibrationError
 
 __all__ = ['describe_flagging', 'flag_threshold', 'flagging_report']
 
