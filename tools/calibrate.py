@@ -61,7 +61,6 @@ def hook_defaults(names=None):
 
 def parse_args(argv=None):
     from mmchh.utils import cli
-    from mmchh.utils.run_config import CfgOptionsAction
     types = {
         name: cli.number_type(int, low=2) if kind == 'int_at_least_2' else
         getattr(cli, kind)
@@ -105,14 +104,7 @@ def parse_args(argv=None):
         'default); prints a warning and records the overlap in '
         'calibration.json')
     cli.add_allow_config_mismatch(parser)
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=CfgOptionsAction,
-        help='override settings in the config, key=value')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=cli.any_int,
-                        default=0)
+    cli.add_runner_options(parser)
     return parser.parse_args(argv)
 
 
@@ -125,16 +117,10 @@ def _main(argv=None):
     from mmchh.engine.calibration_settings import check_calibration_settings
     from mmchh.datasets.split_leaks import (check_split, loader_ann_file,
                                            record_override)
-    from mmchh.utils.errors import InputError
-    from mmchh.utils.run_config import (config_errors, init_cpu_distributed,
-                                        load_run_config, precheck_checkpoint,
+    from mmchh.utils.run_config import (checked_run_config, config_errors,
+                                        init_cpu_distributed,
                                         temperature_hook_config)
-    if not osp.exists(args.checkpoint):
-        raise InputError(f'checkpoint {args.checkpoint} does not exist')
-    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
-                          args.launcher)
-    precheck_checkpoint(cfg, args.checkpoint, args.config,
-                        allow_config_mismatch=args.allow_config_mismatch)
+    cfg = checked_run_config(args)
     hook = temperature_hook_config(cfg)
     calib = hook.get('calib_dataloader', 'calib_dataloader')
     if isinstance(calib, str):

@@ -257,25 +257,19 @@ def _main(argv=None):
     check_options(args)
     from mmchh.apis.batch_infer import InferenceInterrupted, infer_files
     from mmchh.apis.infer_output import InferOutput
+    from mmchh.utils.cli import option_values
 
     with InferOutput(args.out_dir, args.overwrite, 'infer.py') as output:
         model = _load_model(args)
         try:
             results, errors = infer_files(
-                model,
-                args.input,
-                output.path,
-                spacing=args.spacing,
-                spacing_file=args.spacing_file,
-                spacing_overrides_header=args.spacing_overrides_header,
-                batch_size=args.batch_size,
-                overlay=not args.no_overlay,
-                progress=not args.no_progress,
-                measurements=args.measurements,
-                num_samples=args.num_samples,
-                seed=args.seed,
-                intervals=args.intervals,
-                labelme='labelme' in args.format)
+                model, args.input, output.path,
+                overlay=not args.no_overlay, progress=not args.no_progress,
+                labelme='labelme' in args.format,
+                **option_values(args, 'spacing', 'spacing_file',
+                                'spacing_overrides_header', 'batch_size',
+                                'measurements', 'num_samples', 'seed',
+                                'intervals'))
         except InferenceInterrupted as stop:
             output.keep()
             kept = f' (not swapped in: the earlier results in ' \

@@ -31,37 +31,27 @@ DEFAULT_BASE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
 
 
 def parse_args(argv=None):
-    from mmchh.utils.cli import ArgumentParser, positive_int
+    from mmchh.utils.cli import ArgumentParser, positive_int, size_pair
     parser = ArgumentParser(
         description='Write the training config for a folder converted by '
         'tools/convert_landmarks.py')
     parser.add_argument('data_root',
                         help='the output folder of convert_landmarks.py')
     parser.add_argument('config', help='the config file to write')
-    parser.add_argument('--base',
-                        default=DEFAULT_BASE,
+    parser.add_argument('--base', default=DEFAULT_BASE,
                         help='the generic config it derives from (default: '
                         'configs/landmark/unet_r34_onehot.py)')
-    parser.add_argument('--input-size',
-                        type=positive_int,
-                        nargs=2,
-                        metavar=('W', 'H'),
+    parser.add_argument('--input-size', **size_pair(positive_int),
                         help='the network input (multiples of 32): the '
                         'codec, every pipeline step with a size and the '
                         'decoder follow (default: the base\'s, 640 800)')
-    parser.add_argument('--heatmap-size',
-                        type=positive_int,
-                        nargs=2,
-                        metavar=('W', 'H'),
+    parser.add_argument('--heatmap-size', **size_pair(positive_int),
                         help='the heatmaps: the input size (default) or it '
                         'divided by 2, 4 or 8; needs --input-size')
-    parser.add_argument('--epochs',
-                        type=positive_int,
-                        metavar='N',
+    parser.add_argument('--epochs', type=positive_int, metavar='N',
                         help='training epochs (default: the base\'s, 15); '
                         'the learning-rate milestones are fractions of them')
-    parser.add_argument('--force',
-                        action='store_true',
+    parser.add_argument('--force', action='store_true',
                         help='replace CONFIG if it exists (never a file in '
                         'a conversion folder)')
     return parser.parse_args(argv)

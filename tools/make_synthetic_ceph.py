@@ -20,16 +20,11 @@ def parse_args(argv=None):
     parser.add_argument('--num-test1', type=cli.any_int, default=4)
     parser.add_argument('--num-test2', type=cli.any_int, default=4)
     parser.add_argument(
-        '--size',
-        type=cli.any_int,
-        nargs=2,
-        default=(320, 400),
-        metavar=('W', 'H'),
+        '--size', **cli.size_pair(), default=(320, 400),
         help='image width and height (the real set is 1935 2400)')
     parser.add_argument('--seed', type=cli.any_int, default=0)
     parser.add_argument(
-        '--flat',
-        action='store_true',
+        '--flat', action='store_true',
         help='put 400_senior/ and 400_junior/ directly under OUT_ROOT '
         'instead of under AnnotationsByMD/')
     return parser.parse_args(argv)

@@ -83,6 +83,7 @@ def _main(argv=None):
     from mmchh.apis import init_landmark_model
     from mmchh.apis.measure import evaluate_measurements, format_table
     from mmchh.datasets.split_leaks import check_split, record_override
+    from mmchh.utils.cli import option_values
     from mmchh.utils.errors import InputError
 
     out_dir = args.out_dir or osp.join(
@@ -94,19 +95,11 @@ def _main(argv=None):
             args.config, args.checkpoint, args.device,
             allow_config_mismatch=args.allow_config_mismatch)
         result = evaluate_measurements(
-            model,
-            args.ann_file,
-            num_samples=args.num_samples,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            img_root=args.img_root,
-            out_dir=out_dir,
-            progress=not args.no_progress,
-            calib_file=args.calib,
-            interval_fit=args.interval_fit,
-            level=args.level,
-            region_level=args.region_level,
-            intervals=args.intervals)
+            model, args.ann_file, out_dir=out_dir,
+            progress=not args.no_progress, calib_file=args.calib,
+            **option_values(args, 'num_samples', 'seed', 'batch_size',
+                            'img_root', 'interval_fit', 'level',
+                            'region_level', 'intervals'))
     except ValueError as e:
         # a split, config or checkpoint that does not fit: the user's to fix
         raise InputError(str(e)) from e

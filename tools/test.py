@@ -22,7 +22,6 @@ TOOL = 'test.py'
 
 def parse_args(argv=None):
     from mmchh.utils import cli
-    from mmchh.utils.run_config import CfgOptionsAction
     parser = cli.ArgumentParser(prog=TOOL, description='Test a pose model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -54,14 +53,7 @@ def parse_args(argv=None):
         'calib split of its conversion (refused by default); prints a '
         'warning and records the overlap in --out')
     cli.add_allow_config_mismatch(parser)
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=CfgOptionsAction,
-        help='override settings in the config, key=value')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=cli.any_int,
-                        default=0)
+    cli.add_runner_options(parser, launcher_help='job launcher')
     return parser.parse_args(argv)
 
 
@@ -127,8 +119,8 @@ def _main(argv=None):
     from mmchh.datasets.split_leaks import check_split, loader_ann_file
     from mmchh.utils.errors import InputError
     from mmchh.utils.io import write_json
-    from mmchh.utils.run_config import (config_errors, init_cpu_distributed,
-                                        load_run_config, precheck_checkpoint,
+    from mmchh.utils.run_config import (checked_run_config, config_errors,
+                                        init_cpu_distributed,
                                         set_uncertainty_out_dir)
     if args.dump and not args.dump.endswith(('.pkl', '.pickle')):
         raise InputError('--dump must end with .pkl or .pickle; got '
@@ -146,12 +138,7 @@ def _main(argv=None):
     if args.show and not show_dir:
         import tempfile
         show_dir = tempfile.mkdtemp(prefix='mmchh_show_')
-    if not osp.exists(args.checkpoint):
-        raise InputError(f'checkpoint {args.checkpoint} does not exist')
-    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
-                          args.launcher)
-    precheck_checkpoint(cfg, args.checkpoint, args.config,
-                        allow_config_mismatch=args.allow_config_mismatch)
+    cfg = checked_run_config(args)
     leak = check_split(loader_ann_file(cfg.get('test_dataloader')), 'score',
                        args.allow_split_overlap, TOOL)
     cfg.load_from = args.checkpoint

@@ -20,7 +20,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def parse_args(argv=None):
     from mmchh.utils import cli
-    from mmchh.utils.run_config import CfgOptionsAction
     parser = cli.ArgumentParser(prog='train.py',
                                 description='Train a pose model')
     parser.add_argument('config', help='train config file path')
@@ -33,15 +32,10 @@ def parse_args(argv=None):
                         help='enable automatic mixed precision (GPU)')
     parser.add_argument('--no-validate', action='store_true',
                         help='skip validation during training')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=CfgOptionsAction,
-        help='override settings in the config, key=value (e.g. '
+    cli.add_runner_options(
+        parser, launcher_help='job launcher',
+        cfg_options_help='override settings in the config, key=value (e.g. '
         'train_cfg.max_epochs=2)')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=cli.any_int,
-                        default=0)
     return parser.parse_args(argv)
 
 

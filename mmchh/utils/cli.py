@@ -10,20 +10,28 @@ The option types (:func:`number_type` and its named instances,
 :func:`torch_device`) check a number or a device where argparse reads it,
 and :class:`ArgumentParser` prints argparse's errors as one line (exit
 status 2), so a bad option stops a tool before any work.
+
+The options several tools share are declared here once
+(:func:`add_allow_config_mismatch`, :func:`add_runner_options`,
+:func:`size_pair`), so they read and print alike in every tool; and
+:func:`option_values` / :func:`spacing_value` hand the parsed options to
+the library.
 """
 import argparse
 import math
 import re
 import sys
-from typing import Callable, NoReturn, Optional, Sequence
+from typing import Callable, NoReturn, Optional, Sequence, Tuple, Union
 
 from .errors import InputError
 
 __all__ = [
-    'ArgumentParser', 'USER_ERRORS', 'any_float', 'any_int', 'fail',
+    'ArgumentParser', 'USER_ERRORS', 'add_allow_config_mismatch',
+    'add_runner_options', 'any_float', 'any_int', 'fail',
     'finite_positive_float', 'fraction', 'non_negative_float',
     'non_negative_int', 'number_type', 'one_line', 'open_fraction',
-    'positive_int', 'run_tool', 'torch_device'
+    'option_values', 'positive_int', 'run_tool', 'size_pair',
+    'spacing_value', 'torch_device'
 ]
 
 #: Exceptions that are the user's to fix: printed as one line.
@@ -201,3 +209,58 @@ def add_allow_config_mismatch(parser: argparse.ArgumentParser) -> None:
         help='use the config even where its input/heatmap size, landmark '
         'count or names differ from those the checkpoint was trained with '
         '(refused by default; a warning names both)')
+
+
+def add_runner_options(
+        parser: argparse.ArgumentParser,
+        cfg_options_help: str = 'override settings in the config, '
+        'key=value',
+        launcher_help: Optional[str] = None) -> None:
+    """Adds the options of every tool that runs MMEngine's Runner:
+    ``--cfg-options``, ``--launcher`` and ``--local_rank`` (the last two
+    as ``torch.distributed`` launchers and MMPose's tools spell them).
+
+    Args:
+        parser (ArgumentParser): The tool's parser.
+        cfg_options_help (str): ``--cfg-options``' help (a tool may add
+            an example).
+        launcher_help (str, optional): ``--launcher``' help; None: none.
+    """
+    from .run_config import CfgOptionsAction
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help=cfg_options_help)
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help=launcher_help)
+    parser.add_argument('--local_rank', '--local-rank', type=any_int,
+                        default=0)
+
+
+def size_pair(kind: Callable[[str], int] = any_int) -> dict:
+    """``add_argument`` keywords of a width-height option (``W H``).
+
+    Args:
+        kind (callable): The type of each of the two numbers, e.g.
+            :data:`positive_int`.
+
+    Returns:
+        dict: ``type``, ``nargs`` and ``metavar``; add ``help`` and any
+        ``default``.
+    """
+    return dict(type=kind, nargs=2, metavar=('W', 'H'))
+
+
+def option_values(args: argparse.Namespace, *names: str) -> dict:
+    """The options ``names`` of ``args`` as keyword arguments, for the
+    library function whose parameters carry the options' names."""
+    return {name: getattr(args, name) for name in names}
+
+
+def spacing_value(
+    values: Optional[Sequence[float]]
+) -> Optional[Union[float, Tuple[float, ...]]]:
+    """A ``--spacing MM [MM]`` as the library takes it: None when not
+    given, one value as a number, x and y as a tuple."""
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)

@@ -509,3 +509,31 @@ def resume_checkpoint(cfg: Config) -> Optional[str]:
     if not work_dir or not osp.isdir(work_dir):
         return None
     return find_latest_checkpoint(work_dir)
+
+
+def checked_run_config(args) -> Config:
+    """The run config of a tool that loads a checkpoint into its config
+    (``tools/test.py``, ``tools/calibrate.py``), checked before anything is
+    built: the checkpoint must exist, the config loads with the tool's
+    options (:func:`load_run_config`) and the checkpoint fits it
+    (:func:`precheck_checkpoint`, the recipe compared unless
+    ``--allow-config-mismatch``).
+
+    Args:
+        args (argparse.Namespace): The tool's ``config``, ``checkpoint``,
+            ``cfg_options``, ``work_dir``, ``launcher`` and
+            ``allow_config_mismatch``.
+
+    Returns:
+        Config: The run's config (``load_from`` not set yet).
+
+    Raises:
+        InputError | CheckpointError: naming the file and the reason.
+    """
+    if not osp.exists(args.checkpoint):
+        raise InputError(f'checkpoint {args.checkpoint} does not exist')
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
+                          args.launcher)
+    precheck_checkpoint(cfg, args.checkpoint, args.config,
+                        allow_config_mismatch=args.allow_config_mismatch)
+    return cfg

@@ -12,7 +12,6 @@ Example:
 """
 import os.path as osp
 import sys
-import warnings
 
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -42,12 +41,13 @@ def parse_args(argv=None):
                         'scaling, >= 1 (default: as --num-val)')
     parser.add_argument('--split-seed', type=cli.any_int, default=0)
     parser.add_argument(
-        '--resize', type=cli.any_int, nargs=2, metavar=('W', 'H'),
+        '--resize', **cli.size_pair(),
         help='write copies padded right/bottom to aspect W/H and resized to '
         'W x H, each in 1..16384 (the paper: 640 800)')
-    parser.add_argument('--spacing', type=cli.any_float, nargs='+', default=[0.1],
-                        metavar='MM', help='mm per pixel of the original '
-                        'images: one value, or x and y (default 0.1)')
+    parser.add_argument('--spacing', type=cli.any_float, nargs='+',
+                        default=[0.1], metavar='MM',
+                        help='mm per pixel of the original images: one '
+                        'value, or x and y (default 0.1)')
     parser.add_argument('--skip-bad', action='store_true',
                         help='skip bad images with a warning instead of '
                         'stopping')
@@ -56,29 +56,19 @@ def parse_args(argv=None):
 
 def _main(argv=None):
     args = parse_args(argv)
-    from mmchh.datasets.converters import BadImageError, convert_isbi
-    warnings.simplefilter('always')
-    warnings.formatwarning = lambda msg, *a, **k: f'warning: {msg}\n'
-    try:
-        summary = convert_isbi(
-            args.root,
-            args.out_dir,
-            gt=args.gt,
-            num_val=args.num_val,
-            num_calib=args.num_calib,
-            split_seed=args.split_seed,
+    from mmchh.datasets.converters import convert_isbi
+    from mmchh.datasets.converters.conversion_tool import (one_line_warnings,
+                                                           run_conversion)
+    from mmchh.utils import cli
+    one_line_warnings()
+    run_conversion(
+        'convert_isbi.py', lambda: convert_isbi(
+            args.root, args.out_dir,
             resize=tuple(args.resize) if args.resize else None,
-            spacing=args.spacing[0] if len(args.spacing) == 1 else
-            tuple(args.spacing),
-            skip_bad=args.skip_bad)
-    except BadImageError as e:
-        raise BadImageError(f'{e} (use --skip-bad to skip bad images '
-                            'instead)') from e
-    except KeyboardInterrupt:
-        print('convert_isbi.py: interrupted; the output folder holds the '
-              'previous conversion or the new one, complete', file=sys.stderr)
-        sys.exit(130)
-    print(summary.format())
+            spacing=cli.spacing_value(args.spacing),
+            **cli.option_values(args, 'gt', 'num_val', 'num_calib',
+                                'split_seed', 'skip_bad')),
+        'use --skip-bad to skip bad images instead')
 
 
 def main(argv=None):

@@ -22,7 +22,6 @@ Example:
 import argparse
 import os.path as osp
 import sys
-import warnings
 
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -91,10 +90,7 @@ def parse_args(argv=None):
                         help='record every fault in '
                         'OUT/conversion_report.json and go on instead of '
                         'stopping at the first')
-    parser.add_argument('--resize',
-                        type=cli.any_int,
-                        nargs=2,
-                        metavar=('W', 'H'),
+    parser.add_argument('--resize', **cli.size_pair(),
                         help='write copies padded right/bottom to aspect W/H '
                         'and resized to W x H')
     parser.add_argument('--test-fraction',
@@ -142,11 +138,13 @@ def parse_args(argv=None):
 
 def _main(argv=None):
     args = parse_args(argv)
-    from mmchh.datasets.converters import (BadImageError, ConversionError,
+    from mmchh.datasets.converters import (ConversionError,
                                            convert_landmarks,
                                            read_keypoint_names)
-    warnings.simplefilter('always')
-    warnings.formatwarning = lambda msg, *a, **k: f'warning: {msg}\n'
+    from mmchh.datasets.converters.conversion_tool import (one_line_warnings,
+                                                           run_conversion)
+    from mmchh.utils import cli
+    one_line_warnings()
     labelme = None
     if args.labelme:
         labelme = {}
@@ -155,35 +153,16 @@ def _main(argv=None):
                 raise ConversionError(f'--labelme {name}=...: annotator '
                                       f'{name} given twice')
             labelme[name] = folder
-    try:
-        summary = convert_landmarks(
-            args.out_dir,
-            args.images,
+    run_conversion(
+        'convert_landmarks.py', lambda: convert_landmarks(
+            args.out_dir, args.images,
             args.keypoints or read_keypoint_names(args.keypoints_file),
-            labelme=labelme,
-            csv=args.csv,
-            coco=args.coco,
-            gt=args.gt,
-            spacing=None if args.spacing is None else
-            args.spacing[0] if len(args.spacing) == 1 else tuple(args.spacing),
-            skip_bad=args.skip_bad,
+            labelme=labelme, spacing=cli.spacing_value(args.spacing),
             resize=tuple(args.resize) if args.resize else None,
-            test_fraction=args.test_fraction,
-            num_val=args.num_val,
-            num_calib=args.num_calib,
-            split_seed=args.split_seed,
-            duplicates=args.duplicates,
-            groups=args.groups)
-    except BadImageError as e:
-        raise BadImageError(f'{e} (use --skip-bad to record faults and go '
-                            'on instead)') from e
-    except KeyboardInterrupt:
-        print(
-            'convert_landmarks.py: interrupted; the output folder holds '
-            'the previous conversion or the new one, complete',
-            file=sys.stderr)
-        sys.exit(130)
-    print(summary.format())
+            **cli.option_values(args, 'csv', 'coco', 'gt', 'skip_bad',
+                                'test_fraction', 'num_val', 'num_calib',
+                                'split_seed', 'duplicates', 'groups')),
+        'use --skip-bad to record faults and go on instead')
 
 
 def main(argv=None):
