@@ -1,13 +1,23 @@
 """The ResNet-34 U-Net built from MMPose parts is the paper's network."""
+import os.path as osp
+
 import pytest
 import torch
+from mmengine.config import Config
 from mmpose.registry import MODELS
 
 import mmchh  # noqa: F401
 from mmchh.testing.smp_unet import smp_to_ours_key
 from mmchh.utils.checkpoint import CALIBRATION_STATE_NAMES
 
-DECODER = (256, 128, 64, 32, 32)
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+#: The paper config's model: its decoder and head are what these tests
+#: compare with the reference U-Net (read, not restated, so the config is
+#: what is checked).
+PAPER_MODEL = Config.fromfile(
+    osp.join(REPO, 'configs', 'ceph', 'unet_r34_onehot.py')).model
+DECODER = tuple(PAPER_MODEL.neck.decoder_channels)
 
 
 def build_ours(depth=34, num_keypoints=19, in_channels=(64, 64, 128, 256,
@@ -20,12 +30,10 @@ def build_ours(depth=34, num_keypoints=19, in_channels=(64, 64, 128, 256,
                 type='UNetDecoder',
                 in_channels=in_channels,
                 decoder_channels=DECODER),
+            # the paper config's head, on a small grid
             head=dict(
-                type='SoftmaxHeatmapHead',
-                in_channels=32,
+                PAPER_MODEL.head,
                 out_channels=num_keypoints,
-                deconv_out_channels=None,
-                final_layer=dict(kernel_size=3, padding=1),
                 decoder=dict(
                     type='SoftmaxHeatmap',
                     input_size=(64, 96),
