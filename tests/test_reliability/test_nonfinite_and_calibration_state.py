@@ -23,6 +23,7 @@ import mmchh  # noqa: F401
 from mmchh.apis import init_landmark_model, predict_landmarks
 from mmchh.engine import calibrate_model
 from mmchh.evaluation.metrics import CephalometricMetric, UncertaintyMetric
+from mmchh.testing.tiny_head import build_tiny_head
 from mmchh.utils.checkpoint import (CALIBRATION_STATE_NAMES, CheckpointError,
                                     calibration_seal,
                                     weights_fingerprint)
@@ -84,18 +85,10 @@ def test_nonfinite_checkpoint_refused_by_api_and_mmengine(
 # invalid maps at prediction
 # --------------------------------------------------------------------------
 def _head():
-    head = MODELS.build(
-        dict(
-            type='SoftmaxHeatmapHead',
-            in_channels=8,
-            out_channels=3,
-            deconv_out_channels=None,
-            decoder=dict(
-                type='SoftmaxHeatmap',
-                input_size=(32, 24),
-                heatmap_size=(16, 12))))
+    # the tiny head without deconvolutions: features at the 16x12 grid
+    head = build_tiny_head(deconv_out_channels=None)
     head.set_flag_threshold(0.3)
-    return head.eval()
+    return head
 
 
 def _samples(batch=2):

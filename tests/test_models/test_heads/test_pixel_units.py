@@ -5,34 +5,15 @@ import pytest
 import torch
 from mmengine.runner import save_checkpoint
 from mmengine.structures import InstanceData
-from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
 
 import mmchh  # noqa: F401
+# the tiny head: 16x12 heatmaps of a 32x24 input, 2 input px per heatmap px
+from mmchh.testing.tiny_head import build_tiny_head as build_head
+from mmchh.testing.tiny_head import tiny_feats as feats
 from mmchh.utils.checkpoint import checkpoint_state_dict, load_checkpoint_file
 from mmchh.utils.errors import InputError
 
-# 16x12 heatmap of a 32x24 input: 2 input px per heatmap px
-CODEC = dict(type='SoftmaxHeatmap', input_size=(32, 24),
-             heatmap_size=(16, 12))
-
-
-def build_head():
-    head = MODELS.build(
-        dict(
-            type='SoftmaxHeatmapHead',
-            in_channels=8,
-            out_channels=3,
-            deconv_out_channels=(8, ),
-            deconv_kernel_sizes=(4, ),
-            decoder=CODEC))
-    head.init_weights()
-    return head.eval()
-
-
-def feats(seed=0, batch=2):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, 8, 6, 8, generator=g), )
 
 
 def make_samples(input_scale=(80.0, 36.0), spacing=None, truth=True,

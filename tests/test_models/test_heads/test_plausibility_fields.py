@@ -5,33 +5,22 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
 
 import mmchh  # noqa: F401
 from mmchh.codecs.utils.configuration_model import (fit_configuration_model,
                                                     plausibility_scores)
+from mmchh.testing.tiny_head import build_tiny_head
+from mmchh.testing.tiny_head import tiny_feats as feats
 
 K = 5
-# 16x12 heatmap of a 32x24 input
-CODEC = dict(type='SoftmaxHeatmap', input_size=(32, 24),
-             heatmap_size=(16, 12))
+# the tiny head's 16x12 heatmaps of a 32x24 input
 CENTER, SCALE = np.array([50.0, 40.0]), np.array([80.0, 60.0])
 
 
 def build_head():
     torch.manual_seed(0)
-    head = MODELS.build(
-        dict(type='SoftmaxHeatmapHead', in_channels=8, out_channels=K,
-             deconv_out_channels=(8, ), deconv_kernel_sizes=(4, ),
-             decoder=CODEC))
-    head.init_weights()
-    return head.eval()
-
-
-def feats(seed=0, batch=2):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, 8, 6, 8, generator=g), )
+    return build_tiny_head(out_channels=K)
 
 
 def samples(spacing=(0.1, 0.1), batch=2):

@@ -3,33 +3,12 @@ import pytest
 import torch
 from mmengine.runner import load_checkpoint, save_checkpoint
 from mmengine.structures import InstanceData
-from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
 
 import mmchh  # noqa: F401
 from mmchh.codecs.utils import expected_radial_error, softmax_2d
-
-CODEC = dict(type='SoftmaxHeatmap', input_size=(32, 24),
-             heatmap_size=(16, 12))
-
-
-def build_head(**kwargs):
-    cfg = dict(
-        type='SoftmaxHeatmapHead',
-        in_channels=8,
-        out_channels=3,
-        deconv_out_channels=(8, ),
-        deconv_kernel_sizes=(4, ),
-        decoder=CODEC)
-    cfg.update(kwargs)
-    head = MODELS.build(cfg)
-    head.init_weights()
-    return head.eval()
-
-
-def feats(seed=0, batch=2):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, 8, 6, 8, generator=g), )
+from mmchh.testing.tiny_head import build_tiny_head as build_head
+from mmchh.testing.tiny_head import tiny_feats as feats
 
 
 def samples(batch=2, flip_indices=(0, 2, 1)):
