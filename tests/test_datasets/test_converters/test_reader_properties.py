@@ -55,14 +55,44 @@ def in_order(mutations, harmless):
                   key=lambda m: (m not in harmless, m == 'truncate'))
 
 
+def draw_mutations(draw, harmless, refusing):
+    """0-3 mutations of ``harmless`` and ``refusing``, in the order
+    :func:`in_order` applies them."""
+    return in_order(
+        draw(st.lists(st.sampled_from(harmless + refusing), max_size=3)),
+        harmless)
+
+
+def mutated_json(data, mutations, mutate, draw):
+    """``data`` as JSON text with ``mutations`` applied: ``mutate(data,
+    mutation, draw)`` changes ``data`` in place or returns an edit of the
+    text, applied after serialising, in order."""
+    edits = [mutate(data, m, draw) for m in mutations]
+    text = json.dumps(data)
+    for edit in edits:
+        text = edit(text) if edit else text
+    return text
+
+
+def write_case(tmp_path_factory, name, text):
+    """``text`` written as ``name`` in the session's temporary folder (one
+    file per reader, rewritten by every example)."""
+    path = str(tmp_path_factory.getbasetemp() / name)
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
 def check_outcome(path, refused, read, points_of, expected):
     """The invariant (module docstring) for one mutated file.
 
     Args:
         read (callable): ``read(policy)`` -> the reader's result.
         points_of (callable): result -> {(image, label): [(x, y), ...]}.
-        expected (dict): (image, label) -> (x, y) of the valid input.
+        expected (dict): (image, label) -> (x, y) of the valid input (any
+            number type; compared as float64).
     """
+    expected = {k: tuple(map(float, p)) for k, p in expected.items()}
     try:
         result = read(BadInputPolicy())
     except ConversionError as e:
@@ -170,14 +200,8 @@ def labelme_case(draw):
                 imageData=None,
                 imageHeight=SIZE[1],
                 imageWidth=SIZE[0])
-    mutations = in_order(
-        draw(
-            st.lists(st.sampled_from(LABELME_HARMLESS + LABELME_REFUSED),
-                     max_size=3)), LABELME_HARMLESS)
-    edits = [mutate_labelme(data, m, draw) for m in mutations]
-    text = json.dumps(data)
-    for edit in edits:
-        text = edit(text) if edit else text
+    mutations = draw_mutations(draw, LABELME_HARMLESS, LABELME_REFUSED)
+    text = mutated_json(data, mutations, mutate_labelme, draw)
     refused = any(m in LABELME_REFUSED for m in mutations)
     return names, points, text, refused
 
@@ -186,15 +210,12 @@ def labelme_case(draw):
 @given(case=labelme_case())
 def test_labelme_mutations_fault_or_read_exactly(tmp_path_factory, case):
     names, points, text, refused = case
-    path = str(tmp_path_factory.getbasetemp() / 'labelme_property.json')
-    with open(path, 'w') as f:
-        f.write(text)
+    path = write_case(tmp_path_factory, 'labelme_property.json', text)
     check_outcome(
         path, refused, lambda policy: read_labelme_file(path, names, policy),
         lambda marks: {('001', label): [(x, y) for x, y, _ in pts]
                        for label, pts in marks.points.items()},
-        {('001', n): tuple(map(float, p))
-         for n, p in points.items()})
+        {('001', n): p for n, p in points.items()})
 
 
 # ----------------------------------------------------------------- CSV
@@ -211,10 +232,7 @@ def csv_case(draw):
     images = [f'{i:03d}' for i in range(1, draw(st.integers(1, 3)) + 1)]
     points = {(im, n): (draw(coordinate), draw(coordinate))
               for im in images for n in names}
-    mutations = in_order(
-        draw(
-            st.lists(st.sampled_from(CSV_HARMLESS + CSV_REFUSED),
-                     max_size=3)), CSV_HARMLESS)
+    mutations = draw_mutations(draw, CSV_HARMLESS, CSV_REFUSED)
     columns = ['image', 'keypoint', 'x', 'y']
     rows = [dict(image=f'{im}.png', keypoint=n, x=repr(x), y=repr(y))
             for (im, n), (x, y) in points.items()]
@@ -266,17 +284,13 @@ def csv_case(draw):
 @given(case=csv_case())
 def test_csv_mutations_fault_or_read_exactly(tmp_path_factory, case):
     names, points, text, refused = case
-    path = str(tmp_path_factory.getbasetemp() / 'csv_property.csv')
-    with open(path, 'w') as f:
-        f.write(text)
+    path = write_case(tmp_path_factory, 'csv_property.csv', text)
     check_outcome(
         path, refused, lambda policy: read_csv_marks(path, names, policy),
         lambda found: {(stem, label): [(x, y) for x, y, _ in pts]
                        for stem, by in found.items()
                        for marks in by.values() if not marks.rejected
-                       for label, pts in marks.points.items()},
-        {k: tuple(map(float, p))
-         for k, p in points.items()})
+                       for label, pts in marks.points.items()}, points)
 
 
 # ----------------------------------------------------------------- COCO
@@ -363,14 +377,8 @@ def coco_case(draw):
                  ]) for i in range(count)
         ],
         categories=[dict(id=3, name='x', keypoints=list(names))])
-    mutations = in_order(
-        draw(
-            st.lists(st.sampled_from(COCO_HARMLESS + COCO_REFUSED),
-                     max_size=3)), COCO_HARMLESS)
-    edits = [mutate_coco(data, m, draw) for m in mutations]
-    text = json.dumps(data)
-    for edit in edits:
-        text = edit(text) if edit else text
+    mutations = draw_mutations(draw, COCO_HARMLESS, COCO_REFUSED)
+    text = mutated_json(data, mutations, mutate_coco, draw)
     refused = any(m in COCO_REFUSED for m in mutations)
     return names, points, text, refused
 
@@ -379,14 +387,10 @@ def coco_case(draw):
 @given(case=coco_case())
 def test_coco_mutations_fault_or_read_exactly(tmp_path_factory, case):
     names, points, text, refused = case
-    path = str(tmp_path_factory.getbasetemp() / 'coco_property.json')
-    with open(path, 'w') as f:
-        f.write(text)
+    path = write_case(tmp_path_factory, 'coco_property.json', text)
     check_outcome(
         path, refused, lambda policy: read_coco_marks(path, names, policy),
         lambda found: {(stem, label): [(x, y) for x, y, _ in pts]
                        for stem, by in found.items()
                        for marks in by.values()
-                       for label, pts in marks.points.items()},
-        {k: tuple(map(float, p))
-         for k, p in points.items()})
+                       for label, pts in marks.points.items()}, points)
