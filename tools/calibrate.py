@@ -54,7 +54,7 @@ def hook_defaults(names=None):
     :data:`HOOK_SETTINGS` entry (or of each of ``names``)."""
     import inspect
 
-    from mmchh.engine.hooks import TemperatureScalingHook
+    from mmchh.calibration import TemperatureScalingHook
     params = inspect.signature(TemperatureScalingHook).parameters
     return {name: params[name].default for name in names or HOOK_SETTINGS}
 
@@ -113,8 +113,8 @@ def _main(argv=None):
     import mmchh  # noqa: F401
     from mmengine.runner import Runner
 
-    from mmchh.engine import calibrate_model
-    from mmchh.engine.calibration_settings import check_calibration_settings
+    from mmchh.calibration import calibrate_model
+    from mmchh.calibration.settings import check_calibration_settings
     from mmchh.datasets.split_leaks import (check_split, loader_ann_file,
                                            record_override)
     from mmchh.utils.run_config import (checked_run_config, config_errors,
