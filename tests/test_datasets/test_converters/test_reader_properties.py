@@ -18,6 +18,7 @@ fields, truncation, ...). Invariant, checked both ways:
 import json
 import os.path as osp
 import warnings
+from typing import Callable, NamedTuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -55,6 +56,26 @@ def in_order(mutations, harmless):
                   key=lambda m: (m not in harmless, m == 'truncate'))
 
 
+class Case(NamedTuple):
+    """One example: a mutated file and how to read it back.
+
+    Attributes:
+        file_name (str): The file's name (one per reader, rewritten by
+            every example).
+        text (str): Its content.
+        refused (bool): Whether a mutation must be refused.
+        read (callable): ``read(path, policy)`` -> the reader's result.
+        points_of (callable): result -> {(image, label): [(x, y), ...]}.
+        expected (dict): (image, label) -> (x, y) of the valid input.
+    """
+    file_name: str
+    text: str
+    refused: bool
+    read: Callable
+    points_of: Callable
+    expected: dict
+
+
 def draw_mutations(draw, harmless, refusing):
     """0-3 mutations of ``harmless`` and ``refusing``, in the order
     :func:`in_order` applies them."""
@@ -63,24 +84,28 @@ def draw_mutations(draw, harmless, refusing):
         harmless)
 
 
-def mutated_json(data, mutations, mutate, draw):
-    """``data`` as JSON text with ``mutations`` applied: ``mutate(data,
-    mutation, draw)`` changes ``data`` in place or returns an edit of the
-    text, applied after serialising, in order."""
+def mutated_json(draw, data, mutate, harmless, refusing):
+    """``data`` as JSON text after 0-3 drawn mutations, and whether one
+    of them must be refused: ``mutate(data, mutation, draw)`` changes
+    ``data`` in place or returns an edit of the text, applied after
+    serialising, in order."""
+    mutations = draw_mutations(draw, harmless, refusing)
     edits = [mutate(data, m, draw) for m in mutations]
     text = json.dumps(data)
     for edit in edits:
         text = edit(text) if edit else text
-    return text
+    return text, any(m in refusing for m in mutations)
 
 
-def write_case(tmp_path_factory, name, text):
-    """``text`` written as ``name`` in the session's temporary folder (one
-    file per reader, rewritten by every example)."""
-    path = str(tmp_path_factory.getbasetemp() / name)
+def check_case(tmp_path_factory, case):
+    """Writes ``case`` into the session's temporary folder and checks the
+    invariant on it (:func:`check_outcome`)."""
+    path = str(tmp_path_factory.getbasetemp() / case.file_name)
     with open(path, 'w') as f:
-        f.write(text)
-    return path
+        f.write(case.text)
+    check_outcome(path, case.refused,
+                  lambda policy: case.read(path, policy), case.points_of,
+                  case.expected)
 
 
 def check_outcome(path, refused, read, points_of, expected):
@@ -200,22 +225,20 @@ def labelme_case(draw):
                 imageData=None,
                 imageHeight=SIZE[1],
                 imageWidth=SIZE[0])
-    mutations = draw_mutations(draw, LABELME_HARMLESS, LABELME_REFUSED)
-    text = mutated_json(data, mutations, mutate_labelme, draw)
-    refused = any(m in LABELME_REFUSED for m in mutations)
-    return names, points, text, refused
+    text, refused = mutated_json(draw, data, mutate_labelme,
+                                 LABELME_HARMLESS, LABELME_REFUSED)
+    return Case(
+        'labelme_property.json', text, refused,
+        lambda path, policy: read_labelme_file(path, names, policy),
+        lambda marks: {('001', label): [(x, y) for x, y, _ in pts]
+                       for label, pts in marks.points.items()},
+        {('001', n): p for n, p in points.items()})
 
 
 @PROPERTY
 @given(case=labelme_case())
 def test_labelme_mutations_fault_or_read_exactly(tmp_path_factory, case):
-    names, points, text, refused = case
-    path = write_case(tmp_path_factory, 'labelme_property.json', text)
-    check_outcome(
-        path, refused, lambda policy: read_labelme_file(path, names, policy),
-        lambda marks: {('001', label): [(x, y) for x, y, _ in pts]
-                       for label, pts in marks.points.items()},
-        {('001', n): p for n, p in points.items()})
+    check_case(tmp_path_factory, case)
 
 
 # ----------------------------------------------------------------- CSV
@@ -262,8 +285,9 @@ def csv_case(draw):
         header.append(draw(st.sampled_from(columns)))
     if 'extra_column' in mutations:
         header.append(draw(st.sampled_from(['visible', 'z', 'note', ''])))
-    if 'drop_column' in mutations:
-        header.remove(draw(st.sampled_from(['image', 'keypoint', 'x', 'y'])))
+    if 'drop_column' in mutations:  # every copy: a repeated one would stay
+        dropped = draw(st.sampled_from(['image', 'keypoint', 'x', 'y']))
+        header = [c for c in header if c != dropped]
     if 'rename_column' in mutations and 'x' in header:
         header[header.index('x')] = draw(st.sampled_from(['X', 'x_px']))
     lines = [','.join(header)]
@@ -271,26 +295,28 @@ def csv_case(draw):
         cells = [r.get(c, '0') for c in header]
         if r is row and 'extra_cell' in mutations:
             cells.append('1')
-        if r is row and 'missing_cell' in mutations:
+        # the next row: on the drawn one, a missing cell would undo an
+        # extra one (each image has >= 3 rows)
+        if r is rows[(rows.index(row) + 1) % len(rows)] and \
+                'missing_cell' in mutations:
             cells.pop()
         lines.append(','.join(cells))
     if 'blank_line' in mutations:
         lines.append('')
     refused = any(m in CSV_REFUSED for m in mutations)
-    return names, points, '\n'.join(lines) + '\n', refused
+    return Case(
+        'csv_property.csv', '\n'.join(lines) + '\n', refused,
+        lambda path, policy: read_csv_marks(path, names, policy),
+        lambda found: {(stem, label): [(x, y) for x, y, _ in pts]
+                       for stem, by in found.items()
+                       for marks in by.values() if not marks.rejected
+                       for label, pts in marks.points.items()}, points)
 
 
 @PROPERTY
 @given(case=csv_case())
 def test_csv_mutations_fault_or_read_exactly(tmp_path_factory, case):
-    names, points, text, refused = case
-    path = write_case(tmp_path_factory, 'csv_property.csv', text)
-    check_outcome(
-        path, refused, lambda policy: read_csv_marks(path, names, policy),
-        lambda found: {(stem, label): [(x, y) for x, y, _ in pts]
-                       for stem, by in found.items()
-                       for marks in by.values() if not marks.rejected
-                       for label, pts in marks.points.items()}, points)
+    check_case(tmp_path_factory, case)
 
 
 # ----------------------------------------------------------------- COCO
@@ -377,20 +403,18 @@ def coco_case(draw):
                  ]) for i in range(count)
         ],
         categories=[dict(id=3, name='x', keypoints=list(names))])
-    mutations = draw_mutations(draw, COCO_HARMLESS, COCO_REFUSED)
-    text = mutated_json(data, mutations, mutate_coco, draw)
-    refused = any(m in COCO_REFUSED for m in mutations)
-    return names, points, text, refused
+    text, refused = mutated_json(draw, data, mutate_coco, COCO_HARMLESS,
+                                 COCO_REFUSED)
+    return Case(
+        'coco_property.json', text, refused,
+        lambda path, policy: read_coco_marks(path, names, policy),
+        lambda found: {(stem, label): [(x, y) for x, y, _ in pts]
+                       for stem, by in found.items()
+                       for marks in by.values()
+                       for label, pts in marks.points.items()}, points)
 
 
 @PROPERTY
 @given(case=coco_case())
 def test_coco_mutations_fault_or_read_exactly(tmp_path_factory, case):
-    names, points, text, refused = case
-    path = write_case(tmp_path_factory, 'coco_property.json', text)
-    check_outcome(
-        path, refused, lambda policy: read_coco_marks(path, names, policy),
-        lambda found: {(stem, label): [(x, y) for x, y, _ in pts]
-                       for stem, by in found.items()
-                       for marks in by.values()
-                       for label, pts in marks.points.items()}, points)
+    check_case(tmp_path_factory, case)
