@@ -8,18 +8,15 @@ import os.path as osp
 import subprocess
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from test_benchmarks.quick_run import REPO, run_quick
+
 SCRIPT = osp.join(REPO, 'benchmarks', 'calibration_harm.py')
 
 
 def test_calibration_harm_quick(tmp_path):
     out = tmp_path / 'harm.json'
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, '--quick', '--data-dir',
-         str(tmp_path / 'pool'), '--json', str(out)],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    _, result = run_quick('calibration_harm.py', out, '--data-dir',
+                          str(tmp_path / 'pool'), timeout=600)
     assert result['model'].startswith('random-init')
     assert result['pool']['images'] == 30 and result['seeds'] == 2
     for regime in ('raw', 'calibrated'):

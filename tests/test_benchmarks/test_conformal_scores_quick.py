@@ -1,23 +1,12 @@
 """benchmarks/conformal_scores.py --quick runs end to end and writes every
 row (the figures of docs/results/conformal_scores.json come from the full
 run; here only that the script works and its numbers are sane)."""
-import json
-import os.path as osp
-import subprocess
-import sys
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SCRIPT = osp.join(REPO, 'benchmarks', 'conformal_scores.py')
+from test_benchmarks.quick_run import run_quick
 
 
 def test_conformal_scores_quick(tmp_path):
-    out = tmp_path / 'scores.json'
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, '--quick', '--seeds', '1', '--json',
-         str(out)],
-        capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(out.read_text())
+    proc, result = run_quick('conformal_scores.py', tmp_path / 'scores.json',
+                             '--seeds', '1')
     for family in ('unimodal', 'multimodal'):
         rows = result['families'][family]
         assert {(r['score'], r['level']) for r in rows} == {

@@ -1,15 +1,8 @@
 """benchmarks/run.py --quick runs end to end and prints every row, so the
 benchmark suite cannot rot (the figures themselves are not checked: tiny
 inputs on a shared machine)."""
-import json
-import os.path as osp
-import subprocess
-import sys
-
 import pytest
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-RUN = osp.join(REPO, 'benchmarks', 'run.py')
+from test_benchmarks.quick_run import run_quick, table_lines
 
 ROWS = [
     'first-step loss, same weights and input',
@@ -39,13 +32,9 @@ ROWS = [
 @pytest.mark.filterwarnings('ignore')
 def test_run_quick(tmp_path):
     pytest.importorskip('segmentation_models_pytorch')
-    out = tmp_path / 'bench.json'
-    proc = subprocess.run(
-        [sys.executable, RUN, '--quick', '--device', 'cpu', '--json',
-         str(out)],
-        capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('|')]
+    proc, results = run_quick('run.py', tmp_path / 'bench.json', '--device',
+                              'cpu', timeout=900)
+    lines = table_lines(proc.stdout)
     assert lines[0].startswith('| measurement | reference | ours |')
     body = '\n'.join(lines[2:])
     for row in ROWS:
@@ -57,7 +46,6 @@ def test_run_quick(tmp_path):
         if 'not measured (no GPU)' not in ln and 'ISBI' not in ln:
             float(cells[3])
     assert '[bench' in proc.stderr  # progress goes to stderr
-    results = json.loads(out.read_text())
     assert results['mode'] == 'quick'
     # both sides computed the same loss on the same weights and input
     loss = results['first_step_loss']
