@@ -30,7 +30,8 @@ could not predict (``missing.prediction``, ``n_missing_prediction``).
 """
 import json
 import os.path as osp
-from typing import Any, Dict, Iterator, List, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -38,10 +39,8 @@ from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, NUM_CEPH_LANDMARKS
 from mmchh.calibration.conformal.measurement_intervals import (
     MEASUREMENT_INTERVAL_FILE, MeasurementIntervalFit,
     fit_measurement_intervals)
-from mmchh.evaluation.functional import (CEPH_MEASUREMENT_UNITS,
-                                         ceph_measurements, classify_ceph,
-                                         interval_coverage, interval_scores,
-                                         scaled_intervals)
+from mmchh.evaluation.functional import (ceph_measurements, classify_ceph,
+                                         interval_scores, scaled_intervals)
 from mmchh.evaluation.functional.cephalometric import \
     missing_measurement_landmarks
 from mmchh.utils.errors import InputError
@@ -50,19 +49,54 @@ from mmchh.utils.spacing import Spacing
 
 from .batch_infer import MEASUREMENT_SAMPLING_ASSUMPTION, progress_bar
 from .inference import check_measurement_model, predict_landmarks
+from .measure_report import (EVAL_CSV_COLUMNS, eval_rows, format_table,
+                             summarize_measurements)
 from .measurement_intervals import interval_kind, stored_interval_choice
 from .region_measurements import RegionDraws, region_center_spread
 
 __all__ = ['EVAL_CSV_COLUMNS', 'evaluate_measurements',
            'fit_split_intervals', 'format_table', 'load_measurement_split']
 
-#: Columns of ``measurements_eval.csv``, one row per image x measurement;
-#: the ``interval_*`` ones are empty without a fitted interval scale.
-EVAL_CSV_COLUMNS = ('image', 'measurement', 'unit', 'label', 'true_value',
-                    'true_class', 'value', 'mean', 'std', 'ci95_low',
-                    'ci95_high', 'covered', 'most_likely_class', 'correct',
-                    'p_label', 'interval_low', 'interval_high',
-                    'interval_covered')
+@dataclass(frozen=True)
+class SplitPrediction:
+    """How every image of a split is predicted and its measurements drawn
+    (the settings :func:`evaluate_measurements` and
+    :func:`fit_split_intervals` pass to each step).
+
+    Attributes:
+        num_samples (int): Landmark draws per heatmap.
+        seed (int): Seed; image ``j`` of a split draws from
+            ``default_rng([seed, j])``.
+        batch_size (int): Images per forward pass.
+        img_root (str, optional): See :func:`load_measurement_split`.
+        progress (bool): Progress bar on stderr.
+    """
+    num_samples: int = 1000
+    seed: int = 0
+    batch_size: int = 4
+    img_root: Optional[str] = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class IntervalRequest:
+    """Which measurement intervals :func:`evaluate_measurements` reports
+    and where their scale comes from.
+
+    Attributes:
+        intervals (str): ``'fitted'`` or ``'full-map'``.
+        calib_file (str, optional): A calibration split to fit on first.
+        interval_fit (str | MeasurementIntervalFit, optional): A fit made
+            before (or its JSON file).
+        level (float): Coverage level of the fitted intervals.
+        region_level (float, optional): The conformal region level the
+            landmarks are drawn within; None: the head's highest.
+    """
+    intervals: str = 'fitted'
+    calib_file: Optional[str] = None
+    interval_fit: Union[None, str, MeasurementIntervalFit] = None
+    level: float = 0.95
+    region_level: Optional[float] = None
 
 
 def load_measurement_split(ann_file: str,
@@ -136,10 +170,6 @@ def load_measurement_split(ann_file: str,
                 keypoints=points,
                 visible=visible))
     return out
-
-
-def _nan(v):
-    return float('nan') if v is None else float(v)
 
 
 def evaluate_measurements(
@@ -223,15 +253,18 @@ def evaluate_measurements(
         pixels, so predicted and true values share units.
     """
     check_measurement_model(model)
+    prediction = SplitPrediction(num_samples=num_samples, seed=seed,
+                                 batch_size=batch_size, img_root=img_root,
+                                 progress=progress)
     split = load_measurement_split(ann_file, img_root)
-    fit, kind = _resolve_fit(model, split, ann_file, calib_file,
-                             interval_fit, intervals, level, region_level,
-                             num_samples, seed, batch_size, img_root,
-                             progress)
+    fit, kind = _resolve_fit(
+        model, split, ann_file,
+        IntervalRequest(intervals=intervals, calib_file=calib_file,
+                        interval_fit=interval_fit, level=level,
+                        region_level=region_level), prediction)
     draws = None if fit is None else RegionDraws.of_model(
         model, fit.region_level, num_samples, seed)
-    images = _predict_split(model, split, num_samples, seed, batch_size,
-                            progress, draws)
+    images = _predict_split(model, split, prediction, draws)
     if fit is not None:
         _add_intervals(images, fit.scale)
     result = dict(
@@ -243,35 +276,34 @@ def evaluate_measurements(
         assumption=MEASUREMENT_SAMPLING_ASSUMPTION,
         interval_fit=None if fit is None else fit.to_dict(),
         intervals=kind,
-        summary=_summary(images),
+        summary=summarize_measurements(images),
         images=images)
     if out_dir is not None:
         # strict JSON: NaN (e.g. MW without spacing) is written as null
         write_json(osp.join(out_dir, 'measurements_eval.json'), result)
         atomic_write_text(
             osp.join(out_dir, 'measurements_eval.csv'),
-            csv_text(EVAL_CSV_COLUMNS, _eval_rows(images)))
+            csv_text(EVAL_CSV_COLUMNS, eval_rows(images)))
         if calib_file is not None:
             fit.save(osp.join(out_dir, MEASUREMENT_INTERVAL_FILE))
     return result
 
 
-def _resolve_fit(model, split, ann_file, calib_file, interval_fit,
-                 intervals, level, region_level, num_samples, seed,
-                 batch_size, img_root, progress):
+def _resolve_fit(model, split: List[Dict], ann_file: str,
+                 request: IntervalRequest, prediction: SplitPrediction):
     """The interval fit of :func:`evaluate_measurements` (or None) and
     which intervals it reports
     (:func:`~mmchh.apis.measurement_intervals.interval_kind`)."""
     fit = None
-    kind = interval_kind(intervals, calib_file, interval_fit)
+    calib_file, interval_fit = request.calib_file, request.interval_fit
+    kind = interval_kind(request.intervals, calib_file, interval_fit)
     if calib_file is not None:
         if interval_fit is not None:
             raise InputError('give calib_file (fit now) or interval_fit (a '
                              'fit made before), not both')
-        _check_disjoint(calib_file, img_root, split, ann_file)
-        fit = fit_split_intervals(model, calib_file, level, region_level,
-                                  num_samples, seed, batch_size, img_root,
-                                  progress)
+        _check_disjoint(calib_file, prediction.img_root, split, ann_file)
+        fit = _fit_split(model, calib_file, request.level,
+                         request.region_level, prediction)
     elif interval_fit is not None:
         fit = interval_fit if isinstance(
             interval_fit, MeasurementIntervalFit) else \
@@ -314,10 +346,21 @@ def fit_split_intervals(model,
         model's fingerprint and the per-measurement calibration coverage.
     """
     check_measurement_model(model)
-    split = load_measurement_split(calib_file, img_root)
+    return _fit_split(
+        model, calib_file, level, region_level,
+        SplitPrediction(num_samples=num_samples, seed=seed,
+                        batch_size=batch_size, img_root=img_root,
+                        progress=progress))
+
+
+def _fit_split(model, calib_file: str, level: float,
+               region_level: Optional[float],
+               prediction: SplitPrediction) -> MeasurementIntervalFit:
+    """:func:`fit_split_intervals` with its prediction settings in one."""
+    num_samples, seed = prediction.num_samples, prediction.seed
+    split = load_measurement_split(calib_file, prediction.img_root)
     draws = RegionDraws.of_model(model, region_level, num_samples, seed)
-    images = _predict_split(model, split, num_samples, seed, batch_size,
-                            progress, draws)
+    images = _predict_split(model, split, prediction, draws)
     scores = {
         name: interval_scores(*np.array(
             [(im['measurements'][name]['interval']['center'],
@@ -352,15 +395,16 @@ def _check_disjoint(calib_file: str, img_root: Optional[str],
             '(e.g. calib.json) and evaluate on another split')
 
 
-def _predict_split(model, split: List[Dict], num_samples: int, seed: int,
-                   batch_size: int, progress: bool,
+def _predict_split(model, split: List[Dict], prediction: SplitPrediction,
                    draws: Optional[RegionDraws] = None) -> List[Dict]:
     """Per image of ``split`` (from :func:`load_measurement_split`) its
     ``id``, ``file_name`` and ``measurements`` (per name: ``label``,
     ``true_value``, ``true_class``, the predicted ``prediction`` and, with
     ``draws``, ``interval``: ``center`` and ``spread`` of the region
     draws)."""
-    bar = progress_bar(len(split), progress)
+    num_samples, seed = prediction.num_samples, prediction.seed
+    batch_size = prediction.batch_size
+    bar = progress_bar(len(split), prediction.progress)
     images = []
     for start in range(0, len(split), batch_size):
         chunk = split[start:start + batch_size]
@@ -433,152 +477,3 @@ def _image_entry(item: Dict, result) -> Dict:
             prediction=result.measurements[name],
             missing=missing or None)
     return entry
-
-
-def _summary(images: List[Dict]) -> Dict[str, Dict]:
-    """Per measurement name its scores (see :func:`evaluate_measurements`),
-    and ``mean``: the mean over the eight of ``accuracy``,
-    ``accuracy_point``, ``coverage95``, ``label_agreement`` and, with
-    fitted intervals, ``coverage_interval``."""
-    summary = {
-        name: _measurement_summary(
-            name, [im['measurements'][name] for im in images])
-        for name in CEPH_LABEL_NAMES
-    }
-    keys = ['accuracy', 'accuracy_point', 'coverage95', 'label_agreement']
-    if 'coverage_interval' in summary[CEPH_LABEL_NAMES[0]]:
-        keys.append('coverage_interval')
-    summary['mean'] = {
-        k: float(np.nanmean([summary[n][k] for n in CEPH_LABEL_NAMES]))
-        for k in keys
-    }
-    return summary
-
-
-def _measurement_summary(name: str, rows: List[Dict]) -> Dict[str, Any]:
-    """The scores of one measurement over its per-image ``rows``.
-
-    Note:
-        Shapes: every per-image array below is (N, ), the interval (N, 2);
-        a missing prediction counts as NaN.
-    """
-    label = np.array([r['label'] for r in rows])
-    best = np.array([_nan(r['prediction']['most_likely_class'])
-                     for r in rows])
-    point_cls = np.array([_nan(r['prediction']['value_class'])
-                          for r in rows])
-    truth = np.array([_nan(r['true_value']) for r in rows])
-    has_truth = np.array([r['true_value'] is not None for r in rows], bool)
-    value = np.array([_nan(r['prediction']['value']) for r in rows])
-    ci = np.array([r['prediction']['ci95'] or (np.nan, np.nan)
-                   for r in rows], dtype=np.float64)
-    std = np.array([_nan(r['prediction']['std']) for r in rows])
-    # per image (the images are independent), with its 95 % interval
-    cov = interval_coverage(ci[:, 0], ci[:, 1], truth, num_resamples=1000)
-    err = np.abs(value - truth)
-    mae = float(np.nanmean(err)) if np.isfinite(err).any() else float('nan')
-    out = dict(
-        unit=CEPH_MEASUREMENT_UNITS[name],
-        count=len(rows),
-        accuracy=float(np.mean(best == label)),
-        accuracy_point=float(np.mean(point_cls == label)),
-        coverage95=cov['coverage'],
-        coverage95_low=cov['coverage_low'],
-        coverage95_high=cov['coverage_high'],
-        mean_ci95_width=cov['mean_width'],
-        mae=mae,
-        mean_std=float(np.nanmean(std)) if np.isfinite(std).any() else
-        float('nan'),
-        label_agreement=float(np.mean(
-            np.array([r['true_class'] for r in rows])[has_truth] ==
-            label[has_truth])) if has_truth.any() else float('nan'),
-        **_missing_counts(rows))
-    if rows and 'low' in rows[0].get('interval', {}):
-        iv = np.array([(r['interval']['low'], r['interval']['high'])
-                       for r in rows], dtype=np.float64)
-        new = interval_coverage(iv[:, 0], iv[:, 1], truth,
-                                num_resamples=1000)
-        out.update(coverage_interval=new['coverage'],
-                   coverage_interval_low=new['coverage_low'],
-                   coverage_interval_high=new['coverage_high'],
-                   mean_interval_width=new['mean_width'],
-                   interval_count=new['count'],
-                   width_over_mae=new['mean_width'] / mae if mae > 0 else
-                   float('nan'))
-    return out
-
-
-def _missing_counts(rows: List[Dict]) -> Dict[str, Any]:
-    """``n_missing_truth``, ``n_missing_prediction`` (images whose true
-    value / prediction of this measurement is missing) and
-    ``missing_reasons`` (``'truth: landmark(s) ... not annotated'`` ->
-    number of images)."""
-    reasons: Dict[str, int] = {}
-    counts = dict(truth=0, prediction=0)
-    for r in rows:
-        for side, why in (r.get('missing') or {}).items():
-            counts[side] += 1
-            reasons[f'{side}: {why}'] = reasons.get(f'{side}: {why}', 0) + 1
-    return dict(n_missing_truth=counts['truth'],
-                n_missing_prediction=counts['prediction'],
-                missing_reasons=dict(sorted(reasons.items())))
-
-
-def _eval_rows(images: List[Dict]) -> Iterator[list]:
-    """Rows of :data:`EVAL_CSV_COLUMNS`, one per image x measurement."""
-    for im in images:
-        for name, r in im['measurements'].items():
-            p = r['prediction']
-            ci = p['ci95'] or (None, None)
-            t = r['true_value']
-            covered = None if p['ci95'] is None or t is None else bool(
-                ci[0] <= t <= ci[1])
-            correct = None if p['most_likely_class'] is None else \
-                p['most_likely_class'] == r['label']
-            probs = p['class_probabilities'] or {}
-            iv = r.get('interval') or {}
-            lo, hi = iv.get('low'), iv.get('high')
-            ok = lo is not None and np.isfinite(lo) and np.isfinite(hi)
-            scored = ok and t is not None
-            yield [
-                im['file_name'], name, p['unit'], r['label'],
-                r['true_value'], r['true_class'], p['value'], p['mean'],
-                p['std'], ci[0], ci[1], covered, p['most_likely_class'],
-                correct, probs.get(str(r['label'])),
-                lo if ok else None, hi if ok else None,
-                bool(lo <= t <= hi) if scored else None
-            ]
-
-
-def format_table(result: Dict[str, Any]) -> str:
-    """The summary as a fixed-width text table: the full-map interval
-    (``cov95``, ``width95``) beside the fitted one (``cov_fit``,
-    ``w_fit``, ``w/MAE``; ``-`` without a fit)."""
-    s = result['summary']
-    head = (f'{"measure":8s} {"unit":5s} {"acc":>6s} {"acc_pt":>6s} '
-            f'{"MAE":>8s} {"cov95":>6s} {"width95":>8s} {"cov_fit":>7s} '
-            f'{"w_fit":>8s} {"w/MAE":>6s} {"lab_ag":>6s}')
-    lines = [head, '-' * len(head)]
-
-    def fit_cols(r):
-        if 'coverage_interval' not in r:
-            return f'{"-":>7s} {"-":>8s} {"-":>6s}'
-        return (f'{r["coverage_interval"]:7.3f} '
-                f'{r["mean_interval_width"]:8.3f} '
-                f'{r["width_over_mae"]:6.2f}')
-
-    for name in CEPH_LABEL_NAMES:
-        r = s[name]
-        lines.append(f'{name:8s} {r["unit"]:5s} {r["accuracy"]:6.3f} '
-                     f'{r["accuracy_point"]:6.3f} {r["mae"]:8.3f} '
-                     f'{r["coverage95"]:6.3f} {r["mean_ci95_width"]:8.3f} '
-                     f'{fit_cols(r)} {r["label_agreement"]:6.3f}')
-    m = s['mean']
-    cov_fit = (f'{m["coverage_interval"]:7.3f}'
-               if 'coverage_interval' in m else f'{"-":>7s}')
-    lines.append('-' * len(head))
-    lines.append(f'{"mean":8s} {"":5s} {m["accuracy"]:6.3f} '
-                 f'{m["accuracy_point"]:6.3f} {"":8s} '
-                 f'{m["coverage95"]:6.3f} {"":8s} {cov_fit} {"":8s} '
-                 f'{"":6s} {m["label_agreement"]:6.3f}')
-    return '\n'.join(lines)
