@@ -3,17 +3,20 @@
 
 ``tools/*.py`` are scripts, not a package: tests that call a tool's
 ``main(argv)`` or ``parse_args`` in-process load it with
-:func:`load_tool`.
+:func:`load_tool`; the docs' tests read a script's ``--help`` with
+:func:`tool_help`.
 """
 import contextlib
 import importlib.util
 import io
 import os.path as osp
+import runpy
 import subprocess
+import sys
 from types import ModuleType
-from typing import Sequence
+from typing import Dict, Sequence
 
-__all__ = ['TOOLS_DIR', 'load_tool', 'run_tool_in_process']
+__all__ = ['TOOLS_DIR', 'load_tool', 'run_tool_in_process', 'tool_help']
 
 #: ``tools/`` of the checkout this package is imported from.
 TOOLS_DIR = osp.join(
@@ -80,3 +83,41 @@ def run_tool_in_process(name: str,
                 code = 1
     return subprocess.CompletedProcess([name, *argv], code or 0,
                                        out.getvalue(), err.getvalue())
+
+
+#: The ``--help`` texts read so far, by script.
+_HELP: Dict[str, str] = {}
+
+
+def tool_help(script: str) -> str:
+    """The ``--help`` output of a script of the checkout, run in this
+    process as its command line would (the docs' tests check every
+    documented flag against it; cached: a script's help does not change
+    within a session).
+
+    Args:
+        script (str): Its path under the checkout, e.g.
+            ``'tools/train.py'`` or ``'benchmarks/run.py'``.
+
+    Returns:
+        str: What ``--help`` printed.
+
+    Raises:
+        AssertionError: If ``--help`` did not exit.
+    """
+    if script not in _HELP:
+        path = osp.join(osp.dirname(TOOLS_DIR), script)
+        out = io.StringIO()
+        argv = sys.argv
+        sys.argv = [path, '--help']
+        try:
+            with contextlib.redirect_stdout(out):
+                runpy.run_path(path, run_name='__main__')
+        except SystemExit:
+            pass
+        else:
+            raise AssertionError(f'{script} --help did not exit')
+        finally:
+            sys.argv = argv
+        _HELP[script] = out.getvalue()
+    return _HELP[script]

@@ -18,18 +18,16 @@ checked against what the code really does:
   the recorded JSON committed beside it, and the demo duration quoted in
   README.md and getting_started.md is that run's.
 """
-import contextlib
 import glob
-import io
 import json
 import math
 import os.path as osp
 import re
-import runpy
 import shlex
-import sys
 
 import pytest
+
+from mmchh.testing.tool_loader import tool_help as help_text
 
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -116,24 +114,6 @@ def script_calls():
                      if FLAG.match(tok)]
             calls.append((doc, m.group(1), flags, rest))
     return calls
-
-
-_HELP = {}
-
-
-def help_text(script):
-    """The ``--help`` output of ``script``, run in this process (cached)."""
-    if script not in _HELP:
-        out = io.StringIO()
-        argv = sys.argv
-        sys.argv = [osp.join(REPO, script), '--help']
-        try:
-            with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-                runpy.run_path(osp.join(REPO, script), run_name='__main__')
-        finally:
-            sys.argv = argv
-        _HELP[script] = out.getvalue()
-    return _HELP[script]
 
 
 @pytest.fixture(scope='module')

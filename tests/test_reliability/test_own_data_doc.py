@@ -18,16 +18,15 @@ loop wrote). Checked here without running the loop (fast):
   carry the three spacings, and the review copies and the stand-in
   reviewer keep the points on the image's pixel grid.
 """
-import contextlib
-import io
 import json
 import os.path as osp
 import re
 import runpy
 import shlex
-import sys
 
 import pytest
+
+from mmchh.testing.tool_loader import tool_help as help_text
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DOC = 'docs/own_data.md'
@@ -126,23 +125,6 @@ def test_machine_and_duration_are_the_record(record, loop_section):
     assert all(n == minutes for n in quoted), (
         f'{DOC} says {quoted} minutes; the recorded run took '
         f'{record["duration_s"]:.0f} s')
-
-
-_HELP = {}
-
-
-def help_text(script):
-    if script not in _HELP:
-        out = io.StringIO()
-        argv = sys.argv
-        sys.argv = [osp.join(REPO, script), '--help']
-        try:
-            with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-                runpy.run_path(osp.join(REPO, script), run_name='__main__')
-        finally:
-            sys.argv = argv
-        _HELP[script] = out.getvalue()
-    return _HELP[script]
 
 
 def test_scripts_and_flags_exist():
