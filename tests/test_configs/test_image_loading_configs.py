@@ -11,6 +11,7 @@ End to end, the test pipeline of ``configs/ceph/unet_r34_onehot.py`` turns a
 MetaImage and a DICOM into the network input, the same input as the PNG the
 converter writes for that file.
 """
+import ast
 import glob
 import os.path as osp
 
@@ -47,8 +48,21 @@ def _is_xray(cfg):
 
 
 def _is_mmpose_overlay(path):
+    """Whether the config, or a local base it derives from, derives from one
+    of MMPose's configs (``mmpose::`` in a ``_base_``)."""
     with open(path) as f:
-        return "'mmpose::" in f.read()
+        text = f.read()
+    if "'mmpose::" in text:
+        return True
+    bases = []
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and any(
+                getattr(t, 'id', None) == '_base_' for t in node.targets):
+            value = ast.literal_eval(node.value)
+            bases = [value] if isinstance(value, str) else list(value)
+    return any(
+        _is_mmpose_overlay(osp.join(osp.dirname(path), base))
+        for base in bases if '::' not in base)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
