@@ -44,7 +44,7 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-from mmengine.dist import (broadcast, collect_results, get_world_size,
+from mmengine.dist import (collect_results, get_world_size,
                            is_main_process)
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -58,6 +58,7 @@ from mmchh.utils.checkpoint import CALIBRATION_STATE_DEFAULTS
 from mmchh.utils.io import write_json
 from mmchh.utils.spacing import Spacing
 from mmchh.visualization.calibration_plots import reliability_diagram_png
+from .evaluation_pass import broadcast_from_main, changed_test_cfg
 from .settings import (CalibrationError,
                                    check_calibration_settings, error_unit)
 from .configuration import fit_configuration_calibration
@@ -115,17 +116,6 @@ def _frozen_eval(model):
         model.train(was_training)
 
 
-@contextlib.contextmanager
-def _test_cfg(model, **changes):
-    """``model.test_cfg`` with ``changes`` for the duration."""
-    original = model.test_cfg
-    model.test_cfg = dict(original or {}, **changes)
-    try:
-        yield
-    finally:
-        model.test_cfg = original
-
-
 def _check_valid(samples, what: str) -> None:
     """Refuses a batch holding an invalid (non-finite) landmark map."""
     invalid = sum(
@@ -149,7 +139,7 @@ def stream_logit_summaries(model, loader, num_bins: int = 2048):
     O(K * num_bins) summaries are kept.
     """
     summaries, weights = [], []
-    with _test_cfg(model, flip_test=False, output_logits=True), \
+    with changed_test_cfg(model, flip_test=False, output_logits=True), \
             torch.no_grad():
         for data in loader:
             samples = model.test_step(data)
@@ -221,15 +211,6 @@ def _mode_confidence(summary: LogitSummary, temperature: torch.Tensor):
     return log_conf.exp(), hit, nll
 
 
-def _broadcast_from_main(tensor: torch.Tensor, device) -> torch.Tensor:
-    """``tensor`` (filled on the main process) on every rank, on
-    ``device``."""
-    tensor = tensor.to(device)
-    if get_world_size() > 1:
-        broadcast(tensor, src=0)
-    return tensor
-
-
 def _fit_temperature(model, loader, num_bins: int,
                      prior_std: Optional[float], out_dir: str,
                      do_no_harm: bool = True, cv_folds: int = 10) -> Dict:
@@ -264,7 +245,7 @@ def _fit_temperature(model, loader, num_bins: int,
         report['calib']['selection'] = selection.report()
         report['prior_std'] = prior_std or None
     head.set_temperature(
-        _broadcast_from_main(temperature, head.log_temperature.device))
+        broadcast_from_main(temperature, head.log_temperature.device))
     return report
 
 
@@ -300,7 +281,7 @@ def _fit_flag_threshold(model, loader, erroneous_mm: float,
             flagging['interval']['high'], flagging['num_images'],
             flagging['num_erroneous']
         ], dtype=torch.float64).float()
-    fitted = _broadcast_from_main(fitted, head.flag_threshold.device)
+    fitted = broadcast_from_main(fitted, head.flag_threshold.device)
     if bool(torch.isfinite(fitted[0])):
         head.set_flag_threshold(
             float(fitted[0]), 'mm' if bool(fitted[1] > 0.5) else 'px')
@@ -333,7 +314,7 @@ def _fit_conformal_regions(model, loader) -> Optional[Dict]:
             fit.report(names, head.conformal_score),
             score=head.conformal_score)
     head.set_conformal_state({
-        name: _broadcast_from_main(value, getattr(head, name).device)
+        name: broadcast_from_main(value, getattr(head, name).device)
         for name, value in buffers.items()
     })
     return report

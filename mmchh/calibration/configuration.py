@@ -32,8 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from mmengine.dist import (broadcast, collect_results, get_world_size,
-                           is_main_process)
+from mmengine.dist import collect_results, is_main_process
 from mmengine.logging import print_log
 
 from mmchh.codecs.utils.configuration_model import (MIN_LANDMARKS,
@@ -44,6 +43,7 @@ from mmchh.evaluation.functional.conformal import (conformal_min_maps,
                                                    conformal_thresholds)
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
 from mmchh.utils.spacing import Spacing
+from .evaluation_pass import broadcast_from_main, changed_test_cfg
 from .settings import CalibrationError, error_unit
 
 __all__ = [
@@ -215,24 +215,13 @@ def _unpack(packed: torch.Tensor, num: int) -> Optional[ConfigurationModel]:
         num_shapes=values[8 * num:].astype(np.int64))
 
 
-def _broadcast(tensor: torch.Tensor, device) -> torch.Tensor:
-    """``tensor`` (filled on the main process) on every rank, through
-    ``device`` (the model's: the backend's), back on the CPU."""
-    if get_world_size() > 1:
-        tensor = tensor.to(device)
-        broadcast(tensor, src=0)
-    return tensor.cpu()
-
-
 def _calibration_rows(model, loader) -> List[Dict[str, np.ndarray]]:
     """Per calibration image of this rank: its counted landmarks' sigma,
     radial error (mm with a spacing, else image pixels), ERE flag (None
     without an ERE threshold) and whether it has a spacing."""
     rows = []
-    original = model.test_cfg
     # scored even where the config switches the fields off at inference
-    model.test_cfg = dict(original or {}, plausibility=True)
-    try:
+    with changed_test_cfg(model, plausibility=True):
         with torch.no_grad():
             for data in loader:
                 for sample in model.test_step(data):
@@ -260,8 +249,6 @@ def _calibration_rows(model, loader) -> List[Dict[str, np.ndarray]]:
                         ere=None if flag is None else
                         np.asarray(flag)[0][counted],
                         in_mm=spacing is not None))
-    finally:
-        model.test_cfg = original
     return rows
 
 
@@ -367,7 +354,7 @@ def fit_configuration_calibration(model, loader, shape_data,
     if is_main_process():
         fitted, info = _fit_model(shape_data, num)
     device = head.configuration_mean.device
-    fitted = _unpack(_broadcast(_pack(fitted, num), device), num)
+    fitted = _unpack(broadcast_from_main(_pack(fitted, num), device).cpu(), num)
     # scores only while the threshold is fitted: nothing is implausible yet
     head.set_configuration_model(fitted)
     report = None if info is None else dict(
@@ -388,7 +375,7 @@ def fit_configuration_calibration(model, loader, shape_data,
         values[0] = float('nan') if report['threshold'] is None else \
             report['threshold']
         values[1] = report['num_scores']
-    values = _broadcast(values, device)
+    values = broadcast_from_main(values, device).cpu()
     # alpha and the count are kept without a threshold: they say why
     head.set_configuration_model(fitted, float(values[0]), alpha,
                                  float(values[1]))

@@ -33,6 +33,8 @@ from mmchh.evaluation.functional.conformal import (conformal_min_maps,
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
 from mmchh.utils.errors import InputError
 
+from ..evaluation_pass import changed_test_cfg
+
 __all__ = [
     'ConformalFit', 'ConformalFitError', 'ConformalScores',
     'collect_conformal_scores', 'fit_conformal'
@@ -349,17 +351,12 @@ def collect_conformal_scores(model,
     """
     if not score_names:
         raise ValueError('collect_conformal_scores needs at least one score')
-    original = model.test_cfg
-    model.test_cfg = dict(original or {}, output_heatmaps=True)
     parts = []
-    try:
-        with torch.no_grad():
-            for data in loader:
-                parts.append(
-                    _batch_scores(model.test_step(data), score_names,
-                                  chunk_size))
-    finally:
-        model.test_cfg = original
+    with changed_test_cfg(model, output_heatmaps=True), torch.no_grad():
+        for data in loader:
+            parts.append(
+                _batch_scores(model.test_step(data), score_names,
+                              chunk_size))
     if not parts:
         raise ConformalFitError('the calibration split is empty: no '
                                 'conformal region can be fitted')

@@ -20,8 +20,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from mmengine.dist import (broadcast, collect_results, get_world_size,
-                           is_main_process)
+from mmengine.dist import collect_results, is_main_process
 
 from mmchh.codecs.utils.frame import HeatmapFrame
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES
@@ -31,6 +30,7 @@ from mmchh.evaluation.functional.measurement_uncertainty import \
 from mmchh.evaluation.functional.region_draws import (
     region_draw_seed, region_measurement_center_spread)
 from mmchh.utils.spacing import Spacing
+from ..evaluation_pass import broadcast_from_main, changed_test_cfg
 from ..settings import CalibrationError
 from .measurement_intervals import fit_measurement_intervals
 
@@ -124,17 +124,12 @@ def fit_calibration_intervals(model, loader, level: float = 0.95,
     level_index = int(torch.argmax(head.conformal_level))
     region_level = round(float(head.conformal_level[level_index]), 6)
     rows: List[Dict[str, float]] = []
-    original = model.test_cfg
-    model.test_cfg = dict(original or {}, output_heatmaps=True)
-    try:
-        with torch.no_grad():
-            for data in loader:
-                for sample in model.test_step(data):
-                    rows.append(image_interval_scores(
-                        sample, head, level_index, num_samples, seed,
-                        len(rows)))
-    finally:
-        model.test_cfg = original
+    with changed_test_cfg(model, output_heatmaps=True), torch.no_grad():
+        for data in loader:
+            for sample in model.test_step(data):
+                rows.append(image_interval_scores(
+                    sample, head, level_index, num_samples, seed,
+                    len(rows)))
     rows = collect_results(rows, len(loader.dataset), device='cpu')
     values = torch.full((1, ), float('nan'))
     fit = None
@@ -145,8 +140,7 @@ def fit_calibration_intervals(model, loader, level: float = 0.95,
             num_samples=int(num_samples), seed=int(seed),
             calib_file=getattr(loader.dataset, 'ann_file', None))
         values[0] = fit.scale if np.isfinite(fit.scale) else float('nan')
-    values = values.to(head.measurement_interval_scale.device)
-    if get_world_size() > 1:
-        broadcast(values, src=0)
+    values = broadcast_from_main(values,
+                                 head.measurement_interval_scale.device)
     head.set_measurement_interval(float(values[0]), level, region_level)
     return None if fit is None else fit.to_dict()
