@@ -180,78 +180,6 @@ def _load_model(args):
     return model
 
 
-def _flag_line(model, results):
-    """What the run's flags rest on, in one line (with the images left
-    unflagged for want of a spacing)."""
-    from mmchh.models.heads.flag_basis import describe_flag_status, flag_status
-    status = flag_status(model.head)
-    line = f'infer.py: {describe_flag_status(status)}'
-    unapplied = sum(1 for r in results if r.flag_status is not None
-                    and not r.flag_status['applied'])
-    if status['status'] == 'used' and unapplied:
-        line += (f'; not applied to {unapplied} image(s) without spacing')
-    return line
-
-
-def _configuration_line(model):
-    """What the configuration (plausibility) flag rests on, in one line:
-    its threshold in sigma, alpha and calibration scores, or why it is not
-    used."""
-    from mmchh.apis.flag_reasons import (configuration_status,
-                                         describe_configuration_status)
-    status = configuration_status(model.head)
-    return f'infer.py: {describe_configuration_status(status)}'
-
-
-def _interval_line(intervals):
-    """Which measurement intervals the run reports, in one line."""
-    if intervals['kind'] == 'fitted':
-        return (f'infer.py: measurement intervals: fitted, interval scale '
-                f'{intervals["scale"]:.3f} at level {intervals["level"]:g} '
-                'stored in the checkpoint by calibration; landmarks drawn '
-                f'within their {intervals["region_level"]:g} conformal '
-                'regions')
-    return f'infer.py: measurement intervals: FULL-MAP ({intervals["note"]})'
-
-
-def _outcome(args, output, results, errors, model):
-    """The exit status of a finished run, with its lines; a staged run
-    (--overwrite) is put in place only when it succeeded."""
-    from mmchh.apis.batch_infer import invalid_landmarks
-    where = output.path
-    if not results:
-        output.keep()
-        print(f'infer.py: no image could be predicted ({len(errors)} '
-              f'file(s) skipped, see {osp.join(where, "landmarks.json")})',
-              file=sys.stderr)
-        return 1
-    invalid, total = invalid_landmarks(results)
-    if invalid == total:
-        output.keep()
-        print(f'infer.py: every landmark of every image was invalid '
-              f'({total} landmarks of {len(results)} image(s): non-finite '
-              f'heatmaps; the model is broken); the invalid outputs are in '
-              f'{where}', file=sys.stderr)
-        return 1
-    output.commit()
-    if invalid:
-        print(f'infer.py: warning: {invalid} of {total} landmarks were '
-              'invalid (non-finite heatmaps: "valid": false, no position); '
-              f'see {osp.join(args.out_dir, "landmarks.csv")}',
-              file=sys.stderr)
-    print(f'infer.py: {len(results)} image(s) predicted, {len(errors)} '
-          f'skipped; outputs in {args.out_dir}')
-    print(_flag_line(model, results))
-    print(_configuration_line(model))
-    if args.measurements:
-        print(_interval_line(results[0].intervals))
-    if 'labelme' in args.format:
-        from mmchh.apis.labelme_export import LABELME_FOLDER, labelme_summary
-        print(labelme_summary(results,
-                              osp.join(args.out_dir, LABELME_FOLDER)))
-    return 0
-
-
 def _main(argv=None):
     args = parse_args(argv)
     check_options(args)
@@ -278,7 +206,8 @@ def _main(argv=None):
                   f'images; results for those are in {output.path}{kept}',
                   file=sys.stderr)
             return 130
-        return _outcome(args, output, results, errors, model)
+        from mmchh.apis.infer_summary import infer_outcome
+        return infer_outcome(args, output, results, errors, model)
 
 
 def main(argv=None):
