@@ -33,7 +33,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     # imported late: it pulls in cv2 and numpy, not needed for --help
-    from mmchh.testing.synthetic_ceph import make_synthetic_ceph
+    from mmchh.datasets.synthetic import make_synthetic_ceph
 
     try:
         summary = make_synthetic_ceph(

@@ -9,7 +9,7 @@ With your own X-rays you skip this: you already have the images, the names
 and the annotations. What it writes under OUT:
 
 - ``xrays/NNN.dcm`` and ``xrays/NNN.mha``: synthetic lateral cephalograms
-  (:mod:`mmchh.testing.synthetic_ceph`) from three "scanners" in turn, of
+  (:mod:`mmchh.datasets.synthetic`) from three "scanners" in turn, of
   pixel spacing 0.75, 0.9 and 1.0 mm (x and y), written in each file's
   header: DICOM ``PixelSpacing`` (row, column), MetaImage
   ``ElementSpacing``, or DICOM ``ImagerPixelSpacing`` only (as many
@@ -91,7 +91,7 @@ def write_image(folder, number, scanner, seed):
     import numpy as np
 
     from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
-    from mmchh.testing.synthetic_ceph import synthetic_ceph_sample
+    from mmchh.datasets.synthetic import synthetic_ceph_sample
     _, spacing, size, kind = scanner
     sample = synthetic_ceph_sample(np.random.default_rng([seed, number]), size)
     rows = [CEPH_LANDMARK_NAMES.index(name) for name in LANDMARKS]

@@ -47,7 +47,7 @@ def make_demo_data(data_dir, input_size, num_train=28, num_test1=8,
         and ``summary`` (the conversion summary).
     """
     from mmchh.datasets.converters import convert_isbi
-    from mmchh.testing.synthetic_ceph import make_synthetic_ceph
+    from mmchh.datasets.synthetic import make_synthetic_ceph
 
     raw = osp.join(data_dir, 'synthetic_ceph')
     coco = osp.join(data_dir, 'synthetic_ceph_coco')

@@ -9,8 +9,8 @@ from mmchh.codecs.utils.configuration_model import (
     MIN_LANDMARKS, PRIOR_SHAPES, TUKEY_C, ConfigurationModel,
     fit_configuration_model, generalized_procrustes, plausibility_scores,
     robust_alignment_weights, similarity_fit)
+from mmchh.datasets.synthetic.anatomy import place_landmarks
 from mmchh.evaluation.functional.conformal import conformal_thresholds
-from mmchh.testing.synthetic_ceph.anatomy import place_landmarks
 
 
 # --------------------------------------------------------------------------

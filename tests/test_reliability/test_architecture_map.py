@@ -22,13 +22,15 @@ LAYERS = (
     ('codecs', ),
     ('models', ),
     ('evaluation.functional', 'visualization'),
+    # the synthetic set writes its label lines with the measurements' math
+    ('datasets.synthetic', ),
     ('evaluation.metrics', ),
     ('evaluation', ),  # the package: functional + metrics, the baseline
     ('calibration', ),  # fitted after training, below the engine
     ('engine', ),
     ('apis', ),
     ('testing', ),
-    ('demo', ),  # the whole job on testing's synthetic set
+    ('demo', ),  # the whole job on the synthetic set
     ('mmchh', ),
 )
 LAYER = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
@@ -36,14 +38,16 @@ LAYER = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
 #: register every module before it builds a model from a config (the API
 #: is the top room; the package import is registration, not a dependency)
 REGISTRATION_IMPORTS = {('mmchh/apis/inference.py', 'mmchh')}
+#: Folders with their own row on the map, inside another room's folder.
+SUB_ROOMS = {('evaluation', 'functional'), ('evaluation', 'metrics'),
+             ('codecs', 'utils'), ('datasets', 'synthetic')}
 
 
 def room_of(module: str) -> str:
     parts = module.split('.')
     if len(parts) == 1:
         return 'mmchh'
-    if parts[1] in ('evaluation', 'codecs') and len(parts) > 2 and \
-            parts[2] in ('functional', 'metrics', 'utils'):
+    if len(parts) > 2 and (parts[1], parts[2]) in SUB_ROOMS:
         return f'{parts[1]}.{parts[2]}'
     return parts[1]
 

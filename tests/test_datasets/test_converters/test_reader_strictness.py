@@ -23,7 +23,7 @@ from mmchh.datasets.converters.landmark_records import (pair_images,
 from mmchh.datasets.converters.strict_values import (decimal_value,
                                                      json_number, json_size)
 from mmchh.datasets.converters.validation import BadInputPolicy
-from mmchh.testing.synthetic_ceph.sample import synthetic_ceph_sample
+from mmchh.datasets.synthetic.sample import synthetic_ceph_sample
 from landmark_files import Writers
 
 KEYPOINTS = ('sella', 'nasion', 'menton')

@@ -6,7 +6,7 @@ beside the unconstrained one.
 
 The maps are synthetic, not a trained model's (training the demo takes
 minutes): sharp Gaussians at the synthetic heads' ground truth plus noise
-(:func:`~mmchh.testing.synthetic_ceph.anatomy.place_landmarks`, 19 ISBI
+(:func:`~mmchh.datasets.synthetic.anatomy.place_landmarks`, 19 ISBI
 landmarks at 0.1 mm per pixel) on a 2 mm heatmap grid; the configuration
 model is fitted on other heads' ground truth and its threshold on a
 calibration split's correct landmarks, as calibration does."""
@@ -24,11 +24,11 @@ from mmchh.codecs.utils.constrained_decode import (constrained_mode,
                                                    prior_on_heatmap)
 from mmchh.codecs.utils.frame import HeatmapFrame
 from mmchh.datasets.ceph_meta import ISBI_IMAGE_SIZE, ISBI_SPACING_MM
+from mmchh.datasets.synthetic.anatomy import place_landmarks
 from mmchh.evaluation.functional.conformal import conformal_thresholds
 from mmchh.testing.false_peaks import (draw_false_peak_shift,
                                        gaussian_log_maps, inject_false_peak,
                                        predict_from_log_probs)
-from mmchh.testing.synthetic_ceph.anatomy import place_landmarks
 
 K = 19
 ALPHA = 0.02

@@ -15,10 +15,9 @@ import pytest
 from mmchh.datasets.ceph_meta import (CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES,
                                       ISBI_ANNOTATOR_FOLDERS,
                                       NUM_CEPH_LANDMARKS)
-from mmchh.testing.synthetic_ceph import (BONY_LANDMARKS,
-                                          SOFT_TISSUE_LANDMARKS,
-                                          make_synthetic_ceph,
-                                          synthetic_ceph_sample)
+from mmchh.datasets.synthetic import (BONY_LANDMARKS, SOFT_TISSUE_LANDMARKS,
+                                      make_synthetic_ceph,
+                                      synthetic_ceph_sample)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLI = osp.join(REPO, 'tools', 'make_synthetic_ceph.py')
@@ -120,7 +119,7 @@ def test_flat_layout(tmp_path):
 
 
 def test_names_grow_past_999_images(tmp_path, monkeypatch):
-    import mmchh.testing.synthetic_ceph.writer as module
+    import mmchh.datasets.synthetic.writer as module
 
     # only the naming matters here: a constant cheap sample keeps it fast
     sample = synthetic_ceph_sample(np.random.default_rng(0), (64, 80))
