@@ -5,6 +5,14 @@
 ``main(argv)`` or ``parse_args`` in-process load it with
 :func:`load_tool`; the docs' tests read a script's ``--help`` with
 :func:`tool_help`.
+
+Why this reads back into ``tools/`` rather than the tools' parsers moving
+into the package: what is tested is the command a user runs (almost every
+caller runs a script's ``main``: its options, its one-line errors, its exit
+status, its output files), so the script itself must be executed; a parser
+built by a package function would still leave ``main`` in the script.
+Nothing in the package imports this module except ``testing``'s own
+``__init__``; ``testing`` is the top room, free to import everything.
 """
 import contextlib
 import importlib.util
