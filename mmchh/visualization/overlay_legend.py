@@ -1,0 +1,129 @@
+# Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
+"""The legend band under an overlay: the colour key, what the flags rest
+on, what the outlines are, the invalid landmarks and, when labels carry
+numbers, which landmark each number is."""
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+from mmchh.models.heads.flag_basis import flag_legend
+from .overlay_style import (FLAGGED_BGR, UNKNOWN_BGR, CanvasStyle,
+                            outlined_text)
+
+__all__ = ['LEGEND_LINES', 'legend_lines', 'legend_band_height',
+           'draw_legend_band', 'wrap_line']
+
+#: Text lines the legend band has room for at least (overlays of one
+#: image line up whatever is written).
+LEGEND_LINES = 5
+
+_WHITE = (255, 255, 255)
+
+
+def _configuration_legend(status) -> str:
+    """The configuration flag of ``status`` (a result's
+    ``configuration_status``) in a few words."""
+    if status['status'] == 'used':
+        # short: the legend fits a 512 px wide overlay
+        text = f'implausible: > {status["threshold"]:.3g} sigma off the shape'
+        if status.get('alpha') is not None:
+            text += f' (alpha {status["alpha"]:g})'
+        return text
+    if status['status'] == 'none':
+        return 'implausible: not fitted (no configuration model)'
+    if status.get('num_scores') is not None and \
+            status.get('alpha') is not None:
+        return (f'implausible: no threshold ({status["num_scores"]} '
+                f'calibration scores at alpha {status["alpha"]:g})')
+    return 'implausible: not used (no threshold)'
+
+
+def _flag_lines(result, label_kind: str) -> List[tuple]:
+    """The colour key, what the ERE flag rests on and what the
+    configuration flag rests on, as ``(text, colour)`` lines."""
+    status = getattr(result, 'flag_status', None)
+    config = getattr(result, 'configuration_status', None)
+    judged = any(lm.get('flagged') is not None for lm in result.landmarks)
+    key = (f'label = {label_kind} [why flagged]   orange: flagged   '
+           'green: ok' if judged and (status is not None or config is not None
+                                     or result.flag_threshold_mm is not None)
+           else f'label = {label_kind}   cyan: not flagged (flags off)')
+    if not result.calibrated:
+        key += '   UNCALIBRATED'
+    lines = [(key, _WHITE)]
+    if status is not None:
+        basis = flag_legend(status)
+        if status['status'] != 'used':  # beside a configuration flag
+            basis = 'ERE ' + basis
+        if status['status'] == 'used' and not status['applied']:
+            basis += '; not applied: no spacing'
+        lines.append((basis, _WHITE if status['applied'] and judged
+                      else UNKNOWN_BGR))
+    if config is not None:
+        lines.append((_configuration_legend(config), _WHITE
+                      if config['status'] == 'used' else UNKNOWN_BGR))
+    return lines
+
+
+def wrap_line(style: CanvasStyle, text: str, width: float) -> List[str]:
+    """``text`` cut at spaces into lines whose boxes fit ``width`` pixels
+    (a single word wider than that stays whole)."""
+    words, lines, line = text.split(' '), [], ''
+    for word in words:
+        trial = f'{line} {word}' if line else word
+        if line and style.text_box_size(trial)[0] > width:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    return lines + [line] if line else lines
+
+
+def legend_lines(result, label_kind: str, region_level, invalid: Sequence[str],
+                 number_names: Sequence[Tuple[int, str]], unplaced: Sequence[
+                     str], style: CanvasStyle, width: float) -> List[tuple]:
+    """Every ``(text, colour)`` line of the band, wrapped to ``width``.
+
+    Args:
+        result (LandmarkResult): The result drawn.
+        label_kind (str): What labels say, e.g. ``'name: ERE in mm'``.
+        region_level (float | None): The coverage of the outlines drawn.
+        invalid (Sequence[str]): Names of the landmarks without an answer.
+        number_names (Sequence[tuple]): ``(number, name)`` of the labelled
+            landmarks when labels carry numbers; else empty.
+        unplaced (Sequence[str]): Labels no room was found for.
+        style (CanvasStyle): The canvas style (text sizes).
+        width (float): The band's width, pixels.
+    """
+    lines = _flag_lines(result, label_kind)
+    if region_level is not None:
+        lines.append((f'blocky outline: {100 * region_level:.3g} % conformal '
+                      'region', _WHITE))
+    if number_names:
+        lines.append(('   '.join(f'{n} {name}' for n, name in number_names),
+                      _WHITE))
+    if invalid:
+        lines.append(('INVALID (no answer, not drawn): ' + ', '.join(invalid),
+                      FLAGGED_BGR))
+    if unplaced:
+        lines.append(('no room for the labels of: ' + ', '.join(unplaced),
+                      UNKNOWN_BGR))
+    return [(part, colour) for text, colour in lines
+            for part in wrap_line(style, text, width - 16)]
+
+
+def legend_band_height(style: CanvasStyle, num_lines: int) -> int:
+    """Pixels of a band holding ``num_lines`` lines (at least
+    :data:`LEGEND_LINES`)."""
+    return max(LEGEND_LINES, num_lines) * style.line_step() + 8
+
+
+def draw_legend_band(canvas: np.ndarray, style: CanvasStyle,
+                     lines: Sequence[tuple]) -> np.ndarray:
+    """The canvas with a black band under it holding ``lines``."""
+    band = np.zeros((legend_band_height(style, len(lines)), canvas.shape[1],
+                     3), canvas.dtype)
+    step = style.line_step()
+    for i, (line, colour) in enumerate(lines):
+        outlined_text(band, style, line, (8, 4 + i * step), colour)
+    return np.concatenate([canvas, band], axis=0)
