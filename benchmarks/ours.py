@@ -64,7 +64,8 @@ def build_ours(cfg, device='cpu', amp=False):
 def copy_weights(reference, model) -> None:
     """Loads the reference's weights into ours, every tensor exactly once."""
     from mmchh.testing.smp_unet import smp_to_ours_key
-    from mmchh.utils.checkpoint import CALIBRATION_STATE_NAMES
+    from mmchh.models.heads.calibration_buffers import \
+        CALIBRATION_STATE_NAMES
     mapped = {
         smp_to_ours_key(k): v
         for k, v in reference.state_dict().items()

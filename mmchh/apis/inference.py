@@ -30,8 +30,8 @@ from torch import nn
 
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
 from mmchh.datasets.whole_image_box import whole_image_bbox
-from mmchh.utils.checkpoint import (check_finite_state, checkpoint_state_dict,
-                                    load_checkpoint_file)
+from mmchh.models.heads.calibration_buffers import check_finite_weights
+from mmchh.utils.checkpoint import checkpoint_state_dict, load_checkpoint_file
 from mmchh.utils.checkpoint_recipe import (check_config_matches_checkpoint,
                                            checkpoint_recipe, recipe_config,
                                            require_recipe)
@@ -144,7 +144,7 @@ def init_landmark_model(config: Union[None, str, Path, Config],
     state = checkpoint_state_dict(ckpt, checkpoint)
     # non-finite weights give (0, 0) with ERE 0 everywhere: refused here,
     # naming the file (the head's load hook refuses them on every path)
-    check_finite_state(state, checkpoint)
+    check_finite_weights(state, checkpoint)
     cfg = _model_config(config, ckpt, checkpoint)
     config_name = f'the recipe of {checkpoint}' if config is None else (
         str(config) if not isinstance(config, Config) else

@@ -54,7 +54,8 @@ from mmchh.evaluation.functional.bootstrap import (paired_bootstrap,
 from mmchh.evaluation.functional.calibration_metrics import \
     expected_calibration_error
 from mmchh.evaluation.functional.radial_error import radial_errors_mm
-from mmchh.utils.checkpoint import CALIBRATION_STATE_DEFAULTS
+from mmchh.models.heads.calibration_buffers import \
+    CALIBRATION_STATE_DEFAULTS
 from mmchh.utils.io import write_json
 from mmchh.utils.spacing import Spacing
 from mmchh.visualization.calibration_plots import reliability_diagram_png

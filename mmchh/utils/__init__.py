@@ -1,4 +1,4 @@
-from .checkpoint import (CALIBRATION_STATE_NAMES, CheckpointError,
+from .checkpoint import (CheckpointError,
                          check_finite_state, checkpoint_state_dict,
                          load_checkpoint_file, weights_fingerprint)
 from .compat import (MissingMMCVOpsError, allow_checkpoint_globals,
@@ -10,7 +10,7 @@ from .io import (atomic_write_bytes, atomic_write_text, dumps_json,
 from .spacing import Spacing, SpacingError, spacing_array
 
 __all__ = [
-    'CALIBRATION_STATE_NAMES', 'CheckpointError', 'InputError', 'MissingMMCVOpsError',
+    'CheckpointError', 'InputError', 'MissingMMCVOpsError',
     'allow_checkpoint_globals', 'apply_compat', 'atomic_write_bytes',
     'atomic_write_text', 'check_finite_state', 'checkpoint_safe_globals',
     'checkpoint_state_dict', 'dumps_json', 'install_mmcv_ops_placeholder',

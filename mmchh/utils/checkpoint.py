@@ -15,13 +15,11 @@ every landmark, the most confident answer there is.
 :func:`weights_fingerprint` is a SHA-256 over every tensor of a state dict
 except the calibration state itself; calibration records it, and a consumer
 whose weights hash differently knows the calibration was fitted for other
-weights. :func:`calibration_seal` binds that fingerprint to the calibration
-values themselves (temperatures, threshold, conformal regions): the head
-stores the seal, so a calibration edited after fitting is as stale as one
-whose weights changed.
+weights. Which tensors are calibration state, and the seal binding the
+fingerprint to their values, belong to the head that owns them
+(:mod:`mmchh.models.heads.calibration_buffers`).
 """
 import hashlib
-import math
 import os.path as osp
 import pickle
 from typing import Any, Dict, Iterable, Mapping, Optional
@@ -31,79 +29,9 @@ import torch
 from .errors import InputError
 
 __all__ = [
-    'CALIBRATION_STATE_DEFAULTS', 'CALIBRATION_STATE_NAMES', 'CheckpointError',
-    'LATER_CALIBRATION_STATE_NAMES',
-    'UNSET_AS_NAN_STATE_NAMES', 'check_finite_state', 'checkpoint_state_dict',
-    'calibration_seal', 'load_checkpoint_file', 'weights_fingerprint'
+    'CheckpointError', 'check_finite_state', 'checkpoint_state_dict',
+    'hash_tensor', 'load_checkpoint_file', 'weights_fingerprint'
 ]
-
-#: Head buffers that hold calibration state (fitted after training, never
-#: trained), each with its "uncalibrated" fill value. They are excluded from
-#: the weights fingerprint; NaN in ``flag_threshold`` and the ``conformal_*``
-#: buffers (levels, score thresholds, disc radii in image pixels) means
-#: "not fitted", zeros in ``calibration_fingerprint`` "no fingerprint".
-#: ``flag_threshold_in_mm`` is the threshold's unit (True: mm, False:
-#: original-image pixels); True by default, so a checkpoint written before
-#: the unit was stored keeps its (mm) meaning.
-#: ``flag_threshold_low`` / ``_high`` are the threshold's 95 % bootstrap
-#: interval over the calibration images, ``flag_num_images`` /
-#: ``flag_num_erroneous`` the images and erroneous landmarks it was fitted
-#: on (NaN: not recorded); ``measurement_interval_scale`` / ``_level`` /
-#: ``measurement_region_level`` the fitted scale of the measurement
-#: intervals, its coverage level and the conformal region level the
-#: landmarks are drawn within (NaN: not fitted). The ``configuration_*``
-#: buffers hold the configuration model (mean shape, leave-one-out offsets
-#: and covariances, shapes per landmark; see
-#: :mod:`mmchh.codecs.utils.configuration_model`), the plausibility
-#: threshold in sigma, its level ``alpha`` and the correct calibration
-#: landmarks it was fitted on (NaN: not fitted; a NaN threshold beside a
-#: fitted model: scores reported, nothing flagged implausible).
-#: State fitted later joins the same fingerprinted calibration by adding its
-#: buffer here (and to :data:`LATER_CALIBRATION_STATE_NAMES`): the head then
-#: verifies, resets and fills it like the others.
-CALIBRATION_STATE_DEFAULTS = {
-    'log_temperature': 0.0,
-    'flag_threshold': float('nan'),
-    'flag_threshold_in_mm': True,
-    'flag_threshold_low': float('nan'),
-    'flag_threshold_high': float('nan'),
-    'flag_num_images': float('nan'),
-    'flag_num_erroneous': float('nan'),
-    'measurement_interval_scale': float('nan'),
-    'measurement_interval_level': float('nan'),
-    'measurement_region_level': float('nan'),
-    'conformal_level': float('nan'),
-    'conformal_threshold': float('nan'),
-    'conformal_pooled_threshold': float('nan'),
-    'conformal_disc_radius': float('nan'),
-    'conformal_pooled_disc_radius': float('nan'),
-    'configuration_mean': float('nan'),
-    'configuration_offset': float('nan'),
-    'configuration_cov': float('nan'),
-    'configuration_num_shapes': float('nan'),
-    'configuration_threshold': float('nan'),
-    'configuration_alpha': float('nan'),
-    'configuration_num_scores': float('nan'),
-    'calibration_fingerprint': 0,
-}
-#: The names of :data:`CALIBRATION_STATE_DEFAULTS`, in order.
-CALIBRATION_STATE_NAMES = tuple(CALIBRATION_STATE_DEFAULTS)
-#: The calibration buffers added after seals bound the calibration values:
-#: :func:`calibration_seal` hashes each only when it is set (not all at its
-#: default), so a checkpoint sealed before it existed keeps its seal.
-LATER_CALIBRATION_STATE_NAMES = (
-    'flag_threshold_low', 'flag_threshold_high', 'flag_num_images',
-    'flag_num_erroneous', 'measurement_interval_scale',
-    'measurement_interval_level', 'measurement_region_level',
-    'configuration_mean', 'configuration_offset', 'configuration_cov',
-    'configuration_num_shapes', 'configuration_threshold',
-    'configuration_alpha', 'configuration_num_scores')
-#: The calibration buffers in which NaN means "not fitted" (their default);
-#: :func:`check_finite_state` accepts NaN, never an infinity, in them.
-UNSET_AS_NAN_STATE_NAMES = tuple(
-    name for name, value in CALIBRATION_STATE_DEFAULTS.items()
-    if isinstance(value, float) and math.isnan(value))
-
 
 class CheckpointError(InputError):
     """A checkpoint file that cannot be used; the message names the file.
@@ -190,22 +118,27 @@ def checkpoint_state_dict(ckpt: Any,
 
 
 def check_finite_state(state: Mapping[str, torch.Tensor],
-                       path: Optional[str] = None) -> None:
+                       path: Optional[str] = None,
+                       nan_allowed: Iterable[str] = ()) -> None:
     """Raises unless every floating tensor of ``state`` is finite.
 
-    The buffers of :data:`UNSET_AS_NAN_STATE_NAMES` (``flag_threshold``,
-    the ``conformal_*`` state) may be NaN (not fitted) but not infinite.
+    Tensors whose last name part is in ``nan_allowed`` may be NaN ("not
+    fitted") but not infinite: the head's calibration buffers
+    (:data:`~mmchh.models.heads.calibration_buffers.UNSET_AS_NAN_STATE_NAMES`,
+    which :func:`~mmchh.models.heads.calibration_buffers.check_finite_weights`
+    passes).
 
     Raises:
         CheckpointError: naming the first offending tensor and how many of
             its values are NaN or infinite.
     """
+    nan_allowed = frozenset(nan_allowed)
     for name, value in state.items():
         if not isinstance(value, torch.Tensor) or not (
                 value.is_floating_point() or value.is_complex()):
             continue
         bad = ~torch.isfinite(value)
-        if name.rsplit('.', 1)[-1] in UNSET_AS_NAN_STATE_NAMES:
+        if name.rsplit('.', 1)[-1] in nan_allowed:
             bad = torch.isinf(value)
         if bool(bad.any()):
             n_nan = int(torch.isnan(value).sum())
@@ -218,9 +151,10 @@ def check_finite_state(state: Mapping[str, torch.Tensor],
 
 
 def weights_fingerprint(state: Mapping[str, torch.Tensor],
-                        exclude: Iterable[str] = CALIBRATION_STATE_NAMES
-                        ) -> str:
-    """SHA-256 (hex) of every tensor of ``state`` but the calibration state.
+                        exclude: Iterable[str]) -> str:
+    """SHA-256 (hex) of every tensor of ``state`` but those named in
+    ``exclude`` (last name part; the head's calibration buffers:
+    :func:`~mmchh.models.heads.calibration_buffers.calibration_weights_fingerprint`).
 
     Names (``module.`` stripped), dtypes, shapes and bytes all count, in
     sorted name order, so the same weights give the same fingerprint
@@ -236,55 +170,14 @@ def weights_fingerprint(state: Mapping[str, torch.Tensor],
         value = state[name]
         if not isinstance(value, torch.Tensor):
             continue
-        _hash_tensor(digest, key, value)
+        hash_tensor(digest, key, value)
     return digest.hexdigest()
 
 
-def _at_default(name: str, value: torch.Tensor) -> bool:
-    """Whether calibration buffer ``value`` holds its default everywhere."""
-    default = CALIBRATION_STATE_DEFAULTS[name]
-    value = value.detach()
-    if isinstance(default, float) and math.isnan(default):
-        return bool(torch.isnan(value).all())
-    return bool((value == default).all())
-
-
-def _hash_tensor(digest, name: str, value: torch.Tensor) -> None:
+def hash_tensor(digest, name: str, value: torch.Tensor) -> None:
     """Feeds ``name|dtype|shape|`` and the raw bytes of ``value`` (on the
     CPU) to ``digest``: one tensor of a fingerprint or a seal."""
     tensor = value.detach().to('cpu').contiguous()
     digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
     digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
                   if tensor.numel() else b'')
-
-
-def calibration_seal(weights_hex: str,
-                     calibration: Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 (hex) of a weights fingerprint and the calibration values.
-
-    What a head stores in ``calibration_fingerprint``: it changes when the
-    weights change (through ``weights_hex``, see :func:`weights_fingerprint`)
-    and when any calibration value does -- a temperature reset by hand, a
-    threshold deleted from the file -- so neither passes as the calibration
-    that was fitted. A calibration that kept every value at its default
-    (the do-no-harm fit kept T = 1 and fitted nothing else) is still sealed.
-
-    Args:
-        weights_hex (str): :func:`weights_fingerprint` of the weights.
-        calibration (Mapping[str, Tensor]): The calibration buffers by name
-            (:data:`CALIBRATION_STATE_NAMES` but ``calibration_fingerprint``;
-            any other name is refused).
-    """
-    unknown = set(calibration) - (set(CALIBRATION_STATE_NAMES) -
-                                  {'calibration_fingerprint'})
-    if unknown:
-        raise KeyError(f'not calibration values: {sorted(unknown)}')
-    digest = hashlib.sha256(b'mmchh calibration seal v2|')
-    digest.update(weights_hex.encode())
-    for name in sorted(calibration):
-        if name in LATER_CALIBRATION_STATE_NAMES and _at_default(
-                name, calibration[name]):
-            continue
-        digest.update(b'|')
-        _hash_tensor(digest, name, calibration[name])
-    return digest.hexdigest()

@@ -417,7 +417,8 @@ def check_state_fits(model, state: Dict, checkpoint: str,
         InputError: naming both files, the landmark counts when they
             differ, and the first missing, unexpected or mis-shaped tensor.
     """
-    from .checkpoint import CALIBRATION_STATE_NAMES
+    from mmchh.models.heads.calibration_buffers import \
+        CALIBRATION_STATE_NAMES
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = [
         k for k in expected if k not in state
@@ -481,13 +482,14 @@ def precheck_checkpoint(cfg: Config,
     Raises:
         CheckpointError | InputError: naming the file and the reason.
     """
-    from .checkpoint import (check_finite_state, checkpoint_state_dict,
-                             load_checkpoint_file)
+    from mmchh.models.heads.calibration_buffers import check_finite_weights
+
+    from .checkpoint import checkpoint_state_dict, load_checkpoint_file
     from .checkpoint_recipe import (check_config_matches_checkpoint,
                                     checkpoint_recipe)
     ckpt = load_checkpoint_file(checkpoint)
     state = checkpoint_state_dict(ckpt, checkpoint)
-    check_finite_state(state, checkpoint)
+    check_finite_weights(state, checkpoint)
     check_state_fits_model(cfg, state, checkpoint, config_name)
     if allow_config_mismatch is not None:
         check_config_matches_checkpoint(

@@ -18,7 +18,7 @@ from mmchh.calibration.configuration import (
     training_shapes)
 from mmchh.evaluation.functional.conformal import conformal_min_maps
 from mmchh.testing import run_tool_in_process
-from mmchh.utils.checkpoint import CALIBRATION_STATE_NAMES
+from mmchh.models.heads.calibration_buffers import CALIBRATION_STATE_NAMES
 
 REPORT_KEYS = {'num_shapes', 'num_landmarks', 'unit', 'alpha', 'threshold',
                'num_scores', 'rank', 'used', 'reason'}

@@ -15,7 +15,7 @@ import mmchh  # noqa: F401
 from mmchh.engine import CalibrationError, calibrate_model
 from mmchh.calibration.flagging import describe_flagging
 from mmchh.testing import run_tool_in_process
-from mmchh.utils.checkpoint import CALIBRATION_STATE_NAMES
+from mmchh.models.heads.calibration_buffers import CALIBRATION_STATE_NAMES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'ceph',

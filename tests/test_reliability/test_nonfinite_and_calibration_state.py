@@ -24,9 +24,9 @@ from mmchh.apis import init_landmark_model, predict_landmarks
 from mmchh.engine import calibrate_model
 from mmchh.evaluation.metrics import CephalometricMetric, UncertaintyMetric
 from mmchh.testing.tiny_head import build_tiny_head
-from mmchh.utils.checkpoint import (CALIBRATION_STATE_NAMES, CheckpointError,
-                                    calibration_seal,
-                                    weights_fingerprint)
+from mmchh.models.heads.calibration_buffers import (
+    CALIBRATION_STATE_NAMES, calibration_seal, calibration_weights_fingerprint)
+from mmchh.utils.checkpoint import CheckpointError
 from mmchh.visualization.overlay import draw_overlay
 
 
@@ -202,7 +202,7 @@ def test_calibration_records_fingerprint_and_reloads_calibrated(
     fingerprint = report['weights_fingerprint']
     ckpt = _state(calibrated_tiny['checkpoint'])
     assert ckpt['meta']['calibration']['weights_fingerprint'] == fingerprint
-    assert weights_fingerprint(ckpt['state_dict']) == fingerprint
+    assert calibration_weights_fingerprint(ckpt['state_dict']) == fingerprint
     with open(osp.join(calibrated_tiny['work'], 'calibration.json')) as f:
         doc = _strict_loads(f.read())
     assert doc['weights_fingerprint'] == fingerprint

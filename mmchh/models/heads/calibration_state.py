@@ -2,8 +2,8 @@
 """The calibration state of a softmax heatmap head, and how it follows the
 weights.
 
-A head's calibration is a few buffers (:data:`~mmchh.utils.checkpoint.
-CALIBRATION_STATE_DEFAULTS`): one temperature per map (``log_temperature``),
+A head's calibration is a few buffers (:data:`~mmchh.models.heads.
+calibration_buffers.CALIBRATION_STATE_DEFAULTS`): one temperature per map (``log_temperature``),
 the ERE flag threshold (``flag_threshold``) and its unit, mm or
 original-image pixels (``flag_threshold_in_mm``), the split-conformal
 regions (``conformal_*``: levels, score thresholds and disc radii, see
@@ -33,9 +33,10 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from mmchh.utils.checkpoint import (CALIBRATION_STATE_DEFAULTS,
-                                    calibration_seal, check_finite_state,
-                                    weights_fingerprint)
+from .calibration_buffers import (CALIBRATION_STATE_DEFAULTS,
+                                  calibration_seal,
+                                  calibration_weights_fingerprint,
+                                  check_finite_weights)
 
 def verify_loaded_state(model: torch.nn.Module, state_dict: dict,
                         prefix: str, *args, **kwargs) -> None:
@@ -61,7 +62,7 @@ def verify_loaded_state(model: torch.nn.Module, state_dict: dict,
     """
     own = {k[len(prefix):]: v for k, v in state_dict.items()
            if k.startswith(prefix)}
-    check_finite_state(own)
+    check_finite_weights(own)
     heads = [(name, m) for name, m in model.named_modules()
              if isinstance(m, CalibrationStateMixin) and name]
     model_keys = None
@@ -197,7 +198,7 @@ class CalibrationStateMixin:
         else:
             own = {k[len(prefix):]: v for k, v in state_dict.items()
                    if k.startswith(prefix)}
-            check_finite_state(own)
+            check_finite_weights(own)
             self._verify_calibration(state_dict, prefix, own, '', self)
         for name in CALIBRATION_STATE_DEFAULTS:
             if prefix + name not in state_dict:
@@ -220,9 +221,9 @@ class CalibrationStateMixin:
         fingerprint away from its "none" value, or a seal of a calibration
         that kept them all there) is kept only when its
         ``calibration_fingerprint`` equals
-        :func:`~mmchh.utils.checkpoint.calibration_seal` of the incoming
+        :func:`~mmchh.models.heads.calibration_buffers.calibration_seal` of the incoming
         calibration values and of
-        :func:`~mmchh.utils.checkpoint.weights_fingerprint` of the incoming
+        :func:`~mmchh.models.heads.calibration_buffers.calibration_weights_fingerprint` of the incoming
         state of ``owner`` (the module the fingerprint was taken over; its
         keys in ``owner_state``, the head's under ``owner_prefix``). A
         fingerprint of the weights alone (sealed before seals bound the
@@ -252,7 +253,7 @@ class CalibrationStateMixin:
         else:
             if owner_keys is None:
                 owner_keys = set(owner.state_dict().keys())
-            weights_hex = weights_fingerprint(
+            weights_hex = calibration_weights_fingerprint(
                 {k: v for k, v in owner_state.items() if k in owner_keys})
             # a buffer missing from the file is filled with its default
             # after this check (older checkpoints), so it is sealed as such
@@ -333,7 +334,7 @@ class CalibrationStateMixin:
     @property
     def calibration_fingerprint_hex(self) -> Optional[str]:
         """The calibration's seal (hex; weights and calibration values,
-        see :func:`~mmchh.utils.checkpoint.calibration_seal`), None when
+        see :func:`~mmchh.models.heads.calibration_buffers.calibration_seal`), None when
         unset."""
         if not bool(self.calibration_fingerprint.any()):
             return None
@@ -343,8 +344,8 @@ class CalibrationStateMixin:
     def seal_calibration(self, weights_state: Optional[dict] = None) -> str:
         """Binds the current calibration to the given weights.
 
-        Stores :func:`~mmchh.utils.checkpoint.calibration_seal` of
-        :func:`~mmchh.utils.checkpoint.weights_fingerprint` of
+        Stores :func:`~mmchh.models.heads.calibration_buffers.calibration_seal` of
+        :func:`~mmchh.models.heads.calibration_buffers.calibration_weights_fingerprint` of
         ``weights_state`` and of the calibration values in
         ``calibration_fingerprint``. Call it after fitting every calibration
         buffer (``calibrate_model`` does); a checkpoint whose weights or
@@ -359,7 +360,7 @@ class CalibrationStateMixin:
             str: The weights fingerprint (hex), as reports name it.
         """
         state = self.state_dict() if weights_state is None else weights_state
-        fingerprint = weights_fingerprint(state)
+        fingerprint = calibration_weights_fingerprint(state)
         seal = calibration_seal(fingerprint, self.calibration_values())
         with torch.no_grad():
             self.calibration_fingerprint.copy_(
@@ -368,7 +369,7 @@ class CalibrationStateMixin:
 
     def calibration_values(self) -> Dict[str, Tensor]:
         """The calibration buffers but the fingerprint, by name (what
-        :func:`~mmchh.utils.checkpoint.calibration_seal` binds)."""
+        :func:`~mmchh.models.heads.calibration_buffers.calibration_seal` binds)."""
         return {
             n: getattr(self, n)
             for n in CALIBRATION_STATE_DEFAULTS

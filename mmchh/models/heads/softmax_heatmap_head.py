@@ -115,7 +115,7 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
     Calibration state (``log_temperature``, ``flag_threshold`` and
     ``flag_threshold_in_mm``, the ``conformal_*`` buffers and ``calibration_fingerprint``, the buffers
     named in
-    :data:`~mmchh.utils.checkpoint.CALIBRATION_STATE_DEFAULTS`) follows the
+    :data:`~mmchh.models.heads.calibration_buffers.CALIBRATION_STATE_DEFAULTS`) follows the
     weights: :meth:`seal_calibration` records the fingerprint of the
     weights it was fitted for; every load refuses non-finite tensors and
     loads a calibration whose fingerprint does not match the incoming

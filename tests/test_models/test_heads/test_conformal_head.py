@@ -7,7 +7,7 @@ import torch
 from test_softmax_heatmap_head import build_head, feats, samples_with_gt
 
 from mmchh.codecs.utils import softmax_2d
-from mmchh.utils.checkpoint import weights_fingerprint
+from mmchh.models.heads.calibration_buffers import calibration_weights_fingerprint
 
 LEVELS = (0.5, 0.9)
 # original-image px^2 per heatmap pixel of samples_with_gt: 4 x 4
@@ -153,7 +153,7 @@ def test_conformal_state_checkpoint_round_trip():
         for k, v in head.state_dict().items()
         if not k.startswith('conformal_')
     }
-    assert fingerprint == weights_fingerprint(without)
+    assert fingerprint == calibration_weights_fingerprint(without)
     fresh = build_head(conformal_levels=LEVELS)
     fresh.load_state_dict(head.state_dict())
     for name, value in conformal_state('mass').items():

@@ -8,7 +8,7 @@ from mmpose.registry import MODELS
 
 import mmchh  # noqa: F401
 from mmchh.testing.smp_unet import smp_to_ours_key
-from mmchh.utils.checkpoint import CALIBRATION_STATE_NAMES
+from mmchh.models.heads.calibration_buffers import CALIBRATION_STATE_NAMES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
