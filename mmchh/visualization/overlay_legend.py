@@ -19,6 +19,9 @@ LEGEND_LINES = 5
 
 _WHITE = (255, 255, 255)
 
+# between a legend line's entries: where a line is cut first
+_ENTRY_SEP = '   '
+
 
 def _configuration_legend(status) -> str:
     """The configuration flag of ``status`` (a result's
@@ -65,18 +68,32 @@ def _flag_lines(result, label_kind: str) -> List[tuple]:
     return lines
 
 
-def wrap_line(style: CanvasStyle, text: str, width: float) -> List[str]:
-    """``text`` cut at spaces into lines whose boxes fit ``width`` pixels
-    (a single word wider than that stays whole)."""
-    words, lines, line = text.split(' '), [], ''
-    for word in words:
-        trial = f'{line} {word}' if line else word
+def _wrap(style: CanvasStyle, parts: List[str], sep: str,
+          width: float) -> List[str]:
+    """``parts`` joined by ``sep`` into lines whose boxes fit ``width``."""
+    lines, line = [], ''
+    for part in parts:
+        trial = f'{line}{sep}{part}' if line else part
         if line and style.text_box_size(trial)[0] > width:
             lines.append(line)
-            line = word
+            line = part
         else:
             line = trial
     return lines + [line] if line else lines
+
+
+def wrap_line(style: CanvasStyle, text: str, width: float) -> List[str]:
+    """``text`` cut into lines whose boxes fit ``width`` pixels: between
+    its entries (parts separated by three spaces, e.g. ``1 sella   2
+    nasion``) where it can, inside an entry (at a space) only when the
+    entry alone is too wide; a single word wider than that stays whole."""
+    lines = []
+    for part in _wrap(style, text.split(_ENTRY_SEP), _ENTRY_SEP, width):
+        if style.text_box_size(part)[0] > width:
+            lines.extend(_wrap(style, part.split(' '), ' ', width))
+        else:
+            lines.append(part)
+    return lines
 
 
 def legend_lines(result, label_kind: str, region_level, invalid: Sequence[str],
@@ -100,7 +117,8 @@ def legend_lines(result, label_kind: str, region_level, invalid: Sequence[str],
         lines.append((f'blocky outline: {100 * region_level:.3g} % conformal '
                       'region', _WHITE))
     if number_names:
-        lines.append(('   '.join(f'{n} {name}' for n, name in number_names),
+        lines.append((_ENTRY_SEP.join(f'{n} {name}'
+                                      for n, name in number_names),
                       _WHITE))
     if invalid:
         lines.append(('INVALID (no answer, not drawn): ' + ', '.join(invalid),
