@@ -45,6 +45,12 @@ REASON_LABELS = dict(ere='ERE', implausible='implausible')
 #: only).
 OVERLAY_SHOWS = ('all', 'flagged', 'regions', 'points')
 
+# the legend's line for each show but 'all'
+_SHOW_NOTES = dict(
+    flagged='showing the flagged landmarks only ({n} of {k})',
+    regions='showing regions, points and labels (no contours)',
+    points='showing points and labels only (no contours, no regions)')
+
 #: Labels carry landmark names when every name has at most this many
 #: characters; else 1-based numbers, with the legend naming each number.
 NAME_LABEL_MAX_CHARS = 12
@@ -212,6 +218,10 @@ def overlay_layout(image_shape: Sequence[int],
         [lm['name'] for lm in lms if not _has_position(lm)],
         [(ids[k], lms[k]['name']) for k in sorted(drawn)] if numbered else [],
         [ids[lab.index] for lab in labels if lab.box is None], style, cw)
+    if show != 'all':  # what is left out, said under the colour key
+        lines.insert(1, (_SHOW_NOTES[show].format(
+            n=len(drawn), k=sum(_has_position(lm) for lm in lms)),
+            (255, 255, 255)))
     legend_box = (0, ch, cw, ch + legend_band_height(style, len(lines)))
     return OverlayLayout(style, (cw, ch), drawn, labels, legend_box, lines,
                          show)

@@ -157,6 +157,8 @@ def test_show_flagged_draws_only_flagged(tmp_path, size):
     layout = overlay_layout((size[1], size[0]), r, show='flagged')
     assert sorted(layout.drawn) == [k for k in range(37) if k % 5 == 2]
     assert all(r.landmarks[lab.index]['flagged'] for lab in layout.labels)
+    assert layout.legend[1][0] == \
+        'showing the flagged landmarks only (7 of 37)'
 
 
 def test_show_regions_and_points_leave_out_contours_and_regions(tmp_path):
@@ -164,18 +166,24 @@ def test_show_regions_and_points_leave_out_contours_and_regions(tmp_path):
     img = grey(*SIZES[1])
     bare = crowded(*SIZES[1])
     bare.heatmaps = None
+    ch = overlay_layout((SIZES[1][1], SIZES[1][0]), r).image_size[1]
     regions = draw_overlay(img, r, str(tmp_path / 'r.png'), show='regions')
-    # 'regions' = everything but the contours
+    # 'regions' = everything but the contours (on the X-ray; the legend
+    # says what is shown)
     np.testing.assert_array_equal(
-        regions, draw_overlay(img, bare, str(tmp_path / 'b.png')))
+        regions[:ch], draw_overlay(img, bare, str(tmp_path / 'b.png'))[:ch])
     for lm in bare.landmarks:
         lm['regions'] = None
     # 'points' = crosses and labels only
     np.testing.assert_array_equal(
-        draw_overlay(img, r, str(tmp_path / 'p.png'), show='points'),
-        draw_overlay(img, bare, str(tmp_path / 'pb.png')))
-    assert not (regions == draw_overlay(img, r, str(tmp_path / 'a.png'))
-                ).all()
+        draw_overlay(img, r, str(tmp_path / 'p.png'), show='points')[:ch],
+        draw_overlay(img, bare, str(tmp_path / 'pb.png'))[:ch])
+    assert not (regions[:ch] == draw_overlay(
+        img, r, str(tmp_path / 'a.png'))[:ch]).all()
+    legend = [text for text, _ in overlay_layout(
+        (SIZES[1][1], SIZES[1][0]), r, show='points').legend]
+    assert 'showing points and labels only (no contours, no regions)' in \
+        legend
     with pytest.raises(ValueError, match='flagged'):
         draw_overlay(img, r, str(tmp_path / 'x.png'), show='some')
 
