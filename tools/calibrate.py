@@ -117,8 +117,8 @@ def _main(argv=None):
     from mmchh.calibration.settings import check_calibration_settings
     from mmchh.datasets.split_leaks import (check_split, loader_ann_file,
                                            record_override)
-    from mmchh.utils.run_config import (checked_run_config, config_errors,
-                                        init_cpu_distributed,
+    from mmchh.models.checkpoint_fit import checked_run_config
+    from mmchh.utils.run_config import (config_errors, init_cpu_distributed,
                                         temperature_hook_config)
     cfg = checked_run_config(args)
     hook = temperature_hook_config(cfg)

@@ -119,8 +119,8 @@ def _main(argv=None):
     from mmchh.datasets.split_leaks import check_split, loader_ann_file
     from mmchh.utils.errors import InputError
     from mmchh.utils.io import write_json
-    from mmchh.utils.run_config import (checked_run_config, config_errors,
-                                        init_cpu_distributed,
+    from mmchh.models.checkpoint_fit import checked_run_config
+    from mmchh.utils.run_config import (config_errors, init_cpu_distributed,
                                         set_uncertainty_out_dir)
     if args.dump and not args.dump.endswith(('.pkl', '.pickle')):
         raise InputError('--dump must end with .pkl or .pickle; got '

@@ -44,10 +44,10 @@ def _main(argv=None):
     import mmchh  # noqa: F401  (compat fixes and registration)
     from mmengine.runner import Runner
 
+    from mmchh.models.checkpoint_fit import precheck_checkpoint
     from mmchh.utils.run_config import (config_errors, enable_amp,
                                         init_cpu_distributed,
-                                        load_run_config, precheck_checkpoint,
-                                        resume_checkpoint)
+                                        load_run_config, resume_checkpoint)
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
     if args.amp:

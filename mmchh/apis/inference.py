@@ -30,12 +30,12 @@ from torch import nn
 
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
 from mmchh.datasets.whole_image_box import whole_image_bbox
+from mmchh.models.checkpoint_fit import check_state_fits
 from mmchh.models.heads.calibration_buffers import check_finite_weights
 from mmchh.utils.checkpoint import checkpoint_state_dict, load_checkpoint_file
 from mmchh.utils.checkpoint_recipe import (check_config_matches_checkpoint,
                                            checkpoint_recipe, recipe_config,
                                            require_recipe)
-from mmchh.utils.run_config import check_state_fits
 from .image_loading import ImageInput, XRay, read_xray
 from .image_spacing import parse_spacing, resolve_spacing
 from .landmark_result import (LandmarkResult, MeasureSettings, ResultContext,

@@ -107,6 +107,58 @@ def test_imports_run_down_the_rooms():
     assert not upward, '\n'.join(upward)
 
 
+#: What builds a model: MMPose's entry points and its model registry.
+MODEL_BUILDERS = frozenset(('init_model', 'build_pose_estimator', 'MODELS'))
+
+
+def model_builds(tree: ast.AST):
+    """(line, what) of every import or use of a model builder in
+    ``tree``, and every import from ``mmpose.models``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]
+            if (node.module or '').startswith('mmpose.models'):
+                yield node.lineno, f'from {node.module} import'
+            for name in MODEL_BUILDERS.intersection(names):
+                yield node.lineno, f'imports {name}'
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith('mmpose.models'):
+                    yield node.lineno, f'import {alias.name}'
+        elif isinstance(node, ast.Name) and node.id in MODEL_BUILDERS:
+            yield node.lineno, node.id
+        elif isinstance(node, ast.Attribute) and node.attr in MODEL_BUILDERS:
+            yield node.lineno, f'.{node.attr}'
+
+
+def test_utils_never_builds_a_model():
+    """``mmchh/utils/`` is plumbing: building a model (e.g. to check that
+    a checkpoint fits a config) belongs to ``mmchh/models/``."""
+    builds = [
+        f'{path.relative_to(ROOT)}:{line} {what}'
+        for path in sorted((PACKAGE / 'utils').rglob('*.py'))
+        for line, what in model_builds(ast.parse(path.read_text()))
+    ]
+    assert not builds, '\n'.join(builds)
+
+
+def test_model_builds_are_found():
+    """The check above sees the three ways a module builds a model."""
+    found = [
+        what for _, what in model_builds(
+            ast.parse('from mmpose.registry import MODELS\n'
+                      'import mmpose.apis\n'
+                      'MODELS.build(cfg)\n'
+                      'mmpose.apis.init_model(cfg)\n'
+                      'from mmpose.models import build_pose_estimator\n'))
+    ]
+    assert sorted(found) == [
+        '.init_model', 'MODELS', 'from mmpose.models import',
+        'imports MODELS', 'imports build_pose_estimator'
+    ], found
+    assert not list(model_builds(ast.parse('cfg.model.build = 1\n')))
+
+
 @pytest.mark.parametrize('folder', ['mmchh', 'tools', 'benchmarks', 'tests'])
 def test_no_private_name_imported_across_modules(folder):
     leaks = []
