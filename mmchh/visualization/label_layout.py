@@ -20,9 +20,10 @@ best places):
    point.
 
 A position must lie inside the canvas and intersect no label placed before
-and no reserved box; among those, one that covers another landmark's mark
-costs as much as moving :data:`POINT_PENALTY` label heights farther, and a
-moved one whose leader line would run through a placed label
+and no reserved box. Among those the cheapest wins: the eight first ones
+cost nothing (in their order), one farther out its distance plus two label
+heights; covering another landmark's mark costs :data:`POINT_PENALTY`
+label heights more, and a leader line through a placed label
 :data:`LEADER_PENALTY` more, so labels keep off the crosses and leaders
 off the labels when they can. A label placed beyond the first
 ring gets a leader line from its point to the nearest point of its box.
