@@ -211,6 +211,37 @@ def add_allow_config_mismatch(parser: argparse.ArgumentParser) -> None:
         '(refused by default; a warning names both)')
 
 
+#: What an overlay may show (``mmchh.visualization.overlay.OVERLAY_SHOWS``,
+#: repeated here as utils sits below visualization; a test holds them
+#: equal).
+OVERLAY_SHOWS = ('all', 'flagged', 'regions', 'points')
+
+
+def add_overlay_show_option(parser: argparse.ArgumentParser,
+                            *flags: str) -> None:
+    """Adds the option choosing what overlays draw (``--show`` in
+    tools/infer.py; ``--draw`` in tools/test.py, whose ``--show`` is
+    MMPose's window), ``dest='overlay_show'``."""
+    parser.add_argument(
+        *(flags or ('--show', )), dest='overlay_show', choices=OVERLAY_SHOWS,
+        default='all',
+        help='what each overlay draws: all (default: every landmark with '
+        'its conformal region outline, probability contours, cross and '
+        'label), flagged (only the flagged landmarks), regions (region '
+        'outlines, crosses and labels, no contours), points (crosses and '
+        'labels only)')
+
+
+def add_amp_option(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--amp`` (mixed precision, the same flag in every tool that
+    runs the network)."""
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='mixed precision: the network under bf16 autocast on a CPU '
+        '(fast where it has amx_bf16/avx512_bf16), fp16 on CUDA; softmax, '
+        'NLL, ERE, calibration and metrics stay float32')
+
+
 def add_runner_options(
         parser: argparse.ArgumentParser,
         cfg_options_help: str = 'override settings in the config, '
