@@ -12,7 +12,42 @@
 #   5. mmchh itself, editable, plus the test-only dependencies.
 # A stamp file records a hash of this script and the requirement files, so a second run is a no-op
 # and an edited recipe re-installs.
+#
+# Usage: requirements/install.sh --browser   (what `make test` runs before the suite)
+#   The review report's test opens report.html in a real browser: Debian's `chromium`. When it is
+#   missing and this runs as root with apt-get, it is installed (apt-get install -y chromium,
+#   after apt-get update when the package is unknown), saying so; otherwise a line says how to
+#   install it, and that browser test fails with the same advice. A developer without root sets
+#   MMCHH_BROWSER_TESTS=skip: nothing is installed and that one test is skipped.
 set -euo pipefail
+
+ensure_browser() {
+    if [ "${MMCHH_BROWSER_TESTS:-}" = "skip" ]; then
+        echo "==> MMCHH_BROWSER_TESTS=skip: chromium not checked; the report's browser test is skipped"
+        return 0
+    fi
+    local found
+    found=$(command -v chromium || command -v chromium-browser || true)
+    if [ -n "$found" ]; then
+        echo "==> browser for the report's test: $found"
+        return 0
+    fi
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing Debian's chromium with apt-get (the report's browser test needs it)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+        echo "==> browser for the report's test: $(command -v chromium)"
+    else
+        echo "install.sh: chromium is missing and cannot be installed here (needs root and apt-get):" \
+             "install it (sudo apt-get install chromium), point MMCHH_CHROMIUM at one, or set" \
+             "MMCHH_BROWSER_TESTS=skip; the report's browser test fails without it" >&2
+    fi
+}
+
+if [ "${1:-}" = "--browser" ]; then
+    ensure_browser
+    exit 0
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)

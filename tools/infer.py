@@ -112,6 +112,10 @@ def parse_args(argv=None):
                         'DIR/labelme/<name>.json per image for review, '
                         'read back by tools/convert_landmarks.py --labelme '
                         'reviewed=DIR/labelme')
+    parser.add_argument('--report', action='store_true',
+                        help='also write DIR/report.html: the images that '
+                        'most need review first, each flagged landmark '
+                        'zoomed (DIR/report/) with its region and ERE')
     args = parser.parse_args(argv)
     if args.spacing is not None and len(args.spacing) > 2:
         parser.error('--spacing takes one value or two (x y)')
@@ -159,7 +163,7 @@ def check_options(args):
         from mmchh.apis.batch_infer import list_inputs
         from mmchh.apis.image_spacing import read_spacing_file
         read_spacing_file(args.spacing_file, list_inputs(args.input))
-    check_out_dir(args.out_dir, args.overwrite)
+    check_out_dir(args.out_dir, args.overwrite, args.report)
 
 
 def _load_model(args):
@@ -197,7 +201,7 @@ def _main(argv=None):
                 **option_values(args, 'spacing', 'spacing_file',
                                 'spacing_overrides_header', 'batch_size',
                                 'measurements', 'num_samples', 'seed',
-                                'intervals'))
+                                'intervals', 'report'))
         except InferenceInterrupted as stop:
             output.keep()
             kept = f' (not swapped in: the earlier results in ' \
@@ -207,7 +211,11 @@ def _main(argv=None):
                   file=sys.stderr)
             return 130
         from mmchh.apis.infer_summary import infer_outcome
-        return infer_outcome(args, output, results, errors, model)
+        status = infer_outcome(args, output, results, errors, model)
+        if args.report and status == 0:
+            print('infer.py: review report (open this first): '
+                  f'{osp.join(args.out_dir, "report.html")}')
+        return status
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@ Examples:
     python tools/test.py configs/ceph/unet_r34_onehot.py work_dirs/x/best.pth
     python tools/test.py CONFIG CKPT --dump results.pkl --out metrics.json
     python tools/test.py CONFIG CKPT --show-dir overlays/
+    python tools/test.py CONFIG CKPT --report review/   # review/report.html
     bash tools/dist_test.sh CONFIG CKPT 4
 """
 import os
@@ -46,6 +47,12 @@ def parse_args(argv=None):
     parser.add_argument('--wait-time', type=cli.finite_positive_float,
                         default=1,
                         help='seconds each overlay is shown with --show')
+    parser.add_argument(
+        '--report', metavar='DIR',
+        help='write DIR/report.html, the review report of the split (one '
+        'process): images that most need review first, each flagged '
+        'landmark zoomed with its region, ERE and true error, the '
+        'reliability diagram, ERE vs error and the Good/Erroneous table')
     parser.add_argument(
         '--allow-split-overlap', action='store_true',
         help='score the test split even when its images (same pixels, a '
@@ -134,6 +141,12 @@ def _main(argv=None):
                 name == '--out')):
             raise InputError(f'{name} {path} is a '
                              f'{"folder" if name == "--out" else "file"}')
+    if args.report:
+        from mmchh.apis.split_report import (SplitReportHook,
+                                             check_split_report_dir)
+        if args.launcher != 'none':
+            raise InputError('--report runs in one process; drop --launcher')
+        check_split_report_dir(args.report)
     show_dir = args.show_dir
     if args.show and not show_dir:
         import tempfile
@@ -153,10 +166,11 @@ def _main(argv=None):
         cfg.test_evaluator = evaluator + [
             dict(type='DumpResults', out_file_path=args.dump)
         ]
-    if show_dir:
+    if show_dir or args.report:
         # the overlays draw the probability contours and the conformal
         # regions' outlines from the heatmaps
         cfg.model.setdefault('test_cfg', {})['output_heatmaps'] = True
+    if show_dir:
         os.makedirs(show_dir, exist_ok=True)
     init_cpu_distributed(cfg)
     # a key or type of the config that cannot be built: one line
@@ -165,6 +179,9 @@ def _main(argv=None):
         if show_dir:
             runner.register_hook(_overlay_hook(show_dir, args.show,
                                                args.wait_time))
+        if args.report:
+            report = SplitReportHook(args.report)
+            runner.register_hook(report)
         metrics = runner.test()
     if args.out and is_main_process():
         # atomic, strict JSON, folder created; an overridden leak recorded
@@ -179,7 +196,12 @@ def _main(argv=None):
             print(f'{TOOL}: {line}')
     if show_dir and is_main_process():
         print(f'{TOOL}: overlays in {show_dir}')
-    return _all_invalid_status(metrics, args.out)
+    status = _all_invalid_status(metrics, args.out)
+    if args.report and is_main_process():
+        from mmchh.apis.split_report import write_split_report
+        print(f'{TOOL}: review report (open this first): '
+              f'{write_split_report(runner, report)}')
+    return status
 
 
 def _all_invalid_status(metrics: dict, out) -> int:

@@ -16,11 +16,12 @@ from typing import (Any, Dict, Iterator, List, Optional, Sequence, TextIO,
 
 import numpy as np
 
-from mmchh.models.heads.flag_basis import flag_status
+from mmchh.models.heads.flag_basis import describe_flag_status, flag_status
 from mmchh.utils.io import (atomic_write_text, csv_text, to_jsonable,
                             write_json)
 
-from .flag_reasons import configuration_status, reasons_text
+from .flag_reasons import (configuration_status,
+                           describe_configuration_status, reasons_text)
 from .image_loading import ImageLoadError, XRay, read_xray
 from .image_spacing import RunSpacing
 from .inference import predict_landmarks
@@ -277,11 +278,13 @@ class _FolderRun:
         measurements (bool): Whether ``measurements.csv`` is written.
         err (TextIO): Stream for the per-file error lines.
         labelme (bool): Whether a labelme file is written per image.
+        report (bool): Whether the review report is written (its crops
+            as each image is predicted, ``report.html`` at the end).
     """
 
     def __init__(self, out_dir: str, paths: Sequence[str],
                  header: Dict[str, Any], measurements: bool, err: TextIO,
-                 labelme: bool = False):
+                 labelme: bool = False, report: bool = False):
         self.out_dir = out_dir
         self.paths = paths
         self.names = output_names(paths)
@@ -289,6 +292,8 @@ class _FolderRun:
         self.measurements = measurements
         self.err = err
         self.labelme = labelme
+        self.report = report
+        self.review: list = []  # the report's entries, no pixels
         self.results: List[LandmarkResult] = []
         self.docs: List[Dict[str, Any]] = []
         self.errors: List[Dict[str, str]] = []
@@ -319,6 +324,8 @@ class _FolderRun:
             Shapes: ``grey`` (H, W) uint8, the image ``result`` is for.
         """
         from mmchh.visualization import draw_overlay
+        from mmchh.visualization.review_report import (REPORT_FOLDER,
+                                                       review_image)
 
         result.path = path
         files = dict(result_file=f'results/{self.names[path]}.json')
@@ -326,6 +333,8 @@ class _FolderRun:
             files['overlay'] = f'overlays/{self.names[path]}.png'
         if self.labelme:
             files['labelme_file'] = f'{LABELME_FOLDER}/{self.names[path]}.json'
+        crops = [f'{REPORT_FOLDER}/{self.names[path]}-{k + 1:02d}.png'
+                 for k in range(len(result.landmarks))] if self.report else []
         try:
             if overlay:
                 draw_overlay(grey, result,
@@ -334,16 +343,43 @@ class _FolderRun:
             if self.labelme:
                 write_labelme(result,
                               osp.join(self.out_dir, files['labelme_file']))
+            if self.report:
+                self.review.append(review_image(
+                    result, self.names[path], self.out_dir, grey,
+                    overlay=files.get('overlay')))
             doc = dict(result.to_dict(), **files)
             write_json(osp.join(self.out_dir, files['result_file']), doc)
         except BaseException:
             # an image's files exist only with its entry in the tables
-            for name in files.values():
+            for name in list(files.values()) + crops:
                 if osp.isfile(osp.join(self.out_dir, name)):
                     os.remove(osp.join(self.out_dir, name))
             raise
         self.results.append(result)
         self.docs.append(doc)
+
+    def write_report(self) -> str:
+        """Writes ``report.html`` (:mod:`~mmchh.visualization.
+        review_report`) for the images predicted; returns its path."""
+        from mmchh.visualization.review_report import write_report
+        head = self.header
+        notes = [f'checkpoint: {head["checkpoint"]}'
+                 + ('' if head['calibrated'] else ' (UNCALIBRATED)'),
+                 describe_flag_status(head['flag_status']),
+                 describe_configuration_status(head['configuration_status'])]
+        if self.errors:
+            notes.append(f'{len(self.errors)} file(s) skipped (unreadable): '
+                         + ', '.join(osp.basename(e['path'])
+                                     for e in self.errors))
+        return write_report(self.out_dir, self.review,
+                            'Review report: landmark predictions', notes)
+
+    def finish(self) -> None:
+        """The tables of a complete run, then (with ``report`` and at least
+        one image predicted) the review report."""
+        self.write_tables(complete=True)
+        if self.report and self.results:
+            self.write_report()
 
     def write_tables(self, complete: bool) -> None:
         """(Re)writes ``landmarks.json``, ``landmarks.csv`` and, with the
@@ -378,7 +414,7 @@ def infer_files(model,
                 labelme: bool = False,
                 spacing_file: Optional[str] = None,
                 spacing_overrides_header: bool = False,
-                intervals: str = 'fitted'
+                intervals: str = 'fitted', report: bool = False
                 ) -> Tuple[List[LandmarkResult], List[Dict[str, str]]]:
     """Predicts an image or every file of a folder and writes the outputs.
 
@@ -441,6 +477,8 @@ def infer_files(model,
             warning and the full-map ones, labelled so) or ``'full-map'``
             (see :func:`~mmchh.apis.predict_landmarks`); recorded in the
             header, each result and ``measurements.csv``.
+        report (bool): Also write ``out_dir/report.html``, the review
+            report, at the end (:mod:`~mmchh.visualization.review_report`).
 
     Returns:
         tuple: (results, errors) -- ``errors`` is a list of
@@ -464,7 +502,7 @@ def infer_files(model,
     run = _FolderRun(out_dir, paths,
                      _run_header(model, measurements, num_samples, seed,
                                  spacing.record(), choice), measurements,
-                     err, labelme)
+                     err, labelme, report)
     os.makedirs(out_dir, exist_ok=True)
     bar = progress_bar(len(paths), progress)
     try:
@@ -479,7 +517,7 @@ def infer_files(model,
                 bar.close()
             else:
                 print(file=sys.stderr)
-    run.write_tables(complete=True)
+    run.finish()
     return run.results, run.errors
 
 

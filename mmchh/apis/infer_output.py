@@ -14,7 +14,10 @@
   not write (:func:`foreign_entries`) are carried into the staging folder
   as hard links before the swap (the same files, never copies). The
   labelme folder's review copies (:func:`~.labelme_export.is_review_copy`:
-  marked PNGs) are a run's outputs, not carried.
+  marked PNGs) are a run's outputs, not carried; a ``report.html`` is
+  a run's only when it carries the review report's mark
+  (:func:`~mmchh.visualization.review_report.is_our_report`), and a run
+  with ``--report`` refuses a folder holding one we did not write.
 """
 import os
 import os.path as osp
@@ -27,6 +30,9 @@ from mmchh.datasets.converters.atomic_output import (make_sibling_tmp,
                                                      swap_in)
 from mmchh.utils.errors import InputError
 from mmchh.utils.run_lock import RunLock
+from mmchh.visualization.review_report import (REPORT_FILE, REPORT_FOLDER,
+                                               check_report_folder,
+                                               is_our_report)
 
 from .labelme_export import LABELME_FOLDER, is_review_copy
 
@@ -39,9 +45,10 @@ __all__ = [
 LOCK_FILE = '.infer.lock'
 #: What a run writes into the output folder: files, and folders with the
 #: extension of the files it writes there.
-OUTPUT_FILES = ('landmarks.json', 'landmarks.csv', 'measurements.csv')
+OUTPUT_FILES = ('landmarks.json', 'landmarks.csv', 'measurements.csv',
+                REPORT_FILE)
 OUTPUT_FOLDERS = (('results', '.json'), ('overlays', '.png'),
-                  (LABELME_FOLDER, '.json'))
+                  (LABELME_FOLDER, '.json'), (REPORT_FOLDER, '.png'))
 #: Prefix of the atomic writer's temporary files (a killed run's are ours).
 _TMP_PREFIX = '.tmp_'
 
@@ -53,6 +60,8 @@ def _is_ours(name: str, path: str, ext: str = '') -> bool:
         return False
     if name.startswith(_TMP_PREFIX):
         return True
+    if not ext and name == REPORT_FILE:
+        return is_our_report(path)
     return name.endswith(ext) if ext else name in OUTPUT_FILES + (LOCK_FILE,)
 
 
@@ -60,7 +69,8 @@ def earlier_outputs(out_dir: str) -> List[str]:
     """The files of an earlier run in ``out_dir`` (paths; the lock and
     temporary files are not outputs)."""
     found = [osp.join(out_dir, n) for n in OUTPUT_FILES
-             if osp.isfile(osp.join(out_dir, n))]
+             if osp.isfile(osp.join(out_dir, n)) and (
+                 n != REPORT_FILE or is_our_report(osp.join(out_dir, n)))]
     for folder, ext in OUTPUT_FOLDERS:
         path = osp.join(out_dir, folder)
         if osp.isdir(path):
@@ -89,13 +99,15 @@ def foreign_entries(out_dir: str) -> List[str]:
     return found
 
 
-def check_out_dir(out_dir: str, overwrite: bool) -> None:
+def check_out_dir(out_dir: str, overwrite: bool,
+                  report: bool = False) -> None:
     """Makes ``out_dir`` ready for a run, or says why it cannot be.
 
     Puts back an earlier output a killed swap left aside and removes the
     staging folders of runs no longer alive (each with a warning), creates
     the folder, checks it is writable and, without ``overwrite``, that it
-    holds no earlier run's outputs.
+    holds no earlier run's outputs; with ``report``, that it holds no
+    ``report.html`` we did not write.
 
     Raises:
         InputError: naming ``--out-dir`` and the reason.
@@ -113,6 +125,8 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
                          f'{e.strerror or e}') from e
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise InputError(f'--out-dir {out_dir} is not writable')
+    if report:
+        check_report_folder(out_dir, '--out-dir')
     earlier = earlier_outputs(out_dir)
     if earlier and not overwrite:
         raise InputError(
