@@ -9,6 +9,7 @@ from mmpose.registry import DATASETS
 
 from mmchh.utils.spacing import Spacing
 
+from .conversion_folder import CONVERSION_MARKER, find_interrupted_conversion
 from .data_checks import DatasetError, MissingDataError, check_image_size
 from .whole_image_box import whole_image_bbox
 
@@ -270,8 +271,6 @@ def _no_spacing_message(ann_file: str, images: List[str]) -> str:
 
 def _missing_split_hint(ann_file: str) -> str:
     """Why a split's JSON may be missing, and how to make it."""
-    # imported here: reading converted data does not need the converter
-    from .converters import CONVERSION_MARKER, find_interrupted_conversion
     folder = osp.dirname(osp.abspath(ann_file))
     marker = osp.join(folder, CONVERSION_MARKER)
     if osp.isfile(marker):

@@ -32,7 +32,7 @@ from typing import List, Optional, Tuple
 
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import atomic_write_text
-from .converters.coco_writer import CONVERSION_MARKER
+from .conversion_folder import CONVERSION_MARKER
 
 __all__ = [
     'HEATMAP_STRIDES', 'LANDMARK_LOADERS', 'read_landmark_names',

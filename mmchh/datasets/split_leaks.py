@@ -28,8 +28,7 @@ from typing import Dict, List, Optional
 
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import write_json
-from .converters.coco_writer import CONVERSION_MARKER
-from .converters.splits import split_role
+from .conversion_folder import CONVERSION_MARKER, split_role
 
 __all__ = [
     'SplitLeakError', 'OVERRIDE_FLAG', 'loader_ann_file', 'check_split',

@@ -159,6 +159,21 @@ def test_model_builds_are_found():
     assert not list(model_builds(ast.parse('cfg.model.build = 1\n')))
 
 
+def test_reading_converted_data_needs_no_converter():
+    """The dataset, the split-leak check and the rest of ``datasets/``
+    read a converted folder through ``datasets/conversion_folder.py``;
+    only the converters themselves import ``datasets/converters/``."""
+    converters = PACKAGE / 'datasets' / 'converters'
+    readers = [
+        f'{path.relative_to(ROOT)}:{line} imports {target}'
+        for path in sorted((PACKAGE / 'datasets').rglob('*.py'))
+        if converters not in path.parents
+        for target, _, line in imports(path)
+        if target.startswith('mmchh.datasets.converters')
+    ]
+    assert not readers, '\n'.join(readers)
+
+
 @pytest.mark.parametrize('folder', ['mmchh', 'tools', 'benchmarks', 'tests'])
 def test_no_private_name_imported_across_modules(folder):
     leaks = []

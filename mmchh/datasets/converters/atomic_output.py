@@ -26,15 +26,14 @@ import errno
 import json
 import os
 import os.path as osp
-import re
 import secrets
 import shutil
 import signal
 import sys
 import warnings
-from typing import Callable, Collection, Dict, List, Optional, Sequence
+from typing import Callable, Collection, List, Optional, Sequence
 
-from mmchh.utils.run_lock import pid_alive
+from ..conversion_folder import dead_siblings, find_interrupted_conversion
 from .errors import ConversionError
 
 __all__ = [
@@ -141,40 +140,6 @@ def check_replaceable(out_dir: str, root: Optional[str], marker: str,
             '(and delete) it. Move it away or choose another output folder')
 
 
-def _sibling_re(out_dir: str) -> 're.Pattern':
-    return re.compile(re.escape(osp.basename(out_dir)) +
-                      r'\.(tmp|old)-(\d+)-[0-9a-f]+$')
-
-
-def _leftovers(out_dir: str) -> Dict[str, List[str]]:
-    """``.tmp-``/``.old-`` siblings of ``out_dir`` left by runs that are no
-    longer alive, by kind."""
-    parent = osp.dirname(out_dir)
-    pattern = _sibling_re(out_dir)
-    found: Dict[str, List[str]] = dict(tmp=[], old=[])
-    if not osp.isdir(parent):
-        return found
-    for name in sorted(os.listdir(parent)):
-        m = pattern.match(name)
-        path = osp.join(parent, name)
-        if m and osp.isdir(path) and not osp.islink(path) and not pid_alive(
-                int(m.group(2))):
-            found[m.group(1)].append(path)
-    return found
-
-
-def find_interrupted_conversion(out_dir: str) -> Optional[str]:
-    """The earlier conversion a killed fallback swap left aside, if
-    ``out_dir`` is missing because of it (else None)."""
-    out_dir = osp.realpath(out_dir)
-    if osp.lexists(out_dir):
-        return None
-    # only the swap makes ``.old-`` folders, each from ``out_dir`` itself
-    # (possibly an older converter's output, without the marker)
-    aside = _leftovers(out_dir)['old']
-    return max(aside, key=osp.getmtime) if aside else None
-
-
 def recover_output_folder(out_dir: str) -> List[str]:
     """Repairs what a killed conversion into ``out_dir`` left behind.
 
@@ -192,7 +157,7 @@ def recover_output_folder(out_dir: str) -> List[str]:
         os.rename(aside, out_dir)
         done.append(f'restored the earlier conversion {aside} -> {out_dir} '
                     '(an interrupted run had moved it aside)')
-    for kind, paths in _leftovers(out_dir).items():
+    for kind, paths in dead_siblings(out_dir).items():
         for path in paths:
             shutil.rmtree(path)
             done.append(f'removed {path} (left by an interrupted run)')

@@ -28,10 +28,11 @@ from typing import AbstractSet, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..ceph_meta import CEPH_LANDMARK_NAMES
+from ..conversion_folder import CONVERSION_MARKER, split_role
 from ..data_checks import check_image_size
 from .records import Annotation
 from .resize import padded_resize_params, resize_keypoints
-from .splits import SPLITS, split_role
+from .splits import SPLITS
 
 __all__ = [
     'CONVERSION_MARKER', 'CocoLayout', 'ConversionPlan', 'ISBI_LAYOUT',
@@ -39,11 +40,6 @@ __all__ = [
     'ground_truth', 'coco_payloads', 'conversion_marker',
     'check_written_conversion'
 ]
-
-#: Written last into every conversion: marks a folder as a complete
-#: conversion (and says what was converted, how).
-CONVERSION_MARKER = 'conversion.json'
-
 
 @dataclass(frozen=True)
 class CocoLayout:

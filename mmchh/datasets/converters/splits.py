@@ -18,8 +18,8 @@ from .errors import ConversionError
 from .validation import check_count, check_test_fraction
 
 __all__ = [
-    'SPLITS', 'LANDMARK_SPLITS', 'SPLIT_ROLES', 'split_role',
-    'default_hold_out', 'hold_out_splits', 'hold_out_test'
+    'SPLITS', 'LANDMARK_SPLITS', 'default_hold_out', 'hold_out_splits',
+    'hold_out_test'
 ]
 
 #: Every split an ISBI conversion writes, in order.
@@ -28,15 +28,6 @@ SPLITS = ('train', 'val', 'calib', 'test1', 'test2')
 #: Every split a general landmark conversion writes, in order.
 LANDMARK_SPLITS = ('train', 'val', 'calib', 'test')
 
-#: What each split is for (``info.role`` of its JSON).
-SPLIT_ROLES = dict(train='train', val='val', calib='calib', test='test',
-                   test1='test', test2='test')
-
-
-def split_role(split: str) -> Optional[str]:
-    """``'train'``, ``'val'``, ``'calib'`` or ``'test'`` for a split a
-    converter writes; None for any other name."""
-    return SPLIT_ROLES.get(split)
 
 
 def _units(stems: Sequence[str],
