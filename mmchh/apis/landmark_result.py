@@ -319,7 +319,7 @@ def _landmark_dicts(pred, frame: HeatmapFrame, names: List[str],
                     valid: np.ndarray) -> List[Dict[str, Any]]:
     """One dict per landmark (see :class:`LandmarkResult`)."""
     kpts = np.asarray(pred.keypoints, np.float64)[0]
-    scores = np.asarray(pred.keypoint_scores, np.float64)[0]
+    scores = np.asarray(pred.keypoint_mode_prob, np.float64)[0]
     ere_in = np.asarray(pred.keypoint_ere, np.float64)[0]
     # one number for an isotropic quantity: the aspect-preserving affine
     # scales x and y (almost) equally

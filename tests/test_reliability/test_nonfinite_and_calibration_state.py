@@ -24,8 +24,9 @@ from mmchh.apis import init_landmark_model, predict_landmarks
 from mmchh.engine import calibrate_model
 from mmchh.evaluation.metrics import CephalometricMetric, UncertaintyMetric
 from mmchh.testing.tiny_head import build_tiny_head
-from mmchh.models.heads.calibration_buffers import (
-    CALIBRATION_STATE_NAMES, calibration_seal, calibration_weights_fingerprint)
+from mmchh.models.heads.calibration_buffers import (CALIBRATION_STATE_NAMES,
+                                                 calibration_seal,
+                                                 calibration_weights_fingerprint)
 from mmchh.utils.checkpoint import CheckpointError
 from mmchh.visualization.overlay import draw_overlay
 
@@ -116,13 +117,15 @@ def test_head_marks_a_nonfinite_map_invalid_and_keeps_the_others(bad):
     clean, pred = outputs
     p = pred[0]
     assert np.isnan(p.keypoints[0, 1]).all()  # never (0, 0)
-    for field in ('keypoint_scores', 'keypoint_ere', 'keypoint_ere_mm'):
+    for field in ('keypoint_scores', 'keypoint_mode_prob', 'keypoint_ere',
+                  'keypoint_ere_mm'):
         assert np.isnan(p[field][0, 1]), field
     assert p.keypoint_flagged[0, 1] and not p.keypoint_valid[0, 1]
     # every other map is exactly the clean prediction
     others = np.array([True, False, True])
-    for field in ('keypoints', 'keypoint_scores', 'keypoint_ere',
-                  'keypoint_ere_mm', 'keypoint_flagged', 'keypoint_valid'):
+    for field in ('keypoints', 'keypoint_scores', 'keypoint_mode_prob',
+                  'keypoint_ere', 'keypoint_ere_mm', 'keypoint_flagged',
+                  'keypoint_valid'):
         np.testing.assert_array_equal(p[field][0, others],
                                       clean[0][field][0, others])
         np.testing.assert_array_equal(pred[1][field], clean[1][field])
@@ -298,7 +301,7 @@ def _metric_sample(pred, valid):
             keypoints=np.asarray(pred, np.float32)[None],
             keypoint_valid=np.asarray(valid, bool)[None],
             keypoint_ere_mm=np.where(valid, 1.0, np.nan)[None],
-            keypoint_scores=np.where(valid, 0.5, np.nan)[None],
+            keypoint_mode_prob=np.where(valid, 0.5, np.nan)[None],
             keypoint_nll=np.where(valid, 2.0, np.nan)[None],
             keypoint_mode_hit=np.asarray(valid, bool)[None],
             keypoint_target_weight=np.ones((1, k), np.float32)),

@@ -2,20 +2,24 @@
 """The heatmap math a codec needs, beside it (as ``mmpose.codecs.utils``):
 the distribution (softmax, NLL, mode, ERE), the grid, the frame of one
 sample (heatmap <-> input <-> image <-> mm), conformal regions (scores
-and regions of a probability map) and the outlines of such regions."""
+and regions of a probability map), the outlines of such regions and
+what a keypoint score means (the mass within a radius)."""
 from .conformal_regions import (CONFORMAL_SCORES, conformal_region_masks,
                                 conformal_regions, conformal_scores)
 from .frame import HeatmapFrame
 from .heatmap_distribution import (expected_radial_error, heatmap_mode,
-                                   log_softmax_2d, nll_at_index, softmax_2d)
+                                   log_softmax_2d, nll_at_index,
+                                   probability_within_radius, softmax_2d)
 from .heatmap_grid import (grid_scale, heatmap_cell, heatmap_to_input,
                            input_to_heatmap, refine_subpixel)
 from .region_outlines import region_outlines, ring_area
+from .score_radius import ScoreRadius
 
 __all__ = [
-    'CONFORMAL_SCORES', 'HeatmapFrame', 'conformal_region_masks',
-    'conformal_regions', 'conformal_scores', 'expected_radial_error', 'grid_scale', 'heatmap_cell',
-    'heatmap_mode', 'heatmap_to_input', 'input_to_heatmap', 'log_softmax_2d',
-    'nll_at_index', 'refine_subpixel', 'region_outlines', 'ring_area',
-    'softmax_2d'
+    'CONFORMAL_SCORES', 'HeatmapFrame', 'ScoreRadius',
+    'conformal_region_masks', 'conformal_regions', 'conformal_scores',
+    'expected_radial_error', 'grid_scale', 'heatmap_cell', 'heatmap_mode',
+    'heatmap_to_input', 'input_to_heatmap', 'log_softmax_2d', 'nll_at_index',
+    'probability_within_radius', 'refine_subpixel', 'region_outlines',
+    'ring_area', 'softmax_2d'
 ]

@@ -21,7 +21,7 @@ from torch import Tensor
 
 __all__ = [
     'expected_radial_error', 'heatmap_mode', 'log_softmax_2d', 'nll_at_index',
-    'softmax_2d'
+    'probability_within_radius', 'softmax_2d'
 ]
 
 PixelSize = Union[float, Sequence[float], Tensor]
@@ -231,3 +231,104 @@ def _ere_rows(chunk: Tensor, row_max: Tensor, peak: Tensor, cut: Tensor,
     ere = torch.where(mass > 0, weighted / mass.clamp_min(1e-300),
                       torch.zeros((), device=chunk.device, dtype=f64))
     return ere.to(dtype)
+
+
+def probability_within_radius(probs: Tensor,
+                              centre: Tensor,
+                              radius: Union[float, Tensor] = 1.0,
+                              pixel_size: PixelSize = 1.0,
+                              chunk_size: int = 64) -> Tensor:
+    """Mass of each map on the pixels within ``radius`` of a point.
+
+    Reads the map as a distribution over where the landmark lies (the
+    landmark lies in a pixel with that pixel's probability) and sums the
+    probabilities of the pixels whose centre is at most ``radius`` from
+    ``centre`` (a disc, or an ellipse in heatmap pixels when ``sx != sy``):
+    the probability that the landmark lies within ``radius`` of the
+    prediction when ``centre`` is the prediction.
+
+    Args:
+        probs (Tensor): Probability maps in shape (..., H, W).
+        centre (Tensor): ``(x, y)`` of each map's point in heatmap pixels
+            (an integer is a pixel centre), in shape (..., 2). A non-finite
+            centre gives NaN.
+        radius (float | Tensor): Positive radius in the unit of
+            ``pixel_size``: one number, or a tensor broadcasting to the
+            maps' leading shape (...).
+        pixel_size (float | sequence | Tensor): Size of one heatmap pixel as
+            ``s``, ``(sx, sy)`` or a tensor of shape (..., 2), as in
+            :func:`expected_radial_error` (e.g. mm per heatmap pixel).
+        chunk_size (int): Maps processed at once.
+
+    Returns:
+        Tensor: The mass in shape (...), in [0, 1] for maps that sum to 1;
+        the dtype of ``probs`` (at least float32), summed in float64.
+
+    Note:
+        Only a window around each point is read: (2a + 1) x (2b + 1)
+        pixels with ``a`` (``b``) the radius in heatmap pixels along x (y)
+        plus one, at most the map. A pixel at exactly ``radius`` counts.
+    """
+    dtype = torch.promote_types(probs.dtype, torch.float32)
+    lead, (h, w) = probs.shape[:-2], probs.shape[-2:]
+    if tuple(centre.shape) != tuple(lead) + (2, ):
+        raise ValueError(f'centre must have shape {tuple(lead) + (2, )}; '
+                         f'got {tuple(centre.shape)}')
+    device = probs.device
+    size = _per_map_pixel_size(pixel_size, lead, dtype, device)
+    if not bool(torch.isfinite(size).all() & (size > 0).all()):
+        raise ValueError('pixel_size must be finite and positive')
+    rad = torch.as_tensor(radius, dtype=dtype, device=device)
+    try:
+        rad = rad.expand(lead).reshape(-1)
+    except RuntimeError as e:
+        raise ValueError(f'radius of shape {tuple(rad.shape)} does not '
+                         f'broadcast to the maps\' leading shape '
+                         f'{tuple(lead)}') from e
+    if not bool(torch.isfinite(rad).all() & (rad > 0).all()):
+        raise ValueError('radius must be finite and positive')
+    maps = probs.reshape(-1, h * w)
+    points = centre.reshape(-1, 2).to(device=device, dtype=dtype)
+    out = torch.empty(maps.shape[0], device=device, dtype=dtype)
+    for start in range(0, maps.shape[0], chunk_size):
+        part = slice(start, start + chunk_size)
+        out[part] = _mass_in_window(maps[part], points[part], rad[part],
+                                    size[part], h, w)
+    return out.reshape(lead)
+
+
+def _mass_in_window(maps: Tensor, points: Tensor, rad: Tensor, size: Tensor,
+                    h: int, w: int) -> Tensor:
+    """(N,) mass of (N, H*W) maps within ``rad`` (N,) of ``points``
+    (N, 2), distances scaled by ``size`` (N, 2); NaN for a non-finite
+    point."""
+    dtype = points.dtype
+    finite = torch.isfinite(points).all(-1)
+    safe = torch.where(finite[:, None], points, torch.zeros_like(points))
+    reach = rad[:, None] / size  # (N, 2) heatmap pixels along x, y
+    # the window around the nearest pixel (clamped onto the map) holds
+    # every pixel within reach: |u - base| <= reach + 1/2 < ceil(reach) + 1
+    half_x = min(int(torch.ceil(reach[:, 0].max()).item()) + 1, w - 1)
+    half_y = min(int(torch.ceil(reach[:, 1].max()).item()) + 1, h - 1)
+    base = torch.stack(
+        (safe[:, 0].round().clamp(0, w - 1), safe[:, 1].round().clamp(
+            0, h - 1)), dim=-1).long()
+    cols = base[:, 0, None] + torch.arange(
+        -half_x, half_x + 1, device=maps.device)  # (N, 2a+1)
+    rows = base[:, 1, None] + torch.arange(
+        -half_y, half_y + 1, device=maps.device)  # (N, 2b+1)
+    dx = (cols.to(dtype) - safe[:, 0, None]) * size[:, 0, None]
+    dy = (rows.to(dtype) - safe[:, 1, None]) * size[:, 1, None]
+    inside = (dy[:, :, None]**2 + dx[:, None, :]**2) <= \
+        (rad**2)[:, None, None]
+    inside &= ((rows >= 0) & (rows < h))[:, :, None] & (
+        (cols >= 0) & (cols < w))[:, None, :]
+    index = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:,
+                                                                        None]
+    values = maps.gather(1, index.flatten(1)).view(index.shape)
+    mass = torch.where(inside, values.to(torch.float64),
+                       torch.zeros((), dtype=torch.float64,
+                                   device=maps.device)).sum(dim=(1, 2))
+    nan = torch.full((), float('nan'), dtype=torch.float64,
+                     device=maps.device)
+    return torch.where(finite, mass, nan).to(dtype)

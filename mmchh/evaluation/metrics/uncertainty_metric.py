@@ -39,7 +39,7 @@ class UncertaintyMetric(IntervalMetric):
 
     Fed per-landmark scalars that ``SoftmaxHeatmapHead.predict`` computes on
     the device (``keypoint_ere_mm`` or ``keypoint_ere_px``,
-    ``keypoint_scores``, ``keypoint_nll``, ``keypoint_mode_hit``, optionally
+    ``keypoint_mode_prob``, ``keypoint_nll``, ``keypoint_mode_hit``, optionally
     ``keypoint_flagged``); no heatmap ever reaches the metric or crosses
     processes.
 
@@ -187,7 +187,8 @@ class UncertaintyMetric(IntervalMetric):
             ere_key = 'keypoint_ere_px' if spacing is None else \
                 'keypoint_ere_mm'
             missing = [
-                k for k in (ere_key, 'keypoint_nll', 'keypoint_mode_hit')
+                k for k in (ere_key, 'keypoint_mode_prob', 'keypoint_nll',
+                            'keypoint_mode_hit')
                 if k not in pred
             ]
             if missing:
@@ -215,7 +216,7 @@ class UncertaintyMetric(IntervalMetric):
                 invalid=invalid,
                 error=errors,
                 ere=ere,
-                confidence=np.asarray(pred['keypoint_scores'],
+                confidence=np.asarray(pred['keypoint_mode_prob'],
                                       np.float64)[0],
                 nll=np.asarray(pred['keypoint_nll'], np.float64)[0],
                 hit=np.asarray(pred['keypoint_mode_hit'], bool)[0],

@@ -12,7 +12,9 @@ from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 from torch import Tensor
 
-from mmchh.codecs.utils import CONFORMAL_SCORES, nll_at_index, softmax_2d
+from mmchh.codecs.utils import (CONFORMAL_SCORES, HeatmapFrame, ScoreRadius,
+                                nll_at_index, probability_within_radius,
+                                softmax_2d)
 from mmchh.utils.errors import InputError
 from .calibration_state import CalibrationStateMixin
 from .plausibility_fields import PlausibilityFieldsMixin
@@ -140,7 +142,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
         - logits: (B, K, H, W)
         - target ``heatmap_indices``: (B, K) flat pixel indices
         - ``pred_instances``: ``keypoints`` (1, K, 2), ``keypoint_scores``
-          (1, K) = probability at the mode, ``keypoint_ere`` (1, K) = ERE in
+          (1, K) = probability within a radius of the prediction
+          (:meth:`radius_scores`), ``keypoint_mode_prob`` (1, K) =
+          probability at the mode, ``keypoint_ere`` (1, K) = ERE in
           model-input pixels, ``keypoint_valid`` (1, K) bool;
           ``keypoint_ere_px`` / ``keypoint_ere_mm`` / ``keypoint_flagged``
           (1, K); ``keypoint_ere_flagged``, ``keypoint_plausibility``,
@@ -331,17 +335,54 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             probs.device)
         return index, weight
 
+    def radius_scores(self, probs: Tensor, keypoints: Tensor,
+                      batch_data_samples: OptSampleList,
+                      test_cfg: ConfigType) -> Tensor:
+        """The calibrated probability that each landmark lies within a
+        radius of its prediction: MMPose's ``keypoint_scores``.
+
+        The radius is ``test_cfg.score_radius_mm`` (2 mm) for a sample with
+        a ``spacing`` (and ``input_scale``), else
+        ``test_cfg.score_box_fraction`` (5 %) of the model's box along each
+        axis (:class:`~mmchh.codecs.utils.ScoreRadius`).
+
+        Args:
+            probs (Tensor): (B, K, H, W) probability maps.
+            keypoints (Tensor): (B, K, 2) predictions in model-input pixels,
+                NaN for invalid maps (their score is NaN).
+            batch_data_samples (list[PoseDataSample]): The batch.
+            test_cfg (dict): The radius settings.
+
+        Returns:
+            Tensor: (B, K) probabilities.
+        """
+        frames = [HeatmapFrame.from_codec(self.decoder, s.metainfo)
+                  for s in batch_data_samples or []]
+        mm = [f.heatmap_pixel_mm() if f.input_scale is not None else None
+              for f in frames] or [None] * len(probs)
+        radius, size = ScoreRadius.from_test_cfg(test_cfg).per_sample(
+            mm, (probs.shape[-1], probs.shape[-2]))
+        centre = self.decoder.grid_frame.input_to_heatmap(keypoints)
+        # a float32 map sums to 1 within rounding: a probability, at most 1
+        return probability_within_radius(
+            probs, centre,
+            torch.as_tensor(radius, device=probs.device)[:, None],
+            torch.as_tensor(size, device=probs.device)[:, None, :]).clamp(
+                max=1.0)
+
     def predict(self,
                 feats: Features,
                 batch_data_samples: OptSampleList,
                 test_cfg: ConfigType = {}) -> Predictions:
-        """Predicts keypoints, mode probabilities and ERE.
+        """Predicts keypoints, their scores, mode probabilities and ERE.
 
         Args:
             feats (Tuple[Tensor] | List[Tuple[Tensor]]): Features, or a pair
                 (original, flipped) for flip test.
             batch_data_samples (List[PoseDataSample]): The batch samples.
-            test_cfg (dict): ``flip_test`` (bool); ``plausibility`` (bool,
+            test_cfg (dict): ``flip_test`` (bool); ``score_radius_mm``,
+                ``score_box_fraction`` (what ``keypoint_scores`` count, see
+                :meth:`radius_scores`); ``plausibility`` (bool,
                 default True: the plausibility fields once a configuration
                 model is stored); ``plausibility_decode`` (bool, default
                 False: also ``keypoint_constrained``, see
@@ -354,7 +395,8 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
 
         Returns:
             list[InstanceData] | tuple: Per sample ``keypoints``,
-            ``keypoint_scores``, ``keypoint_ere`` and ``keypoint_valid``
+            ``keypoint_scores`` (probability within a radius),
+            ``keypoint_mode_prob``, ``keypoint_ere`` and ``keypoint_valid``
             (NaN values where it is False), plus the fields of
             :meth:`_physical_fields`, :meth:`target_scores`,
             :meth:`conformal_fields` and :meth:`plausibility_fields` when
@@ -370,7 +412,9 @@ class SoftmaxHeatmapHead(CalibrationStateMixin, UncertaintyFieldsMixin,
             probs, valid=valid, return_valid=True)
         fields = dict(
             keypoints=keypoints,
-            keypoint_scores=scores,
+            keypoint_scores=self.radius_scores(probs, keypoints,
+                                               batch_data_samples, test_cfg),
+            keypoint_mode_prob=scores,
             keypoint_ere=ere,
             keypoint_valid=valid)
         fields.update(

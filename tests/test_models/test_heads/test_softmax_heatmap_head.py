@@ -35,10 +35,12 @@ def test_forward_and_predict_shapes():
         assert p.keypoint_ere.shape == (1, 3)
         assert f.heatmaps.shape == (3, 12, 16)
         torch.testing.assert_close(f.heatmaps.sum((-2, -1)), torch.ones(3))
-    # the scores are the probability at the mode, ERE in input pixels (x2)
+    # keypoint_mode_prob is the probability at the mode (keypoint_scores,
+    # the mass within a radius: test_keypoint_scores.py), ERE in input
+    # pixels (x2)
     probs = softmax_2d(logits)
     np.testing.assert_allclose(
-        preds[0].keypoint_scores[0],
+        preds[0].keypoint_mode_prob[0],
         probs[0].flatten(-2).max(-1).values.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(
         preds[0].keypoint_ere[0],
