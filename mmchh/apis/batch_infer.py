@@ -12,7 +12,7 @@ import os
 import os.path as osp
 import sys
 from typing import (Any, Dict, Iterator, List, Optional, Sequence, TextIO,
-                    Tuple)
+                    Tuple, Union)
 
 import numpy as np
 
@@ -316,7 +316,7 @@ class _FolderRun:
         return readable, greys
 
     def add_result(self, path: str, grey: np.ndarray, result: LandmarkResult,
-                   overlay: bool) -> None:
+                   overlay: Union[bool, str]) -> None:
         """Writes one image's result file (overlay, labelme file) as soon
         as it is predicted, and keeps it for the tables.
 
@@ -338,7 +338,9 @@ class _FolderRun:
         try:
             if overlay:
                 draw_overlay(grey, result,
-                             osp.join(self.out_dir, files['overlay']))
+                             osp.join(self.out_dir, files['overlay']),
+                             show=overlay if isinstance(overlay, str)
+                             else 'all')
                 result.heatmaps = None  # free the maps batch by batch
             if self.labelme:
                 write_labelme(result,
@@ -405,7 +407,7 @@ def infer_files(model,
                 out_dir: str,
                 spacing: Any = None,
                 batch_size: int = 4,
-                overlay: bool = True,
+                overlay: Union[bool, str] = True,
                 progress: bool = True,
                 err: Optional[TextIO] = None,
                 measurements: bool = False,
@@ -453,8 +455,8 @@ def infer_files(model,
             a file whose header has a spacing keeps its own (see
             :mod:`~mmchh.apis.image_spacing`).
         batch_size (int): Images per forward pass.
-        overlay (bool): Write overlays (needs the heatmaps in memory for
-            one batch at a time).
+        overlay (bool | str): Write overlays (a str: what they draw, see
+            ``draw_overlay``'s ``show``; the maps stay in memory a batch).
         progress (bool): Show a progress bar over a folder.
         err: Stream for per-file error lines (default ``sys.stderr``).
         measurements (bool): Compute the measurements (19-landmark ISBI
@@ -522,7 +524,7 @@ def infer_files(model,
 
 
 def _predict_all(run: _FolderRun, model, spacing: RunSpacing,
-                 batch_size: int, overlay: bool,
+                 batch_size: int, overlay: Union[bool, str],
                  measurements: Optional[IntervalChoice], num_samples: int,
                  seed: int, bar) -> None:
     """Predicts ``run.paths`` batch by batch, writing as it goes (see
@@ -541,7 +543,7 @@ def _predict_all(run: _FolderRun, model, spacing: RunSpacing,
                 spacing_source=source,
                 spacing_overrides_header=spacing.overrides_header,
                 batch_size=batch_size,
-                return_heatmaps=overlay,
+                return_heatmaps=bool(overlay),
                 measurements=measurements is not None,
                 num_samples=num_samples,
                 seed=(int(seed), start),
