@@ -79,7 +79,8 @@ class RegionDraws:
 
 
 def region_center_spread(result, head: nn.Module, draws: RegionDraws,
-                         index: int) -> Dict[str, Tuple[float, float]]:
+                         index: int, within_pixel: bool = False
+                         ) -> Dict[str, Tuple[float, float]]:
     """Center and spread of the eight measurements of one image, drawn
     within the landmarks' conformal regions.
 
@@ -89,6 +90,8 @@ def region_center_spread(result, head: nn.Module, draws: RegionDraws,
         head (nn.Module): The model's head (its regions' thresholds).
         draws (RegionDraws): Level, draws, seed.
         index (int): The image's index (seeds its draws).
+        within_pixel (bool): Draw points inside the drawn pixels (see
+            :func:`~mmchh.evaluation.functional.sample_heatmap_positions`).
 
     Returns:
         dict[str, tuple[float, float]]: ``name -> (center, spread)``
@@ -110,4 +113,4 @@ def region_center_spread(result, head: nn.Module, draws: RegionDraws,
         maps, usable, head.conformal_threshold[draws.level_index],
         head.conformal_score, draws.num_samples,
         region_draw_seed(draws.seed, index), result.heatmap_to_image,
-        result.spacing)
+        result.spacing, within_pixel=within_pixel)

@@ -418,10 +418,12 @@ def test_results_markdown_shows_missing_numbers_as_na(demo, recorded):
 @pytest.mark.parametrize('script, marker, results', [
     ('run', 'benchmarks-cpu', 'benchmarks_cpu.json'),
     ('infer_throughput', 'infer-throughput-cpu', 'infer_throughput_cpu.json'),
+    ('measurement_scores', 'measurement-scores', 'measurement_scores.json'),
 ])
 def test_benchmark_tables_are_the_recorded_runs(script, marker, results):
-    """The benchmark tables in docs/benchmarks.md are the scripts' own
-    rendering of the JSON files those runs wrote (docs/results/)."""
+    """The benchmark tables in docs/benchmarks.md (docs/measurements.md for
+    the measurement scores) are the scripts' own rendering of the JSON
+    files those runs wrote (docs/results/)."""
     import importlib.util
     import json
     spec = importlib.util.spec_from_file_location(
@@ -432,7 +434,8 @@ def test_benchmark_tables_are_the_recorded_runs(script, marker, results):
         recorded = json.load(f)
     if hasattr(module, 'with_int_keys'):
         recorded = module.with_int_keys(recorded)
-    doc = 'docs/benchmarks.md'
+    doc = ('docs/measurements.md' if script == 'measurement_scores' else
+           'docs/benchmarks.md')
     table = between(read(doc), f'<!-- {marker}:begin -->',
                     f'<!-- {marker}:end -->', doc)
     assert table == module.format_table(recorded) + '\n', (

@@ -18,10 +18,14 @@ the same size, so intervals from correlated errors would be narrower than
 these, and errors that are anti-correlated along a measurement would give
 wider ones.
 
-Positions are drawn at heatmap **pixel centres** (no jitter inside a
-pixel): a one-hot map gives the same position in every draw, so its
-interval has zero width; the heatmap's own resolution is the floor of what
-it can express.
+Positions are drawn at heatmap **pixel centres** by default: a one-hot
+map gives the same position in every draw, so its interval has zero width.
+With ``within_pixel=True`` each draw is also placed uniformly inside its
+pixel -- the map read as a density constant over each pixel's square, which
+is what a probability per pixel says -- so no interval is narrower than the
+heatmap's resolution (the same pixels are drawn either way, for one seed).
+``benchmarks/measurement_scores.py`` measures what either does to the
+fitted measurement intervals.
 
 The coverage helpers compare intervals with true values: the fraction of
 true values inside their 95 % intervals should be near 0.95 when the maps
@@ -50,7 +54,8 @@ _STD_PER_MAD = 1.482602218505602
 
 
 def sample_heatmap_positions(heatmaps: np.ndarray, num_samples: int,
-                             seed: SeedLike = 0) -> np.ndarray:
+                             seed: SeedLike = 0,
+                             within_pixel: bool = False) -> np.ndarray:
     """Draws pixel positions from each probability map (inverse CDF).
 
     Args:
@@ -60,10 +65,14 @@ def sample_heatmap_positions(heatmaps: np.ndarray, num_samples: int,
         seed (int | np.random.Generator | None): Seed of a
             ``np.random.default_rng`` (the same seed gives the same draws),
             or a generator to draw from.
+        within_pixel (bool): Add to each drawn pixel centre an offset
+            uniform in ``[-0.5, 0.5)`` along each axis (drawn after every
+            pixel, so the pixels drawn are those of ``False``).
 
     Returns:
         np.ndarray: (N, K, 2) float64 heatmap-pixel coordinates ``(u, v)``
-        (column, row) of the drawn pixel centres.
+        (column, row) of the drawn pixel centres, or of points inside the
+        drawn pixels.
 
     Raises:
         ValueError: On a map that is not finite, has a negative value or
@@ -98,7 +107,10 @@ def sample_heatmap_positions(heatmaps: np.ndarray, num_samples: int,
     idx = np.searchsorted((cdf + offset[:, None]).ravel(), u + offset,
                           side='right')
     idx = np.minimum(idx - np.arange(k) * (h * w), h * w - 1)
-    return np.stack([idx % w, idx // w], axis=-1).astype(np.float64)
+    pos = np.stack([idx % w, idx // w], axis=-1).astype(np.float64)
+    if within_pixel:
+        pos += rng.random(pos.shape) - 0.5
+    return pos
 
 
 def truncate_heatmaps(heatmaps: np.ndarray,
@@ -153,7 +165,8 @@ def sample_ceph_measurements(
         heatmap_to_image: Optional[Callable[[np.ndarray],
                                             np.ndarray]] = None,
         spacing=None,
-        masks: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+        masks: Optional[np.ndarray] = None,
+        within_pixel: bool = False) -> Dict[str, np.ndarray]:
     """Samples of the eight ISBI measurements from 19 landmark heatmaps.
 
     Args:
@@ -172,6 +185,8 @@ def sample_ceph_measurements(
             (:func:`truncate_heatmaps`); a landmark whose region holds no
             mass has no position (NaN), and every measurement that uses it
             is NaN in every draw.
+        within_pixel (bool): Draw points inside the drawn pixels (see
+            :func:`sample_heatmap_positions`).
 
     Returns:
         dict[str, np.ndarray]: ``name -> (N,)`` float64 samples.
@@ -188,7 +203,8 @@ def sample_ceph_measurements(
         # a point mass keeps the draw going (the same uniforms for every
         # landmark); its positions are voided below
         heatmaps[empty, 0, 0] = 1.0
-    pos = sample_heatmap_positions(heatmaps, num_samples, seed)
+    pos = sample_heatmap_positions(heatmaps, num_samples, seed,
+                                   within_pixel=within_pixel)
     if empty is not None and empty.any():
         pos[:, empty] = np.nan
     if heatmap_to_image is not None:

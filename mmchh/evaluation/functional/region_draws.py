@@ -35,7 +35,8 @@ def region_measurement_center_spread(
         num_samples: int,
         rng: np.random.Generator,
         heatmap_to_image: Optional[Callable[[np.ndarray], np.ndarray]],
-        spacing=None) -> Dict[str, Tuple[float, float]]:
+        spacing=None,
+        within_pixel: bool = False) -> Dict[str, Tuple[float, float]]:
     """Center and spread of the eight measurements of one image.
 
     Args:
@@ -49,6 +50,8 @@ def region_measurement_center_spread(
         rng (np.random.Generator): See :func:`region_draw_seed`.
         heatmap_to_image (callable, optional): Heatmap -> image pixels.
         spacing: mm per pixel (x, y), or None.
+        within_pixel (bool): Draw points inside the drawn pixels (see
+            :func:`~.measurement_uncertainty.sample_heatmap_positions`).
 
     Returns:
         dict[str, tuple[float, float]]: ``name -> (center, spread)``; NaN
@@ -63,5 +66,5 @@ def region_measurement_center_spread(
     masks &= usable[:, None, None]  # an unusable landmark: empty region
     samples = sample_ceph_measurements(
         maps, num_samples, seed=rng, heatmap_to_image=heatmap_to_image,
-        spacing=spacing, masks=masks)
+        spacing=spacing, masks=masks, within_pixel=within_pixel)
     return sample_center_spread(samples)

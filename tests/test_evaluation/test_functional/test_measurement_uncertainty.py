@@ -107,6 +107,46 @@ def test_seeds_reproduce_and_differ():
     assert (sample_heatmap_positions(hm, 100, seed=gen) == a).all()
 
 
+def test_within_pixel_draws_the_same_pixels_and_fills_them():
+    """Within-pixel draws choose the pixels the centre draws choose (same
+    seed) and fill each pixel's square uniformly: the slow reference is the
+    per-axis uniform on [c - 0.5, c + 0.5) around the drawn centre."""
+    hm = np.random.default_rng(2).random((3, 6, 5)) ** 4
+    centres = sample_heatmap_positions(hm, 40_000, seed=9)
+    points = sample_heatmap_positions(hm, 40_000, seed=9, within_pixel=True)
+    assert points.shape == centres.shape and points.dtype == np.float64
+    offset = points - centres
+    assert ((offset >= -0.5) & (offset < 0.5)).all()
+    assert (np.floor(points + 0.5) == centres).all()
+    # uniform offsets: mean 0, variance 1/12 per axis (4 standard errors)
+    n = offset.shape[0]
+    assert np.abs(offset.mean(axis=0)).max() < 4 * math.sqrt(1 / 12 / n)
+    assert np.abs(offset.var(axis=0) - 1 / 12).max() < 4 * math.sqrt(
+        1 / 180 / n)
+
+
+def test_within_pixel_one_hot_interval_is_the_pixel_not_a_point():
+    """A one-hot map: centre draws give a zero-width measurement, within-
+    pixel draws a width set by the pixel (hand case: the distance of two
+    one-hot landmarks 10 px apart along x spreads by the difference of two
+    uniforms, std sqrt(2/12) px)."""
+    pts = head_points(np.random.default_rng(3))
+    maps = one_hot_maps(pts)
+    points = sample_heatmap_positions(maps, 50_000, seed=4,
+                                      within_pixel=True)
+    dx = points[:, 1, 0] - points[:, 0, 0]
+    want = pts[1, 0] - pts[0, 0]
+    assert dx.mean() == pytest.approx(want, abs=0.01)
+    assert dx.std() == pytest.approx(math.sqrt(2 / 12), rel=0.02)
+    samples = sample_ceph_measurements(maps, 2000, seed=0, spacing=(0.3, 0.3),
+                                       within_pixel=True)
+    point = ceph_measurements(pts, (0.3, 0.3))
+    for name in CEPH_LABEL_NAMES:
+        assert np.std(samples[name]) > 0, name
+        assert np.median(samples[name]) == pytest.approx(
+            float(point[name]), abs=3 * np.std(samples[name])), name
+
+
 def test_bad_maps_raise():
     with pytest.raises(ValueError, match=r'map\(s\) \[1\]'):
         sample_heatmap_positions(np.stack([np.ones((3, 3)),

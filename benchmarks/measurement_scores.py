@@ -1,0 +1,106 @@
+"""What the demo model's fitted measurement intervals rest on, per split.
+
+For each image of each split, the eight measurements' normalised residuals
+``|true - center| / spread`` (the values the pooled conformal scale is
+fitted on), with the landmarks drawn at pixel centres (what the API does)
+and inside the drawn pixels; the scale refitted on the calibration split
+with either draw and what it gives on the other splits (width / MAE,
+coverage); whether an image's landmark errors are shared (the draws treat
+landmarks as independent). See ``harness/measurement_scores.py``.
+
+Usage:
+
+    python benchmarks/measurement_scores.py \
+        [--checkpoint work_dirs/demo/calibrated.pth] \
+        [--data-root data/synthetic_ceph_coco] \
+        [--splits val calib test1 test2] [--calib-split calib] \
+        [--json docs/results/measurement_scores.json]
+"""
+import argparse
+import datetime
+import os.path as osp
+import shlex
+import sys
+import time
+
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(HERE)
+for _p in (HERE, REPO):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from harness.machine import machine_info  # noqa: E402
+from harness.measurement_scores import (format_table,  # noqa: E402
+                                        predict_split, summarise)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--checkpoint',
+                        default=osp.join(REPO, 'work_dirs', 'demo',
+                                         'calibrated.pth'))
+    parser.add_argument('--data-root',
+                        default=osp.join(REPO, 'data', 'synthetic_ceph_coco'))
+    parser.add_argument('--splits', nargs='+',
+                        default=['val', 'calib', 'test1', 'test2'],
+                        help='COCO files <data-root>/<split>.json')
+    parser.add_argument('--calib-split', default='calib',
+                        help='the split the scale is refitted on')
+    parser.add_argument('--num-samples', type=int, default=1000)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', help='write the results here')
+    args = parser.parse_args(argv)
+    if args.calib_split not in args.splits:
+        parser.error(f'--calib-split {args.calib_split} is not one of '
+                     f'--splits {args.splits}')
+    if args.num_samples < 1:
+        parser.error('--num-samples must be >= 1')
+    return args
+
+
+def run(args, argv):
+    import torch
+
+    from mmchh.apis import init_landmark_model
+    start = time.time()
+    model = init_landmark_model(None, args.checkpoint, device='cpu')
+    head = model.head
+    level = float(head.measurement_interval_level)
+    region_level = float(head.measurement_region_level)
+    if not (level == level and region_level == region_level):
+        raise SystemExit(f'{args.checkpoint} has no fitted measurement '
+                         'intervals: calibrate it first')
+    split_images = {}
+    with torch.no_grad():
+        for split in args.splits:
+            print(f'measurement_scores: {split}', file=sys.stderr, flush=True)
+            split_images[split] = predict_split(
+                model, osp.join(args.data_root, f'{split}.json'),
+                args.num_samples, args.seed)
+    result = dict(
+        command='python benchmarks/measurement_scores.py ' + ' '.join(
+            shlex.quote(a) for a in argv),
+        machine=machine_info('cpu'),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec='seconds'),
+        checkpoint=osp.relpath(args.checkpoint, REPO),
+        stored_scale=round(float(head.measurement_interval_scale), 4),
+        level=level, region_level=region_level, calib_split=args.calib_split,
+        images={s: len(v) for s, v in split_images.items()},
+        **summarise(split_images, args.calib_split, level, region_level))
+    result['seconds'] = round(time.time() - start, 1)
+    return result
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    result = run(args, argv)
+    from mmchh.utils.io import dumps_json, write_json
+    if args.json:
+        write_json(args.json, result, indent=2)
+    print(dumps_json(result, indent=2))
+
+
+if __name__ == '__main__':
+    main()
