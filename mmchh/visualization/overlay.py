@@ -217,11 +217,9 @@ def overlay_layout(image_shape: Sequence[int],
         region['level'] if region is not None and show != 'points' else None,
         [lm['name'] for lm in lms if not _has_position(lm)],
         [(ids[k], lms[k]['name']) for k in sorted(drawn)] if numbered else [],
-        [ids[lab.index] for lab in labels if lab.box is None], style, cw)
-    if show != 'all':  # what is left out, said under the colour key
-        lines.insert(1, (_SHOW_NOTES[show].format(
-            n=len(drawn), k=sum(_has_position(lm) for lm in lms)),
-            (255, 255, 255)))
+        [ids[lab.index] for lab in labels if lab.box is None], style, cw,
+        _SHOW_NOTES.get(show, '').format(
+            n=len(drawn), k=sum(_has_position(lm) for lm in lms)))
     legend_box = (0, ch, cw, ch + legend_band_height(style, len(lines)))
     return OverlayLayout(style, (cw, ch), drawn, labels, legend_box, lines,
                          show)

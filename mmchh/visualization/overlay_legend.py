@@ -2,7 +2,7 @@
 """The legend band under an overlay: the colour key, what the flags rest
 on, what the outlines are, the invalid landmarks and, when labels carry
 numbers, which landmark each number is."""
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -18,6 +18,8 @@ __all__ = ['LEGEND_LINES', 'legend_lines', 'legend_band_height',
 LEGEND_LINES = 5
 
 _WHITE = (255, 255, 255)
+
+_REGION_LINE = 'blocky outline: {:.3g} % conformal region'
 
 # between a legend line's entries: where a line is cut first
 _ENTRY_SEP = '   '
@@ -98,8 +100,14 @@ def wrap_line(style: CanvasStyle, text: str, width: float) -> List[str]:
 
 def legend_lines(result, label_kind: str, region_level, invalid: Sequence[str],
                  number_names: Sequence[Tuple[int, str]], unplaced: Sequence[
-                     str], style: CanvasStyle, width: float) -> List[tuple]:
-    """Every ``(text, colour)`` line of the band, wrapped to ``width``.
+                     str], style: CanvasStyle, width: float,
+                 show_note: Optional[str] = None) -> List[tuple]:
+    """Every ``(text, colour)`` line of the band, wrapped to ``width``:
+    the numbers' names first (when labels carry numbers), then the key and
+    what the flags rest on, the region line (blank without regions) and
+    the invalid landmarks, padded to :data:`LEGEND_LINES` lines (so an
+    image's overlays line up whether or not regions are drawn), then the
+    labels no room was found for.
 
     Args:
         result (LandmarkResult): The result drawn.
@@ -111,23 +119,33 @@ def legend_lines(result, label_kind: str, region_level, invalid: Sequence[str],
         unplaced (Sequence[str]): Labels no room was found for.
         style (CanvasStyle): The canvas style (text sizes).
         width (float): The band's width, pixels.
+        show_note (str, optional): What the overlay leaves out, under the
+            key.
     """
-    lines = _flag_lines(result, label_kind)
+    status = _flag_lines(result, label_kind)
+    if show_note:
+        status.insert(1, (show_note, _WHITE))
+    region = _REGION_LINE.format(100 * (region_level or 0.9))
     if region_level is not None:
-        lines.append((f'blocky outline: {100 * region_level:.3g} % conformal '
-                      'region', _WHITE))
-    if number_names:
-        lines.append((_ENTRY_SEP.join(f'{n} {name}'
-                                      for n, name in number_names),
-                      _WHITE))
+        status.append((region, _WHITE))
     if invalid:
-        lines.append(('INVALID (no answer, not drawn): ' + ', '.join(invalid),
-                      FLAGGED_BGR))
-    if unplaced:
-        lines.append(('no room for the labels of: ' + ', '.join(unplaced),
-                      UNKNOWN_BGR))
-    return [(part, colour) for text, colour in lines
-            for part in wrap_line(style, text, width - 16)]
+        status.append(('INVALID (no answer, not drawn): ' +
+                       ', '.join(invalid), FLAGGED_BGR))
+    names = [(_ENTRY_SEP.join(f'{n} {name}' for n, name in number_names),
+              _WHITE)] if number_names else []
+    rest = [('no room for the labels of: ' + ', '.join(unplaced),
+             UNKNOWN_BGR)] if unplaced else []
+
+    def wrapped(lines):
+        return [(part, colour) for text, colour in lines
+                for part in wrap_line(style, text, width - 16)]
+
+    status = wrapped(status)
+    if region_level is None:  # its lines kept blank: the band's height
+        # stays whether regions are drawn
+        status += [('', _WHITE)] * len(wrapped([(region, _WHITE)]))
+    status += [('', _WHITE)] * (LEGEND_LINES - len(status))
+    return wrapped(names) + status + wrapped(rest)
 
 
 def legend_band_height(style: CanvasStyle, num_lines: int) -> int:

@@ -10,8 +10,8 @@ import pytest
 from mmchh.apis.landmark_result import LandmarkResult
 from mmchh.codecs.utils import HeatmapFrame
 from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
-from mmchh.visualization.overlay import (NAME_LABEL_MAX_CHARS, draw_overlay,
-                                         overlay_layout)
+from mmchh.visualization.overlay import (LEGEND_LINES, NAME_LABEL_MAX_CHARS,
+                                         draw_overlay, overlay_layout)
 from mmchh.visualization.overlay_style import (FLAGGED_BGR, OK_BGR,
                                                canvas_geometry)
 
@@ -121,6 +121,8 @@ def test_names_in_labels_and_text_in_every_box(tmp_path, size):
         # the label's own colour is written inside its box
         assert is_colour(canvas[y0:y1, x0:x1], lab.colour).sum() > 10
     assert layout.legend[0][0].startswith('label = name: ERE in mm')
+    # the key and the flags' basis padded to the band's lines
+    assert len(layout.legend) == LEGEND_LINES
 
 
 def test_long_names_become_numbers_with_a_name_legend(tmp_path):
@@ -131,8 +133,10 @@ def test_long_names_become_numbers_with_a_name_legend(tmp_path):
     for lab in layout.labels:
         assert lab.text.startswith(f'{lab.index + 1}: ')
     legend = ' '.join(text for text, _ in layout.legend)
-    assert legend.startswith('label = number: ERE in mm')
-    assert '1 sella' in legend and '11 lower_incisal_incision' in legend
+    # the names first, then the key
+    assert legend.startswith('1 sella   2 nasion')
+    assert '11 lower_incisal_incision' in legend
+    assert 'label = number: ERE in mm' in legend
     # the band grows to hold the names, under the X-ray
     canvas = draw_overlay(grey(1400, 2000), r, str(tmp_path / 'n.png'))
     assert canvas.shape[0] == layout.legend_box[3]
@@ -157,8 +161,8 @@ def test_show_flagged_draws_only_flagged(tmp_path, size):
     layout = overlay_layout((size[1], size[0]), r, show='flagged')
     assert sorted(layout.drawn) == [k for k in range(37) if k % 5 == 2]
     assert all(r.landmarks[lab.index]['flagged'] for lab in layout.labels)
-    assert layout.legend[1][0] == \
-        'showing the flagged landmarks only (7 of 37)'
+    assert ('showing the flagged landmarks only (7 of 37)', (255, 255, 255)
+            ) in layout.legend
 
 
 def test_show_regions_and_points_leave_out_contours_and_regions(tmp_path):
@@ -237,3 +241,31 @@ def test_cross_width_in_pixels(tmp_path):
     assert big > small
     assert big_style.thick <= big <= big_style.thick + 2
     assert small_style.thick <= small <= small_style.thick + 2
+
+
+def test_an_images_overlays_line_up_with_and_without_regions():
+    """The band keeps its height when the region line comes and goes, with
+    a names legend too."""
+    names = list(CEPH_LANDMARK_NAMES) * 2 + ['sella']
+    r = crowded(112, 160, names=names)
+    with_regions = overlay_layout((160, 112), r).legend_box
+    for lm in r.landmarks:
+        lm['regions'] = None
+    assert overlay_layout((160, 112), r).legend_box == with_regions
+
+
+def test_band_height_kept_when_the_key_wraps(tmp_path):
+    """On a narrow canvas the key and the flags' basis wrap past the
+    band's minimum; the region line (or its blank) still keeps the
+    height."""
+    r = crowded(40, 160)
+    r.flag_status = dict(status='used', applied=True, threshold=1.42,
+                         low=1.1, high=1.9, num_images=4, num_erroneous=9,
+                         unit='mm', reason='')
+    r.configuration_status = dict(status='used', reason='', threshold=3.0,
+                                  alpha=0.01, num_scores=60)
+    with_regions = overlay_layout((160, 40), r)
+    assert len(with_regions.legend) > LEGEND_LINES
+    for lm in r.landmarks:
+        lm['regions'] = None
+    assert overlay_layout((160, 40), r).legend_box == with_regions.legend_box
