@@ -4,7 +4,8 @@ by :mod:`.label_layout`) and calibration figures (matplotlib, headless)."""
 from .calibration_plots import (ere_vs_error_png, reliability_diagram_png,
                                 roc_png)
 from .label_layout import place_labels
-from .overlay import CONTOUR_LEVELS, OVERLAY_SHOWS, draw_overlay, overlay_layout
+from .overlay import (CONTOUR_LEVELS, OVERLAY_SHOWS, draw_overlay,
+                      overlay_layout)
 
 __all__ = [
     'CONTOUR_LEVELS', 'OVERLAY_SHOWS', 'draw_overlay', 'overlay_layout',

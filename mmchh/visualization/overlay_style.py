@@ -15,8 +15,10 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-__all__ = ['CanvasStyle', 'canvas_geometry', 'grey_canvas', 'landmark_colour', 'outlined_text',
-           'FLAGGED_BGR', 'OK_BGR', 'UNKNOWN_BGR', 'MIN_CANVAS']
+__all__ = [
+    'CanvasStyle', 'canvas_geometry', 'grey_canvas', 'landmark_colour',
+    'outlined_text', 'FLAGGED_BGR', 'OK_BGR', 'UNKNOWN_BGR', 'MIN_CANVAS'
+]
 
 #: Long side (pixels) a smaller image is magnified to.
 MIN_CANVAS = 768
