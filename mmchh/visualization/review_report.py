@@ -325,7 +325,8 @@ def _batch_table(images: Sequence[ReviewImage]) -> List[str]:
     for i, im in enumerate(images, 1):
         cls = ('invalid' if im.num_invalid else
                'flagged' if im.flagged else 'ok')
-        measures = '<br>'.join(_e(t) for t in im.measurements) or '&ndash;'
+        measures = '<br>'.join(f'<span class="measurement">{_e(t)}</span>'
+                               for t in im.measurements) or '&ndash;'
         out.append(
             f'<tr class="{cls}" data-image="{_e(im.name)}">'
             f'<td class="num">{i}</td>'

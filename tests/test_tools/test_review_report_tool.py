@@ -11,10 +11,12 @@ Without a browser the tests that open it fail, saying how to install
 one; a developer without root sets ``MMCHH_BROWSER_TESTS=skip`` to skip
 them (and ``MMCHH_CHROMIUM`` to point at another Chromium binary).
 """
+import csv
 import json
 import math
 import os
 import os.path as osp
+import re
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
@@ -50,13 +52,14 @@ def _render(report: str, tmp) -> tuple:
 
 class _Page(HTMLParser):
     """What the tests read from the rendered DOM: the batch table's image
-    order, each image section's flagged landmarks (name, ERE) in order,
-    every ``img src`` / ``a href``, the element ids."""
+    order and each row's measurements, each image section's flagged
+    landmarks (name, ERE) in order, every ``img src`` / ``a href``, the
+    element ids."""
 
     def __init__(self):
         super().__init__()
         self.rows, self.sections, self.links, self.ids = [], [], [], set()
-        self.text = []
+        self.text, self.measures, self._measure = [], [], False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -64,6 +67,8 @@ class _Page(HTMLParser):
             self.ids.add(a['id'])
         if tag == 'tr' and 'data-image' in a:
             self.rows.append(a['data-image'])
+            self.measures.append([])
+        self._measure = tag == 'span' and a.get('class') == 'measurement'
         if tag == 'section' and 'image' in a.get('class', '').split():
             self.sections.append((a['data-image'], []))
         if tag == 'li' and 'landmark' in a.get('class', '').split():
@@ -77,6 +82,9 @@ class _Page(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
+        if self._measure:
+            self.measures[-1].append(data)
+            self._measure = False
 
 
 def _check_page(report: str, dom: str) -> _Page:
@@ -111,9 +119,9 @@ def _not_blank(shot: np.ndarray) -> None:
 
 @pytest.fixture(scope='module')
 def inferred(ceph_coco_small, calibrated_small_demo, tmp_path_factory):
-    """tools/infer.py --report on NUM_IMAGES X-rays of the calibrated
-    tiny model, with a spacing that puts its flag threshold amid the
-    EREs (some landmarks flagged, some not)."""
+    """tools/infer.py --report --measurements on NUM_IMAGES X-rays of the
+    calibrated tiny model, with a spacing that puts its flag threshold
+    amid the EREs (some landmarks flagged, some not)."""
     cfg, ckpt = calibrated_small_demo['cfg'], calibrated_small_demo['ckpt']
     xrays = tmp_path_factory.mktemp('review') / 'x rays'  # a space: quoted
     xrays.mkdir()
@@ -131,11 +139,14 @@ def inferred(ceph_coco_small, calibrated_small_demo, tmp_path_factory):
     out = tmp_path_factory.mktemp('review_out') / 'preds'
     proc = run_tool_in_process('infer', [
         str(xrays), '--config', cfg, '--checkpoint', ckpt, '--out-dir',
-        str(out), '--spacing', repr(spacing), '--no-progress', '--report'])
+        str(out), '--spacing', repr(spacing), '--no-progress', '--report',
+        '--measurements', '--num-samples', '50'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out / 'landmarks.json') as f:
         doc = json.load(f)
-    return dict(out=out, doc=doc, stdout=proc.stdout, cfg=cfg, ckpt=ckpt,
+    with open(out / 'measurements.csv', newline='') as f:
+        measures = list(csv.DictReader(f))
+    return dict(out=out, doc=doc, measures=measures, stdout=proc.stdout, cfg=cfg, ckpt=ckpt,
                 xrays=xrays, spacing=spacing)
 
 
@@ -184,6 +195,27 @@ def test_infer_report_renders_in_chromium(inferred, tmp_path):
     assert 'p0&<b>#0.png' in ''.join(page.text)
 
 
+def test_infer_report_measurements_are_the_csv_ones(inferred, tmp_path):
+    """Each row's measurements are measurements.csv's: value and
+    interval to 3 significant digits, the unit (none for a ratio)."""
+    report = str(inferred['out'] / 'report.html')
+    with open(report, encoding='utf-8') as f:
+        page = _Page()
+        page.feed(f.read())
+    want = {}
+    for row in inferred['measures']:
+        unit = '' if row['unit'] == 'ratio' else f' {row["unit"]}'
+        text = f'{row["measurement"]} ' + (
+            f'{float(row["value"]):.3g}{unit}' if row['value'] else 'n/a')
+        if row['interval_low'] and row['interval_high']:
+            text += (f' [{float(row["interval_low"]):.3g}, '
+                     f'{float(row["interval_high"]):.3g}]')
+        want.setdefault(osp.basename(row['image']), []).append(text)
+    assert len(want) == NUM_IMAGES
+    assert {name: m for name, m in zip(page.rows, page.measures)} == want
+    assert any('[' in t for texts in want.values() for t in texts)
+
+
 def test_infer_report_is_ours_and_foreign_one_refused(inferred, tmp_path):
     """A report.html we did not write is never replaced: the run stops
     before predicting, naming it; ours counts as an earlier output."""
@@ -211,7 +243,8 @@ def test_test_report_renders_with_split_section(calibrated_small_demo,
     out = tmp_path / 'review'
     proc = run_tool_in_process('test', [
         calibrated_small_demo['cfg'], calibrated_small_demo['ckpt'],
-        '--work-dir', str(tmp_path / 'work'), '--report', str(out)])
+        '--work-dir', str(tmp_path / 'work'), '--report', str(out),
+        '--out', str(tmp_path / 'metrics.json')])
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = str(out / 'report.html')
     assert proc.stdout.strip().splitlines()[-1].endswith(report)
@@ -231,3 +264,19 @@ def test_test_report_renders_with_split_section(calibrated_small_demo,
     if flagged:
         assert 'true error' in text
     assert all(math.isfinite(e) for e in flagged if e is not None)
+    # the Good/Erroneous table's counts and MRE are the metrics'
+    with open(tmp_path / 'metrics.json') as f:
+        metrics = json.load(f)
+    html_text = open(report, encoding='utf-8').read()
+    for row, title in (('overall', 'all landmarks'),
+                       ('good', 'good (not flagged)'),
+                       ('erroneous', 'erroneous (flagged)')):
+        key = next(k for k in metrics if k.endswith(f'/{row}/count'))
+        mre = metrics[key[:-len('count')] + 'MRE']
+        cells = re.search(rf'<th>{re.escape(title)}</th>'
+                          r'<td class="num">([^<]*)</td>'
+                          r'<td class="num">([^<]*)</td>', html_text)
+        assert cells is not None, title
+        assert cells.group(1) == f'{metrics[key]:.0f}'
+        assert cells.group(2).split(' [')[0] == (
+            f'{mre:.3g}' if mre is not None else '&ndash;')
