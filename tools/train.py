@@ -28,8 +28,7 @@ def parse_args(argv=None):
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the latest checkpoint in the work dir, or from the '
         'given checkpoint')
-    parser.add_argument('--amp', action='store_true',
-                        help='enable automatic mixed precision (GPU)')
+    cli.add_amp_option(parser)
     parser.add_argument('--no-validate', action='store_true',
                         help='skip validation during training')
     cli.add_runner_options(

@@ -78,7 +78,8 @@ def _model_config(config: Union[None, str, Path, Config], ckpt: Any,
 def init_landmark_model(config: Union[None, str, Path, Config],
                         checkpoint: Union[None, str, Path] = None,
                         device: str = 'cpu',
-                        allow_config_mismatch: bool = False) -> nn.Module:
+                        allow_config_mismatch: bool = False,
+                        amp: bool = False) -> nn.Module:
     """Builds a landmark model from a checkpoint (and optionally a config).
 
     The checkpoint carries its recipe (the model config, the codec's grid,
@@ -104,6 +105,9 @@ def init_landmark_model(config: Union[None, str, Path, Config],
         device (str): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
         allow_config_mismatch (bool): Use a config that differs from the
             checkpoint's recipe, with a ``UserWarning`` naming both.
+        amp (bool): Predict in mixed precision: the network under bf16
+            autocast on a CPU (fp16 on CUDA), the softmax, decode, ERE and
+            scores in float32 (:func:`mmchh.engine.amp.enable_predict_amp`).
 
     Returns:
         nn.Module: The ``TopdownPoseEstimator`` in eval mode, with ``cfg``
@@ -177,6 +181,9 @@ def init_landmark_model(config: Union[None, str, Path, Config],
     model.checkpoint_path = checkpoint
     model.to(device)
     model.eval()
+    if amp:
+        from mmchh.engine.amp import enable_predict_amp
+        enable_predict_amp(model)
 
     head = model.head
     if hasattr(head, 'is_calibrated') and not head.is_calibrated:

@@ -1,0 +1,3 @@
+from .cpu_amp_optim_wrapper import CpuAmpOptimWrapper
+
+__all__ = ['CpuAmpOptimWrapper']
