@@ -23,7 +23,11 @@ scale: one warning and the full-map intervals, labelled FULL-MAP;
 --intervals full-map asks for those); with --format labelme also DIR/labelme/<name>.json,
 the prediction as a labelme file for a clinician's review (exact
 coordinates, flagged landmarks marked with their reasons; read back with
-tools/convert_landmarks.py --labelme reviewed=DIR/labelme). <name> is the
+tools/convert_landmarks.py --labelme reviewed=DIR/labelme); with --report
+also DIR/report.html, one page for review that opens from disk: the images
+that most need review first, each flagged landmark zoomed (DIR/report/)
+with its region and ERE, by decreasing ERE (the last line printed names
+it). <name> is the
 file's stem, or its whole name where two inputs share a stem (a.bmp,
 a.png). A DIR holding an earlier run's outputs is refused unless
 --overwrite is given: the run then writes into a staging folder beside DIR
