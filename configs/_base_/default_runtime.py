@@ -23,8 +23,11 @@ vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='PoseLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 
+# validation/test lines of the headline numbers with their intervals; every
+# value still goes to the run's vis_data/<timestamp>.json (full_line=True:
+# MMEngine's line of every key)
 log_processor = dict(
-    type='LogProcessor', window_size=10, by_epoch=True, num_digits=6)
+    type='HeadlineLogProcessor', window_size=10, by_epoch=True, num_digits=6)
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -27,6 +27,19 @@ its constructor, ``__call__`` and results are ``Pose2DInferencer``'s:
   never overwrite each other; PNG/JPEG/BMP/TIFF inputs keep MMPose's
   names.
 
+Predictions carry the uncertainty, not only MMPose's keys: each instance's
+dict adds ``keypoint_ere`` with ``keypoint_ere_unit`` (``'mm'`` with a
+spacing, else ``'px'``, original-image pixels), ``keypoint_flagged`` (None
+where the model cannot flag this image: uncalibrated, or a threshold in mm
+and no spacing; ``flag_unavailable`` then says why), ``keypoint_valid``,
+``keypoint_mode_prob`` and ``keypoint_score_meaning``: ``keypoint_scores``
+are the calibrated probability that each landmark lies within a radius of
+the prediction (2 mm with a spacing, else 5 % of the box; see
+:class:`~mmchh.codecs.utils.ScoreRadius`), so MMPose's default
+``kpt_thr`` (0.3) draws the landmarks the model is fairly sure of. A
+``spacing`` call argument (mm per pixel, one number or ``(x, y)``) gives
+file inputs a spacing their header lacks.
+
 The model's test pipeline still reads each file from its path: for a
 DICOM/MetaImage/NRRD/NIfTI file its first step must be
 ``LoadFullRangeImage`` (it sets the header's spacing, so the head gives ERE
@@ -50,12 +63,15 @@ from mmengine.fileio import join_path
 from mmpose.apis.inferencers import Pose2DInferencer
 from mmpose.registry import INFERENCERS, TRANSFORMS
 
+from mmchh.codecs.utils import ScoreRadius
 from mmchh.datasets.image_reader import (ALL_IMAGE_EXTENSIONS,
                                          DICOM_EXTENSIONS, ITK_EXTENSIONS,
                                          RASTER_EXTENSIONS, ImageLoadError,
                                          read_image, split_image_name)
 from mmchh.datasets.transforms import LoadFullRangeImage
 from mmchh.datasets.whole_image_box import whole_image_bbox
+from mmchh.utils.errors import InputError
+from mmchh.utils.spacing import Spacing
 from .image_loading import read_xray
 
 __all__ = ['XrayInferencer', 'output_name']
@@ -91,6 +107,47 @@ def _checked_file(path: str) -> str:
     return path
 
 
+def _row(instances, key: str, index: int) -> list:
+    """Row ``index`` of an instance field as a JSON list."""
+    return np.asarray(instances[key])[index].tolist()
+
+
+def uncertainty_fields(sample, score_radius: ScoreRadius) -> List[dict]:
+    """The uncertainty of each instance of a predicted sample, as the
+    JSON-ready keys :class:`XrayInferencer` adds to MMPose's (see the
+    module).
+
+    Args:
+        sample (PoseDataSample): A predicted sample (``pred_instances``
+            from ``SoftmaxHeatmapHead``).
+        score_radius (ScoreRadius): The model's score radius.
+
+    Returns:
+        list[dict]: One dict per instance.
+    """
+    pred = sample.pred_instances
+    in_mm = 'keypoint_ere_mm' in pred
+    unit = 'mm' if in_mm else 'px'
+    out = []
+    for i in range(len(pred)):
+        fields = dict(
+            keypoint_ere=_row(pred, f'keypoint_ere_{unit}', i),
+            keypoint_ere_unit=unit,
+            keypoint_valid=_row(pred, 'keypoint_valid', i),
+            keypoint_mode_prob=_row(pred, 'keypoint_mode_prob', i),
+            keypoint_score_meaning=score_radius.describe(in_mm),
+            keypoint_flagged=None)
+        if 'keypoint_flagged' in pred:
+            fields['keypoint_flagged'] = _row(pred, 'keypoint_flagged', i)
+        else:
+            fields['flag_unavailable'] = (
+                'no flag threshold in this model\'s calibration, or a '
+                'threshold in mm and no spacing for this image (give one: '
+                'spacing=...)')
+        out.append(fields)
+    return out
+
+
 @INFERENCERS.register_module()
 class XrayInferencer(Pose2DInferencer):
     """``Pose2DInferencer`` reading every X-ray kind mmchh reads: PNG,
@@ -106,9 +163,14 @@ class XrayInferencer(Pose2DInferencer):
         Calling it yields one dict per input, in input order (a folder:
         sorted paths), as ``Pose2DInferencer``: ``predictions`` (per image
         a list of instances with ``keypoints`` (K, 2) in image pixels,
-        ``keypoint_scores`` (K,), ``bbox``) and ``visualization`` (a list of
+        ``keypoint_scores`` (K,), ``bbox`` and the uncertainty keys of
+        :func:`uncertainty_fields`) and ``visualization`` (a list of
         (H, W, 3) uint8 RGB drawings with ``return_vis=True``).
     """
+
+    preprocess_kwargs: set = Pose2DInferencer.preprocess_kwargs | {
+        'spacing'
+    }
 
     # ------------------------------------------------------------------
     # inputs
@@ -145,15 +207,27 @@ class XrayInferencer(Pose2DInferencer):
                           bbox_thr: float = 0.3,
                           nms_thr: float = 0.3,
                           bboxes: Union[List[List], List[np.ndarray],
-                                        np.ndarray] = []):
+                                        np.ndarray] = [],
+                          spacing=None):
         """As ``Pose2DInferencer.preprocess_single``; without a detector a
-        file's box is the whole image as our reader reads it.
+        file's box is the whole image as our reader reads it; ``spacing``
+        (mm per pixel, file inputs only) is the sample's ``spacing``.
 
         Raises:
             ImageLoadError: naming the file, when it cannot be read, or it
                 is a DICOM/MetaImage/NRRD/NIfTI file and the test
                 pipeline does not load with ``LoadFullRangeImage``.
         """
+        if spacing is not None:
+            if not isinstance(input, str) or \
+                    self.cfg.data_mode != 'topdown' or \
+                    self.detector is not None:
+                raise InputError(
+                    'XrayInferencer: spacing=... applies to image files '
+                    'with the whole image as the box; got an array or a '
+                    'detector')
+            spacing = Spacing.parse(spacing, 'XrayInferencer: spacing',
+                                    error=InputError).array()
         if not isinstance(input, str):
             return super().preprocess_single(input, index, bbox_thr, nms_thr,
                                              bboxes)
@@ -174,6 +248,8 @@ class XrayInferencer(Pose2DInferencer):
         data_info.update(self.model.dataset_meta)
         data_info['bbox'] = whole_image_bbox(w, h)
         data_info['bbox_score'] = np.ones(1, dtype=np.float32)
+        if spacing is not None:
+            data_info['spacing'] = spacing
         return [self.pipeline(data_info)]
 
     # ------------------------------------------------------------------
@@ -218,13 +294,23 @@ class XrayInferencer(Pose2DInferencer):
                     return_datasample=None,
                     return_datasamples: bool = False,
                     pred_out_dir: str = '') -> dict:
-        """As ``Pose2DInferencer.postprocess``; a DICOM/MetaImage/NRRD/
+        """As ``Pose2DInferencer.postprocess``, each instance with its
+        uncertainty (:func:`uncertainty_fields`); a DICOM/MetaImage/NRRD/
         NIfTI file's predictions go to its whole name ``+ '.json'``."""
-        if self._video_input or not pred_out_dir:
+        if self._video_input:
             return super().postprocess(preds, visualization, return_datasample,
                                        return_datasamples, pred_out_dir)
         result = super().postprocess(preds, visualization, return_datasample,
                                      return_datasamples, '')
+        if not (return_datasamples or return_datasample):
+            radius = ScoreRadius.from_test_cfg(
+                self.cfg.model.get('test_cfg'))
+            for instances, sample in zip(result['predictions'], preds):
+                for instance, extra in zip(
+                        instances, uncertainty_fields(sample, radius)):
+                    instance.update(extra)
+        if not pred_out_dir:
+            return result
         for pred, sample in zip(result['predictions'], preds):
             name = output_name(sample.metainfo['img_path'], '.json')
             mmengine.dump(pred, join_path(pred_out_dir, name), indent='  ')

@@ -84,3 +84,25 @@ def test_invalid_map_has_nan_score():
     assert math.isnan(preds[1].keypoint_mode_prob[0, 2])
     assert np.isfinite(preds[1].keypoint_scores[0, :2]).all()
     assert np.isfinite(preds[0].keypoint_scores).all()
+
+
+def test_confident_map_passes_mmpose_threshold_its_mode_does_not():
+    """A map sure of a 2 mm disc: its best pixel holds far less than
+    MMPose's kpt_thr (0.3), the 2 mm disc nearly all of it."""
+    head = build_tiny_head(out_channels=1)
+    ys, xs = torch.meshgrid(torch.arange(12.0), torch.arange(16.0),
+                            indexing='ij')
+    # a Gaussian of sigma 1.5 heatmap pixels around (7, 5)
+    logits = (-((xs - 7)**2 + (ys - 5)**2) / (2 * 1.5**2))[None, None]
+    head.forward = lambda feats: logits.clone()
+    # 0.25 mm per image pixel, 2 image pixels per input pixel and 2 input
+    # pixels per heatmap pixel: 1 mm per heatmap pixel, 2 mm = 2 pixels
+    sample = PoseDataSample(metainfo=dict(
+        input_center=(32.0, 24.0), input_scale=(64.0, 48.0),
+        spacing=(0.25, 0.25)))
+    (pred, ) = head.predict(tiny_feats(batch=1), [sample])
+    probs = softmax_2d(logits)[0, 0]
+    expected = slow_within(probs, 7.0, 5.0, 2.0, 1.0, 1.0)
+    assert abs(pred.keypoint_scores[0, 0] - expected) < 1e-6
+    assert pred.keypoint_mode_prob[0, 0] < 0.1
+    assert pred.keypoint_scores[0, 0] > 0.55
