@@ -561,10 +561,9 @@ class UncertaintyMetric(IntervalMetric):
         base = osp.join(self.out_dir, self.prefix or 'uncertainty')
         d, a = self.last_details, self.last_arrays
         self._write_landmarks(rows, cat, d['unit'])
-        reliability_diagram_png(f'{base}_reliability.png', d['reliability'],
-                                title=f'{self.prefix}: reliability')
+        reliability_diagram_png(f'{base}_reliability.png', d['reliability'])
         ere_vs_error_png(f'{base}_ere_vs_error.png', a['ere'], a['error'],
-                         d['binned_correlation'])
+                         d['binned_correlation'], unit=d['unit'])
         if d['roc'] is not None:
-            roc_png(f'{base}_roc.png', d['roc'])
+            roc_png(f'{base}_roc.png', d['roc'], unit=d['unit'])
         write_json(f'{base}_uncertainty.json', d)
