@@ -4,7 +4,8 @@
 :func:`render_report` opens ``report.html`` by its ``file://`` URL in
 headless Chromium (Debian's ``chromium``; ``MMCHH_CHROMIUM`` names another
 binary), with networking, sync, updates and the GPU off and a throw-away
-profile, and gives the rendered DOM and, on request, a screenshot. The
+profile (and ``/tmp`` rather than a container's small ``/dev/shm``), and
+gives the rendered DOM and, on request, a screenshot. The
 report's test and ``make report-screenshot`` (``docs/images/
 review_report.png``) go through it::
 
@@ -26,7 +27,7 @@ WINDOW = (1280, 1500)
 _FLAGS = ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
           '--no-first-run', '--disable-background-networking',
           '--disable-component-update', '--disable-sync',
-          '--hide-scrollbars')
+          '--disable-dev-shm-usage', '--hide-scrollbars')
 
 
 def find_browser() -> Optional[str]:
