@@ -104,6 +104,7 @@ def parse_args(argv=None):
         'default); prints a warning and records the overlap in '
         'calibration.json')
     cli.add_allow_config_mismatch(parser)
+    cli.add_amp_option(parser)
     cli.add_runner_options(parser)
     return parser.parse_args(argv)
 
@@ -115,6 +116,7 @@ def _main(argv=None):
 
     from mmchh.calibration import calibrate_model
     from mmchh.calibration.settings import check_calibration_settings
+    from mmchh.engine.amp import tool_amp
     from mmchh.datasets.split_leaks import (check_split, loader_ann_file,
                                            record_override)
     from mmchh.models.checkpoint_fit import checked_run_config
@@ -154,6 +156,7 @@ def _main(argv=None):
     with config_errors(cfg, args.config):
         runner = Runner.from_cfg(cfg)
         runner.load_or_resume()
+        tool_amp(runner.model, args.amp, 'calibrate.py')
         # CalibrationError is an InputError: one line, exit status 1
         # the configuration model is fitted on the training split's
         # ground truth (records only; none in the config: not fitted)

@@ -72,6 +72,7 @@ def parse_args(argv=None):
         'split of its conversion (refused by default); prints a warning '
         'and records the overlap in measurements_eval.json')
     cli.add_allow_config_mismatch(parser)
+    cli.add_amp_option(parser)
     args = parser.parse_args(argv)
     if args.calib and args.interval_fit:
         parser.error('give --calib or --interval-fit, not both')
@@ -93,7 +94,7 @@ def _main(argv=None):
     try:
         model = init_landmark_model(
             args.config, args.checkpoint, args.device,
-            allow_config_mismatch=args.allow_config_mismatch)
+            allow_config_mismatch=args.allow_config_mismatch, amp=args.amp)
         result = evaluate_measurements(
             model, args.ann_file, out_dir=out_dir,
             progress=not args.no_progress, calib_file=args.calib,
