@@ -68,6 +68,7 @@ def parse_args(argv=None):
                         "checkpoint's own recipe; a config given is checked "
                         'against it)')
     cli.add_allow_config_mismatch(parser)
+    cli.add_amp_option(parser)
     parser.add_argument('--checkpoint', required=True,
                         help='checkpoint (normally calibrated.pth)')
     parser.add_argument('--out-dir', required=True, help='output folder')
@@ -90,6 +91,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=cli.positive_int, default=4)
     parser.add_argument('--no-overlay', action='store_true',
                         help='do not draw overlays')
+    cli.add_overlay_show_option(parser)
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the outputs of an earlier run in '
                         '--out-dir, only once this run has succeeded (it '
@@ -178,7 +180,7 @@ def _load_model(args):
     try:
         model = init_landmark_model(
             args.config, args.checkpoint, args.device,
-            allow_config_mismatch=args.allow_config_mismatch)
+            allow_config_mismatch=args.allow_config_mismatch, amp=args.amp)
         if args.measurements:
             from mmchh.apis.inference import check_measurement_model
             check_measurement_model(model)
@@ -200,7 +202,8 @@ def _main(argv=None):
         try:
             results, errors = infer_files(
                 model, args.input, output.path,
-                overlay=not args.no_overlay, progress=not args.no_progress,
+                overlay=not args.no_overlay and args.overlay_show,
+                progress=not args.no_progress,
                 labelme='labelme' in args.format,
                 **option_values(args, 'spacing', 'spacing_file',
                                 'spacing_overrides_header', 'batch_size',

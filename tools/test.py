@@ -47,6 +47,7 @@ def parse_args(argv=None):
     parser.add_argument('--wait-time', type=cli.finite_positive_float,
                         default=1,
                         help='seconds each overlay is shown with --show')
+    cli.add_overlay_show_option(parser, '--draw')
     parser.add_argument(
         '--report', metavar='DIR',
         help='write DIR/report.html, the review report of the split (one '
@@ -60,6 +61,7 @@ def parse_args(argv=None):
         'calib split of its conversion (refused by default); prints a '
         'warning and records the overlap in --out')
     cli.add_allow_config_mismatch(parser)
+    cli.add_amp_option(parser)
     cli.add_runner_options(parser, launcher_help='job launcher')
     return parser.parse_args(argv)
 
@@ -70,10 +72,10 @@ def _has_display() -> bool:
     return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
 
 
-def _overlay_hook(show_dir, show, wait_time):
+def _overlay_hook(show_dir, show, wait_time, what='all'):
     """A hook drawing :func:`mmchh.visualization.draw_overlay` per test
     sample (registered on the Runner; needs ``output_heatmaps``, which also
-    gives the conformal regions' outlines)."""
+    gives the conformal regions' outlines); ``what``: its ``show``."""
     from mmengine.hooks import Hook
 
     from mmchh.apis import load_xray
@@ -108,7 +110,7 @@ def _overlay_hook(show_dir, show, wait_time):
                     sample, model, grey.shape, path=meta['img_path'],
                     return_heatmaps=True)
                 out = osp.join(show_dir, self._name(meta['img_path']))
-                canvas = draw_overlay(grey, result, out)
+                canvas = draw_overlay(grey, result, out, show=what)
                 if show:
                     import cv2
                     cv2.imshow('mmchh test.py', canvas)
@@ -124,6 +126,7 @@ def _main(argv=None):
     from mmengine.runner import Runner
 
     from mmchh.datasets.split_leaks import check_split, loader_ann_file
+    from mmchh.engine.amp import tool_amp
     from mmchh.utils.errors import InputError
     from mmchh.utils.io import write_json
     from mmchh.models.checkpoint_fit import checked_run_config
@@ -176,9 +179,11 @@ def _main(argv=None):
     # a key or type of the config that cannot be built: one line
     with config_errors(cfg, args.config):
         runner = Runner.from_cfg(cfg)
+        tool_amp(runner.model, args.amp, 'test.py')
         if show_dir:
             runner.register_hook(_overlay_hook(show_dir, args.show,
-                                               args.wait_time))
+                                               args.wait_time,
+                                               args.overlay_show))
         if args.report:
             report = SplitReportHook(args.report)
             runner.register_hook(report)
