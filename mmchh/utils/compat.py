@@ -17,10 +17,20 @@
    exactly those with ``torch.serialization.add_safe_globals``; any other
    pickled object (e.g. one whose ``__reduce__`` runs a command) is still
    refused by torch. ``weights_only`` is never turned off.
+3. The ``pkg_resources`` notice: MMEngine's ``get_installed_path``
+   (``mmengine.utils.package_utils``) imports ``pkg_resources``, which
+   setuptools 80 answers with a ``UserWarning`` (deprecated, removed in
+   setuptools 81; our requirements pin ``setuptools<81`` for it).
+   ``mmpose.apis`` calls it on import, so every tool that builds a runner
+   or an inferencer printed it. The notice is about MMEngine's code, not
+   ours, and says nothing a user can act on: a filter ignores exactly that
+   message from exactly that module (:func:`ignore_pkg_resources_notice`);
+   every other warning, MMEngine's included, is shown as before.
 """
 import collections
 import importlib
 import sys
+import warnings
 
 from mmchh_mmcv_ops import (MMCV_OPS_HINT, MissingMMCVOpsError,  # noqa: F401
                             MissingOpsModule, is_placeholder)
@@ -143,7 +153,19 @@ def allow_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(checkpoint_safe_globals())
 
 
+def ignore_pkg_resources_notice() -> None:
+    """Ignores setuptools' ``pkg_resources is deprecated`` warning raised
+    where MMEngine's ``mmengine.utils.package_utils`` imports it, and
+    nothing else (see the module)."""
+    warnings.filterwarnings(
+        'ignore',
+        message=r'pkg_resources is deprecated as an API',
+        category=UserWarning,
+        module=r'mmengine\.utils\.package_utils')
+
+
 def apply_compat() -> None:
-    """Applies both fixes; safe to call more than once."""
+    """Applies the three fixes; safe to call more than once."""
     install_mmcv_ops_placeholder()
     allow_checkpoint_globals()
+    ignore_pkg_resources_notice()
