@@ -22,13 +22,13 @@ configuration model has only ``keypoint_flagged`` (the ERE flag, as
 before): its landmarks get ``plausibility`` None and the outputs say the
 configuration flag is not fitted -- no value is ever invented.
 """
-import math
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 from torch import nn
 
 from mmchh.evaluation.functional.conformal import conformal_min_maps
+from mmchh.models.heads.flag_basis import head_number
 
 __all__ = [
     'FLAG_REASONS', 'configuration_status',
@@ -44,16 +44,6 @@ _FIELDS = dict(flagged='keypoint_flagged', ere='keypoint_ere_flagged',
                sigma='keypoint_plausibility',
                sigma_mm='keypoint_plausibility_mm',
                implausible='keypoint_implausible')
-
-
-def _number(head: nn.Module, name: str) -> Optional[float]:
-    """The head's scalar ``name`` as a float; None when absent or not
-    finite (NaN = unset, as every calibration buffer)."""
-    value = getattr(head, name, None)
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def configuration_status(head: nn.Module) -> Dict[str, Any]:
@@ -73,9 +63,9 @@ def configuration_status(head: nn.Module) -> Dict[str, Any]:
         ``num_scores`` (calibration scores it came from), None when not
         recorded.
     """
-    threshold = _number(head, 'configuration_threshold')
-    num_scores = _number(head, 'configuration_num_scores')
-    alpha = _number(head, 'configuration_alpha')
+    threshold = head_number(head, 'configuration_threshold')
+    num_scores = head_number(head, 'configuration_num_scores')
+    alpha = head_number(head, 'configuration_alpha')
     out = dict(threshold=threshold,
                # the float32 buffer as typed (0.02, not 0.0199999995)
                alpha=None if alpha is None else float(str(np.float32(alpha))),

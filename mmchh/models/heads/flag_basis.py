@@ -19,7 +19,8 @@ from torch import nn
 
 __all__ = [
     'MIN_FLAG_ERRONEOUS', 'MIN_FLAG_IMAGES', 'describe_flag_status',
-    'flag_basis_shortfall', 'flag_legend', 'flag_status', 'image_flag_status'
+    'flag_basis_shortfall', 'flag_legend', 'flag_status', 'head_number',
+    'image_flag_status'
 ]
 
 #: Fewest calibration images a used threshold is fitted on: with 1 image
@@ -60,7 +61,9 @@ def flag_basis_shortfall(num_images: int, num_erroneous: int,
             ', too few to fit it (docs/method.md, Flagging)')
 
 
-def _number(head: nn.Module, name: str) -> Optional[float]:
+def head_number(head: nn.Module, name: str) -> Optional[float]:
+    """The head's scalar ``name`` as a float; None when absent or not
+    finite (NaN = unset, as every calibration buffer)."""
     value = getattr(head, name, None)
     if value is None:
         return None
@@ -85,15 +88,15 @@ def flag_status(head: nn.Module) -> Dict[str, Any]:
         ``num_images``, ``num_erroneous`` (None when not recorded: a
         checkpoint calibrated before they were).
     """
-    threshold = _number(head, 'flag_threshold')
-    num_images = _number(head, 'flag_num_images')
-    num_erroneous = _number(head, 'flag_num_erroneous')
+    threshold = head_number(head, 'flag_threshold')
+    num_images = head_number(head, 'flag_num_images')
+    num_erroneous = head_number(head, 'flag_num_erroneous')
     out = dict(
         threshold=threshold,
         unit=getattr(head, 'flag_threshold_unit', None)
         if threshold is not None else None,
-        low=_number(head, 'flag_threshold_low'),
-        high=_number(head, 'flag_threshold_high'),
+        low=head_number(head, 'flag_threshold_low'),
+        high=head_number(head, 'flag_threshold_high'),
         num_images=None if num_images is None else int(num_images),
         num_erroneous=None if num_erroneous is None else int(num_erroneous))
     if threshold is not None:
