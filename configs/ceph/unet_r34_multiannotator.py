@@ -9,17 +9,9 @@
 #   python tools/train.py configs/ceph/unet_r34_multiannotator.py
 _base_ = ['./unet_r34_onehot.py']
 
-codec = dict(_base_.codec, annotator_targets=True)
-model = dict(head=dict(decoder=codec))
+from mmchh.utils.config_variants import annotator_targets  # noqa: E402
 
 # every annotator's points ride through the geometric transforms beside the
-# ground truth (Attach after loading, Detach before the target); either
-# loader counts, so a base that loads with MMPose's LoadImage works too
-train_pipeline = [
-    step for t in _base_.train_pipeline for step in (
-        [t, dict(type='AttachAnnotatorKeypoints')]
-        if t.type in ('LoadFullRangeImage', 'LoadImage')
-        else [dict(type='DetachAnnotatorKeypoints'),
-              dict(t, encoder=codec)] if t.type == 'GenerateTarget' else [t])
-]
+# ground truth (Attach after either loader, Detach before the target)
+codec, model, train_pipeline = annotator_targets(_base_)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

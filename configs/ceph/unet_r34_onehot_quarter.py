@@ -8,15 +8,9 @@
 #   python tools/train.py configs/ceph/unet_r34_onehot_quarter.py
 _base_ = ['./unet_r34_onehot.py']
 
-codec = dict(_base_.codec, heatmap_size=(160, 200), subpixel_radius=1)
-model = dict(
-    neck=dict(decoder_channels=(256, 128, 64)),
-    head=dict(in_channels=64, decoder=codec))
-train_pipeline, val_pipeline = ([
-    dict(t, encoder=codec) if 'encoder' in t else t
-    for t in pipeline
-] for pipeline in (_base_.train_pipeline, _base_.val_pipeline))
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
-test_dataloader = val_dataloader
-calib_dataloader = val_dataloader
+from mmchh.utils.config_variants import smaller_heatmaps  # noqa: E402
+
+codec, model, train_pipeline, val_pipeline = smaller_heatmaps(_base_, 4)
+train_dataloader, val_dataloader = (dict(dataset=dict(pipeline=p))
+                                    for p in (train_pipeline, val_pipeline))
+test_dataloader = calib_dataloader = val_dataloader

@@ -16,31 +16,20 @@ _base_ = [
     'td-hm_hrnet-w32_8xb64-210e_coco-256x192.py',
     '../../../_base_/softmax_heatmap_overlay.py'
 ]
+
+from mmchh.utils.config_variants import softmax_overlay  # noqa: E402
+
 # the softmax overrides (configs/_base_/softmax_heatmap_overlay.py) applied
-# at the base codec's sizes, and the base's train pipeline encoding with them
-codec = dict(
-    _base_.softmax_overlay.codec,
-    input_size=_base_.codec.input_size,
-    heatmap_size=_base_.codec.heatmap_size)
-model = dict(
-    head=dict(_base_.softmax_overlay.head, decoder=dict(codec, _delete_=True)),
-    test_cfg=_base_.softmax_overlay.test_cfg)
-train_pipeline = [
-    dict(t, encoder=codec) if t.type == 'GenerateTarget' else t
-    for t in _base_.train_pipeline
-]
+# at the base codec's sizes, the base's train pipeline encoding with them,
+# val/test with the ground truth encoded with the codec before
+# PackPoseInputs, and UncertaintyMetric (unc/..., in image pixels) next to
+# CocoMetric
+(codec, model, train_pipeline, val_pipeline,
+ val_evaluator) = softmax_overlay(_base_)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-# val/test: the ground truth encoded with the codec before PackPoseInputs,
-# on the ground-truth boxes (the base's detected boxes carry no ground
-# truth to score NLL, ERE or coverage against; CocoMetric then reports AP
-# with ground-truth boxes), and UncertaintyMetric (unc/..., in image
-# pixels) next to CocoMetric
-val_pipeline = [
-    step for t in _base_.val_pipeline for step in (
-        [dict(_base_.softmax_overlay.target, encoder=codec), t]
-        if t.type == 'PackPoseInputs' else [t])
-]
+# on the ground-truth boxes (the base's detected boxes carry no ground truth
+# to score NLL, ERE or coverage against; CocoMetric then reports AP with
+# ground-truth boxes)
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline, bbox_file=None))
 test_dataloader = val_dataloader
-val_evaluator = [_base_.val_evaluator, _base_.softmax_overlay.metric]
 test_evaluator = val_evaluator
