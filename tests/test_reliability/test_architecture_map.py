@@ -203,6 +203,26 @@ def test_files_and_functions_stay_small():
     assert not too_big, '\n'.join(too_big)
 
 
+#: What a newcomer looks for, each answered by "Where to look" in one file.
+LOOKED_FOR = ('ERE', 'temperature', 'frame', 'conformal', 'labelme')
+
+
+def test_where_to_look_answers_in_one_file_each():
+    text = (ROOT / 'docs' / 'architecture.md').read_text()
+    section = text.split('## Where to look', 1)[1].split('\n## ', 1)[0]
+    answers = [
+        ' '.join(item.split('\n\n')[0].split())
+        for item in section.split('\n- ')[1:]
+    ]
+    for word in LOOKED_FOR:
+        found = [a for a in answers if word in a.split(':', 1)[0]]
+        assert found, f'"Where to look" has no question about {word}'
+        for answer in found:
+            files = [f for f in answer.split('`')[1::2] if f.endswith('.py')]
+            assert len(files) == 1, answer
+            assert (PACKAGE / files[0]).is_file(), files[0]
+
+
 #: A tool or benchmark script parses options, calls library code and
 #: prints; past this many lines it is doing the library's work.
 MAX_SCRIPT_LINES = 300
