@@ -16,6 +16,7 @@ Example:
 """
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -110,6 +111,7 @@ def parse_args(argv=None):
 
 
 def _main(argv=None):
+    start_time = time.time()
     args = parse_args(argv)
     import mmchh  # noqa: F401
     from mmengine.runner import Runner
@@ -166,6 +168,16 @@ def _main(argv=None):
         record_override(osp.join(runner.work_dir, 'calibration.json'), leak)
         if not args.no_validate and cfg.get('val_dataloader'):
             runner.val()
+    from mmengine.dist import is_main_process
+
+    from mmchh.utils.cli import print_written, runner_written
+    if is_main_process():
+        print_written('calibrate.py', [
+            ('calibrated checkpoint', osp.join(runner.work_dir, args.out)),
+            ('calibration report', osp.join(runner.work_dir,
+                                            'calibration.json'))
+        ] + [item for item in runner_written(runner)
+             if item[0] == 'validation log'], since=start_time)
     return 0
 
 

@@ -55,6 +55,7 @@ Example:
 """
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -191,6 +192,7 @@ def _load_model(args):
 
 
 def _main(argv=None):
+    start_time = time.time()
     args = parse_args(argv)
     check_options(args)
     from mmchh.apis.batch_infer import InferenceInterrupted, infer_files
@@ -222,6 +224,16 @@ def _main(argv=None):
         if args.report and status == 0:
             print('infer.py: review report (open this first): '
                   f'{osp.join(args.out_dir, "report.html")}')
+        if status == 0:
+            from mmchh.utils.cli import print_written
+            print_written('infer.py', [
+                (what, osp.join(args.out_dir, name)) for what, name in (
+                    ('review report', 'report.html'),
+                    ('predictions', 'landmarks.json'),
+                    ('table', 'landmarks.csv'),
+                    ('measurements', 'measurements.csv'),
+                    ('overlays', 'overlays'))
+            ], since=start_time)
         return status
 
 

@@ -15,6 +15,7 @@ Examples:
 import os
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -120,6 +121,7 @@ def _overlay_hook(show_dir, show, wait_time, what='all'):
 
 
 def _main(argv=None):
+    start_time = time.time()
     args = parse_args(argv)
     import mmchh  # noqa: F401  (compat fixes and registration)
     from mmengine.dist import is_main_process
@@ -206,6 +208,17 @@ def _main(argv=None):
         from mmchh.apis.split_report import write_split_report
         print(f'{TOOL}: review report (open this first): '
               f'{write_split_report(runner, report)}')
+    if is_main_process():
+        import glob
+
+        from mmchh.utils.cli import print_written, runner_written
+        print_written(TOOL, [('metrics', args.out), ('predictions', args.dump),
+                             ('overlays', show_dir)] + [
+            item for item in runner_written(runner)
+            if item[0] == 'test metrics'
+        ] + [('uncertainty report', path) for path in sorted(
+            glob.glob(osp.join(cfg.work_dir, '*_uncertainty.json')))],
+                      since=start_time)
     return status
 
 

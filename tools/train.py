@@ -14,6 +14,7 @@ Examples:
 """
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -39,6 +40,7 @@ def parse_args(argv=None):
 
 
 def _main(argv=None):
+    start_time = time.time()
     args = parse_args(argv)
     import mmchh  # noqa: F401  (compat fixes and registration)
     from mmengine.runner import Runner
@@ -69,6 +71,11 @@ def _main(argv=None):
     with config_errors(cfg, args.config):
         runner = Runner.from_cfg(cfg)
         runner.train()
+    from mmengine.dist import is_main_process
+
+    from mmchh.utils.cli import print_written, runner_written
+    if is_main_process():
+        print_written('train.py', runner_written(runner), since=start_time)
     return 0
 
 

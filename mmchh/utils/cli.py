@@ -15,7 +15,8 @@ The options several tools share are declared here once
 (:func:`add_allow_config_mismatch`, :func:`add_runner_options`,
 :func:`size_pair`), so they read and print alike in every tool; and
 :func:`option_values` / :func:`spacing_value` hand the parsed options to
-the library.
+the library. :func:`print_written` is every tool's last line: what it
+wrote and where (:func:`runner_written`: what a runner wrote).
 """
 import argparse
 import math
@@ -30,8 +31,8 @@ __all__ = [
     'add_runner_options', 'any_float', 'any_int', 'fail',
     'finite_positive_float', 'fraction', 'non_negative_float',
     'non_negative_int', 'number_type', 'one_line', 'open_fraction',
-    'option_values', 'positive_int', 'run_tool', 'size_pair',
-    'spacing_value', 'torch_device'
+    'option_values', 'positive_int', 'print_written', 'run_tool',
+    'runner_written', 'size_pair', 'spacing_value', 'torch_device'
 ]
 
 #: Exceptions that are the user's to fix: printed as one line.
@@ -295,3 +296,59 @@ def spacing_value(
     if values is None:
         return None
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def print_written(tool: str,
+                  items: Sequence[Tuple[str, Optional[str]]],
+                  since: Optional[float] = None) -> list:
+    """Prints a tool's last line: what it wrote, where, in the order to
+    open them (``train.py: wrote calibrated checkpoint w/calibrated.pth;
+    metrics w/20261207_045727/vis_data/20261207_045727.json``).
+
+    Args:
+        tool (str): The tool's name (``'train.py'``).
+        items (list[tuple[str, str | None]]): ``(what, path)`` pairs. A
+            None path, one that does not exist, or (with ``since``) one
+            not modified since then is left out: the line names only what
+            this run wrote.
+        since (float, optional): The run's start (``time.time()``).
+
+    Returns:
+        list[str]: The paths named.
+    """
+    import os.path as osp
+    named = [(what, path) for what, path in items
+             if path and osp.exists(path) and
+             (since is None or osp.getmtime(path) >= since - 1)]
+    if named:
+        print(f'{tool}: wrote ' + '; '.join(f'{what} {path}'
+                                            for what, path in named))
+    else:
+        print(f'{tool}: wrote no file')
+    return [path for _, path in named]
+
+
+def runner_written(runner) -> list:
+    """What an MMEngine runner may have written, as :func:`print_written`
+    items: the calibrated checkpoint and calibration report
+    (``TemperatureScalingHook``), the best and the last checkpoint, the
+    test metrics (``<timestamp>.json``) and the validation log
+    (``vis_data/<timestamp>.json``)."""
+    import os.path as osp
+    work, log_dir = runner.work_dir, runner.log_dir
+    last = None
+    pointer = osp.join(work, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer, encoding='utf-8') as f:
+            last = f.read().strip() or None
+    best = None
+    for hook in runner.hooks:
+        paths = getattr(hook, 'best_ckpt_path_dict', None) or {}
+        best = best or next(iter(paths.values()), None) or getattr(
+            hook, 'best_ckpt_path', None)
+    stamp = f'{runner.timestamp}.json'
+    return [('calibrated checkpoint', osp.join(work, 'calibrated.pth')),
+            ('calibration report', osp.join(work, 'calibration.json')),
+            ('best checkpoint', best), ('last checkpoint', last),
+            ('test metrics', osp.join(log_dir, stamp)),
+            ('validation log', osp.join(log_dir, 'vis_data', stamp))]

@@ -4,15 +4,15 @@
 MMEngine's ``LoggerHook`` asks the runner's log processor for the line
 after each validation or test epoch and writes the tag dict it returns to
 the visualizer's backends (``LocalVisBackend``: the run's
-``vis_data/<timestamp>.json``). MMEngine's ``LogProcessor`` prints every
-key of that dict on one line: with per-landmark and interval keys, 6,000
-characters. :class:`HeadlineLogProcessor` returns the same tag dict, so
+``vis_data/<timestamp>.json``), a test's to ``<timestamp>.json``.
+MMEngine's ``LogProcessor`` prints every key of that dict on one line:
+with per-landmark and interval keys, 6,000 characters. :class:`HeadlineLogProcessor` returns the same tag dict, so
 every number still reaches the JSON and the other backends, and a line
 of the headline numbers with their intervals::
 
     Epoch(test) [2/2]  MRE 1.47 mm [1.39, 1.56] · SDR 2 mm 78.3% [74.3,
     81.8] · ECE 0.0841 [0.0512, 0.148] · flagged 45/152 · (85 values in
-    20261207_045727/vis_data/20261207_045727.json)
+    20261207_045727/20261207_045727.json)
 """
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -125,17 +125,20 @@ class HeadlineLogProcessor(LogProcessor):
         if self.full_line:
             return tag, line
         return tag, headline_line(line.split('  ', 1)[0], tag,
-                                  _json_log(runner))
+                                  _json_log(runner, mode))
 
 
-def _json_log(runner) -> Optional[str]:
-    """Where ``LoggerHook`` writes the scalars (the runner's default
-    ``LocalVisBackend`` folder), relative to the work dir."""
+def _json_log(runner, mode: str) -> Optional[str]:
+    """Where ``LoggerHook`` writes the values, relative to the work dir:
+    a validation's to the visualizer's backends (the runner's default
+    ``LocalVisBackend``: ``vis_data/<timestamp>.json``), a test's to
+    ``<timestamp>.json`` in the log folder."""
     log_dir, timestamp = (getattr(runner, name, None)
                           for name in ('log_dir', 'timestamp'))
     if not log_dir or not timestamp:
         return None
-    path = osp.join(log_dir, 'vis_data', f'{timestamp}.json')
+    folder = osp.join(log_dir, 'vis_data') if mode == 'val' else log_dir
+    path = osp.join(folder, f'{timestamp}.json')
     work_dir = getattr(runner, 'work_dir', None)
     return osp.relpath(path, work_dir) if work_dir else path
 
