@@ -35,12 +35,12 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, NUM_CEPH_LANDMARKS
 from mmchh.calibration.conformal.measurement_intervals import (
-    MEASUREMENT_INTERVAL_FILE, MeasurementIntervalFit,
-    fit_measurement_intervals)
+    MEASUREMENT_INTERVAL_FILE, MeasurementIntervalFit)
+from mmchh.calibration.conformal.split_draws import fit_intervals_from_draws
+from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, NUM_CEPH_LANDMARKS
 from mmchh.evaluation.functional import (ceph_measurements, classify_ceph,
-                                         interval_scores, scaled_intervals)
+                                         scaled_intervals)
 from mmchh.evaluation.functional.cephalometric import \
     missing_measurement_landmarks
 from mmchh.utils.errors import InputError
@@ -330,9 +330,10 @@ def fit_split_intervals(model,
     Every image of ``calib_file`` is predicted; each measurement's center
     and spread are drawn within the conformal regions
     (:func:`~mmchh.apis.region_measurements.region_center_spread`), its
-    true value computed from the JSON's keypoints, and the normalised
-    residuals of all measurements and images are pooled
-    (:func:`~mmchh.calibration.fit_measurement_intervals`).
+    true value computed from the JSON's keypoints; the calibration room
+    fits the scale on them
+    (:func:`~mmchh.calibration.conformal.split_draws.fit_intervals_from_draws`:
+    the normalised residuals of all measurements and images pooled).
 
     Args:
         model: As for :func:`evaluate_measurements` (with conformal
@@ -361,17 +362,16 @@ def _fit_split(model, calib_file: str, level: float,
     split = load_measurement_split(calib_file, prediction.img_root)
     draws = RegionDraws.of_model(model, region_level, num_samples, seed)
     images = _predict_split(model, split, prediction, draws)
-    scores = {
-        name: interval_scores(*np.array(
-            [(im['measurements'][name]['interval']['center'],
-              im['measurements'][name]['interval']['spread'],
-              im['measurements'][name]['true_value'])
-             for im in images], dtype=np.float64).T)
-        for name in CEPH_LABEL_NAMES
-    }
-    return fit_measurement_intervals(
-        scores, level=level, region_level=draws.level,
-        calib_file=calib_file, weights_fingerprint=_fingerprint(model),
+    return fit_intervals_from_draws(
+        {
+            name: np.array([(im['measurements'][name]['interval']['center'],
+                             im['measurements'][name]['interval']['spread'],
+                             im['measurements'][name]['true_value'])
+                            for im in images], dtype=np.float64)
+            for name in CEPH_LABEL_NAMES
+        },
+        level=level, region_level=draws.level, calib_file=calib_file,
+        weights_fingerprint=_fingerprint(model),
         num_samples=int(num_samples), seed=int(seed))
 
 

@@ -1,12 +1,14 @@
 # Copyright (c) mmchh contributors. Licensed under the Apache License 2.0.
 """Conformal fitting: the regions' thresholds and disc radii (``fitting``),
-the measurement intervals' fit (``measurement_intervals``) and its scale
-fitted at calibration (``interval_calibration``)."""
+the measurement intervals' fit (``measurement_intervals``), its scale
+fitted at calibration (``interval_calibration``) or on a predicted
+calibration split's draws (``split_draws``, for ``tools/measure.py``)."""
 from .fitting import ConformalFit, ConformalFitError, fit_conformal
 from .measurement_intervals import (MeasurementIntervalFit,
                                     fit_measurement_intervals)
+from .split_draws import fit_intervals_from_draws
 
 __all__ = [
     'ConformalFit', 'ConformalFitError', 'MeasurementIntervalFit',
-    'fit_conformal', 'fit_measurement_intervals'
+    'fit_conformal', 'fit_intervals_from_draws', 'fit_measurement_intervals'
 ]
