@@ -17,9 +17,7 @@ Usage:
         [--json docs/results/measurement_scores.json]
 """
 import argparse
-import datetime
 import os.path as osp
-import shlex
 import sys
 import time
 
@@ -29,7 +27,7 @@ for _p in (HERE, REPO):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from harness.machine import machine_info  # noqa: E402
+from harness.run_record import emit, run_record  # noqa: E402
 from harness.measurement_scores import (format_table,  # noqa: E402
                                         predict_split, summarise)
 
@@ -78,11 +76,7 @@ def run(args, argv):
                 model, osp.join(args.data_root, f'{split}.json'),
                 args.num_samples, args.seed)
     result = dict(
-        command='python benchmarks/measurement_scores.py ' + ' '.join(
-            shlex.quote(a) for a in argv),
-        machine=machine_info('cpu'),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec='seconds'),
+        **run_record('measurement_scores.py', argv),
         checkpoint=osp.relpath(args.checkpoint, REPO),
         stored_scale=round(float(head.measurement_interval_scale), 4),
         level=level, region_level=region_level, calib_split=args.calib_split,
@@ -96,10 +90,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     result = run(args, argv)
-    from mmchh.utils.io import dumps_json, write_json
-    if args.json:
-        write_json(args.json, result, indent=2)
-    print(dumps_json(result, indent=2))
+    emit(result, args.json)
 
 
 if __name__ == '__main__':

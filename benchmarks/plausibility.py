@@ -33,9 +33,7 @@ Usage:
         [--json docs/results/plausibility.json]
 """
 import argparse
-import datetime
 import os.path as osp
-import shlex
 import sys
 import time
 
@@ -45,7 +43,7 @@ for _p in (HERE, REPO):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from harness.machine import machine_info  # noqa: E402
+from harness.run_record import emit, run_record  # noqa: E402
 from harness.plausibility_flags import (as_predicted,  # noqa: E402
                                         calibration_basis, injected,
                                         load_maps)
@@ -107,11 +105,7 @@ def run(args, argv):
     with torch.no_grad():
         maps = load_maps(model, args.config, args.data_root)
         result = dict(
-            command='python benchmarks/plausibility.py ' + ' '.join(
-                shlex.quote(a) for a in argv),
-            machine=machine_info('cpu'),
-            date=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec='seconds'),
+            **run_record('plausibility.py', argv),
             checkpoint=osp.relpath(args.checkpoint, REPO),
             erroneous_mm=erroneous, catastrophic_mm=args.catastrophic_mm,
             calibration=basis,
@@ -130,10 +124,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     result = run(args, argv)
-    from mmchh.utils.io import dumps_json, write_json
-    if args.json:
-        write_json(args.json, result, indent=2)
-    print(dumps_json(result, indent=2))
+    emit(result, args.json)
 
 
 if __name__ == '__main__':
