@@ -28,6 +28,10 @@ Usage:
         [--work-dir work_dirs/claims] [--json docs/results/claims_over_seeds.json]
     python benchmarks/claims_over_seeds.py --table-from docs/results/claims_over_seeds.json
 
+``--arms mean mean_amp`` compares training, calibration and testing with
+``--amp`` (bf16 autocast on a CPU) against float32 (docs/seeds.md);
+``--variants`` limits the tests (and the calibrations they need).
+
 ``--quick`` trains 2 epochs on a tiny set (the smoke test in
 tests/test_benchmarks); its numbers mean nothing.
 """
@@ -61,6 +65,9 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=0,
                         help='torch threads of each training/test process '
                         '(OMP_NUM_THREADS); 0: the default')
+    parser.add_argument('--variants', nargs='+',
+                        help='test only these variants (e.g. uncalibrated '
+                        'calibrated); default: every variant of each arm')
     parser.add_argument('--quick', action='store_true',
                         help='2 epochs on a tiny set (a smoke run)')
     parser.add_argument('--json', help='write the results here')

@@ -7,7 +7,7 @@ import platform
 import statistics
 import time
 
-from .claims_runs import ARMS, run_dir, variants
+from .claims_runs import AMP_ARMS, ARMS, run_dir, variants
 
 #: the numbers of each row, in table order: (metrics key, header, format)
 COLUMNS = (
@@ -20,6 +20,7 @@ COLUMNS = (
     ('unc/pearson', 'ERE–error Pearson', '{:.2f}'),
     ('unc/spearman', 'Spearman', '{:.2f}'),
     ('unc/AUC', 'AUC (error > 2 mm)', '{:.2f}'),
+    ('unc/conformal/coverage', 'conformal coverage (90 %)', '{:.3f}'),
 )
 
 
@@ -42,7 +43,10 @@ COMPARISONS = [
      ('mean', 'subpixel'), ('MRE', 'SDR', 'spearman', 'AUC')),
     ('sub-pixel - mode (quarter)', ('quarter', 'mode'),
      ('quarter', 'calibrated'), ('MRE', 'SDR', 'spearman', 'AUC')),
-]
+] + [(f'--amp - fp32 ({base}, {variant})', (base, variant), (amp, variant),
+      ('MRE', 'SDR', 'MERE', 'NLL', 'ECE', 'pearson', 'spearman', 'AUC'))
+     for amp, base in AMP_ARMS.items()
+     for variant in ('uncalibrated', 'calibrated', 'calibrated_per_landmark')]
 
 
 def comparisons(args):
@@ -57,6 +61,9 @@ def comparisons(args):
                        (arm, b), stats) for arm in args.arms]
         elif a[0] in args.arms and b[0] in args.arms:
             pairs.append((name, a, b, stats))
+    # the variants this run tested (--variants)
+    pairs = [p for p in pairs if not args.variants or
+             {p[1][1], p[2][1]} <= set(args.variants)]
     out = []
     for name, a, b, stats in pairs:
         per_seed = {}
@@ -101,9 +108,12 @@ def report(args, runs, command):
         command (str): the command line recorded with the results.
     """
     import torch
+
+    from mmchh.engine.amp import native_bf16_flags
+    from mmchh.utils.provenance import cpu_model
     rows = []
     for arm, seeds in runs.items():
-        for name, _, _ in variants(arm):
+        for name, _, _ in variants(arm, args.variants):
             row = dict(arm=arm, config=ARMS[arm][0], variant=name,
                        per_seed={}, spread={})
             for seed, results in seeds.items():
@@ -122,6 +132,8 @@ def report(args, runs, command):
         command=command,
         date_utc=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
         machine=dict(system=f'{platform.system()} {platform.machine()}',
+                     cpu=cpu_model(fallback=platform.machine()),
+                     native_bf16=list(native_bf16_flags()),
                      logical_cpus=os.cpu_count(),
                      torch=torch.__version__),
         quick=args.quick, seeds=args.seeds, num_test1=args.num_test1,
@@ -147,12 +159,15 @@ def format_tables(result):
     """Two markdown tables: metrics per arm and variant (mean over seeds,
     min–max), and the paired differences (per seed with intervals)."""
     seeds = result['seeds']
+    # the columns the file has (one recorded before a column was added
+    # renders as it did)
+    columns = [c for c in COLUMNS if c[0] in result['rows'][0]['spread']]
     lines = [f'Seeds {seeds}; Test1 {result["num_test1"]} images. Cells: '
              'mean over seeds (min–max).', '',
-             '| arm | variant | ' + ' | '.join(h for _, h, _ in COLUMNS) +
-             ' |', '|---|---|' + '---|' * len(COLUMNS)]
+             '| arm | variant | ' + ' | '.join(h for _, h, _ in columns) +
+             ' |', '|---|---|' + '---|' * len(columns)]
     for row in result['rows']:
-        cells = [_cell(fmt, row['spread'][key]) for key, _, fmt in COLUMNS]
+        cells = [_cell(fmt, row['spread'][key]) for key, _, fmt in columns]
         lines.append(f'| {row["arm"]} | {row["variant"]} | ' +
                      ' | '.join(cells) + ' |')
     lines += ['', 'Paired differences b − a on the same test images: per '

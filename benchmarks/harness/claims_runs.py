@@ -22,6 +22,11 @@ ARMS = {
         'mode': ['model.head.decoder.subpixel_radius=0'],
     }),
 }
+#: arms trained, calibrated and tested with ``--amp`` (bf16 autocast on a
+#: CPU, fp16 on CUDA): arm -> the float32 arm it repeats (its config; the
+#: test variants without the other decode)
+AMP_ARMS = {'mean_amp': 'mean', 'quarter_amp': 'quarter'}
+ARMS.update({amp: (ARMS[base][0], {}) for amp, base in AMP_ARMS.items()})
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
            'calib_dataloader')
 
@@ -43,6 +48,11 @@ def run_logged(cmd, log, threads):
         raise RuntimeError(f'{cmd[1]} failed (rc {proc.returncode}); log '
                            f'{log}:\n{tail}')
     print(f'  done in {time.time() - start:.0f} s', flush=True)
+
+
+def amp_flag(arm):
+    """``['--amp']`` for an arm of :data:`AMP_ARMS`, else ``[]``."""
+    return ['--amp'] if arm in AMP_ARMS else []
 
 
 def data_options(coco):
@@ -78,7 +88,8 @@ def train(args, coco, arm, seed):
     if args.quick:
         options += ['train_cfg.max_epochs=2', 'train_cfg.val_interval=1']
     run_logged([sys.executable, 'tools/train.py', ARMS[arm][0],
-                '--work-dir', work, '--cfg-options'] + options,
+                '--work-dir', work] + amp_flag(arm) + ['--cfg-options'] +
+               options,
                osp.join(work, 'train.out'), args.threads)
 
 
@@ -105,34 +116,39 @@ def calibrate(args, coco, arm, seed):
     training run's own hook calibrated too; recalibrating with the tool
     makes every run's calibration the current code's."""
     work = run_dir(args, arm, seed)
+    kinds = {kind for _, kind, _ in variants(arm, args.variants)}
     for fit in FITS:
+        if f'calib_{fit}/calibrated.pth' not in kinds:
+            continue  # no selected variant tests this fit
         out = osp.join(work, f'calib_{fit}')
         if osp.isfile(osp.join(out, 'calibrated.pth')):
             continue
         os.makedirs(out, exist_ok=True)
         run_logged([sys.executable, 'tools/calibrate.py', ARMS[arm][0],
                     best_checkpoint(work), '--work-dir', out, '--fit', fit,
-                    '--no-validate', '--cfg-options'] + data_options(coco),
+                    '--no-validate'] + amp_flag(arm) + ['--cfg-options'] +
+                   data_options(coco),
                    osp.join(out, 'calibrate.out'), args.threads)
 
 
-def variants(arm):
+def variants(arm, only=None):
     """(variant, checkpoint, extra options) of one arm's tests; the
-    checkpoint relative to the run's folder (``best`` for the best one)."""
+    checkpoint relative to the run's folder (``best`` for the best one);
+    with ``only`` (names, ``--variants``) just those."""
     out = [('uncalibrated', 'best', []),
            ('calibrated', 'calib_safe/calibrated.pth', []),
            ('calibrated_per_landmark', 'calib_per-landmark/calibrated.pth',
             [])]
     for name, options in ARMS[arm][1].items():
         out.append((name, 'calib_safe/calibrated.pth', options))
-    return out
+    return [v for v in out if not only or v[0] in only]
 
 
 def test(args, coco, arm, seed):
     """tools/test.py of every variant; returns {variant: metrics}."""
     work = run_dir(args, arm, seed)
     results = {}
-    for name, kind, options in variants(arm):
+    for name, kind, options in variants(arm, args.variants):
         out_dir = osp.join(work, 'test', name)
         out = osp.join(out_dir, 'metrics.json')
         if not osp.isfile(out):
@@ -143,8 +159,9 @@ def test(args, coco, arm, seed):
                 work, kind)
             os.makedirs(out_dir, exist_ok=True)
             run_logged([sys.executable, 'tools/test.py', ARMS[arm][0],
-                        ckpt, '--work-dir', out_dir, '--out', out,
-                        '--cfg-options'] + data_options(coco) + options,
+                        ckpt, '--work-dir', out_dir, '--out', out] +
+                       amp_flag(arm) + ['--cfg-options'] +
+                       data_options(coco) + options,
                        osp.join(out_dir, 'test.out'), args.threads)
         with open(out) as f:
             results[name] = json.load(f)

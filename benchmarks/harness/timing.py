@@ -49,3 +49,19 @@ def with_medians(times):
     """{name: seconds} -> {name: dict(median_s=..., all_s=seconds)}."""
     return {k: dict(median_s=statistics.median(v), all_s=v)
             for k, v in times.items()}
+
+
+def paired_ratio(times, num, den):
+    """The per-pair ratios ``num / den`` of :func:`interleaved`'s times
+    (repetition i of each side: adjacent in time, so a slow spell of the
+    machine hits both), with their median and range.
+
+    Returns:
+        dict: ``median``, ``min``, ``max``, ``pairs`` (how many) and
+        ``all`` (every ratio, in repetition order).
+    """
+    ratios = [a / b for a, b in zip(times[num], times[den])]
+    if not ratios:
+        raise ValueError(f'no repetitions of {num} and {den} to pair')
+    return dict(median=statistics.median(ratios), min=min(ratios),
+                max=max(ratios), pairs=len(ratios), all=ratios)

@@ -57,15 +57,18 @@ def test_report_from_written_test_runs(claims, stages, tmp_path, capsys):
     work = str(tmp_path)
     rng = np.random.default_rng(0)
     mres = {}
-    for seed in (0, 1):
-        for arm in stages.ARMS:
-            run = stages.run_dir(claims.parse_args(['--work-dir', work]),
-                                 arm, seed)
-            for name, _, _ in stages.variants(arm):
-                # 'both' is better by construction: lower errors
-                mre = 1.0 if arm == 'both' else 2.0
-                mres[arm, name, seed] = write_test(run, name, rng, mre)[
-                    'ceph/MRE']
+    # the --amp arms drawn after the others
+    fp32_arms = [a for a in stages.ARMS if a not in stages.AMP_ARMS]
+    for arms in (fp32_arms, list(stages.AMP_ARMS)):
+        for seed in (0, 1):
+            for arm in arms:
+                run = stages.run_dir(
+                    claims.parse_args(['--work-dir', work]), arm, seed)
+                for name, _, _ in stages.variants(arm):
+                    # 'both' is better by construction: lower errors
+                    mre = 1.0 if arm == 'both' else 2.0
+                    mres[arm, name, seed] = write_test(run, name, rng, mre)[
+                        'ceph/MRE']
     out = osp.join(work, 'claims.json')
     assert claims.main(['--stage', 'report', '--seeds', '0', '1',
                         '--work-dir', work, '--json', out]) == 0
@@ -90,11 +93,47 @@ def test_report_from_written_test_runs(claims, stages, tmp_path, capsys):
             mres['both', 'calibrated', int(seed)] -
             mres['mean', 'calibrated', int(seed)])
     assert both['summary']['MRE']['seeds_below_0'] == 2
+    amp = comps['--amp - fp32 (mean, calibrated)']
+    assert (amp['a'], amp['b']) == (['mean', 'calibrated'],
+                                     ['mean_amp', 'calibrated'])
+    assert amp['per_seed']['1']['MRE']['estimate'] == pytest.approx(
+        mres['mean_amp', 'calibrated', 1] - mres['mean', 'calibrated', 1])
     printed = capsys.readouterr().out
     assert printed.strip().endswith(claims.format_tables(result).strip())
     # the tables render again from the file alone
     assert claims.main(['--table-from', out]) == 0
     assert claims.format_tables(result) in capsys.readouterr().out
+
+
+def test_amp_arms_and_variants(claims, stages, tmp_path):
+    """--arms mean mean_amp --variants uncalibrated calibrated: the amp
+    arm runs the tools with --amp, and the report holds just those rows
+    and the comparisons between them."""
+    args = claims.parse_args(['--work-dir', str(tmp_path), '--arms', 'mean',
+                              'mean_amp', '--variants', 'uncalibrated',
+                              'calibrated'])
+    assert stages.amp_flag('mean_amp') == ['--amp']
+    assert stages.amp_flag('mean') == []
+    assert stages.ARMS['mean_amp'][0] == stages.ARMS['mean'][0]
+    assert [v[0] for v in stages.variants('mean', args.variants)] == [
+        'uncalibrated', 'calibrated']
+    rng = np.random.default_rng(1)
+    for seed in (0, 1, 2):
+        for arm in args.arms:
+            for name in args.variants:
+                write_test(stages.run_dir(args, arm, seed), name, rng, 2.0)
+    out = str(tmp_path / 'amp.json')
+    assert claims.main(['--stage', 'report', '--work-dir', str(tmp_path),
+                        '--arms', 'mean', 'mean_amp', '--variants',
+                        'uncalibrated', 'calibrated', '--json', out]) == 0
+    result = json.load(open(out))
+    assert {(r['arm'], r['variant']) for r in result['rows']} == {
+        (a, v) for a in args.arms for v in args.variants}
+    assert {c['name'] for c in result['comparisons']} == {
+        'calibrated - uncalibrated (mean)',
+        'calibrated - uncalibrated (mean_amp)',
+        '--amp - fp32 (mean, uncalibrated)', '--amp - fp32 (mean, calibrated)'}
+    assert 'cpu' in result['machine'] and 'native_bf16' in result['machine']
 
 
 def test_report_needs_the_test_stage(claims, tmp_path):

@@ -134,19 +134,26 @@ def test_predict_with_amp_is_close_to_float32(calibrated_small_demo):
         handle.remove()
     assert convs > 10 and set(seen[:convs]) == {torch.bfloat16}
     assert set(seen[convs:]) == {torch.float32}
+    # Tolerances: bf16 keeps 8 significant bits (relative rounding
+    # 2^-9); through the U-Net's ~40 conv + BN layers the logits move by a
+    # few hundredths of a nat (the demo model: total variation between the
+    # maps <= 0.021, the mode within one pixel, ERE within 13 %). A map's
+    # probabilities scale by exp(logit change), so the total variation
+    # stays below 0.05, the amp mode keeps >= exp(-2 * 0.1) ~ 0.8 of the
+    # float32 peak, and the ERE (a spread over the whole map) changes by
+    # well under 10 % for the median landmark.
     for ra, rf in zip(a, f):
         assert ra.heatmaps.dtype == np.float32
-        xy_a = np.array([(lm['x'], lm['y']) for lm in ra.landmarks])
-        xy_f = np.array([(lm['x'], lm['y']) for lm in rf.landmarks])
-        ere_a = np.array([lm['ere_px'] for lm in ra.landmarks])
-        ere_f = np.array([lm['ere_px'] for lm in rf.landmarks])
-        k = len(xy_a)
+        k = len(ra.landmarks)
         maps_a = ra.heatmaps.reshape(k, -1).astype(np.float64)
         maps_f = rf.heatmaps.reshape(k, -1).astype(np.float64)
+        assert np.allclose(maps_a.sum(-1), 1, atol=1e-5)
         tv = 0.5 * np.abs(maps_a - maps_f).sum(-1)
+        assert tv.max() < 0.05, tv
         picked = maps_f[np.arange(k), maps_a.argmax(-1)] / maps_f.max(-1)
-        print('max |dxy|', np.abs(xy_a - xy_f).max(), 'ere rel',
-              np.abs(ere_a / ere_f - 1).max(), 'tv', tv.max(), 'picked',
-              picked.min(), 'peak', maps_f.max(-1).min(), maps_f.max(-1).max())
+        assert picked.min() > 0.8, picked
+        ere_a = np.array([lm['ere_px'] for lm in ra.landmarks])
+        ere_f = np.array([lm['ere_px'] for lm in rf.landmarks])
+        assert np.median(np.abs(ere_a / ere_f - 1)) < 0.1
     for p in amp.parameters():
         assert p.dtype == torch.float32
