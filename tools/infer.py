@@ -221,19 +221,20 @@ def _main(argv=None):
             return 130
         from mmchh.apis.infer_summary import infer_outcome
         status = infer_outcome(args, output, results, errors, model)
-        if args.report and status == 0:
-            print('infer.py: review report (open this first): '
-                  f'{osp.join(args.out_dir, "report.html")}')
         if status == 0:
+            # what it wrote; the review report, when asked for, last: the
+            # file to open next
             from mmchh.utils.cli import print_written
             print_written('infer.py', [
                 (what, osp.join(args.out_dir, name)) for what, name in (
-                    ('review report', 'report.html'),
                     ('predictions', 'landmarks.json'),
                     ('table', 'landmarks.csv'),
                     ('measurements', 'measurements.csv'),
                     ('overlays', 'overlays'))
             ], since=start_time)
+        if args.report and status == 0:
+            print('infer.py: review report (open this first): '
+                  f'{osp.join(args.out_dir, "report.html")}')
         return status
 
 

@@ -204,11 +204,9 @@ def _main(argv=None):
     if show_dir and is_main_process():
         print(f'{TOOL}: overlays in {show_dir}')
     status = _all_invalid_status(metrics, args.out)
-    if args.report and is_main_process():
-        from mmchh.apis.split_report import write_split_report
-        print(f'{TOOL}: review report (open this first): '
-              f'{write_split_report(runner, report)}')
     if is_main_process():
+        # what it wrote; the review report, when asked for, last: the file
+        # to open next
         import glob
 
         from mmchh.utils.cli import print_written, runner_written
@@ -219,6 +217,10 @@ def _main(argv=None):
         ] + [('uncertainty report', path) for path in sorted(
             glob.glob(osp.join(cfg.work_dir, '*_uncertainty.json')))],
                       since=start_time)
+    if args.report and is_main_process():
+        from mmchh.apis.split_report import write_split_report
+        print(f'{TOOL}: review report (open this first): '
+              f'{write_split_report(runner, report)}')
     return status
 
 
