@@ -1,13 +1,18 @@
 """Every tool ends by naming what it wrote: print_written on hand-made
-files (only existing files written since the run's start), and
+files (only existing files written since the run's start);
 tools/calibrate.py and tools/test.py on the calibrated demo run, whose
 last lines name the calibrated checkpoint, the reports and the metrics
-(and the test's short log line names the JSON that holds them)."""
+(and the test's short log line names the JSON that holds them);
+tools/convert_landmarks.py, whose last line names the dataset and its
+records."""
 import glob
 import json
 import os
 import os.path as osp
 import time
+
+from test_datasets.test_converters.landmark_files import (KEYPOINTS,
+                                                          write_landmark_set)
 
 from mmchh.testing import run_tool_in_process
 from mmchh.utils.cli import print_written
@@ -73,3 +78,18 @@ def test_test_tool_names_metrics_and_log_line_names_json(
         logged = json.load(f)
     with open(out) as f:
         assert set(json.load(f)) <= set(logged)
+
+
+def test_convert_landmarks_names_the_dataset(tmp_path):
+    root, out = str(tmp_path / 'set'), str(tmp_path / 'out')
+    write_landmark_set(root, count=1, annotators=('dr_a', ))
+    done = run_tool_in_process('convert_landmarks', [
+        out, '--images', osp.join(root, 'images'), '--labelme',
+        f'dr_a={osp.join(root, "dr_a")}', '--test-fraction', '1',
+        '--keypoints', *KEYPOINTS
+    ])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == (
+        f'convert_landmarks.py: wrote dataset {out}; landmark names '
+        f'{out}/metainfo.py; conversion record {out}/conversion.json; '
+        f'conversion report {out}/conversion_report.json')

@@ -12,6 +12,7 @@ Example:
 """
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -55,6 +56,7 @@ def parse_args(argv=None):
 
 
 def _main(argv=None):
+    start_time = time.time()
     args = parse_args(argv)
     from mmchh.datasets.converters import convert_isbi
     from mmchh.datasets.converters.conversion_tool import (one_line_warnings,
@@ -69,6 +71,10 @@ def _main(argv=None):
             **cli.option_values(args, 'gt', 'num_val', 'num_calib',
                                 'split_seed', 'skip_bad')),
         'use --skip-bad to skip bad images instead')
+    cli.print_written('convert_isbi.py', [
+        ('dataset', args.out_dir),
+        ('conversion record', osp.join(args.out_dir, 'conversion.json'))
+    ], since=start_time)
 
 
 def main(argv=None):

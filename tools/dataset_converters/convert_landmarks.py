@@ -22,6 +22,7 @@ Example:
 import argparse
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -137,6 +138,7 @@ def parse_args(argv=None):
 
 
 def _main(argv=None):
+    start_time = time.time()
     args = parse_args(argv)
     from mmchh.datasets.converters import (ConversionError,
                                            convert_landmarks,
@@ -163,6 +165,13 @@ def _main(argv=None):
                                 'test_fraction', 'num_val', 'num_calib',
                                 'split_seed', 'duplicates', 'groups')),
         'use --skip-bad to record faults and go on instead')
+    cli.print_written('convert_landmarks.py', [
+        ('dataset', args.out_dir),
+        ('landmark names', osp.join(args.out_dir, 'metainfo.py')),
+        ('conversion record', osp.join(args.out_dir, 'conversion.json')),
+        ('conversion report',
+         osp.join(args.out_dir, 'conversion_report.json'))
+    ], since=start_time)
 
 
 def main(argv=None):
