@@ -27,6 +27,7 @@ Example:
 """
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -80,6 +81,7 @@ def parse_args(argv=None):
 
 
 def _main(argv=None):
+    start_time = time.time()
     args = parse_args(argv)
     from mmchh.apis import init_landmark_model
     from mmchh.apis.measure import evaluate_measurements, format_table
@@ -135,7 +137,11 @@ def _main(argv=None):
               'or not predicted; not computed, see missing_reasons in '
               'measurements_eval.json): ' + ', '.join(missing))
     record_override(osp.join(out_dir, 'measurements_eval.json'), leak)
-    print(f'measure.py: outputs in {out_dir}')
+    from mmchh.utils.cli import print_written
+    print_written('measure.py', [
+        ('evaluation', osp.join(out_dir, 'measurements_eval.json')),
+        ('table', osp.join(out_dir, 'measurements_eval.csv'))
+    ], since=start_time)
     return 0
 
 
