@@ -23,9 +23,15 @@ timed side by side, the repetitions interleaved (ABBA order, as
 
 Every figure is images/s (higher is better); ratios are ours / bare loop.
 
+``--amp`` measures instead ``tools/infer.py --amp`` (bf16 autocast on a
+CPU, fp16 on CUDA) against ``tools/infer.py``, both through ``main()``,
+alternated run by run: the median of the per-pair speed-ups with their
+range (target >= 2x; ``harness/amp_infer.py``); whether the CPU has native
+bf16 is named in the row.
+
 Usage:
     python benchmarks/infer_throughput.py [--quick] [--images N] [--reps R]
-        [--threads T] [--profile] [--json OUT]
+        [--threads T] [--profile] [--amp] [--json OUT]
 
 ``--quick`` uses 4 tiny (64 x 96) images and one repetition (the smoke test
 in tests/test_benchmarks runs it); progress goes to stderr, the table to
@@ -47,8 +53,10 @@ for _p in (HERE, REPO):
 from harness.folder_inference import (bench_paper_model,  # noqa: E402
                                       profile_infer, startup_s,
                                       write_folder)
+from harness.amp_infer import bench_amp_infer  # noqa: E402
 from harness.machine import machine_info  # noqa: E402
-from harness.throughput_table import format_table, table_rows  # noqa: E402
+from harness.throughput_table import (amp_rows, format_table,  # noqa: E402
+                                      table_rows)
 from harness.timing import log  # noqa: E402
 
 #: Each setting of a full run and of ``--quick``: name -> (full, quick).
@@ -64,6 +72,8 @@ SETTINGS = {
     # whose cores are busy, 2 threads make a tiny forward 10x slower
     'threads': (None, 1),
     'batch': (4, 4),
+    # --amp: warm-up runs of each side before the timed, alternated ones
+    'amp_warmup': (1, 0),
 }
 
 
@@ -73,7 +83,7 @@ def settings(quick):
 
 
 def measure(quick, images=None, reps=None, device='cpu',
-            profile=False, threads=None):
+            profile=False, threads=None, amp=False):
     """Runs the benchmark; returns every figure as a dict (see the
     module's docstring; ``table_rows`` turns it into rows)."""
     import torch
@@ -93,6 +103,11 @@ def measure(quick, images=None, reps=None, device='cpu',
     with tempfile.TemporaryDirectory(prefix='mmchh_infer_bench_') as tmp:
         folder = osp.join(tmp, 'xrays')
         paths = write_folder(folder, s['images'], s['size'])
+        if amp:
+            bench_amp_infer(s, device, tmp, folder, paths, results)
+            results['wall_s'] = time.time() - t0
+            results['load_average_after'] = os.getloadavg()[0]
+            return results
         model, out = bench_paper_model(s, device, tmp, folder, paths,
                                        results)
         if profile:
@@ -120,6 +135,9 @@ def main(argv=None):
     parser.add_argument('--profile', action='store_true',
                         help='also print a profile of one infer_files run '
                         '(stderr)')
+    parser.add_argument('--amp', action='store_true',
+                        help='tools/infer.py --amp against fp32 instead '
+                        '(paired runs)')
     parser.add_argument('--json', help='also write all results here')
     args = parser.parse_args(argv)
     for name in ('images', 'reps', 'threads'):
@@ -127,10 +145,11 @@ def main(argv=None):
         if value is not None and value < 1:
             parser.error(f'--{name} must be >= 1; got {value}')
     results = measure(args.quick, args.images, args.reps, args.device,
-                      args.profile, args.threads)
+                      args.profile, args.threads, args.amp)
     results['command'] = 'python benchmarks/infer_throughput.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv)
-    results['table'] = [list(r) for r in table_rows(results)]
+    results['table'] = [list(r) for r in (
+        amp_rows(results) if args.amp else table_rows(results))]
     m = results['machine']
     log(f'done in {results["wall_s"]:.0f} s on {m["cpu"]} ({m["cores"]} '
         f'cores, {m["torch_threads"]} torch threads); load average '

@@ -50,14 +50,19 @@ def load_config(input_size=None, with_cp=False):
 
 
 def build_ours(cfg, device='cpu', amp=False):
-    """(model, optim_wrapper) from the config, as the runner builds them."""
+    """(model, optim_wrapper) from the config, as the runner builds them
+    (``amp``: the optimizer wrapper of ``--amp``)."""
     from mmengine.optim import build_optim_wrapper
     from mmpose.registry import MODELS
     model = MODELS.build(cfg.model).to(device)
     model.train()
     optim_cfg = dict(cfg.optim_wrapper)
     if amp:
-        optim_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic')
+        # what tools/train.py --amp selects: fp16 with loss scaling on
+        # CUDA, bf16 autocast on a CPU
+        optim_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic') \
+            if device != 'cpu' else optim_cfg.update(
+                type='CpuAmpOptimWrapper')
     return model, build_optim_wrapper(model, optim_cfg)
 
 

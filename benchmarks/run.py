@@ -28,10 +28,19 @@ Measured:
     * data-pipeline throughput (the config's training pipeline with the
       paper's augmentation) against the images/s a training step consumes;
     * on a GPU only: one epoch at ISBI scale (150 images, batch 4) with AMP
-      off and on: time and peak allocated memory.
+      off and on: time and peak allocated memory;
+    * mixed precision (``--amp``: bf16 autocast on a CPU, fp16 on CUDA) and
+      channels_last, as paired rows: every side stepped in turn (A B C ..,
+      then reversed), >= 7 pairs after warm-up, each row the median of the
+      per-pair ratios with their range (``harness/amp_step.py``): the fp32
+      step vs the reference (target <= 0.85), the --amp step vs the fp32
+      reference (<= 0.45), --amp predict vs the fp32 bare forward (<= 0.45),
+      the memory mode with --amp. Whether the CPU has native bf16
+      (amx_bf16/avx512_bf16) is recorded and named in every row.
 
 Usage:
     python benchmarks/run.py [--quick] [--json OUT] [--device cpu|cuda]
+        [--amp-only] [--size W H] [--batches B ...]
 
 ``--quick`` uses tiny inputs and 1-2 repetitions (the smoke test in
 tests/test_benchmarks runs it); progress goes to stderr, the table to stdout.
@@ -61,6 +70,7 @@ from harness.run_table import format_table, table_rows  # noqa: E402
 from harness.tables import with_int_keys  # noqa: E402
 from harness.timing import log  # noqa: E402
 from harness.training_step import bench_train  # noqa: E402
+from harness.amp_step import bench_amp  # noqa: E402
 
 #: Each setting of a full run and of ``--quick`` (tiny inputs, 1-2
 #: repetitions), side by side: name -> (full, quick).
@@ -80,6 +90,9 @@ SETTINGS = {
     'loader_workers': ((0, 1, 2), (0, 2)),
     'epoch_images': (150, 8),
     'epoch_batch': (4, 4),
+    # the paired mixed-precision rows (batch: the last of 'batches')
+    'amp_reps': (7, 2),
+    'amp_warmup': (1, 1),
 }
 FULL = {name: full for name, (full, _) in SETTINGS.items()}
 QUICK = {name: quick for name, (_, quick) in SETTINGS.items()}
@@ -106,6 +119,8 @@ def main():
     parser.add_argument('--mem-steps', type=int,
                         help='training steps per batch size in the memory '
                         'worker (default 2, with --quick 1)')
+    parser.add_argument('--amp-only', action='store_true',
+                        help='only the paired mixed-precision rows')
     parser.add_argument('--table-from', metavar='JSON',
                         help='print the table of a run written with --json '
                         '(targets as this script states them) and exit')
@@ -135,15 +150,20 @@ def main():
         f'({results["machine"]["cpu"]}, {results["machine"]["cores"]} '
         f'cores, torch {results["machine"]["torch"]}), input '
         f'{s["size"][0]} x {s["size"][1]}')
-    bench_train(s, device, args.quick, results)
-    bench_memory(s, device, args.quick, results, osp.abspath(__file__))
-    bench_ere(s, device, results)
-    with tempfile.TemporaryDirectory(prefix='mmchh_bench_') as tmp:
-        cfg, dataset = bench_loader(s, args.quick, results, tmp)
-        if device == 'cuda':
-            bench_epoch_gpu(s, args.quick, results, cfg, dataset)
+    s['amp_batch'] = s['batches'][-1]
+    if not args.amp_only:
+        bench_train(s, device, args.quick, results)
+        bench_memory(s, device, args.quick, results, osp.abspath(__file__))
+        bench_ere(s, device, results)
+        with tempfile.TemporaryDirectory(prefix='mmchh_bench_') as tmp:
+            cfg, dataset = bench_loader(s, args.quick, results, tmp)
+            if device == 'cuda':
+                bench_epoch_gpu(s, args.quick, results, cfg, dataset)
+    bench_amp(s, device, results)
+    results['command'] = 'python benchmarks/run.py ' + ' '.join(sys.argv[1:])
     results['wall_s'] = time.time() - t0
-    results['table'] = [list(r) for r in table_rows(results)]
+    if 'train_step' in results:
+        results['table'] = [list(r) for r in table_rows(results)]
     table = format_table(results)
     log(f'done in {results["wall_s"]:.0f} s')
     print(table)

@@ -44,7 +44,10 @@ def measure(batch_size, steps, warmup, device, amp):
     model = MODELS.build(cfg.model).to(device).train()
     optim_cfg = dict(cfg.optim_wrapper)
     if amp:
-        optim_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic')
+        # what tools/train.py --amp selects: fp16 on CUDA, bf16 on a CPU
+        optim_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic') \
+            if device == 'cuda' else optim_cfg.update(
+                type='CpuAmpOptimWrapper')
     wrapper = build_optim_wrapper(model, optim_cfg)
     gen = torch.Generator().manual_seed(0)
     inputs = torch.randn(batch_size, 3, h, w, generator=gen).to(device)

@@ -98,11 +98,13 @@ class Runs:
         return osp.join(self.workdir, f'out_{tag}_{self.count}')
 
 
-def infer_cli(tool, folder, cfg_path, ckpt_path, out, device, batch):
-    """``tools/infer.py`` as the user runs it, through its ``main()``."""
+def infer_cli(tool, folder, cfg_path, ckpt_path, out, device, batch,
+              amp=False):
+    """``tools/infer.py`` as the user runs it, through its ``main()``
+    (``amp``: with ``--amp``)."""
     argv = [folder, '--config', cfg_path, '--checkpoint', ckpt_path,
             '--out-dir', out, '--no-overlay', '--no-progress', '--device',
-            device, '--batch-size', str(batch)]
+            device, '--batch-size', str(batch)] + (['--amp'] if amp else [])
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter('ignore', UserWarning)
         code = tool.main(argv)

@@ -160,7 +160,14 @@ def table_rows(results):
 
 def format_table(results):
     """The Markdown table of a run's ``results`` (docs/benchmarks.md holds
-    it for the recorded runs)."""
+    it for the recorded runs); with mixed-precision rows (``--amp-only``
+    runs hold only those) their paired table after it."""
+    from .amp_table import format_amp_table
     head = ('measurement', 'reference', 'ours', 'ours / reference',
             'target', 'met')
-    return markdown_table(head, table_rows(results))
+    tables = []
+    if 'train_step' in results:
+        tables.append(markdown_table(head, table_rows(results)))
+    if 'amp' in results:
+        tables.append(format_amp_table(results))
+    return '\n\n'.join(tables)

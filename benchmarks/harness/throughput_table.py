@@ -33,8 +33,31 @@ def table_rows(r):
     return rows
 
 
+def amp_rows(r):
+    """The ``--amp`` run's row: images/s of tools/infer.py without and with
+    --amp, and the median per-pair speed-up with its range."""
+    a = r['amp_infer']
+    where = r['machine']['cpu'] + (
+        f', native bf16: {", ".join(a["native_bf16"])}' if a['native_bf16']
+        else ', NO native bf16 (amx_bf16/avx512_bf16 absent): bf16 emulated'
+    ) if r['device'] == 'cpu' else r['machine'].get('gpu', r['device'])
+    sp = a['speedup']
+    return [(f'tools/infer.py --amp vs fp32, main() with model load, batch '
+             f'{r["batch"]}, {r["images"]} images of {r["size"][0]} x '
+             f'{r["size"][1]} ({where})', _fmt(a['fp32']['images_per_s']),
+             _fmt(a['amp']['images_per_s']),
+             f'{sp["median"]:.3f} ({sp["min"]:.3f}–{sp["max"]:.3f}, '
+             f'{sp["pairs"]} pairs)', f'>= {a["target"]:g}',
+             'yes' if a['met'] else 'NO')]
+
+
 def format_table(results):
     """The Markdown table of a run's ``results`` (docs/benchmarks.md holds
-    it for the recorded run)."""
+    it for the recorded run); an ``--amp`` run's has its own columns."""
+    if 'amp_infer' in results:
+        head = ('measurement (paired, runs alternated)', 'fp32 img/s',
+                '--amp img/s', '--amp / fp32: median of pairs (range)',
+                'target', 'met')
+        return markdown_table(head, amp_rows(results))
     head = ('measurement', 'bare loop', 'ours', 'ours / bare')
     return markdown_table(head, table_rows(results))

@@ -25,3 +25,24 @@ def test_infer_throughput_quick(tmp_path):
     for key in ('bare_b1', 'bare_b4', 'infer_files', 'infer_main'):
         assert result[key]['images_per_s'] > 0, key
     assert result['command'].startswith('python benchmarks/infer_throughput')
+
+
+def test_infer_throughput_amp_quick(tmp_path):
+    """--amp: tools/infer.py with and without --amp, alternated; the row
+    holds both images/s, the median per-pair speed-up within its range, and
+    says whether the CPU has native bf16."""
+    from mmchh.engine.amp import native_bf16_flags
+    proc, result = run_quick('infer_throughput.py', tmp_path / 'amp.json',
+                             '--amp')
+    lines = table_lines(proc.stdout)
+    assert lines[0].startswith('| measurement (paired, runs alternated)')
+    assert len(lines) == 3
+    cells = [c.strip() for c in lines[2].strip('|').split('|')]
+    assert cells[0].startswith('tools/infer.py --amp vs fp32')
+    assert ('NO native bf16' in cells[0]) == (not native_bf16_flags())
+    amp = result['amp_infer']
+    sp = amp['speedup']
+    assert sp['pairs'] == 1 and sp['min'] <= sp['median'] <= sp['max']
+    # the speed-up is fp32 seconds over --amp seconds of the same pair
+    assert sp['median'] == amp['fp32']['all_s'][0] / amp['amp']['all_s'][0]
+    assert amp['met'] == (sp['median'] >= 2)

@@ -34,7 +34,8 @@ def test_run_quick(tmp_path):
     pytest.importorskip('segmentation_models_pytorch')
     proc, results = run_quick('run.py', tmp_path / 'bench.json', '--device',
                               'cpu', timeout=900)
-    lines = table_lines(proc.stdout)
+    main, amp = proc.stdout.split('\n\nCPU ', 1)
+    lines = table_lines(main)
     assert lines[0].startswith('| measurement | reference | ours |')
     body = '\n'.join(lines[2:])
     for row in ROWS:
@@ -60,3 +61,40 @@ def test_run_quick(tmp_path):
     # the memory mode changes memory, not the loss
     assert loss['ours_cp'] == pytest.approx(loss['ours'], rel=1e-4)
     assert 'ours_cp' in results['train_step']['1']
+    check_amp_rows(amp, results)
+
+
+AMP_ROWS = [
+    'fp32 training step: ours / bare-PyTorch reference',
+    '--amp training step: ours / fp32 reference',
+    '--amp training step: ours / ours fp32',
+    'fp32 + channels_last training step: ours / ours fp32',
+    '--amp + channels_last training step: ours / fp32 reference',
+    'memory mode (with_cp) with --amp, training step',
+    '--amp predict (softmax + decode + ERE): ours / fp32 bare forward',
+    'fp32 predict (softmax + decode + ERE): ours / fp32 bare forward',
+]
+
+
+def check_amp_rows(text, results):
+    """The paired mixed-precision table: every row, its median ratio
+    between its range, the pairs, and whether the CPU has native bf16."""
+    from mmchh.engine.amp import native_bf16_flags
+    native = native_bf16_flags()
+    assert ('native bf16 (' in text) == bool(native)
+    lines = table_lines(text)
+    assert lines[0].startswith('| measurement (paired, sides alternated')
+    for name, ln in zip(AMP_ROWS, lines[2:]):
+        cells = [c.strip() for c in ln.strip('|').split('|')]
+        assert cells[0].startswith(name), (name, ln)
+        low, high = (float(x) for x in cells[2].split('–'))
+        assert 0 < low <= float(cells[1]) <= high and cells[3] == '2'
+        assert ('bf16 emulated' in cells[0]) == (not native and
+                                                  '--amp' in name)
+    assert len(lines) == 2 + len(AMP_ROWS)
+    amp = results['amp']
+    assert amp['native_bf16'] == list(native)
+    times = amp['train_s']
+    for row in amp['train']:
+        ratios = [a / b for a, b in zip(times[row['num']], times[row['den']])]
+        assert row['all'] == pytest.approx(ratios)
