@@ -46,7 +46,15 @@ COMPARISONS = [
 ] + [(f'--amp - fp32 ({base}, {variant})', (base, variant), (amp, variant),
       ('MRE', 'SDR', 'MERE', 'NLL', 'ECE', 'pearson', 'spearman', 'AUC'))
      for amp, base in AMP_ARMS.items()
-     for variant in ('uncalibrated', 'calibrated', 'calibrated_per_landmark')]
+     for variant in ('uncalibrated', 'calibrated', 'calibrated_per_landmark')
+     ] + [(f'--amp at predict time only ({base}, calibrated)',
+           (base, 'calibrated'), (base, 'amp_predict'),
+           ('MRE', 'SDR', 'MERE', 'NLL', 'ECE', 'AUC'))
+          for base in AMP_ARMS.values()
+          ] + [(f'--amp in training only ({base}, calibrated)',
+                (base, 'calibrated'), (amp, 'fp32_predict'),
+                ('MRE', 'SDR', 'MERE', 'NLL', 'ECE', 'AUC'))
+               for amp, base in AMP_ARMS.items()]
 
 
 def comparisons(args):

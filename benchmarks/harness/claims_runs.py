@@ -27,6 +27,10 @@ ARMS = {
 #: test variants without the other decode)
 AMP_ARMS = {'mean_amp': 'mean', 'quarter_amp': 'quarter'}
 ARMS.update({amp: (ARMS[base][0], {}) for amp, base in AMP_ARMS.items()})
+#: test variants of the do-no-harm calibrated checkpoint at the other
+#: precision (--amp at predict time only, or --amp in training only): where
+#: --amp's cost lies. name -> whether tools/test.py runs with --amp
+CROSS_PRECISION = {'amp_predict': True, 'fp32_predict': False}
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
            'calib_dataloader')
 
@@ -141,6 +145,10 @@ def variants(arm, only=None):
             [])]
     for name, options in ARMS[arm][1].items():
         out.append((name, 'calib_safe/calibrated.pth', options))
+    cross = ('fp32_predict' if arm in AMP_ARMS else
+             'amp_predict' if arm in AMP_ARMS.values() else None)
+    if cross:
+        out.append((cross, 'calib_safe/calibrated.pth', []))
     return [v for v in out if not only or v[0] in only]
 
 
@@ -158,9 +166,10 @@ def test(args, coco, arm, seed):
             ckpt = best_checkpoint(work) if kind == 'best' else osp.join(
                 work, kind)
             os.makedirs(out_dir, exist_ok=True)
+            amp = CROSS_PRECISION.get(name, arm in AMP_ARMS)
             run_logged([sys.executable, 'tools/test.py', ARMS[arm][0],
                         ckpt, '--work-dir', out_dir, '--out', out] +
-                       amp_flag(arm) + ['--cfg-options'] +
+                       (['--amp'] if amp else []) + ['--cfg-options'] +
                        data_options(coco) + options,
                        osp.join(out_dir, 'test.out'), args.threads)
         with open(out) as f:
