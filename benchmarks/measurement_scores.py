@@ -27,7 +27,7 @@ for _p in (HERE, REPO):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from harness.run_record import emit, run_record  # noqa: E402
+from harness.run_record import run_main, run_record  # noqa: E402
 from harness.measurement_scores import (format_table,  # noqa: E402
                                         predict_split, summarise)
 
@@ -87,10 +87,7 @@ def run(args, argv):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    result = run(args, argv)
-    emit(result, args.json)
+    run_main(parse_args, run, argv)
 
 
 if __name__ == '__main__':

@@ -24,3 +24,13 @@ def emit(result, json_path=None):
     if json_path:
         write_json(json_path, result, indent=2)
     print(dumps_json(result, indent=2))
+
+
+def run_main(parse_args, run, argv=None):
+    """A recording script's ``main``: parse ``argv`` (default the command
+    line), ``run(args, argv)``, then :func:`emit` the result to
+    ``args.json``."""
+    import sys
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    emit(run(args, argv), args.json)
