@@ -30,6 +30,9 @@ def parse_args(argv=None):
         help='resume from the latest checkpoint in the work dir, or from the '
         'given checkpoint')
     cli.add_amp_option(parser)
+    parser.add_argument('--channels-last', action='store_true',
+                        help='train in the channels_last memory format '
+                        '(faster CPU convolutions; same values)')
     parser.add_argument('--no-validate', action='store_true',
                         help='skip validation during training')
     cli.add_runner_options(
@@ -53,6 +56,9 @@ def _main(argv=None):
                           args.launcher)
     if args.amp:
         enable_amp(cfg)
+    if args.channels_last:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', []) or []) + [
+            dict(type='ChannelsLastHook')]
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
