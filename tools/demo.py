@@ -43,6 +43,10 @@ def parse_args(argv=None):
     parser.add_argument('--num-train', type=cli.any_int, default=28,
                         help=f'training images written; {NUM_VAL} are held '
                         f'out for validation and {NUM_CALIB} for calibration')
+    parser.add_argument('--amp', choices=('auto', 'on', 'off'),
+                        default='auto',
+                        help='bf16 mixed-precision training: auto = only on '
+                        'a CPU with native bf16 (AMX / AVX-512 BF16)')
     parser.add_argument('--num-test1', type=cli.any_int, default=8)
     parser.add_argument('--num-test2', type=cli.any_int, default=4)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -211,6 +215,7 @@ def _main(argv=None):
         args.config, args.work_dir, args.data_dir, args.cfg_options,
         num_train=args.num_train, num_test1=args.num_test1,
         num_test2=args.num_test2)
+    demo.choose_precision(cfg, args.amp)
     metrics, metrics_before, checkpoint = demo.train_and_test(
         cfg, osp.relpath(args.config, REPO))
     demo.stage(5, 'calibration, flagging and the mean-position baseline')

@@ -13,14 +13,15 @@ from .outputs import (DEMO_DATA_OUTPUTS, DEMO_OUTPUTS, missing_outputs,
 from .report import (NOT_AVAILABLE, format_number, format_pair,
                      format_with_interval, machine_info, results_markdown,
                      run_record, write_results)
-from .stages import (NUM_CALIB, NUM_VAL, load_calibration_report,
+from .stages import (NUM_CALIB, NUM_VAL, choose_precision,
+                     load_calibration_report,
                      make_demo_data, prepare_run, run_test, stage,
                      test1_calibration_change, test1_mean_position_baseline,
                      train_and_test, write_before_after_diagram)
 
 __all__ = [
     'DEMO_DATA_OUTPUTS', 'DEMO_OUTPUTS', 'NOT_AVAILABLE', 'NUM_CALIB',
-    'NUM_VAL', 'format_number', 'format_pair', 'format_with_interval',
+    'NUM_VAL', 'choose_precision', 'format_number', 'format_pair', 'format_with_interval',
     'load_calibration_report', 'machine_info', 'make_demo_data',
     'missing_outputs', 'outputs_markdown', 'prepare_run',
     'remove_stale_outputs', 'results_markdown', 'run_record', 'run_test',

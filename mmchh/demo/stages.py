@@ -112,6 +112,50 @@ def prepare_run(config, work_dir, data_dir, cfg_options=None, num_train=28,
     return cfg, data
 
 
+def choose_precision(cfg, amp: str = 'auto',
+                     cpuinfo: str = '/proc/cpuinfo') -> bool:
+    """Trains the demo in bf16 mixed precision where it pays, and says so.
+
+    ``'auto'`` turns ``--amp`` on (``CpuAmpOptimWrapper``, see
+    :func:`~mmchh.utils.run_config.enable_amp`) only on a CPU with native
+    bf16 (:func:`~mmchh.engine.amp.native_bf16_flags`: AMX or AVX-512
+    BF16): elsewhere bf16 is emulated and slower than float32
+    (docs/benchmarks.md), and docs/seeds.md found no accuracy or
+    calibration cost beyond the seeds' spread either way. ``'on'`` and
+    ``'off'`` force it.
+
+    Args:
+        cfg (Config): the run's config, changed in place.
+        amp (str): ``'auto'``, ``'on'`` or ``'off'``.
+        cpuinfo (str): where the CPU's flags are read.
+
+    Returns:
+        bool: whether training runs in mixed precision.
+    """
+    import torch
+
+    from mmchh.engine.amp import native_bf16_flags
+    from mmchh.utils.run_config import enable_amp
+    if amp not in ('auto', 'on', 'off'):
+        raise ValueError(f"amp must be 'auto', 'on' or 'off'; got {amp!r}")
+    on_cpu = not torch.cuda.is_available()
+    flags = native_bf16_flags(cpuinfo) if on_cpu else ()
+    use = amp == 'on' or (amp == 'auto' and bool(flags))
+    if use:
+        enable_amp(cfg)
+        why = (f'native bf16: {", ".join(flags)}' if flags else
+               'asked for; this CPU has no native bf16, so it is emulated'
+               if on_cpu else 'asked for (fp16 on CUDA)')
+        print(f'demo: training in mixed precision ({why})', flush=True)
+    else:
+        why = ('asked for' if amp == 'off' else
+               'this CPU has no native bf16 (no amx_bf16 / avx512_bf16): '
+               'bf16 would be emulated and slower' if on_cpu else
+               '--amp auto turns it on for CPUs with native bf16 only')
+        print(f'demo: training in float32 ({why})', flush=True)
+    return use
+
+
 def run_test(cfg, checkpoint, out_dir):
     """Tests ``checkpoint``; the uncertainty plots/JSON go to ``out_dir``."""
     from mmengine.runner import Runner
