@@ -250,3 +250,25 @@ def as_cli_options(opts):
             return '(' + ','.join(str(x) for x in v) + ')'
         return str(v)
     return [f'{k}={fmt(v)}' for k, v in opts.items()]
+
+
+def train_small_recording(data_root, work, flag, record):
+    """``tools/train.py configs/ceph/unet_r34_onehot.py FLAG`` for one
+    epoch on the small set, with ``record(module, args, output)`` a forward
+    hook on every module while it runs.
+
+    Returns:
+        CompletedProcess-like: the tool's exit status, stdout and stderr.
+    """
+    import torch
+
+    from mmchh.testing import run_tool_in_process
+    config = osp.join(REPO, 'configs', 'ceph', 'unet_r34_onehot.py')
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        return run_tool_in_process('train', [
+            config, flag, '--work-dir', work, '--cfg-options',
+            *as_cli_options(small_ceph_options(data_root, epochs=1))
+        ])
+    finally:
+        handle.remove()

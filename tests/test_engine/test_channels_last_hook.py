@@ -9,10 +9,7 @@ import pytest
 import torch
 
 from mmchh.engine.hooks import ChannelsLastHook
-from mmchh.testing import run_tool_in_process
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(REPO, 'configs', 'ceph', 'unet_r34_onehot.py')
 CL = torch.channels_last
 
 
@@ -59,22 +56,16 @@ def test_hook_converts_weights_and_keeps_values():
 def test_train_tool_channels_last(ceph_coco_small, tmp_path):
     """``tools/train.py --channels-last``: the training convs give NHWC
     outputs and the run writes its checkpoint."""
-    from conftest import as_cli_options, small_ceph_options
+    from conftest import train_small_recording
     layouts = []
 
     def record(module, args, output):
         if isinstance(module, torch.nn.Conv2d) and torch.is_grad_enabled():
             layouts.append(output.is_contiguous(memory_format=CL))
 
-    handle = torch.nn.modules.module.register_module_forward_hook(record)
-    try:
-        work = str(tmp_path / 'cl')
-        proc = run_tool_in_process('train', [
-            CONFIG, '--channels-last', '--work-dir', work, '--cfg-options',
-            *as_cli_options(small_ceph_options(ceph_coco_small, epochs=1))
-        ])
-    finally:
-        handle.remove()
+    work = str(tmp_path / 'cl')
+    proc = train_small_recording(ceph_coco_small, work, '--channels-last',
+                                 record)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert layouts and all(layouts)
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))

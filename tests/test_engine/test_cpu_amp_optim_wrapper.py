@@ -9,10 +9,6 @@ import torch
 from mmengine.config import Config
 
 from mmchh.engine import CpuAmpOptimWrapper
-from mmchh.testing import run_tool_in_process
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(REPO, 'configs', 'ceph', 'unet_r34_onehot.py')
 
 
 class _ConvNet(torch.nn.Module):
@@ -94,7 +90,7 @@ def test_train_tool_amp_on_cpu(ceph_coco_small, tmp_path):
     checkpoint's weights and optimizer state are float32."""
     if torch.cuda.is_available():
         pytest.skip('--amp is fp16 on a GPU')
-    from conftest import as_cli_options, small_ceph_options
+    from conftest import train_small_recording
 
     from mmchh.models.losses import SoftmaxNLLLoss
     from mmchh.utils.checkpoint import load_checkpoint_file
@@ -105,15 +101,8 @@ def test_train_tool_amp_on_cpu(ceph_coco_small, tmp_path):
             seen.append((type(module).__name__, output.dtype,
                          torch.is_grad_enabled()))
 
-    handle = torch.nn.modules.module.register_module_forward_hook(record)
-    try:
-        work = str(tmp_path / 'amp')
-        proc = run_tool_in_process('train', [
-            CONFIG, '--amp', '--work-dir', work, '--cfg-options',
-            *as_cli_options(small_ceph_options(ceph_coco_small, epochs=1))
-        ])
-    finally:
-        handle.remove()
+    work = str(tmp_path / 'amp')
+    proc = train_small_recording(ceph_coco_small, work, '--amp', record)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert 'CpuAmpOptimWrapper: bf16 autocast on CPU' in log
