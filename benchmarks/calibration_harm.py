@@ -38,9 +38,7 @@ import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
-for _p in (HERE, REPO):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+sys.path[:0] = [p for p in (HERE, REPO) if p not in sys.path]
 
 from harness.temperature_draws import (REGIMES, divided,  # noqa: E402
                                        format_table, one_draw,

@@ -43,9 +43,7 @@ import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
-for _p in (HERE, REPO):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+sys.path[:0] = [p for p in (HERE, REPO) if p not in sys.path]
 
 from harness.claims_report import format_tables, report  # noqa: E402
 from harness.claims_runs import (ARMS, calibrate, make_data,  # noqa: E402

@@ -46,9 +46,7 @@ import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
-for _p in (HERE, REPO):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+sys.path[:0] = [p for p in (HERE, REPO) if p not in sys.path]
 
 from harness.folder_inference import (bench_paper_model,  # noqa: E402
                                       profile_infer, startup_s,

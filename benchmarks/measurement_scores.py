@@ -23,9 +23,7 @@ import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
-for _p in (HERE, REPO):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+sys.path[:0] = [p for p in (HERE, REPO) if p not in sys.path]
 
 from harness.run_record import run_main, run_record  # noqa: E402
 from harness.measurement_scores import (format_table,  # noqa: E402

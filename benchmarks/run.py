@@ -54,9 +54,7 @@ import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
-for _p in (HERE, REPO):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+sys.path[:0] = [p for p in (HERE, REPO) if p not in sys.path]
 
 # the harness imports torch, mmchh and the two sides only when a
 # measurement runs: a memory worker measures its side's process alone
