@@ -2,7 +2,7 @@
 loop of read + forward.
 
 A folder of synthetic 640 x 800 8-bit PNG X-rays
-(:func:`mmchh.testing.synthetic_ceph.synthetic_ceph_sample`) and the paper's
+(:func:`mmchh.datasets.synthetic.synthetic_ceph_sample`) and the paper's
 model (``benchmarks/ours.py``'s config, random weights saved to a temporary
 checkpoint, so uncalibrated: no conformal regions, nothing flagged) are
 timed side by side, the repetitions interleaved (ABBA order, as

@@ -11,7 +11,7 @@ def make_dataset(s, quick, workdir):
     training, and the config's training dataset (its real pipeline) on
     them."""
     from mmchh.datasets.converters import convert_isbi
-    from mmchh.testing.synthetic_ceph import make_synthetic_ceph
+    from mmchh.datasets.synthetic import make_synthetic_ceph
     from mmpose.registry import DATASETS
 
     import ours

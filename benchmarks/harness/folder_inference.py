@@ -30,7 +30,7 @@ def write_folder(folder, num, size):
     import cv2
     import numpy as np
 
-    from mmchh.testing.synthetic_ceph import synthetic_ceph_sample
+    from mmchh.datasets.synthetic import synthetic_ceph_sample
     os.makedirs(folder, exist_ok=True)
     for i in range(num):
         image = synthetic_ceph_sample(np.random.default_rng([7, i]),

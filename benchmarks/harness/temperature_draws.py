@@ -17,7 +17,7 @@ REGIMES = ('raw', 'calibrated')
 def make_pool(data_dir, num_images, seed, input_size, image_size):
     """The pool's COCO folder (written unless its test1.json exists)."""
     from mmchh.datasets.converters import convert_isbi
-    from mmchh.testing.synthetic_ceph import make_synthetic_ceph
+    from mmchh.datasets.synthetic import make_synthetic_ceph
     raw, coco = osp.join(data_dir, 'raw'), osp.join(data_dir, 'coco')
     if osp.isfile(osp.join(coco, 'test1.json')):
         return coco
