@@ -187,7 +187,7 @@ def _main(argv=None):
                                                args.wait_time,
                                                args.overlay_show))
         if args.report:
-            report = SplitReportHook(args.report)
+            report = SplitReportHook(args.report, args.overlay_show)
             runner.register_hook(report)
         metrics = runner.test()
     if args.out and is_main_process():

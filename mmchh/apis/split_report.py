@@ -79,12 +79,15 @@ class SplitReportHook(Hook):
 
     Args:
         out_dir (str): The report's folder (``--report DIR``).
+        show (str): What the overlays draw (``tools/test.py --draw``; see
+            :func:`mmchh.visualization.draw_overlay`).
     """
 
     priority = 'LOW'
 
-    def __init__(self, out_dir: str):
+    def __init__(self, out_dir: str, show: str = 'all'):
         self.out_dir = out_dir
+        self.show = show
         self.images: List[ReviewImage] = []
         self._used = set()
 
@@ -113,7 +116,8 @@ class SplitReportHook(Hook):
                                      return_heatmaps=True)
             key = self._key(meta['img_path'])
             overlay = f'{REPORT_FOLDER}/{key}.overlay.png'
-            draw_overlay(grey, result, osp.join(self.out_dir, overlay))
+            draw_overlay(grey, result, osp.join(self.out_dir, overlay),
+                         show=self.show)
             result.heatmaps = None
             self.images.append(review_image(result, key, self.out_dir, grey,
                                             overlay, _truth(sample)))

@@ -280,3 +280,41 @@ def test_test_report_renders_with_split_section(calibrated_small_demo,
         assert cells.group(1) == f'{metrics[key]:.0f}'
         assert cells.group(2).split(' [')[0] == (
             f'{mre:.3g}' if mre is not None else '&ndash;')
+
+
+def test_test_report_overlays_follow_draw(calibrated_small_demo, tmp_path):
+    """tools/test.py --report --draw flagged: the report's overlays draw
+    the flagged landmarks only (no "ok" colour on the X-ray part, while
+    the split has unflagged landmarks that --draw all would draw)."""
+    from mmengine.config import Config
+
+    from mmchh.visualization.overlay import overlay_layout
+    from mmchh.visualization.overlay_style import OK_BGR
+    from mmchh.visualization.review_report import REPORT_FOLDER
+    out = tmp_path / 'review'
+    proc = run_tool_in_process('test', [
+        calibrated_small_demo['cfg'], calibrated_small_demo['ckpt'],
+        '--work-dir', str(tmp_path / 'work'), '--report', str(out),
+        '--draw', 'flagged'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = Config.fromfile(calibrated_small_demo['cfg'])
+    dataset = cfg.test_dataloader.dataset
+    with open(osp.join(dataset.data_root, dataset.ann_file)) as f:
+        images = json.load(f)['images']
+    model = init_landmark_model(calibrated_small_demo['cfg'],
+                                calibrated_small_demo['ckpt'])
+    unflagged = 0
+    for image in images:
+        path = osp.join(dataset.data_root, image['file_name'])
+        stem = osp.splitext(osp.basename(path))[0]
+        canvas = cv2.imread(str(out / REPORT_FOLDER / f'{stem}.overlay.png'))
+        assert canvas is not None, stem
+        result = predict_landmarks(model, path,
+                                   spacing=image.get('spacing'))[0]
+        unflagged += sum(lm['valid'] and not lm['flagged']
+                         for lm in result.landmarks)
+        h, w = cv2.imread(path, cv2.IMREAD_GRAYSCALE).shape
+        rows = overlay_layout((h, w), result, 'flagged').image_size[1]
+        ok = np.abs(canvas[:rows].astype(int) - np.asarray(OK_BGR)).max(-1)
+        assert not (ok <= 40).any(), stem
+    assert unflagged > 0
