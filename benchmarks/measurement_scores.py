@@ -19,7 +19,6 @@ Usage:
 import argparse
 import os.path as osp
 import sys
-import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
@@ -58,7 +57,6 @@ def run(args, argv):
     import torch
 
     from mmchh.apis import init_landmark_model
-    start = time.time()
     model = init_landmark_model(None, args.checkpoint, device='cpu')
     head = model.head
     level = float(head.measurement_interval_level)
@@ -80,7 +78,6 @@ def run(args, argv):
         level=level, region_level=region_level, calib_split=args.calib_split,
         images={s: len(v) for s, v in split_images.items()},
         **summarise(split_images, args.calib_split, level, region_level))
-    result['seconds'] = round(time.time() - start, 1)
     return result
 
 

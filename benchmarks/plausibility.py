@@ -35,7 +35,6 @@ Usage:
 import argparse
 import os.path as osp
 import sys
-import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
@@ -87,7 +86,6 @@ def run(args, argv):
     import torch
 
     from mmchh.apis import init_landmark_model
-    start = time.time()
     model = init_landmark_model(args.config, args.checkpoint, device='cpu')
     model.eval()
     head = model.head
@@ -114,7 +112,6 @@ def run(args, argv):
                            by_mass=injected(head, maps, args.mass,
                                             args.rounds, args.distance,
                                             args.seed, erroneous)))
-    result['seconds'] = round(time.time() - start, 1)
     return result
 
 

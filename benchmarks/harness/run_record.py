@@ -28,9 +28,13 @@ def emit(result, json_path=None):
 
 def run_main(parse_args, run, argv=None):
     """A recording script's ``main``: parse ``argv`` (default the command
-    line), ``run(args, argv)``, then :func:`emit` the result to
-    ``args.json``."""
+    line), ``run(args, argv)`` (a dict), add the ``seconds`` it took, then
+    :func:`emit` the result to ``args.json``."""
     import sys
+    import time
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    emit(run(args, argv), args.json)
+    start = time.time()
+    result = run(args, argv)
+    result['seconds'] = round(time.time() - start, 1)
+    emit(result, args.json)
