@@ -52,7 +52,8 @@ from .inference import check_measurement_model, predict_landmarks
 from .measure_report import (EVAL_CSV_COLUMNS, eval_rows, format_table,
                              summarize_measurements)
 from .measurement_intervals import interval_kind, stored_interval_choice
-from .region_measurements import RegionDraws, region_center_spread
+from .region_measurements import (RegionDraws, region_center_spread,
+                                  region_image_draws)
 
 __all__ = ['EVAL_CSV_COLUMNS', 'evaluate_measurements',
            'fit_split_intervals', 'format_table', 'load_measurement_split']
@@ -263,7 +264,7 @@ def evaluate_measurements(
                         interval_fit=interval_fit, level=level,
                         region_level=region_level), prediction)
     draws = None if fit is None else RegionDraws.of_model(
-        model, fit.region_level, num_samples, seed)
+        model, fit.region_level, num_samples, seed, fit.jitter_array)
     images = _predict_split(model, split, prediction, draws)
     if fit is not None:
         _add_intervals(images, fit.scale)
@@ -327,13 +328,14 @@ def fit_split_intervals(model,
                         progress: bool = True) -> MeasurementIntervalFit:
     """Fits the measurement interval scale on a calibration split.
 
-    Every image of ``calib_file`` is predicted; each measurement's center
-    and spread are drawn within the conformal regions
-    (:func:`~mmchh.apis.region_measurements.region_center_spread`), its
-    true value computed from the JSON's keypoints; the calibration room
-    fits the scale on them
+    Every image of ``calib_file`` is predicted; its landmarks are drawn
+    within the conformal regions
+    (:func:`~mmchh.apis.region_measurements.region_image_draws`) beside
+    the JSON's keypoints; the calibration room fits the landmarks' jitter
+    and the scale on them
     (:func:`~mmchh.calibration.conformal.split_draws.fit_intervals_from_draws`:
-    the normalised residuals of all measurements and images pooled).
+    the normalised residuals of all measurements and images pooled, each
+    image's drawn with the jitter fitted without it).
 
     Args:
         model: As for :func:`evaluate_measurements` (with conformal
@@ -361,17 +363,11 @@ def _fit_split(model, calib_file: str, level: float,
     num_samples, seed = prediction.num_samples, prediction.seed
     split = load_measurement_split(calib_file, prediction.img_root)
     draws = RegionDraws.of_model(model, region_level, num_samples, seed)
-    images = _predict_split(model, split, prediction, draws)
+    calibration: List = []
+    _predict_split(model, split, prediction, draws, calibration)
     return fit_intervals_from_draws(
-        {
-            name: np.array([(im['measurements'][name]['interval']['center'],
-                             im['measurements'][name]['interval']['spread'],
-                             im['measurements'][name]['true_value'])
-                            for im in images], dtype=np.float64)
-            for name in CEPH_LABEL_NAMES
-        },
-        level=level, region_level=draws.level, calib_file=calib_file,
-        weights_fingerprint=_fingerprint(model),
+        calibration, level=level, region_level=draws.level,
+        calib_file=calib_file, weights_fingerprint=_fingerprint(model),
         num_samples=int(num_samples), seed=int(seed))
 
 
@@ -396,12 +392,16 @@ def _check_disjoint(calib_file: str, img_root: Optional[str],
 
 
 def _predict_split(model, split: List[Dict], prediction: SplitPrediction,
-                   draws: Optional[RegionDraws] = None) -> List[Dict]:
+                   draws: Optional[RegionDraws] = None,
+                   calibration: Optional[List] = None) -> List[Dict]:
     """Per image of ``split`` (from :func:`load_measurement_split`) its
     ``id``, ``file_name`` and ``measurements`` (per name: ``label``,
     ``true_value``, ``true_class``, the predicted ``prediction`` and, with
     ``draws``, ``interval``: ``center`` and ``spread`` of the region
-    draws)."""
+    draws). With ``calibration`` (a list, and ``draws``), each image's
+    landmark draws and truth are appended to it instead
+    (:func:`~mmchh.apis.region_measurements.region_image_draws`), for
+    fitting."""
     num_samples, seed = prediction.num_samples, prediction.seed
     batch_size = prediction.batch_size
     bar = progress_bar(len(split), prediction.progress)
@@ -420,7 +420,11 @@ def _predict_split(model, split: List[Dict], prediction: SplitPrediction,
             intervals='full-map')
         for i, (s, r) in enumerate(zip(chunk, preds)):
             entry = _image_entry(s, r)
-            if draws is not None:
+            if draws is not None and calibration is not None:
+                calibration.append(region_image_draws(
+                    r, model.head, draws, start + i, s['keypoints']))
+                r.heatmaps = None
+            elif draws is not None:
                 stats = region_center_spread(r, model.head, draws, start + i)
                 for name, (center, spread) in stats.items():
                     entry['measurements'][name]['interval'] = dict(

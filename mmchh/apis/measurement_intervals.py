@@ -156,7 +156,7 @@ def measurement_intervals(result, model: nn.Module, choice: IntervalChoice,
         }
     base, image = region_seed(seed, index)
     draws = RegionDraws.of_model(model, choice.fit.region_level,
-                                 num_samples, base)
+                                 num_samples, base, choice.fit.jitter_array)
     out = {}
     for name, (center, spread) in region_center_spread(
             result, model.head, draws, image).items():

@@ -9,10 +9,11 @@ calibration image's eight measurements get a center and a spread from
 landmarks drawn within their regions
 (:func:`~mmchh.evaluation.functional.region_draws.region_measurement_center_spread`,
 the computation the API's intervals use), their true values come from the
-ground-truth keypoints, and the pooled normalised residuals give the scale
-(:func:`~mmchh.calibration.conformal.measurement_intervals.fit_measurement_intervals`).
-The scale, its level and the region level are stored in the head's
-calibration state (sealed with the rest), so ``tools/measure.py``,
+ground-truth keypoints; the landmarks' jitter and the pooled normalised
+residuals' scale are fitted on them
+(:func:`~mmchh.calibration.conformal.split_draws.fit_intervals_from_draws`).
+The scale, its level, the region level and the jitter are stored in the
+head's calibration state (sealed with the rest), so ``tools/measure.py``,
 ``predict_landmarks(measurements=True)`` and ``tools/infer.py
 --measurements`` use it by default.
 """
@@ -23,19 +24,15 @@ import torch
 from mmengine.dist import collect_results, is_main_process
 
 from mmchh.codecs.utils.frame import HeatmapFrame
-from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, CEPH_LANDMARK_NAMES
-from mmchh.evaluation.functional.cephalometric import ceph_measurements
-from mmchh.evaluation.functional.measurement_uncertainty import \
-    interval_scores
-from mmchh.evaluation.functional.region_draws import (
-    region_draw_seed, region_measurement_center_spread)
+from mmchh.datasets.ceph_meta import CEPH_LANDMARK_NAMES
+from mmchh.evaluation.functional.region_draws import region_draw_seed
 from mmchh.utils.spacing import Spacing
 from ..evaluation_pass import broadcast_from_main, changed_test_cfg
 from ..settings import CalibrationError
-from .measurement_intervals import fit_measurement_intervals
+from .split_draws import ImageDraws, fit_intervals_from_draws, image_draws
 
-__all__ = ['has_measurement_landmarks', 'fit_calibration_intervals',
-           'image_interval_scores']
+__all__ = ['calibration_image_draws', 'fit_calibration_intervals',
+           'has_measurement_landmarks']
 
 
 def has_measurement_landmarks(metainfo: Optional[dict]) -> bool:
@@ -45,10 +42,10 @@ def has_measurement_landmarks(metainfo: Optional[dict]) -> bool:
         CEPH_LANDMARK_NAMES)
 
 
-def image_interval_scores(sample, head, level_index: int, num_samples: int,
-                          seed: int, index: int) -> Dict[str, float]:
-    """The normalised residual of each measurement of one predicted
-    calibration sample (NaN where its truth or its interval is missing).
+def calibration_image_draws(sample, head, level_index: int,
+                            num_samples: int, seed: int,
+                            index: int) -> ImageDraws:
+    """One predicted calibration sample's landmark draws and truth.
 
     Args:
         sample (PoseDataSample): From ``model.test_step`` with
@@ -75,26 +72,19 @@ def image_interval_scores(sample, head, level_index: int, num_samples: int,
         spacing, f'{sample.metainfo.get("img_path", "a sample")}: '
         '"spacing"', error=CalibrationError).array()
     frame = HeatmapFrame.from_codec(head.decoder, sample.metainfo)
-    stats = region_measurement_center_spread(
-        maps, valid, head.conformal_threshold[level_index],
-        head.conformal_score, num_samples, region_draw_seed(seed, index),
-        frame.heatmap_to_image, spacing)
     points = np.asarray(gt.keypoints, np.float64)[0, :, :2]
     visible = np.asarray(
         gt.get('keypoints_visible', np.ones((1, len(points)))))[0] > 0
-    truth = ceph_measurements(
-        np.where(visible[:, None], points, np.nan), spacing)
-    return {
-        name: float(interval_scores(stats[name][0], stats[name][1],
-                                    float(truth[name])))
-        for name in CEPH_LABEL_NAMES
-    }
+    return image_draws(maps, valid, head.conformal_threshold[level_index],
+                       head.conformal_score, num_samples,
+                       region_draw_seed(seed, index), frame, spacing,
+                       np.where(visible[:, None], points, np.nan))
 
 
 def fit_calibration_intervals(model, loader, level: float = 0.95,
                               num_samples: int = 1000,
                               seed: int = 0) -> Optional[Dict]:
-    """Fits and stores the head's measurement interval scale.
+    """Fits and stores the head's measurement interval scale and jitter.
 
     Call inside :func:`~mmchh.calibration.calibrate_model`'s frozen evaluation,
     after the conformal regions (the landmarks are drawn within the
@@ -113,8 +103,13 @@ def fit_calibration_intervals(model, loader, level: float = 0.95,
         dict | None: On the main process the fit
         (:meth:`~mmchh.calibration.conformal.measurement_intervals.MeasurementIntervalFit.to_dict`,
         ``scale`` None when the split is too small for ``level``: then the
-        head stores NaN and the tools say so); None elsewhere or without
-        the landmarks.
+        head stores NaN and the tools say so; ``jitter`` None with too few
+        images for it); None elsewhere or without the landmarks.
+
+    Note:
+        Shapes: per image the draws (N, 19, 2) float32 travel to the main
+        process (no heatmap does); the fit broadcast back is ``1 + 19 * 4``
+        floats (the scale, then the jitter, NaN when not fitted).
     """
     head = model.head
     if not has_measurement_landmarks(
@@ -123,24 +118,31 @@ def fit_calibration_intervals(model, loader, level: float = 0.95,
         return None
     level_index = int(torch.argmax(head.conformal_level))
     region_level = round(float(head.conformal_level[level_index]), 6)
-    rows: List[Dict[str, float]] = []
+    rows: List[ImageDraws] = []
     with changed_test_cfg(model, output_heatmaps=True), torch.no_grad():
         for data in loader:
             for sample in model.test_step(data):
-                rows.append(image_interval_scores(
+                rows.append(calibration_image_draws(
                     sample, head, level_index, num_samples, seed,
                     len(rows)))
     rows = collect_results(rows, len(loader.dataset), device='cpu')
-    values = torch.full((1, ), float('nan'))
+    num_maps = head.measurement_jitter.shape[0]
+    values = torch.full((1 + num_maps * 4, ), float('nan'),
+                        dtype=torch.float64)
     fit = None
     if is_main_process():
-        fit = fit_measurement_intervals(
-            {n: np.array([r[n] for r in rows]) for n in CEPH_LABEL_NAMES},
-            level=level, region_level=region_level,
+        fit = fit_intervals_from_draws(
+            rows, level=level, region_level=region_level,
             num_samples=int(num_samples), seed=int(seed),
             calib_file=getattr(loader.dataset, 'ann_file', None))
         values[0] = fit.scale if np.isfinite(fit.scale) else float('nan')
+        if fit.jitter is not None:
+            values[1:] = torch.as_tensor(fit.jitter_array).reshape(-1)
     values = broadcast_from_main(values,
                                  head.measurement_interval_scale.device)
-    head.set_measurement_interval(float(values[0]), level, region_level)
+    values = values.cpu().numpy()
+    jitter = values[1:].reshape(num_maps, 2, 2)
+    head.set_measurement_interval(
+        float(values[0]), level, region_level,
+        jitter if np.isfinite(jitter).all() else None)
     return None if fit is None else fit.to_dict()

@@ -22,6 +22,13 @@ with a few calibration images a per-measurement fit is not finite at
 true values, so the independence assumption of the draws only affects how
 well ``spread`` ranks the images, not the guarantee).
 
+With enough calibration images the draws are first widened by each
+landmark's fitted jitter (:mod:`.landmark_jitter`: the error its map does
+not show, direction by direction), and each calibration image's scores
+are drawn with the jitter fitted without it
+(:func:`~.split_draws.fit_intervals_from_draws`): the spreads then rank the
+measurements as their errors do, and one pooled scale serves all eight.
+
 Only the calibration split may be used: a scale fitted on the evaluated
 split covers it by construction, and says nothing.
 """
@@ -29,10 +36,12 @@ import json
 import math
 import os.path as osp
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
+import torch
 
+from mmchh.codecs.utils import check_jitter
 from mmchh.evaluation.functional.conformal import conformal_rank
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import write_json
@@ -67,6 +76,12 @@ class MeasurementIntervalFit:
         seed (int): Seed of those draws.
         per_measurement (dict): Per name ``count`` (calibration scores) and
             ``coverage`` (fraction of them ``<= scale``), for the report.
+        jitter (list | None): (K, 2, 2) per-landmark covariance (heatmap
+            pixels^2) the draws are widened by
+            (:mod:`.landmark_jitter`); None: not fitted (too few
+            calibration images), the draws are the maps' own.
+        jitter_images (int): Calibration images the jitter was fitted on
+            (0: none).
     """
     level: float
     scale: float
@@ -78,6 +93,14 @@ class MeasurementIntervalFit:
     num_samples: int = 1000
     seed: int = 0
     per_measurement: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    jitter: Optional[List[List[List[float]]]] = None
+    jitter_images: int = 0
+
+    @property
+    def jitter_array(self) -> Optional[np.ndarray]:
+        """:attr:`jitter` as a (K, 2, 2) float64 array, or None."""
+        return None if self.jitter is None else np.asarray(self.jitter,
+                                                           np.float64)
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready; an infinite ``scale`` is written as None."""
@@ -99,7 +122,8 @@ class MeasurementIntervalFit:
                 'level', 'scale', 'region_level', 'num_scores', 'rank')},
                 **{k: doc[k] for k in (
                     'calib_file', 'weights_fingerprint', 'num_samples',
-                    'seed', 'per_measurement') if k in doc})
+                    'seed', 'per_measurement', 'jitter', 'jitter_images')
+                    if k in doc})
         except KeyError as e:
             raise InputError(f'{where}: no field {e.args[0]!r}') from e
         fit.scale = math.inf if fit.scale is None else fit.scale
@@ -114,6 +138,12 @@ class MeasurementIntervalFit:
                 f'{where}: level and region_level must be in (0, 1) and '
                 f'scale >= 0; got {fit.level}, {fit.region_level}, '
                 f'{fit.scale}')
+        try:
+            jitter = check_jitter(fit.jitter, None, f'{where}: field '
+                                  "'jitter'")
+        except ValueError as e:
+            raise InputError(str(e)) from e
+        fit.jitter = None if jitter is None else jitter.tolist()
         return fit
 
     @classmethod
@@ -140,12 +170,16 @@ class MeasurementIntervalFit:
                           f'finite measurement interval scale at level '
                           f'{float(level):g}; fit one on more images with '
                           'tools/measure.py --calib')
+        jitter = getattr(head, 'measurement_jitter', None)
+        jitter = None if jitter is None or not bool(
+            torch.isfinite(jitter).all()) else jitter.double().tolist()
         return cls(level=round(float(level), 6), scale=float(scale),
                    region_level=round(float(head.measurement_region_level),
                                       6),
                    num_scores=0, rank=0, calib_file='calibration',
                    weights_fingerprint=getattr(
-                       head, 'calibration_fingerprint_hex', None)), ''
+                       head, 'calibration_fingerprint_hex', None),
+                   jitter=jitter), ''
 
     def save(self, path: str) -> None:
         """Writes the fit as strict JSON, atomically."""

@@ -214,6 +214,11 @@ class HeatmapFrame:
         """Heatmap pixels (..., 2) -> image pixels (..., 2)."""
         return self.input_to_image(self.heatmap_to_input(uv))
 
+    def image_to_heatmap(self, xy: Points):
+        """Image pixels (..., 2) -> continuous heatmap pixels (..., 2); the
+        inverse of :meth:`heatmap_to_image`."""
+        return self.input_to_heatmap(self.image_to_input(xy))
+
     def image_to_mm(self, xy: Points):
         """Image pixels (..., 2) -> mm (..., 2): ``xy * spacing``."""
         self._require('image_to_mm', 'spacing')

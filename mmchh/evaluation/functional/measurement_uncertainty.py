@@ -42,6 +42,7 @@ from .cephalometric import (CEPH_CLASS_NAMES, CEPH_MEASUREMENT_UNITS,
 __all__ = [
     'interval_coverage', 'interval_scores', 'sample_center_spread',
     'sample_heatmap_positions', 'sample_ceph_measurements',
+    'sample_region_positions',
     'scaled_intervals',
     'summarize_measurement_samples', 'truncate_heatmaps'
 ]
@@ -196,6 +197,32 @@ def sample_ceph_measurements(
         measurement (N,). Landmarks are drawn independently (see the module
         docstring).
     """
+    pos = sample_region_positions(heatmaps, num_samples, seed, masks,
+                                  within_pixel=within_pixel)
+    if heatmap_to_image is not None:
+        pos = np.asarray(heatmap_to_image(pos), dtype=np.float64)
+    return ceph_measurements(pos, spacing)
+
+
+def sample_region_positions(heatmaps: np.ndarray,
+                            num_samples: int,
+                            seed: SeedLike = 0,
+                            masks: Optional[np.ndarray] = None,
+                            within_pixel: bool = False) -> np.ndarray:
+    """Draws from each map, restricted to its region when ``masks`` is given.
+
+    Args:
+        heatmaps (np.ndarray): (K, H, W) probability maps.
+        num_samples (int): Draws N.
+        seed: As in :func:`sample_heatmap_positions`.
+        masks (np.ndarray, optional): (K, H, W) bool regions (see
+            :func:`truncate_heatmaps`); a landmark whose region holds no
+            mass is NaN in every draw.
+        within_pixel (bool): See :func:`sample_heatmap_positions`.
+
+    Returns:
+        np.ndarray: (N, K, 2) float64 heatmap-pixel positions ``(u, v)``.
+    """
     empty = None
     if masks is not None:
         heatmaps, has_mass = truncate_heatmaps(heatmaps, masks)
@@ -207,9 +234,7 @@ def sample_ceph_measurements(
                                    within_pixel=within_pixel)
     if empty is not None and empty.any():
         pos[:, empty] = np.nan
-    if heatmap_to_image is not None:
-        pos = np.asarray(heatmap_to_image(pos), dtype=np.float64)
-    return ceph_measurements(pos, spacing)
+    return pos
 
 
 def summarize_measurement_samples(

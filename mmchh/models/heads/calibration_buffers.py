@@ -42,7 +42,10 @@ __all__ = [
 #: on (NaN: not recorded); ``measurement_interval_scale`` / ``_level`` /
 #: ``measurement_region_level`` the fitted scale of the measurement
 #: intervals, its coverage level and the conformal region level the
-#: landmarks are drawn within (NaN: not fitted). The ``configuration_*``
+#: landmarks are drawn within (NaN: not fitted); ``measurement_jitter`` the
+#: (K, 2, 2) covariance, in heatmap pixels^2, each landmark's draws are
+#: widened by (NaN: not fitted, no widening; see
+#: :mod:`mmchh.calibration.conformal.landmark_jitter`). The ``configuration_*``
 #: buffers hold the configuration model (mean shape, leave-one-out offsets
 #: and covariances, shapes per landmark; see
 #: :mod:`mmchh.codecs.utils.configuration_model`), the plausibility
@@ -63,6 +66,7 @@ CALIBRATION_STATE_DEFAULTS = {
     'measurement_interval_scale': float('nan'),
     'measurement_interval_level': float('nan'),
     'measurement_region_level': float('nan'),
+    'measurement_jitter': float('nan'),
     'conformal_level': float('nan'),
     'conformal_threshold': float('nan'),
     'conformal_pooled_threshold': float('nan'),
@@ -86,7 +90,7 @@ LATER_CALIBRATION_STATE_NAMES = (
     'flag_threshold_low', 'flag_threshold_high', 'flag_num_images',
     'flag_num_erroneous', 'measurement_interval_scale',
     'measurement_interval_level', 'measurement_region_level',
-    'configuration_mean', 'configuration_offset', 'configuration_cov',
+    'measurement_jitter', 'configuration_mean', 'configuration_offset', 'configuration_cov',
     'configuration_num_shapes', 'configuration_threshold',
     'configuration_alpha', 'configuration_num_scores')
 #: The calibration buffers in which NaN means "not fitted" (their default);

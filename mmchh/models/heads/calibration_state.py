@@ -33,6 +33,8 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mmchh.codecs.utils import check_jitter
+
 from .calibration_buffers import (CALIBRATION_STATE_DEFAULTS,
                                   calibration_seal,
                                   calibration_weights_fingerprint,
@@ -108,6 +110,9 @@ class CalibrationStateMixin:
           ``measurement_region_level``: () float, the measurement
           intervals' fitted scale, level and draw region level; NaN = not
           fitted
+        - ``measurement_jitter``: (K, 2, 2) float32, the covariance (heatmap
+          pixels^2) added to each landmark's measurement draws; NaN = not
+          fitted
         - ``conformal_level``: (L,) float, coverage levels ``1 - alpha``
         - ``conformal_threshold``: (L, K) float, score threshold per level
           and landmark; ``conformal_pooled_threshold``: (L,)
@@ -149,6 +154,10 @@ class CalibrationStateMixin:
                      'measurement_interval_level',
                      'measurement_region_level'):
             self.register_buffer(name, torch.tensor(nan))
+        # the error each landmark's map does not show, added to its
+        # measurement draws; NaN = not fitted
+        self.register_buffer('measurement_jitter',
+                             torch.full((num_maps, 2, 2), nan))
         # split-conformal regions and their disc baseline; NaN = not fitted
         for name, shape in (('conformal_level', (num_levels, )),
                             ('conformal_threshold', (num_levels, num_maps)),
@@ -482,8 +491,9 @@ class CalibrationStateMixin:
         self._calibration_seen_by_loss = False
 
     def set_measurement_interval(self, scale: float, level: float,
-                                 region_level: float) -> None:
-        """Stores the measurement intervals' fitted scale.
+                                 region_level: float,
+                                 jitter: Optional[np.ndarray] = None) -> None:
+        """Stores the measurement intervals' fit.
 
         Args:
             scale (float): The scale ``q`` (finite, >= 0), or NaN when the
@@ -492,6 +502,9 @@ class CalibrationStateMixin:
             level (float): The intervals' coverage level, in (0, 1).
             region_level (float): The conformal region level the landmarks
                 are drawn within, in (0, 1).
+            jitter (np.ndarray, optional): (K, 2, 2) PSD covariances
+                (heatmap pixels^2) the draws are widened by; None: not
+                fitted (NaN stored).
         """
         scale = float(scale)
         if np.isinf(scale) or scale < 0:
@@ -500,10 +513,18 @@ class CalibrationStateMixin:
         for name, value in (('level', level), ('region_level', region_level)):
             if not 0 < float(value) < 1:
                 raise ValueError(f'{name} must be in (0, 1); got {value}')
+        if jitter is not None:
+            jitter = check_jitter(jitter, self.measurement_jitter.shape[0],
+                                  'measurement jitter')
         with torch.no_grad():
             self.measurement_interval_scale.fill_(scale)
             self.measurement_interval_level.fill_(float(level))
             self.measurement_region_level.fill_(float(region_level))
+            if jitter is None:
+                self.measurement_jitter.fill_(float('nan'))
+            else:
+                self.measurement_jitter.copy_(torch.as_tensor(
+                    jitter, dtype=self.measurement_jitter.dtype))
         self._calibration_seen_by_loss = False
 
     @property
