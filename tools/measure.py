@@ -85,6 +85,8 @@ def _main(argv=None):
     args = parse_args(argv)
     from mmchh.apis import init_landmark_model
     from mmchh.apis.measure import evaluate_measurements, format_table
+    from mmchh.calibration.conformal.measurement_intervals import \
+        jitter_note
     from mmchh.datasets.split_leaks import check_split, record_override
     from mmchh.utils.cli import option_values
     from mmchh.utils.errors import InputError
@@ -117,7 +119,8 @@ def _main(argv=None):
                  f'{fit["calib_file"]}')
         print(f'measure.py: intervals: fitted, interval scale {scale} at '
               f'level {fit["level"]} {where}; landmarks drawn within their '
-              f'{fit["region_level"]} conformal regions')
+              f'{fit["region_level"]} conformal regions, ' + jitter_note(
+                  fit.get('jitter') is not None, fit.get('jitter_images', 0)))
     else:
         print(f'measure.py: intervals: FULL-MAP ({kind["note"]})')
     print(format_table(result))

@@ -7,6 +7,7 @@ import sys
 from mmchh.apis.batch_infer import invalid_landmarks
 from mmchh.apis.flag_reasons import (configuration_status,
                                      describe_configuration_status)
+from mmchh.calibration.conformal.measurement_intervals import jitter_note
 from mmchh.models.heads.flag_basis import describe_flag_status, flag_status
 
 
@@ -63,7 +64,7 @@ def interval_line(intervals, prog='infer.py'):
                 f'{intervals["scale"]:.3f} at level {intervals["level"]:g} '
                 'stored in the checkpoint by calibration; landmarks drawn '
                 f'within their {intervals["region_level"]:g} conformal '
-                'regions')
+                'regions, ' + jitter_note(bool(intervals.get('jitter'))))
     return f'{prog}: measurement intervals: FULL-MAP ({intervals["note"]})'
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from mmchh.calibration.conformal.measurement_intervals import (
     MEASUREMENT_INTERVAL_FILE, MeasurementIntervalFit)
+from mmchh.calibration.conformal.landmark_jitter import MIN_JITTER_IMAGES
 from mmchh.calibration.conformal.split_draws import fit_intervals_from_draws
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES, NUM_CEPH_LANDMARKS
 from mmchh.evaluation.functional import (ceph_measurements, classify_ceph,
@@ -325,7 +326,9 @@ def fit_split_intervals(model,
                         seed: int = 0,
                         batch_size: int = 4,
                         img_root: Optional[str] = None,
-                        progress: bool = True) -> MeasurementIntervalFit:
+                        progress: bool = True,
+                        min_jitter_images: int = MIN_JITTER_IMAGES
+                        ) -> MeasurementIntervalFit:
     """Fits the measurement interval scale on a calibration split.
 
     Every image of ``calib_file`` is predicted; its landmarks are drawn
@@ -343,6 +346,8 @@ def fit_split_intervals(model,
         calib_file (str): The calibration split JSON (``calib.json``).
         level, region_level, num_samples, seed, batch_size, img_root,
             progress: As for :func:`evaluate_measurements`.
+        min_jitter_images (int): See
+            :func:`~mmchh.calibration.conformal.split_draws.fit_intervals_from_draws`.
 
     Returns:
         MeasurementIntervalFit: The fit, with the calibration split, the
@@ -353,12 +358,14 @@ def fit_split_intervals(model,
         model, calib_file, level, region_level,
         SplitPrediction(num_samples=num_samples, seed=seed,
                         batch_size=batch_size, img_root=img_root,
-                        progress=progress))
+                        progress=progress), min_jitter_images)
 
 
 def _fit_split(model, calib_file: str, level: float,
                region_level: Optional[float],
-               prediction: SplitPrediction) -> MeasurementIntervalFit:
+               prediction: SplitPrediction,
+               min_jitter_images: int = MIN_JITTER_IMAGES
+               ) -> MeasurementIntervalFit:
     """:func:`fit_split_intervals` with its prediction settings in one."""
     num_samples, seed = prediction.num_samples, prediction.seed
     split = load_measurement_split(calib_file, prediction.img_root)
@@ -367,7 +374,8 @@ def _fit_split(model, calib_file: str, level: float,
     _predict_split(model, split, prediction, draws, calibration)
     return fit_intervals_from_draws(
         calibration, level=level, region_level=draws.level,
-        calib_file=calib_file, weights_fingerprint=_fingerprint(model),
+        min_jitter_images=min_jitter_images, calib_file=calib_file,
+        weights_fingerprint=_fingerprint(model),
         num_samples=int(num_samples), seed=int(seed))
 
 

@@ -73,11 +73,13 @@ class IntervalChoice:
 
     def record(self) -> Dict[str, Any]:
         """``kind``, ``source``, ``note`` and, when fitted, the ``scale``,
-        its ``level`` and the conformal ``region_level`` drawn within."""
+        its ``level``, the conformal ``region_level`` drawn within and
+        whether the draws are widened by a landmark ``jitter``."""
         out = dict(kind=self.kind, source=self.source, note=self.note)
         if self.fit is not None:
             out.update(scale=self.fit.scale, level=self.fit.level,
-                       region_level=self.fit.region_level)
+                       region_level=self.fit.region_level,
+                       jitter=self.fit.jitter is not None)
         return out
 
 

@@ -68,6 +68,7 @@ from .conformal.fitting import (ConformalScores, collect_conformal_scores,
 from .flagging import describe_flagging, flagging_report
 from .temperature.logit_summary import LogitSummary, nll_from_summary, summarize_logits
 from .conformal.interval_calibration import fit_calibration_intervals
+from .conformal.measurement_intervals import jitter_note
 from .temperature.select import select_temperatures
 
 
@@ -351,7 +352,10 @@ def _log_report(report: Dict) -> None:
         (f'; measurement interval scale {_scale(report)} at level '
          f'{report["measurement_intervals"]["level"]} from '
          f'{report["measurement_intervals"]["num_scores"]} calibration '
-         'values' if report.get('measurement_intervals') else ''),
+         'values, ' + jitter_note(
+             report['measurement_intervals'].get('jitter') is not None,
+             report['measurement_intervals'].get('jitter_images', 0))
+         if report.get('measurement_intervals') else ''),
         logger='current')
 
 

@@ -93,3 +93,24 @@ def test_save_load_and_fingerprint(tmp_path):
     bad = dict(fit.to_dict(), level=1.5)
     with pytest.raises(InputError, match='level'):
         MeasurementIntervalFit.from_dict(bad)
+
+
+def test_jitter_round_trip_and_strict_reading(tmp_path):
+    jitter = [[[2.0, 0.5], [0.5, 1.0]]] * 19
+    fit = fit_measurement_intervals(dict(a=[0.2, 3.0, 1.0]), level=0.5,
+                                    jitter=jitter, jitter_images=7)
+    path = str(tmp_path / 'fit.json')
+    fit.save(path)
+    back = MeasurementIntervalFit.load(path)
+    assert back == fit and back.jitter_images == 7
+    assert back.jitter_array.shape == (19, 2, 2)
+    old = fit.to_dict()
+    del old['jitter'], old['jitter_images']  # a fit written before them
+    assert MeasurementIntervalFit.from_dict(old).jitter is None
+    for bad, message in (([[[1.0, 2.0], [2.0, 1.0]]], 'semi-definite'),
+                         ([[1.0, 0.0]], r'\(K, 2, 2\)'),
+                         ([[[None, 0.0], [0.0, 1.0]]], 'non-finite')):
+        with pytest.raises(InputError, match=message) as info:
+            MeasurementIntervalFit.from_dict(dict(fit.to_dict(), jitter=bad),
+                                             where='x.json')
+        assert "x.json: field 'jitter'" in str(info.value)

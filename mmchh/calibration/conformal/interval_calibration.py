@@ -29,6 +29,7 @@ from mmchh.evaluation.functional.region_draws import region_draw_seed
 from mmchh.utils.spacing import Spacing
 from ..evaluation_pass import broadcast_from_main, changed_test_cfg
 from ..settings import CalibrationError
+from .landmark_jitter import MIN_JITTER_IMAGES
 from .split_draws import ImageDraws, fit_intervals_from_draws, image_draws
 
 __all__ = ['calibration_image_draws', 'fit_calibration_intervals',
@@ -83,7 +84,9 @@ def calibration_image_draws(sample, head, level_index: int,
 
 def fit_calibration_intervals(model, loader, level: float = 0.95,
                               num_samples: int = 1000,
-                              seed: int = 0) -> Optional[Dict]:
+                              seed: int = 0,
+                              min_jitter_images: int = MIN_JITTER_IMAGES
+                              ) -> Optional[Dict]:
     """Fits and stores the head's measurement interval scale and jitter.
 
     Call inside :func:`~mmchh.calibration.calibrate_model`'s frozen evaluation,
@@ -98,6 +101,8 @@ def fit_calibration_intervals(model, loader, level: float = 0.95,
         num_samples (int): Draws per landmark.
         seed (int): Seed of the draws (image ``j`` of the split:
             ``region_draw_seed(seed, j)``).
+        min_jitter_images (int): See
+            :func:`~mmchh.calibration.conformal.split_draws.fit_intervals_from_draws`.
 
     Returns:
         dict | None: On the main process the fit
@@ -133,6 +138,7 @@ def fit_calibration_intervals(model, loader, level: float = 0.95,
     if is_main_process():
         fit = fit_intervals_from_draws(
             rows, level=level, region_level=region_level,
+            min_jitter_images=min_jitter_images,
             num_samples=int(num_samples), seed=int(seed),
             calib_file=getattr(loader.dataset, 'ann_file', None))
         values[0] = fit.scale if np.isfinite(fit.scale) else float('nan')

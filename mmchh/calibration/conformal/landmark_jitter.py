@@ -16,9 +16,9 @@ position, in heatmap pixels, is the median of its region draws plus an
 error ``e_ik ~ N(0, S_ik + J_k)``, where ``S_ik`` is the draws' own
 covariance (what the map says) and ``J_k`` a 2 x 2 covariance the map
 misses (PSD; it can widen, never sharpen). ``J_k`` is the maximum-likelihood
-fit over the calibration images, by expectation-maximisation (the error as
-a shared random effect ``u ~ N(0, J_k)`` plus the map's own ``N(0, S_ik)``;
-each step keeps ``J_k`` PSD and never lowers the likelihood). The
+fit over the calibration images: expectation-maximisation (the error as a
+random effect ``u ~ N(0, J_k)`` plus the map's own ``N(0, S_ik)``), then a
+quasi-Newton polish on the Cholesky factor. The
 measurement draws then add ``N(0, J_k)`` to every landmark draw
 (:func:`~mmchh.codecs.utils.add_position_jitter`).
 
@@ -28,6 +28,7 @@ with them whatever the image size or spacing.
 from typing import List
 
 import numpy as np
+from scipy.optimize import minimize
 
 __all__ = [
     'MIN_JITTER_IMAGES', 'cross_fitted_jitter',
@@ -41,10 +42,8 @@ __all__ = [
 #: (:func:`cross_fitted_jitter`), so a split needs one more image than this.
 MIN_JITTER_IMAGES = 5
 
-#: Expectation-maximisation steps, and the relative change of the
-#: log-likelihood below which it stops earlier.
-_MAX_STEPS = 500
-_TOL = 1e-9
+#: Expectation-maximisation steps before the quasi-Newton polish.
+_EM_STEPS = 50
 #: Added to every ``S_ik + J_k`` before inverting it (heatmap pixels^2): a
 #: one-pixel map has ``S_ik = 0``.
 _RIDGE = 1e-6
@@ -101,32 +100,55 @@ def jitter_nll(jitter: np.ndarray, residuals: np.ndarray,
         'ic,icd,id->i', e, np.linalg.inv(c), e)))
 
 
-def _em(e: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _nll_and_grad(chol: np.ndarray, e: np.ndarray, s: np.ndarray):
+    """:func:`jitter_nll` at ``J = L L^T`` (``L`` lower triangular from
+    ``chol = (l11, l21, l22)``) and its gradient in ``chol``:
+    ``dNLL/dJ = (1/2) sum_i (C_i^-1 - C_i^-1 e_i e_i^T C_i^-1)``,
+    ``dNLL/dL = 2 dNLL/dJ L``."""
+    low = np.array([[chol[0], 0.0], [chol[1], chol[2]]])
+    c_inv = np.linalg.inv(s + low @ low.T + _RIDGE * np.eye(2))
+    ce = np.einsum('icd,id->ic', c_inv, e)
+    nll = 0.5 * float(np.sum(-np.linalg.slogdet(c_inv)[1] +
+                             np.einsum('ic,ic->i', e, ce)))
+    grad_j = 0.5 * (c_inv - np.einsum('ic,id->icd', ce, ce)).sum(0)
+    grad_l = 2 * grad_j @ low
+    return nll, np.array([grad_l[0, 0], grad_l[1, 0], grad_l[1, 1]])
+
+
+def _fit_one(e: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Maximum-likelihood ``J`` of one landmark: (n, 2), (n, 2, 2) -> (2, 2).
 
-    E-step: the random effect's posterior given ``e_i`` has mean
-    ``J C_i^-1 e_i`` and covariance ``J - J C_i^-1 J`` (``C_i = S_i + J``);
-    M-step: ``J`` = the mean of its second moment.
+    Expectation-maximisation first (the random effect's posterior given
+    ``e_i`` has mean ``J C_i^-1 e_i`` and covariance ``J - J C_i^-1 J``,
+    ``C_i = S_i + J``; ``J`` becomes the mean of its second moment: PSD and
+    never a worse likelihood), which crawls where the optimum has a zero
+    eigenvalue (the map already wide enough in one direction); then a
+    quasi-Newton polish on ``J = L L^T``, where that boundary is an
+    ordinary point. The better of the two is kept.
     """
     eye = np.eye(2)
-    # start from the residuals' own second moment (PSD, and an upper bound
-    # of the fit when every S_i is 0); a floor keeps it invertible
+    # start from the residuals' own second moment (PSD, and the fit when
+    # every S_i is 0); a floor keeps it invertible
     jit = np.einsum('ic,id->cd', e, e) / len(e) + 1e-3 * eye
-    last = np.inf
-    for _ in range(_MAX_STEPS):
+    for _ in range(_EM_STEPS):
         c_inv = np.linalg.inv(s + jit + _RIDGE * eye)
         gain = jit @ c_inv  # (n, 2, 2)
         mean = np.einsum('icd,id->ic', gain, e)
         post = jit - gain @ jit
         jit = (np.einsum('ic,id->cd', mean, mean) + post.sum(0)) / len(e)
         jit = (jit + jit.T) / 2
-        nll = jitter_nll(jit, e, s)
-        if abs(last - nll) <= _TOL * max(1.0, abs(nll)):
-            break
-        last = nll
-    # PSD to rounding: clip the eigenvalues
     w, v = np.linalg.eigh(jit)
-    return (v * np.clip(w, 0, None)) @ v.T
+    jit = (v * np.clip(w, 0, None)) @ v.T
+    low = np.linalg.cholesky(jit + 1e-12 * eye)
+    polish = minimize(_nll_and_grad, [low[0, 0], low[1, 0], low[1, 1]],
+                      args=(e, s), jac=True, method='L-BFGS-B',
+                      options=dict(ftol=1e-14, gtol=1e-10, maxiter=1000))
+    if polish.success or polish.fun < jitter_nll(jit, e, s):
+        low = np.array([[polish.x[0], 0.0], [polish.x[1], polish.x[2]]])
+        better = low @ low.T
+        if jitter_nll(better, e, s) <= jitter_nll(jit, e, s):
+            jit = better
+    return (jit + jit.T) / 2
 
 
 def fit_landmark_jitter(residuals: np.ndarray, covariances: np.ndarray,
@@ -154,7 +176,7 @@ def fit_landmark_jitter(residuals: np.ndarray, covariances: np.ndarray,
     for k in range(e.shape[1]):
         ok = np.isfinite(e[:, k]).all(1) & np.isfinite(s[:, k]).all((1, 2))
         if ok.sum() >= max(int(min_images), 1):
-            out[k] = _em(e[ok, k], s[ok, k])
+            out[k] = _fit_one(e[ok, k], s[ok, k])
     return out
 
 

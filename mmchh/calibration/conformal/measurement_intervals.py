@@ -48,7 +48,7 @@ from mmchh.utils.io import write_json
 
 __all__ = [
     'MEASUREMENT_INTERVAL_FILE', 'MeasurementIntervalFit',
-    'fit_measurement_intervals'
+    'fit_measurement_intervals', 'jitter_note'
 ]
 
 #: Default file name of a saved fit (written by ``tools/measure.py
@@ -214,6 +214,21 @@ class MeasurementIntervalFit:
                 f'fitted for weights {self.weights_fingerprint[:12]}..., '
                 f'not those of {where} ({fingerprint[:12]}...); refit it '
                 'with tools/measure.py --calib')
+
+
+def jitter_note(fitted: bool, num_images: int = 0) -> str:
+    """How a fit's draws were widened, for the tools' one-line summaries.
+
+    Args:
+        fitted (bool): Whether the fit holds a landmark jitter.
+        num_images (int): The calibration images it was fitted on (0:
+            not known, e.g. a fit read back from a checkpoint).
+    """
+    if not fitted:
+        return ("the maps' own draws (no landmark jitter: too few "
+                'calibration images)')
+    return ("widened by each landmark's fitted jitter" +
+            (f' ({num_images} calibration images)' if num_images else ''))
 
 
 def fit_measurement_intervals(scores: Mapping[str, np.ndarray],

@@ -78,6 +78,32 @@ def test_temperature_survives_checkpoint(tmp_path):
     np.testing.assert_allclose(a[0].keypoint_scores, b[0].keypoint_scores)
 
 
+def test_measurement_jitter_is_stored_validated_and_sealed(tmp_path):
+    from mmchh.calibration.conformal import MeasurementIntervalFit
+    head = build_head()  # K = 3
+    assert torch.isnan(head.measurement_jitter).all()
+    jitter = np.array([[[2.0, 0.5], [0.5, 1.0]], [[0, 0], [0, 0.25]],
+                       [[0, 0], [0, 0]]])
+    head.set_measurement_interval(1.5, 0.95, 0.9, jitter)
+    np.testing.assert_allclose(head.measurement_jitter.numpy(), jitter)
+    fit, why = MeasurementIntervalFit.from_head(head)
+    assert why == '' and np.allclose(fit.jitter_array, jitter)
+    for bad, message in ((jitter[:2], 'K = 3'),
+                         (-jitter, 'semi-definite')):
+        with pytest.raises(ValueError, match=message):
+            head.set_measurement_interval(1.5, 0.95, 0.9, bad)
+    head.seal_calibration()
+    path = str(tmp_path / 'head.pth')
+    save_checkpoint(head.state_dict(), path)
+    fresh = build_head()
+    load_checkpoint(fresh, path, map_location='cpu', strict=True)
+    np.testing.assert_allclose(fresh.measurement_jitter.numpy(), jitter)
+    # refitted without a jitter: none stored, the maps' own draws
+    head.set_measurement_interval(1.5, 0.95, 0.9)
+    assert torch.isnan(head.measurement_jitter).all()
+    assert MeasurementIntervalFit.from_head(head)[0].jitter is None
+
+
 def test_a_sealed_identity_calibration_stays_calibrated():
     # the do-no-harm fit may keep T = 1 and fit nothing else: sealed, it is
     # a calibration, and it travels as one
