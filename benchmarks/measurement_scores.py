@@ -2,11 +2,13 @@
 
 For each image of each split, the eight measurements' normalised residuals
 ``|true - center| / spread`` (the values the pooled conformal scale is
-fitted on), with the landmarks drawn at pixel centres (what the API does)
-and inside the drawn pixels; the scale refitted on the calibration split
-with either draw and what it gives on the other splits (width / MAE,
-coverage); whether an image's landmark errors are shared (the draws treat
-landmarks as independent). See ``harness/measurement_scores.py``.
+fitted on), with the landmarks drawn at pixel centres, inside the drawn
+pixels, and at pixel centres widened by the landmarks' jitter fitted on the
+calibration split (what calibration and the API do); the scale refitted on
+the calibration split for each draw and what it gives on the other splits
+(width / MAE, coverage); whether an image's landmark errors are shared (the
+draws treat landmarks as independent). See
+``harness/measurement_scores.py``.
 
 Usage:
 
@@ -25,8 +27,8 @@ REPO = osp.dirname(HERE)
 sys.path[:0] = [p for p in (HERE, REPO) if p not in sys.path]
 
 from harness.run_record import run_main, run_record  # noqa: E402
-from harness.measurement_scores import (format_table,  # noqa: E402
-                                        predict_split, summarise)
+from harness.measurement_scores import (  # noqa: E402
+    add_jitter_draws, format_table, jitter_sds, predict_split, summarise)
 
 
 def parse_args(argv=None):
@@ -71,12 +73,14 @@ def run(args, argv):
             split_images[split] = predict_split(
                 model, osp.join(args.data_root, f'{split}.json'),
                 args.num_samples, args.seed)
+    jitter = add_jitter_draws(split_images, args.calib_split)
     result = dict(
         **run_record('measurement_scores.py', argv),
         checkpoint=osp.relpath(args.checkpoint, REPO),
         stored_scale=round(float(head.measurement_interval_scale), 4),
         level=level, region_level=region_level, calib_split=args.calib_split,
         images={s: len(v) for s, v in split_images.items()},
+        jitter_sd=jitter_sds(jitter),
         **summarise(split_images, args.calib_split, level, region_level))
     return result
 

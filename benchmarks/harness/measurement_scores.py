@@ -3,16 +3,20 @@
 
 For every image of the given COCO splits the calibrated model predicts the
 19 landmarks; each measurement gets a center and a spread from landmarks
-drawn within their conformal regions, exactly as the API's fitted
-intervals do (:func:`mmchh.apis.region_measurements.region_center_spread`),
-once with draws at pixel centres (what the API uses) and once with draws
-inside the drawn pixels (``within_pixel``). The normalised residual
-``|true - center| / spread`` of each (image, measurement) is what the
-pooled split-conformal scale is fitted on
+drawn within their conformal regions
+(:func:`mmchh.apis.region_measurements.region_center_spread`) in three
+ways: the maps' own draws at pixel centres, draws inside the drawn pixels
+(``within_pixel``), and the pixel-centre draws widened by the landmarks'
+jitter fitted on the calibration split, as calibration fits it (each
+calibration image with the jitter fitted without it,
+:func:`mmchh.calibration.conformal.split_draws.fit_split_jitter`; the
+other splits with the jitter fitted on all of it -- what the API uses).
+The normalised residual ``|true - center| / spread`` of each (image,
+measurement) is what the pooled split-conformal scale is fitted on
 (:func:`mmchh.calibration.fit_measurement_intervals`): per split and
 measurement its median and largest value show whether one pooled scale
 suits all eight measurements; the scale refitted on the calibration split
-with either draw gives each test split's width / MAE and coverage. The
+for each draw gives each test split's width / MAE and coverage. The
 landmark errors (mm) test the draws' independence: if errors were shared
 by the landmarks of an image, the variance of an image's mean error would
 exceed ``1 / K`` of a landmark's error variance.
@@ -22,7 +26,7 @@ import os.path as osp
 
 import numpy as np
 
-DRAWS = ('pixel_centre', 'within_pixel')
+DRAWS = ('pixel_centre', 'within_pixel', 'jitter')
 
 
 def _coco_rows(path):
@@ -39,10 +43,13 @@ def _coco_rows(path):
 
 def predict_split(model, path, num_samples, seed):
     """Per image: the truth, center and spread of each measurement for
-    both draws, and the landmark errors in mm (K, 2)."""
+    the maps' own draws (pixel centres, within pixels), the landmark errors
+    in mm (K, 2) and the image's draws for the jitter (``draws``, see
+    :func:`add_jitter_draws`)."""
     from mmchh.apis import predict_landmarks
     from mmchh.apis.region_measurements import (RegionDraws,
-                                                region_center_spread)
+                                                region_center_spread,
+                                                region_image_draws)
     from mmchh.evaluation.functional import ceph_measurements
     draws = RegionDraws.of_model(model, None, num_samples, seed)
     images = []
@@ -53,14 +60,48 @@ def predict_split(model, path, num_samples, seed):
         truth = ceph_measurements(points, mm)
         pred = np.array([[np.nan, np.nan] if not lm['valid'] else
                          [lm['x'], lm['y']] for lm in result.landmarks])
-        row = dict(image=osp.basename(file), errors_mm=(pred - points) * mm)
-        for kind in DRAWS:
+        row = dict(image=osp.basename(file), errors_mm=(pred - points) * mm,
+                   draws=region_image_draws(result, model.head, draws, index,
+                                            points))
+        for kind in DRAWS[:2]:
             stats = region_center_spread(result, model.head, draws, index,
                                          within_pixel=kind == DRAWS[1])
             row[kind] = {name: (float(truth[name]), center, spread)
                          for name, (center, spread) in stats.items()}
         images.append(row)
     return images
+
+
+def add_jitter_draws(split_images, calib_split):
+    """Fills each row's ``jitter`` draw: the calibration split's images
+    widened by the jitter fitted without each (cross-fitted, as
+    calibration scores them), every other split's by the jitter fitted on
+    the whole calibration split; drops the rows' ``draws``.
+
+    Returns:
+        np.ndarray | None: The (K, 2, 2) jitter fitted on the calibration
+        split (None: too few images).
+    """
+    from mmchh.calibration.conformal.split_draws import (draw_center_spread,
+                                                         fit_split_jitter)
+    calib = split_images[calib_split]
+    jitter, per_image = fit_split_jitter([r['draws'] for r in calib])
+    for split, rows in split_images.items():
+        for i, r in enumerate(rows):
+            use = per_image[i] if split == calib_split else jitter
+            stats = draw_center_spread(r.pop('draws'), use)
+            r['jitter'] = {name: (r['pixel_centre'][name][0], center, spread)
+                           for name, (center, spread) in stats.items()}
+    return jitter
+
+
+def jitter_sds(jitter):
+    """Per landmark the jitter's two standard deviations (heatmap pixels,
+    smaller first: the square roots of its eigenvalues); None without."""
+    if jitter is None:
+        return None
+    return [[round(float(v), 3) for v in np.sqrt(np.linalg.eigvalsh(j).clip(
+        0))] for j in np.asarray(jitter, np.float64)]
 
 
 def scores(images, kind):
@@ -143,11 +184,12 @@ def summarise(split_images, calib_split, level, region_level):
 def format_table(result):
     """The Markdown table docs/measurements.md shows for a run: per
     measurement the median normalised residual on each split and the
-    width / MAE on each test split, for both draws (pixel centre / within
-    pixel), the largest on the calibration split, then the refitted scales, the pooled coverages and the error
+    width / MAE on each test split, for the three draws (pixel centre /
+    within pixel / with jitter), the largest on the calibration split,
+    then the refitted scales, the pooled coverages and the error
     sharing."""
-    draws = result['draws']
-    centre, within = draws[DRAWS[0]], draws[DRAWS[1]]
+    draws = [result['draws'][kind] for kind in DRAWS]
+    centre = draws[0]
     splits = list(centre['scores'])
     tests = list(centre['tests'])
     calib = result['calib_split']
@@ -155,15 +197,16 @@ def format_table(result):
             [f'largest {calib}'] + [f'w/MAE {s}' for s in tests])
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
+
+    def cell(value):
+        return ' / '.join(f'{value(d):.2f}' for d in draws)
+
     for name in centre['scores'][splits[0]]:
         cells = [name]
-        cells += [f"{centre['scores'][s][name]['median']:.2f} / "
-                  f"{within['scores'][s][name]['median']:.2f}"
+        cells += [cell(lambda d: d['scores'][s][name]['median'])
                   for s in splits]
-        cells.append(f"{centre['scores'][calib][name]['max']:.2f} / "
-                     f"{within['scores'][calib][name]['max']:.2f}")
-        cells += [f"{centre['tests'][s][name]['width_per_mae']:.2f} / "
-                  f"{within['tests'][s][name]['width_per_mae']:.2f}"
+        cells.append(cell(lambda d: d['scores'][calib][name]['max']))
+        cells += [cell(lambda d: d['tests'][s][name]['width_per_mae'])
                   for s in tests]
         lines.append('| ' + ' | '.join(cells) + ' |')
 
@@ -172,18 +215,18 @@ def format_table(result):
         return sum(t['coverage'] * t['n'] for t in tables.values()) / n
 
     cov = ', '.join(
-        f"{s} {pooled(centre['tests'][s]):.3f} / "
-        f"{pooled(within['tests'][s]):.3f}" for s in tests)
+        f'{s} ' + ' / '.join(f"{pooled(d['tests'][s]):.3f}" for d in draws)
+        for s in tests)
     share = result['error_sharing']
     lines += [
         '',
         f"Scale refitted on {calib} (rank "
-        f"{centre['rank']} of {centre['num_scores']}): "
-        f"{centre['scale']:.3f} / {within['scale']:.3f}; pooled coverage "
-        f'{cov}. Landmark errors ({share["images"]} images): variance of '
-        f"an image's mean error / a landmark's error variance "
-        f"{share['ratio_xy'][0]:.3f} (x), {share['ratio_xy'][1]:.3f} (y); "
-        f"independent errors give 1/{share['landmarks']} = "
-        f"{share['independent']:.3f}."
+        f"{centre['rank']} of {centre['num_scores']}): " +
+        ' / '.join(f"{d['scale']:.3f}" for d in draws) +
+        f'; pooled coverage {cov}. Landmark errors ({share["images"]} '
+        f"images): variance of an image's mean error / a landmark's error "
+        f"variance {share['ratio_xy'][0]:.3f} (x), "
+        f"{share['ratio_xy'][1]:.3f} (y); independent errors give "
+        f"1/{share['landmarks']} = {share['independent']:.3f}."
     ]
     return '\n'.join(lines)

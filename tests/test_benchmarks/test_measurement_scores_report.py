@@ -33,7 +33,7 @@ def _rows(rng, n, names=('ANB', 'SNB')):
     rows = []
     for _ in range(n):
         row = dict(image='x', errors_mm=rng.normal(size=(4, 2)))
-        for kind in ('pixel_centre', 'within_pixel'):
+        for kind in ('pixel_centre', 'within_pixel', 'jitter'):
             row[kind] = {name: (float(rng.normal()), float(rng.normal()),
                                 float(rng.uniform(0.5, 2)))
                          for name in names}
@@ -66,22 +66,29 @@ def test_hand_case_and_refitted_scale(harness):
     0.95) = 20)."""
     rows = [dict(image='a', errors_mm=np.zeros((2, 2)),
                  pixel_centre={'ANB': (1.0, 0.0, 2.0)},
-                 within_pixel={'ANB': (1.0, 0.0, 2.0)}),
+                 within_pixel={'ANB': (1.0, 0.0, 2.0)},
+                 jitter={'ANB': (1.0, 0.0, 4.0)}),
             dict(image='b', errors_mm=np.zeros((2, 2)),
                  pixel_centre={'ANB': (3.0, 0.0, 1.0)},
-                 within_pixel={'ANB': (3.0, 0.0, 1.0)})]
+                 within_pixel={'ANB': (3.0, 0.0, 1.0)},
+                 jitter={'ANB': (3.0, 0.0, 2.0)})]
     assert harness.scores(rows, 'pixel_centre')['ANB'].tolist() == [0.5, 3]
     table = harness.test_table(rows, 'pixel_centre', 1.0)['ANB']
     assert table['mae'] == 2.0 and table['width_per_mae'] == 1.5
     assert table['coverage'] == 0.5
     calib = [dict(image=str(i), errors_mm=np.zeros((2, 2)),
                   pixel_centre={'ANB': (i / 20, 0.0, 1.0)},
-                  within_pixel={'ANB': (i / 40, 0.0, 1.0)})
+                  within_pixel={'ANB': (i / 40, 0.0, 1.0)},
+                  jitter={'ANB': (i / 80, 0.0, 1.0)})
              for i in range(1, 21)]
     out = harness.summarise({'calib': calib, 'test': rows}, 'calib', 0.95,
                             0.9)
     assert out['draws']['pixel_centre']['scale'] == 1.0
     assert out['draws']['within_pixel']['scale'] == 0.5
+    assert out['draws']['jitter']['scale'] == 0.25
+    # widths from the jitter draw's spreads: 2 * 0.25 * (4 + 2) / 2 / 2
+    assert out['draws']['jitter']['tests']['test']['ANB'][
+        'width_per_mae'] == 0.75
     assert out['draws']['pixel_centre']['rank'] == math.ceil(21 * 0.95)
     assert out['draws']['pixel_centre']['tests']['test']['ANB'][
         'coverage'] == 0.5
@@ -109,3 +116,23 @@ def test_error_sharing_against_loops(harness, shared):
         assert min(out['ratio_xy']) > 0.5
     else:
         assert max(out['ratio_xy']) < 0.35
+
+
+def test_jitter_sds_are_the_square_roots_of_the_eigenvalues(harness):
+    assert harness.jitter_sds(None) is None
+    sds = harness.jitter_sds([[[4.0, 0.0], [0.0, 1.0]],
+                              [[2.0, 2.0], [2.0, 2.0]]])
+    assert sds == [[1.0, 2.0], [0.0, 2.0]]
+
+
+def test_table_cells_hold_the_three_draws(harness):
+    rows = _rows(np.random.default_rng(2), 6)
+    calib = _rows(np.random.default_rng(3), 20)
+    result = dict(calib_split='calib',
+                  **harness.summarise({'calib': calib, 'test1': rows},
+                                      'calib', 0.9, 0.9))
+    text = harness.format_table(result)
+    first = text.splitlines()[2].split(' | ')
+    assert first[0] == '| ANB' and first[1].count(' / ') == 2
+    assert ' / '.join(f"{result['draws'][k]['scale']:.3f}"
+                      for k in harness.DRAWS) in text

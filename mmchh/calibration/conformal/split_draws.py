@@ -19,7 +19,7 @@ landmarks and measurements. What is fitted here, in order:
 """
 import copy
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,7 +35,10 @@ from .landmark_jitter import (MIN_JITTER_IMAGES, cross_fitted_jitter,
 from .measurement_intervals import (MeasurementIntervalFit,
                                     fit_measurement_intervals)
 
-__all__ = ['ImageDraws', 'fit_intervals_from_draws', 'image_draws']
+__all__ = [
+    'ImageDraws', 'draw_center_spread', 'fit_intervals_from_draws',
+    'fit_split_jitter', 'image_draws'
+]
 
 
 @dataclass
@@ -92,6 +95,43 @@ def image_draws(maps: np.ndarray, usable: np.ndarray, threshold, score: str,
         truth={name: float(truth[name]) for name in CEPH_LABEL_NAMES})
 
 
+def fit_split_jitter(images: Sequence[ImageDraws],
+                     min_jitter_images: int = MIN_JITTER_IMAGES
+                     ) -> Tuple[Optional[np.ndarray],
+                                List[Optional[np.ndarray]]]:
+    """The landmarks' jitter fitted on a calibration split, and each image's
+    fitted without it.
+
+    Returns:
+        tuple: ``(jitter, per_image)``: (K, 2, 2) on every image and a list
+        of n (K, 2, 2) (:func:`~.landmark_jitter.cross_fitted_jitter`);
+        ``(None, [None] * n)`` with ``n <= min_jitter_images``.
+    """
+    n = len(images)
+    if n <= min_jitter_images:
+        return None, [None] * n
+    stats = [draw_residuals(im.positions, im.truth_heatmap) for im in images]
+    residuals = np.stack([s[0] for s in stats])
+    covariances = np.stack([s[1] for s in stats])
+    return (fit_landmark_jitter(residuals, covariances, min_jitter_images),
+            cross_fitted_jitter(residuals, covariances,
+                                min_images=min_jitter_images))
+
+
+def draw_center_spread(image: ImageDraws, jitter: Optional[np.ndarray]
+                       ) -> Dict[str, Tuple[float, float]]:
+    """An image's eight measurement centers and spreads from its draws,
+    widened by ``jitter`` (None: the maps' own draws).
+
+    The jitter's normals come from a copy of the image's generator, so the
+    same draws and jitter always give the same numbers.
+    """
+    pos = image.positions if jitter is None else add_position_jitter(
+        image.positions, jitter, copy.deepcopy(image.rng))
+    return positions_center_spread(pos, image.heatmap_to_image,
+                                   image.spacing)
+
+
 def fit_intervals_from_draws(images: Sequence[ImageDraws],
                              level: float = 0.95,
                              region_level: float = 0.9,
@@ -123,22 +163,10 @@ def fit_intervals_from_draws(images: Sequence[ImageDraws],
         covariances (n, K, 2, 2) -> jitter (K, 2, 2); scores per name (n,).
     """
     n = len(images)
-    jitter, per_image = None, [None] * n
-    if n > min_jitter_images:
-        stats = [draw_residuals(im.positions, im.truth_heatmap)
-                 for im in images]
-        residuals = np.stack([s[0] for s in stats])
-        covariances = np.stack([s[1] for s in stats])
-        jitter = fit_landmark_jitter(residuals, covariances,
-                                     min_jitter_images)
-        per_image = cross_fitted_jitter(residuals, covariances,
-                                        min_images=min_jitter_images)
+    jitter, per_image = fit_split_jitter(images, min_jitter_images)
     scores = {name: np.full(n, np.nan) for name in CEPH_LABEL_NAMES}
     for i, im in enumerate(images):
-        # a copy: fitting twice on the same draws gives the same fit
-        pos = im.positions if per_image[i] is None else add_position_jitter(
-            im.positions, per_image[i], copy.deepcopy(im.rng))
-        stats = positions_center_spread(pos, im.heatmap_to_image, im.spacing)
+        stats = draw_center_spread(im, per_image[i])
         for name in CEPH_LABEL_NAMES:
             center, spread = stats[name]
             scores[name][i] = interval_scores(center, spread,
