@@ -97,11 +97,18 @@ def add_jitter_draws(split_images, calib_split):
 
 def jitter_sds(jitter):
     """Per landmark the jitter's two standard deviations (heatmap pixels,
-    smaller first: the square roots of its eigenvalues); None without."""
+    smaller first: the square roots of its eigenvalues) and the direction
+    of the larger, in degrees from the heatmap's x axis (y down, in
+    [0, 180)); None without."""
     if jitter is None:
         return None
-    return [[round(float(v), 3) for v in np.sqrt(np.linalg.eigvalsh(j).clip(
-        0))] for j in np.asarray(jitter, np.float64)]
+    out = []
+    for j in np.asarray(jitter, np.float64):
+        w, v = np.linalg.eigh(j)
+        angle = float(np.degrees(np.arctan2(v[1, 1], v[0, 1]))) % 180.0
+        out.append([round(float(x), 3) for x in np.sqrt(w.clip(0))] +
+                   [round(angle, 1)])
+    return out
 
 
 def scores(images, kind):

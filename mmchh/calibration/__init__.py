@@ -15,6 +15,9 @@ One room, one question per module:
   built on them in :mod:`~mmchh.calibration.conformal.measurement_intervals`
   (the fit) and :mod:`~mmchh.calibration.conformal.interval_calibration`
   (the scale stored with the calibration).
+- How far is each landmark's draw widened?
+  :mod:`mmchh.calibration.conformal.landmark_jitter` (the 2 x 2 error its
+  map does not show).
 - Which plausibility threshold? :mod:`mmchh.calibration.configuration`.
 
 The settings are checked before anything is streamed

@@ -121,8 +121,10 @@ def test_error_sharing_against_loops(harness, shared):
 def test_jitter_sds_are_the_square_roots_of_the_eigenvalues(harness):
     assert harness.jitter_sds(None) is None
     sds = harness.jitter_sds([[[4.0, 0.0], [0.0, 1.0]],
-                              [[2.0, 2.0], [2.0, 2.0]]])
-    assert sds == [[1.0, 2.0], [0.0, 2.0]]
+                              [[2.0, 2.0], [2.0, 2.0]],
+                              [[1.0, 0.0], [0.0, 9.0]]])
+    # sds, then the larger one's direction: along x, the diagonal, along y
+    assert sds == [[1.0, 2.0, 0.0], [0.0, 2.0, 45.0], [1.0, 3.0, 90.0]]
 
 
 def test_table_cells_hold_the_three_draws(harness):
