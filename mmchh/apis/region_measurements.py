@@ -9,7 +9,8 @@ level (the set that holds the true landmark with probability >= that
 level) and renormalised, then moved by the landmark's fitted jitter (the
 error its map does not show); each measurement's draws then give a center
 (the median) and a spread (MAD x 1.4826), the two numbers a fitted scale
-turns into an interval (:mod:`mmchh.calibration.conformal.measurement_intervals`).
+turns into an interval
+(:mod:`mmchh.calibration.conformal.measurement_intervals`).
 """
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple

@@ -112,6 +112,9 @@ def test_default_uses_the_stored_scale(small, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (f'intervals: fitted, interval scale {fit["scale"]:.3f} at level 0.9 '
             'stored in the checkpoint by calibration') in proc.stdout
+    # 3 calibration images: no jitter, and the tool says so
+    assert "the maps' own draws (no landmark jitter: fitted from 6" in \
+        proc.stdout
     doc = json.load(open(out / 'measurements_eval.json'))
     assert doc['intervals'] == dict(kind='fitted', source='checkpoint',
                                     note='')

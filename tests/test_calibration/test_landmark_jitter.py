@@ -125,3 +125,22 @@ def test_cross_fitting_leaves_each_image_out_of_its_own_fit():
     np.testing.assert_allclose(
         loo[2], fit_landmark_jitter(np.delete(e[:6], 2, 0),
                                     np.delete(s[:6], 2, 0), min_images=3))
+
+
+def test_a_confidently_wrong_landmark_is_left_out_of_the_fit():
+    rng = np.random.default_rng(4)
+    n = 40
+    s = np.broadcast_to(0.5 * np.eye(2), (n + 1, 2, 2)).copy()
+    e = rng.multivariate_normal([0, 0], np.diag([0.5 + 2.0, 0.5]), n)
+    far = np.array([[60.0, -40.0]])  # a sharp map 72 pixels off
+    with_far = np.concatenate([e, far])
+    got = fit_landmark_jitter(with_far[:, None], s[:, None], min_images=5)[0]
+    want, _ = reference_fit(e, s[:n])  # the ML fit of the others
+    np.testing.assert_allclose(got, want, atol=2e-3 * np.abs(want).max())
+    d2 = far[0] @ np.linalg.inv(s[n] + got) @ far[0]
+    assert d2 > -2 * math.log(0.001)
+    # with a handful of images nothing is left out: the fit errs wide
+    few = np.concatenate([e[:5], far])
+    wide = fit_landmark_jitter(few[:, None], s[:6, None], min_images=5)[0]
+    all6, _ = reference_fit(few, s[:6])
+    np.testing.assert_allclose(wide, all6, atol=2e-3 * np.abs(all6).max())

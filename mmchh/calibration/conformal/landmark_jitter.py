@@ -18,20 +18,22 @@ covariance (what the map says) and ``J_k`` a 2 x 2 covariance the map
 misses (PSD; it can widen, never sharpen). ``J_k`` is the maximum-likelihood
 fit over the calibration images: expectation-maximisation (the error as a
 random effect ``u ~ N(0, J_k)`` plus the map's own ``N(0, S_ik)``), then a
-quasi-Newton polish on the Cholesky factor. The
+quasi-Newton polish on the Cholesky factor, leaving out the residuals the
+fit calls outliers (:data:`OUTLIER_D2`) and refitting. The
 measurement draws then add ``N(0, J_k)`` to every landmark draw
 (:func:`~mmchh.codecs.utils.add_position_jitter`).
 
 Heatmap pixels are the model's own unit: the maps and their errors scale
 with them whatever the image size or spacing.
 """
+import math
 from typing import List
 
 import numpy as np
 from scipy.optimize import minimize
 
 __all__ = [
-    'MIN_JITTER_IMAGES', 'cross_fitted_jitter',
+    'MIN_JITTER_IMAGES', 'OUTLIER_D2', 'cross_fitted_jitter',
     'draw_residuals',
     'fit_landmark_jitter', 'jitter_nll'
 ]
@@ -42,8 +44,18 @@ __all__ = [
 #: (:func:`cross_fitted_jitter`), so a split needs one more image than this.
 MIN_JITTER_IMAGES = 5
 
+#: Squared Mahalanobis distance of a residual under ``N(0, S_ik + J_k)``
+#: beyond which the fit leaves it out: ``-2 ln(0.001)``, exceeded with
+#: probability 0.001 by a residual the model describes (chi-square, 2
+#: degrees of freedom). One confidently wrong landmark (a map sharp 30 mm
+#: from the truth) would otherwise set its landmark's jitter for every
+#: image; such errors are the flags' and the conformal scale's to meet.
+OUTLIER_D2 = -2 * math.log(0.001)
+
 #: Expectation-maximisation steps before the quasi-Newton polish.
 _EM_STEPS = 50
+#: Rounds of fitting and leaving out outliers, at most.
+_TRIM_ROUNDS = 10
 #: Added to every ``S_ik + J_k`` before inverting it (heatmap pixels^2): a
 #: one-pixel map has ``S_ik = 0``.
 _RIDGE = 1e-6
@@ -155,6 +167,11 @@ def fit_landmark_jitter(residuals: np.ndarray, covariances: np.ndarray,
                         min_images: int = MIN_JITTER_IMAGES) -> np.ndarray:
     """Each landmark's missing covariance ``J_k``, by maximum likelihood.
 
+    Residuals beyond :data:`OUTLIER_D2` of the fit are left out (a trimmed
+    maximum likelihood, grown from the residuals closest under the maps),
+    so one catastrophic error does not widen every image's draws of its
+    landmark.
+
     Args:
         residuals (np.ndarray): (n, K, 2) ``e_ik`` (see
             :func:`draw_residuals`); NaN rows are left out.
@@ -176,8 +193,39 @@ def fit_landmark_jitter(residuals: np.ndarray, covariances: np.ndarray,
     for k in range(e.shape[1]):
         ok = np.isfinite(e[:, k]).all(1) & np.isfinite(s[:, k]).all((1, 2))
         if ok.sum() >= max(int(min_images), 1):
-            out[k] = _fit_one(e[ok, k], s[ok, k])
+            out[k] = _fit_trimmed(e[ok, k], s[ok, k], max(int(min_images),
+                                                          1))
     return out
+
+
+def _mahalanobis2(jitter: np.ndarray, e: np.ndarray,
+                  s: np.ndarray) -> np.ndarray:
+    """(n,) ``e_i^T (S_i + J + ridge)^-1 e_i``."""
+    c_inv = np.linalg.inv(s + jitter + _RIDGE * np.eye(2))
+    return np.einsum('ic,icd,id->i', e, c_inv, e)
+
+
+def _fit_trimmed(e: np.ndarray, s: np.ndarray,
+                 min_images: int) -> np.ndarray:
+    """:func:`_fit_one` on the residuals within :data:`OUTLIER_D2` of the
+    fit, refitted until the kept set stops changing; never on fewer than
+    ``min_images`` (the last fit on at least that many stands).
+
+    It starts from the fit on every residual, so it only leaves out what
+    is far even under a fit widened by it: with many images that is a
+    catastrophic error (one image's share of the fit is small), with a
+    handful nothing -- a few residuals cannot tell an outlier from a wide
+    landmark, and a fit that keeps it errs wide, not narrow.
+    """
+    keep = np.ones(len(e), bool)
+    jit = _fit_one(e, s)
+    for _ in range(_TRIM_ROUNDS):
+        kept = _mahalanobis2(jit, e, s) <= OUTLIER_D2
+        if kept.sum() < min_images or (kept == keep).all():
+            break
+        keep = kept
+        jit = _fit_one(e[keep], s[keep])
+    return jit
 
 
 def cross_fitted_jitter(residuals: np.ndarray, covariances: np.ndarray,

@@ -45,6 +45,7 @@ from mmchh.codecs.utils import check_jitter
 from mmchh.evaluation.functional.conformal import conformal_rank
 from mmchh.utils.errors import InputError
 from mmchh.utils.io import write_json
+from .landmark_jitter import MIN_JITTER_IMAGES
 
 __all__ = [
     'MEASUREMENT_INTERVAL_FILE', 'MeasurementIntervalFit',
@@ -225,8 +226,9 @@ def jitter_note(fitted: bool, num_images: int = 0) -> str:
             not known, e.g. a fit read back from a checkpoint).
     """
     if not fitted:
-        return ("the maps' own draws (no landmark jitter: too few "
-                'calibration images)')
+        return ("the maps' own draws (no landmark jitter: fitted from "
+                f'{MIN_JITTER_IMAGES + 1} calibration images on, or the '
+                'calibration is older than it)')
     return ("widened by each landmark's fitted jitter" +
             (f' ({num_images} calibration images)' if num_images else ''))
 
