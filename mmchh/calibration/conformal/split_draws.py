@@ -25,9 +25,9 @@ import numpy as np
 
 from mmchh.codecs.utils import add_position_jitter
 from mmchh.datasets.ceph_meta import CEPH_LABEL_NAMES
+from mmchh.evaluation.functional.cephalometric import ceph_measurements
 from mmchh.evaluation.functional.measurement_uncertainty import \
     interval_scores
-from mmchh.evaluation.functional.cephalometric import ceph_measurements
 from mmchh.evaluation.functional.region_draws import (positions_center_spread,
                                                       region_draw_positions)
 from .landmark_jitter import (MIN_JITTER_IMAGES, cross_fitted_jitter,
