@@ -4,9 +4,9 @@
 One temperature per landmark widens or sharpens a map the same way in every
 direction. A contour-hugging map can be right across its contour and too
 narrow along it (a model trained on few images learns the annotators'
-along-contour scatter too sharply; the demo's nasion errs about twice as
-far along its contour as its map says, and about as far across as it
-says). Measurements that turn on the along-contour error (the S-N line of
+along-contour scatter too sharply; on the demo model the fitted jitter is
+nearly one-dimensional, nasion's vertical, along its contour, see
+docs/measurements.md). Measurements that turn on the along-contour error (the S-N line of
 SNA, SNB and FMA) then get too narrow a spread and those that do not (ANB)
 too wide a one, and the one pooled interval scale
 (:mod:`.measurement_intervals`) cannot serve both.
@@ -34,8 +34,7 @@ from scipy.optimize import minimize
 
 __all__ = [
     'MIN_JITTER_IMAGES', 'OUTLIER_D2', 'cross_fitted_jitter',
-    'draw_residuals',
-    'fit_landmark_jitter', 'jitter_nll'
+    'draw_residuals', 'fit_landmark_jitter', 'jitter_nll'
 ]
 
 #: Fewest calibration images with a landmark (its truth and its draws)
@@ -105,11 +104,11 @@ def jitter_nll(jitter: np.ndarray, residuals: np.ndarray,
         residuals (np.ndarray): (n, 2) ``e_i``.
         covariances (np.ndarray): (n, 2, 2) ``S_i``.
     """
-    c = np.asarray(covariances, np.float64) + np.asarray(
-        jitter, np.float64) + _RIDGE * np.eye(2)
-    e = np.asarray(residuals, np.float64)
-    return float(0.5 * np.sum(np.linalg.slogdet(c)[1] + np.einsum(
-        'ic,icd,id->i', e, np.linalg.inv(c), e)))
+    s = np.asarray(covariances, np.float64)
+    jit = np.asarray(jitter, np.float64)
+    logdet = np.linalg.slogdet(s + jit + _RIDGE * np.eye(2))[1]
+    return float(0.5 * np.sum(logdet + _mahalanobis2(
+        jit, np.asarray(residuals, np.float64), s)))
 
 
 def _nll_and_grad(chol: np.ndarray, e: np.ndarray, s: np.ndarray):
@@ -136,7 +135,8 @@ def _fit_one(e: np.ndarray, s: np.ndarray) -> np.ndarray:
     never a worse likelihood), which crawls where the optimum has a zero
     eigenvalue (the map already wide enough in one direction); then a
     quasi-Newton polish on ``J = L L^T``, where that boundary is an
-    ordinary point. The better of the two is kept.
+    ordinary point. The better of the two is kept (the polish's ``fun``
+    is :func:`jitter_nll` at its result).
     """
     eye = np.eye(2)
     # start from the residuals' own second moment (PSD, and the fit when
@@ -155,11 +155,9 @@ def _fit_one(e: np.ndarray, s: np.ndarray) -> np.ndarray:
     polish = minimize(_nll_and_grad, [low[0, 0], low[1, 0], low[1, 1]],
                       args=(e, s), jac=True, method='L-BFGS-B',
                       options=dict(ftol=1e-14, gtol=1e-10, maxiter=1000))
-    if polish.success or polish.fun < jitter_nll(jit, e, s):
+    if polish.fun <= jitter_nll(jit, e, s):
         low = np.array([[polish.x[0], 0.0], [polish.x[1], polish.x[2]]])
-        better = low @ low.T
-        if jitter_nll(better, e, s) <= jitter_nll(jit, e, s):
-            jit = better
+        jit = low @ low.T
     return (jit + jit.T) / 2
 
 
@@ -167,10 +165,10 @@ def fit_landmark_jitter(residuals: np.ndarray, covariances: np.ndarray,
                         min_images: int = MIN_JITTER_IMAGES) -> np.ndarray:
     """Each landmark's missing covariance ``J_k``, by maximum likelihood.
 
-    Residuals beyond :data:`OUTLIER_D2` of the fit are left out (a trimmed
-    maximum likelihood, grown from the residuals closest under the maps),
-    so one catastrophic error does not widen every image's draws of its
-    landmark.
+    Residuals beyond :data:`OUTLIER_D2` of the fit are left out and the
+    fit repeated (a trimmed maximum likelihood, from the fit on every
+    residual), so with many images one catastrophic error does not widen
+    every image's draws of its landmark.
 
     Args:
         residuals (np.ndarray): (n, K, 2) ``e_ik`` (see
@@ -189,12 +187,12 @@ def fit_landmark_jitter(residuals: np.ndarray, covariances: np.ndarray,
     if e.ndim != 3 or e.shape[2] != 2 or s.shape != e.shape + (2, ):
         raise ValueError('residuals must be (n, K, 2) and covariances '
                          f'(n, K, 2, 2); got {e.shape}, {s.shape}')
+    least = max(int(min_images), 1)
     out = np.zeros((e.shape[1], 2, 2))
     for k in range(e.shape[1]):
         ok = np.isfinite(e[:, k]).all(1) & np.isfinite(s[:, k]).all((1, 2))
-        if ok.sum() >= max(int(min_images), 1):
-            out[k] = _fit_trimmed(e[ok, k], s[ok, k], max(int(min_images),
-                                                          1))
+        if ok.sum() >= least:
+            out[k] = _fit_trimmed(e[ok, k], s[ok, k], least)
     return out
 
 
