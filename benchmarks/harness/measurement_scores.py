@@ -50,23 +50,25 @@ def predict_split(model, path, num_samples, seed):
     from mmchh.apis.region_measurements import (RegionDraws,
                                                 region_center_spread,
                                                 region_image_draws)
-    from mmchh.evaluation.functional import ceph_measurements
+    from mmchh.calibration.conformal.split_draws import draw_center_spread
     draws = RegionDraws.of_model(model, None, num_samples, seed)
     images = []
     for index, (file, points, spacing) in enumerate(_coco_rows(path)):
         result = predict_landmarks(model, file, spacing=spacing,
                                    return_heatmaps=True)[0]
         mm = np.asarray(result.spacing, np.float64)
-        truth = ceph_measurements(points, mm)
         pred = np.array([[np.nan, np.nan] if not lm['valid'] else
                          [lm['x'], lm['y']] for lm in result.landmarks])
+        image = region_image_draws(result, model.head, draws, index, points)
         row = dict(image=osp.basename(file), errors_mm=(pred - points) * mm,
-                   draws=region_image_draws(result, model.head, draws, index,
-                                            points))
-        for kind in DRAWS[:2]:
-            stats = region_center_spread(result, model.head, draws, index,
-                                         within_pixel=kind == DRAWS[1])
-            row[kind] = {name: (float(truth[name]), center, spread)
+                   draws=image)
+        # the pixel-centre draws are the image's draws, unwidened; the
+        # within-pixel ones move each draw inside its pixel
+        for kind, stats in (
+                (DRAWS[0], draw_center_spread(image, None)),
+                (DRAWS[1], region_center_spread(result, model.head, draws,
+                                                index, within_pixel=True))):
+            row[kind] = {name: (image.truth[name], center, spread)
                          for name, (center, spread) in stats.items()}
         images.append(row)
     return images
@@ -89,8 +91,9 @@ def add_jitter_draws(split_images, calib_split):
     for split, rows in split_images.items():
         for i, r in enumerate(rows):
             use = per_image[i] if split == calib_split else jitter
-            stats = draw_center_spread(r.pop('draws'), use)
-            r['jitter'] = {name: (r['pixel_centre'][name][0], center, spread)
+            image = r.pop('draws')
+            stats = draw_center_spread(image, use)
+            r['jitter'] = {name: (image.truth[name], center, spread)
                            for name, (center, spread) in stats.items()}
     return jitter
 
